@@ -1,0 +1,288 @@
+/*
+ * tc.h - the one public header of vidq's transcoding library.
+ *
+ * What it promises:
+ *   - probe a media file (tc_probe), parse and validate output specs and
+ *     presets (tc_spec_*, tc_preset_*), and run one input to one or more
+ *     outputs in a single demux+decode pass (tc_run).
+ *   - no libav type appears here: callers (svc/, the CLI, tests) never
+ *     include libav headers. JSON crosses this boundary as jansson json_t.
+ *   - never aborts or exits: every failure is a negative TC_E* code plus a
+ *     human message in a struct tc_error.
+ *   - input is untrusted: it is opened from the local file only, playlist
+ *     and script demuxers are refused, frame size and stream count are capped.
+ *   - an output is written aside ("<path>.part") and renamed into place only
+ *     when it is complete; on failure or cancel nothing of it is left.
+ *
+ * Threading: every function may be called from any thread. tc_run() blocks
+ * the calling thread until the run ends; several runs may go on at once in
+ * one process. struct tc_progress is written by the running tc_run() and
+ * read by anyone, from any thread or process (it holds no pointers, so it
+ * can live in shared memory); the cancel flag is set by anyone.
+ */
+#ifndef VIDQ_TC_H
+#define VIDQ_TC_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/* Error codes. Each has a stable snake_case name (tc_errname), the same
+ * word the HTTP API puts in error.code. */
+enum {
+    TC_OK = 0,
+    TC_EINVAL = -1,             /* bad_request: a bad argument */
+    TC_EINVALID_PRESET = -2,    /* invalid_preset: no such preset */
+    TC_EINVALID_OUTPUT = -3,    /* invalid_output: bad output spec */
+    TC_EUNSUPPORTED = -4,       /* unsupported_media: not decodable media */
+    TC_ECANCELED = -5,          /* canceled */
+    TC_EIO = -6,                /* io_error: read/write failure */
+    TC_ENOSPC = -7,             /* insufficient_storage: disk full */
+    TC_ENOMEM = -8,             /* out_of_memory */
+    TC_EDECODE = -9,            /* decode_failed: input broke mid-way */
+    TC_EENCODE = -10,           /* encode_failed */
+    TC_ENOT_REMUXABLE = -11,    /* not_remuxable: stream copy impossible */
+    TC_EINTERNAL = -12,         /* internal_error */
+};
+
+/* An error for the caller: code (a TC_E* value) and a human sentence that
+ * names the cause, e.g. "no decodable audio or video stream". */
+struct tc_error {
+    int code;
+    char message[256];
+};
+
+/* The stable snake_case name of an error code ("unsupported_media").
+ * Never NULL; unknown codes give "internal_error". */
+const char *tc_errname(int code);
+
+/* A generic human sentence for an error code. Never NULL. */
+const char *tc_strerror(int code);
+
+/* Fill err (may be NULL) with code and a printf-style message; returns
+ * code so callers can write `return tc_error_set(err, TC_EIO, "...")`. */
+int tc_error_set(struct tc_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ----------------------------------------------------------------- probe */
+
+struct tc_video_info {
+    char codec[32];        /* "h264", "hevc", ... */
+    char profile[32];      /* "High", "Main 10", "" if unknown */
+    char pix_fmt[32];      /* "yuv420p", "yuv420p10le", ... */
+    int width, height;     /* coded size, before rotation */
+    int display_width;     /* after rotation and sample aspect ratio */
+    int display_height;
+    int rotation;          /* display rotation in degrees: 0, 90, 180, 270 */
+    double fps;            /* average frame rate, 0 if unknown */
+    int bit_depth;         /* 8, 10, ... */
+    int interlaced;        /* 1 if field order says interlaced */
+    int level;             /* codec level, -1 if unknown */
+    int64_t bit_rate;      /* bits/s, 0 if unknown */
+};
+
+struct tc_audio_info {
+    char codec[32];
+    int channels;
+    int sample_rate;
+    int64_t bit_rate;      /* bits/s, 0 if unknown */
+};
+
+struct tc_media_info {
+    char format[64];       /* demuxer short name: "mov,mp4,m4a,3gp,3g2,mj2" */
+    double duration_s;     /* 0 if unknown */
+    int64_t size;          /* file size in bytes */
+    int has_video;
+    int has_audio;
+    struct tc_video_info video;   /* valid if has_video */
+    struct tc_audio_info audio;   /* valid if has_audio */
+};
+
+/* Probe a local file. Fails with TC_EUNSUPPORTED (message says why) when it
+ * is not media we can decode, or a refused format (playlists, scripts).
+ * Returns 0 or a negative TC_E* code. */
+int tc_probe(const char *path, struct tc_media_info *info,
+             struct tc_error *err);
+
+/* The API's "input" object for info; filename may be NULL (omitted).
+ * Returns a new reference, NULL only on out-of-memory. */
+json_t *tc_media_info_to_json(const struct tc_media_info *info,
+                              const char *filename);
+
+/* ------------------------------------------------------- specs, presets */
+
+enum { TC_NAME_MAX = 64 };
+
+struct tc_video_spec {
+    char codec[16];        /* "h264" "hevc" "vp9" "av1" "copy" */
+    int max_height;        /* cap on the shorter displayed side; 0 = none */
+    int width, height;     /* explicit box; 0 = derived */
+    int crf;               /* -1 = encoder default / use bitrate */
+    int64_t bitrate;       /* bits/s; 0 = none */
+    double fps;            /* 0 = keep the source rate */
+    char speed[16];        /* x264-style preset name, "" = default */
+};
+
+struct tc_audio_spec {
+    char codec[16];        /* "aac" "opus" "mp3" "copy" */
+    int64_t bitrate;       /* bits/s; 0 = codec default */
+    int channels;          /* 0 = source, capped at 2 */
+    int sample_rate;       /* 0 = codec's choice near the source */
+};
+
+/* One output: what to produce. Plain data, safe to copy. */
+struct tc_output_spec {
+    char name[TC_NAME_MAX];  /* URL-safe: [A-Za-z0-9_-]{1,63} */
+    char preset[32];         /* the preset it came from, "" if custom */
+    char container[8];       /* "mp4" "webm" "mkv" "hls" "m4a" "mp3" "ogg" "jpg" */
+    int has_video;           /* 0: video dropped (spec said null) */
+    int has_audio;           /* 0: audio dropped */
+    struct tc_video_spec video;
+    struct tc_audio_spec audio;
+};
+
+/* Parse one output spec object of the API. On failure returns
+ * TC_EINVALID_OUTPUT and err->message names the field and why. */
+int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec,
+                  struct tc_error *err);
+
+/* The spec as the API's JSON object. New reference, NULL on OOM. */
+json_t *tc_spec_to_json(const struct tc_output_spec *spec);
+
+/* Fill spec from the named preset (name becomes the output name).
+ * TC_EINVALID_PRESET if there is no such preset. */
+int tc_preset_find(const char *preset, struct tc_output_spec *spec,
+                   struct tc_error *err);
+
+/* Number of presets and the i-th one's name (NULL past the end). */
+size_t tc_preset_count(void);
+const char *tc_preset_name(size_t i);
+
+/* A one-line human description of the i-th preset (NULL past the end). */
+const char *tc_preset_description(size_t i);
+
+/* {"presets":[{"name":..,"description":..,"spec":{..}}, ..]}. New ref. */
+json_t *tc_presets_to_json(void);
+
+/* The MIME type of a container's main file ("video/mp4",
+ * "application/vnd.apple.mpegurl" for hls). Never NULL. */
+const char *tc_container_mime(const char *container);
+
+/* The file extension of a container, without the dot ("mp4"). For "hls"
+ * the output is a directory and this gives "m3u8" (its master playlist). */
+const char *tc_container_ext(const char *container);
+
+/* Check that spec can be made from an input like info (for example
+ * remux-mp4 of a codec MP4 cannot hold; video output from audio-only input
+ * drops the video). Returns 0, TC_ENOT_REMUXABLE or TC_EINVALID_OUTPUT. */
+int tc_spec_check_input(const struct tc_output_spec *spec,
+                        const struct tc_media_info *info,
+                        struct tc_error *err);
+
+/* -------------------------------------------------------------- progress */
+
+/*
+ * Progress of a run, written only by tc_run() and read by anyone.
+ * A seqlock: the writer makes seq odd, stores the fields, makes it even;
+ * a reader retries while seq is odd or changed. Plain atomics, no pointers,
+ * so it may live in memory shared between processes (mmap MAP_SHARED).
+ */
+struct tc_progress {
+    _Atomic uint32_t seq;
+    _Atomic int64_t frames;       /* video frames decoded */
+    _Atomic double out_time_s;    /* input time reached */
+    _Atomic double percent;       /* 0..100, never down, 100 only on success */
+    _Atomic double fps;           /* decoded frames per second of wall time */
+    _Atomic double speed;         /* out_time / wall time */
+    _Atomic double eta_s;         /* seconds left; < 0 when unknown */
+};
+
+/* A consistent copy of a tc_progress. */
+struct tc_progress_snapshot {
+    int64_t frames;
+    double out_time_s, percent, fps, speed, eta_s;
+};
+
+/* Zero a progress struct (percent 0, eta unknown). */
+void tc_progress_init(struct tc_progress *p);
+
+/* Read a consistent snapshot; never blocks for long (the writer holds the
+ * odd sequence for a handful of stores only). */
+void tc_progress_read(const struct tc_progress *p,
+                      struct tc_progress_snapshot *out);
+
+/* Publish new values: used by tc_run(), exported for tests and for the
+ * service's worker that mirrors progress. Keeps percent from going down. */
+void tc_progress_write(struct tc_progress *p,
+                       const struct tc_progress_snapshot *in);
+
+/* ------------------------------------------------------------------- run */
+
+/* Log levels, as in syslog. */
+enum { TC_LOG_ERROR = 3, TC_LOG_WARNING = 4, TC_LOG_INFO = 6, TC_LOG_DEBUG = 7 };
+
+/* Receives the library's and libav's log lines (without a trailing '\n').
+ * Called from the thread running tc_run (libav may also call it from its
+ * own worker threads), so it must be thread-safe. */
+typedef void (*tc_log_fn)(void *opaque, int level, const char *msg);
+
+/* Route all library and libav logging to fn (NULL: drop below warnings to
+ * stderr). Process-wide; call once at start-up before any run. */
+void tc_set_log(tc_log_fn fn, void *opaque, int max_level);
+
+/* Called after each progress update (at least 4 times a second and at
+ * least every 1%) on the thread running tc_run. May be NULL. */
+typedef void (*tc_progress_fn)(void *opaque,
+                               const struct tc_progress_snapshot *snap);
+
+/* One output of a run: its spec and where it goes. path is the final file
+ * (for "hls", the final directory holding master.m3u8). */
+struct tc_output {
+    struct tc_output_spec spec;
+    const char *path;              /* borrowed */
+};
+
+/* What became of one output. */
+struct tc_output_result {
+    int64_t size;                  /* bytes (for hls: all files) */
+    double duration_s;
+    int video_copied;              /* 1 if the video stream was copied */
+    int audio_copied;              /* 1 if the audio stream was copied */
+};
+
+struct tc_run_params {
+    const char *input_path;        /* borrowed */
+    const struct tc_output *outputs;   /* borrowed, n_outputs of them */
+    size_t n_outputs;
+    int threads;                   /* total codec threads; 0 = all cores */
+    atomic_int *cancel;            /* optional; set non-zero to stop */
+    struct tc_progress *progress;  /* optional; written during the run */
+    tc_progress_fn on_progress;    /* optional */
+    void *opaque;                  /* passed to on_progress */
+};
+
+/* Run the transcode: one demux and decode of the input, every output fed
+ * from the same decoded frames. Blocks until done. On success every output
+ * exists at its path, results (if not NULL, n_outputs of them) are filled,
+ * and progress->percent is 100. On failure or cancel (TC_ECANCELED, within
+ * 1 s of the flag being set) no output file or .part file is left.
+ * Returns 0 or a negative TC_E* code with err filled. */
+int tc_run(const struct tc_run_params *params,
+           struct tc_output_result *results, struct tc_error *err);
+
+/* The library's version string ("vidq-transcode 0.1.0 (libavcodec 59.x)"). */
+const char *tc_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIDQ_TC_H */
