@@ -215,9 +215,10 @@ int tus_store_save(struct tus_store *ts, const struct tus_upload *u)
     if (path_of(ts, u->id, ".json", path, sizeof(path)) < 0 ||
         path_of(ts, u->id, ".json.tmp", tmp, sizeof(tmp)) < 0)
         return TUS_EINVAL;
-    o = json_pack("{s:s, s:I, s:I, s:f, s:f, s:s, s:s?, s:s, s:s}", "id", u->id, "offset",
+    o = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:s, s:s?, s:s, s:s}", "id", u->id, "offset",
                   (json_int_t)u->offset, "length", (json_int_t)u->length, "created_at",
-                  u->created_at, "expires_at", u->expires_at, "phase", phase_names[u->phase],
+                  u->created_at, "expires_at", u->expires_at, "finished_at", u->finished_at,
+                  "phase", phase_names[u->phase],
                   "metadata", u->metadata, "error_code", u->error_code, "error_message",
                   u->error_message);
     if (!o || !(text = json_dumps(o, JSON_COMPACT))) {
@@ -278,10 +279,11 @@ int tus_store_get(struct tus_store *ts, const char *id, struct tus_upload *u)
         return access(path, F_OK) == 0 ? TUS_EIO : TUS_ENOTFOUND;
     int ret = TUS_EIO;
     json_int_t off = -1, len = -1;
-    double c = 0, x = 0;
+    double c = 0, x = 0, fin = 0;
     const char *phase = NULL, *meta = NULL, *ec = "", *em = "";
-    if (json_unpack(o, "{s:I, s:I, s:F, s:F, s:s, s?s, s?s, s?s}", "offset", &off, "length",
-                    &len, "created_at", &c, "expires_at", &x, "phase", &phase, "metadata",
+    if (json_unpack(o, "{s:I, s:I, s:F, s:F, s?F, s:s, s?s, s?s, s?s}", "offset", &off,
+                    "length", &len, "created_at", &c, "expires_at", &x, "finished_at", &fin,
+                    "phase", &phase, "metadata",
                     &meta, "error_code", &ec, "error_message", &em) < 0 ||
         off < 0 || len < 0 || off > len) {
         log_error("tus: bad state file %s", path);
@@ -292,6 +294,7 @@ int tus_store_get(struct tus_store *ts, const char *id, struct tus_upload *u)
     u->length = len;
     u->created_at = c;
     u->expires_at = x;
+    u->finished_at = fin;
     u->phase = TUS_PARTIAL;
     for (int i = 0; i < 4; i++)
         if (strcmp(phase, phase_names[i]) == 0)

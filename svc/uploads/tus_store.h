@@ -54,6 +54,7 @@ struct tus_upload {
     char id[TUS_ID_MAX + 1];
     int64_t offset, length;
     double created_at, expires_at; /* Unix seconds */
+    double finished_at;            /* DONE/FAILED: when; else 0 */
     enum tus_phase phase;
     char *metadata;                /* raw Upload-Metadata header, owned, or NULL */
     char error_code[48];           /* FAILED only */
