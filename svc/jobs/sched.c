@@ -3,7 +3,8 @@
  *
  * DESIGN
  *   Threads: one dispatcher thread; one runner thread per running job
- *   (detached; it supervises the job's worker, see worker.c); callers from
+ *   (it supervises the job's worker, see worker.c; the dispatcher joins it
+ *   when it ends); callers from
  *   the HTTP threads. One mutex (s->lock) guards all in-memory state; it is
  *   never held across a store call, a worker call or an observer call.
  *   State: the store is the durable truth; memory holds a view of every
@@ -43,7 +44,7 @@
 
 #include "common/log.h"
 
-enum { NBUCKETS = 4096, FINISHED_CAP = 4096, PERSIST_EVERY_S = 2 };
+enum { NBUCKETS = 4096, FINISHED_CAP = 4096, PERSIST_EVERY_S = 2, RUNNERS_MAX = 512 };
 
 static const double duration_bounds[] = {1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
 enum { N_DURATION = sizeof(duration_bounds) / sizeof(duration_bounds[0]) };
@@ -88,6 +89,8 @@ struct sched {
     uint64_t qver;
     int stopping;
     pthread_t dispatcher;
+    pthread_t ended[RUNNERS_MAX];  /* runners that ended, to be joined */
+    int n_ended;
     int64_t by_status[5];
     int64_t dur_buckets[N_DURATION + 1];
     double dur_sum;
@@ -536,9 +539,6 @@ decided:
         finished_add(s, j);
     }
     j->dirty = 1;
-    s->n_running--;
-    pthread_cond_broadcast(&s->wake);
-    pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
     notify(s, r->id, !requeue);
 
@@ -547,18 +547,42 @@ decided:
     free(results);
     free(wr);
     free(r);
+    /* Last touch of the scheduler: free the slot and ask to be joined
+     * (sched_stop frees s only after joining every runner). */
+    pthread_mutex_lock(&s->lock);
+    s->ended[s->n_ended++] = pthread_self();
+    s->n_running--;
+    pthread_cond_broadcast(&s->wake);
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
 /* --------------------------------------------------------- dispatcher */
+
+/* Join the runners that ended. Caller holds the lock; it is released
+ * while joining. */
+static void join_ended(struct sched *s)
+{
+    while (s->n_ended > 0) {
+        pthread_t th = s->ended[--s->n_ended];
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(th, NULL);
+        pthread_mutex_lock(&s->lock);
+    }
+}
 
 static void *dispatcher_main(void *arg)
 {
     struct sched *s = arg;
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        while (!s->stopping && !(s->n_running < s->cfg.max_concurrent && s->n_ready > 0))
+        join_ended(s);
+        while (!s->stopping && s->n_ended == 0 &&
+               !(s->n_running < s->cfg.max_concurrent && s->n_ready > 0))
             pthread_cond_wait(&s->wake, &s->lock);
+        if (s->n_ended > 0 && !s->stopping)
+            continue;
         if (s->stopping)
             break;
         s->n_running++; /* the slot is ours while we claim */
@@ -600,9 +624,6 @@ static void *dispatcher_main(void *arg)
         }
         struct runner *r = j ? calloc(1, sizeof(*r)) : NULL;
         pthread_t th;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         if (r) {
             r->j = j;
             r->s = s;
@@ -612,7 +633,7 @@ static void *dispatcher_main(void *arg)
                 atomic_store(&j->stop, 1);
             count_move(s, JOB_QUEUED, JOB_RUNNING);
         }
-        if (!r || pthread_create(&th, &attr, runner_main, r) != 0) {
+        if (!r || pthread_create(&th, NULL, runner_main, r) != 0) {
             /* Cannot run it now: back to the queue in the store. */
             log_error("cannot start a runner for job %s", claimed->id);
             free(r);
@@ -627,7 +648,6 @@ static void *dispatcher_main(void *arg)
         } else {
             log_info("job started id=%s attempt=%d", claimed->id, claimed->attempts);
         }
-        pthread_attr_destroy(&attr);
         char id[JOB_ID_SIZE];
         snprintf(id, sizeof(id), "%s", claimed->id);
         job_free(&claimed);
@@ -728,6 +748,7 @@ void sched_stop(struct sched **pp, double grace_s)
             }
     while (s->n_running > 0)
         pthread_cond_wait(&s->changed, &s->lock);
+    join_ended(s);
     pthread_mutex_unlock(&s->lock);
 
     for (unsigned b = 0; b < NBUCKETS; b++)
