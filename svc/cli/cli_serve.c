@@ -102,6 +102,8 @@ int cli_serve(int argc, char **argv)
     }
     if (prepare_data_dir(cfg.data_dir) < 0)
         return CLI_FAILED;
+    if (!log_enabled(LOG_DEBUG))
+        log_route_transcode(LOG_WARNING);
 
     /* Signals are taken by sigwait below; every thread inherits the mask.
      * SIGPIPE stays blocked: a client or child that goes away is an error
@@ -175,5 +177,7 @@ out:
 
 int cli_worker(int argc, char **argv)
 {
+    if (!log_enabled(LOG_DEBUG))
+        log_route_transcode(LOG_WARNING);
     return worker_child_main(argc, argv);
 }

@@ -179,7 +179,24 @@ static int run_process(const struct worker_params *p, struct worker_result *r)
     char *argv[] = {(char *)"vidq", (char *)"worker", (char *)"--parent", a_parent,
                     (char *)"--max-memory", a_mem, (char *)"--max-cpu", a_cpu,
                     (char *)"--nice", a_nice, NULL};
-    int rc = posix_spawn(&pid, p->exe, &fa, NULL, argv, environ);
+    char **envp = environ;
+#ifdef VIDQ_SANITIZE
+    /* ASan turns a SIGSEGV into an abort; let a crashed child die of the
+     * signal it got, as in a normal build. */
+    char *env_copy[512];
+    char asan_opts[1024];
+    size_t ne = 0;
+    const char *cur = getenv("ASAN_OPTIONS");
+    snprintf(asan_opts, sizeof(asan_opts), "ASAN_OPTIONS=%s%shandle_segv=0:handle_sigbus=0",
+             cur ? cur : "", cur && *cur ? ":" : "");
+    for (char **e = environ; *e && ne + 2 < sizeof(env_copy) / sizeof(env_copy[0]); e++)
+        if (strncmp(*e, "ASAN_OPTIONS=", 13) != 0)
+            env_copy[ne++] = *e;
+    env_copy[ne++] = asan_opts;
+    env_copy[ne] = NULL;
+    envp = env_copy;
+#endif
+    int rc = posix_spawn(&pid, p->exe, &fa, NULL, argv, envp);
     if (rc != 0) {
         pid = -1;
         set_result(r, WORKER_FAILED, "internal_error", "cannot start the worker process: %s",

@@ -94,7 +94,8 @@ static void run(const char *isolation)
     snprintf(tag, sizeof(tag), "svc-api-%s", isolation);
     char *dir = ts_mkdtemp(tag);
     char flags[256];
-    snprintf(flags, sizeof(flags), "--isolation %s --api-key k3y --max-upload-bytes 3000000",
+    snprintf(flags, sizeof(flags), "--isolation %s --api-key k3y --max-upload-bytes 3000000 "
+             "--connection-timeout 3",
              isolation);
     struct ts_server s;
     ts_server_start(&s, dir, flags);
@@ -378,7 +379,8 @@ static void run(const char *isolation)
         memset(cut + hl, 'x', 200000);
         ts_raw_request(&s, cut, hl + 200000, 0, NULL, 0);
         free(cut);
-        double deadline = ts_now() + 5;
+        /* At the latest when the connection times out (3 s). */
+        double deadline = ts_now() + 10;
         while (ts_now() < deadline && ts_count_files(tmpdir) != 0)
             ts_sleep_ms(20);
         TS_CHECK(ts_count_files(tmpdir) == 0, "a cut-off body left a file");
