@@ -86,9 +86,9 @@ static void from_transcode(void *opaque, int level, const char *msg)
         log_msg((enum log_level)level, "transcode: %s", msg);
 }
 
-void log_route_transcode(enum log_level max_level)
+void log_route_transcode(enum log_level transcode_max)
 {
-    tc_set_log(from_transcode, NULL, (int)max_level);
+    tc_set_log(from_transcode, NULL, (int)transcode_max);
 }
 
 void log_init(void)

@@ -23,7 +23,7 @@ void log_init(void);
 /* Route the transcode library's (and libav's) lines up to max_level into
  * this log (log_init uses the log's own level). The service passes
  * LOG_WARNING so that per-job encoder statistics stay out of its log. */
-void log_route_transcode(enum log_level max_level);
+void log_route_transcode(enum log_level transcode_max);
 
 /* Name of a level for parsing/printing; -1 if unknown. */
 int log_level_parse(const char *name);

@@ -485,6 +485,8 @@ int ts_count_files(const char *dir)
             n++;
     closedir(d);
     return n;
+}
+
 int ts_spawn_line(char *const argv[], char *line, size_t cap, int timeout_s)
 {
     int fds[2];

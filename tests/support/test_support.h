@@ -46,7 +46,6 @@ int ts_receiver_start(const char *secret, const char *log_path, const char *cons
  * array if none). Caller owns the result (json_decref). */
 json_t *ts_receiver_log(const char *log_path);
 
-#endif
 
 /* ------------------------------------------------------------ the server
  * Start `vidq serve` on 127.0.0.1:0 with a data dir, wait for its
@@ -150,3 +149,5 @@ int ts_raw_request(const struct ts_server *s, const void *req, size_t len, int r
 
 /* Number of entries in a folder (no "." or ".."); -1 if it cannot be read. */
 int ts_count_files(const char *dir);
+
+#endif
