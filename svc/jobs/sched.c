@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +60,7 @@ struct sjob {
     int cancel_requested;          /* stop it as soon as it runs */
     int requeue;                   /* stopping for shutdown, not cancel */
     atomic_int stop;               /* read by the worker's supervisor */
+    int wake_fd;                   /* eventfd that wakes the supervisor; -1 */
     pid_t pid;
     double last_persist;
     char *json;                    /* rendered job object */
@@ -208,6 +210,7 @@ static struct sjob *sjob_new(struct sched *s, const struct job *job)
     }
     j->sched = s;
     j->dirty = 1;
+    j->wake_fd = -1;
     return j;
 }
 
@@ -282,6 +285,17 @@ static int dump_job(const struct job *job, char **json, size_t *len)
     if (len)
         *len = strlen(*json);
     return 0;
+}
+
+/* Ask the runner of j to stop its worker now. Caller holds the lock. */
+static void stop_job(struct sjob *j)
+{
+    atomic_store(&j->stop, 1);
+    if (j->wake_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(j->wake_fd, &one, sizeof(one));
+        (void)w;
+    }
 }
 
 static void notify(struct sched *s, const char *id, int final)
@@ -451,6 +465,10 @@ static void *runner_main(void *arg)
         message = err[0] ? err : "cannot create the output folder";
         goto decided;
     }
+    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pthread_mutex_lock(&s->lock);
+    j->wake_fd = wake;
+    pthread_mutex_unlock(&s->lock);
     if (!atomic_load(&j->stop)) {
         struct worker_params wp = {
             .isolation = s->cfg.isolation,
@@ -462,6 +480,7 @@ static void *runner_main(void *arg)
             .max_memory = s->cfg.worker_max_memory,
             .nice = s->cfg.worker_nice,
             .stop = &j->stop,
+            .wake_fd = wake,
             .on_start = on_start,
             .on_progress = on_progress,
             .opaque = r,
@@ -470,6 +489,11 @@ static void *runner_main(void *arg)
     } else {
         wr->outcome = WORKER_STOPPED;
     }
+    pthread_mutex_lock(&s->lock);
+    j->wake_fd = -1;
+    pthread_mutex_unlock(&s->lock);
+    if (wake >= 0)
+        close(wake);
     switch (wr->outcome) {
     case WORKER_SUCCEEDED:
         results = results_json(outs, wr->results, n);
@@ -630,7 +654,7 @@ static void *dispatcher_main(void *arg)
             snprintf(r->id, sizeof(r->id), "%s", claimed->id);
             j->dirty = 1;
             if (j->cancel_pending || j->cancel_requested)
-                atomic_store(&j->stop, 1);
+                stop_job(j);
             count_move(s, JOB_QUEUED, JOB_RUNNING);
         }
         if (!r || pthread_create(&th, NULL, runner_main, r) != 0) {
@@ -744,7 +768,7 @@ void sched_stop(struct sched **pp, double grace_s)
         for (struct sjob *j = s->buckets[b]; j; j = j->hnext)
             if (j->job.status == JOB_RUNNING) {
                 j->requeue = 1;
-                atomic_store(&j->stop, 1);
+                stop_job(j);
             }
     while (s->n_running > 0)
         pthread_cond_wait(&s->changed, &s->lock);
@@ -929,7 +953,7 @@ int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len)
         } else if (rc == STORE_ECONFLICT) {
             /* Claimed in the meantime: the runner stops it at once. */
             j->cancel_requested = 1;
-            atomic_store(&j->stop, 1);
+            stop_job(j);
         } else {
             j->cancel_pending = 0;
             if (j->in_queue) {
@@ -942,7 +966,7 @@ int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len)
         }
     } else {
         j->cancel_requested = 1;
-        atomic_store(&j->stop, 1);
+        stop_job(j);
         log_info("job cancel requested id=%s", id);
     }
     j->dirty = 1;

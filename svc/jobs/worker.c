@@ -15,9 +15,10 @@
  *   sets, writes one result JSON line
  *     {"results": [{"size", "duration_s", ...}]} | {"error": {"code","message"}}
  *   and exits 0 (succeeded) or 1 (failed).
- *   The runner polls the result pipe with a 200 ms timeout: each wake it
- *   reads the progress seqlock (>= 5 samples/s), checks the stop flag
- *   (SIGTERM, then SIGKILL 2 s later) and the wall clock (SIGKILL on
+ *   The runner polls the result pipe and a wake-up eventfd with a 200 ms
+ *   timeout: each wake it reads the progress seqlock (>= 5 samples/s),
+ *   checks the stop flag (cancel or shutdown: SIGKILL at once, the
+ *   runner deletes the partial outputs) and the wall clock (SIGKILL on
  *   timeout). EOF on the result pipe means the child is gone: waitpid reaps
  *   it. A death by signal we did not send is `worker_crashed` naming the
  *   signal.
@@ -53,7 +54,6 @@
 extern char **environ;
 
 enum { POLL_MS = 200, RESULT_MAX = 65536 };
-static const double KILL_AFTER_S = 2.0;
 
 static double mono_now(void)
 {
@@ -86,6 +86,16 @@ static void publish(const struct worker_params *p, const struct tc_progress *pro
     *last = snap;
     if (p->on_progress)
         p->on_progress(p->opaque, &snap);
+}
+
+/* Reset the wake-up eventfd once it fired, so the next poll sleeps. */
+static void drain_wake(const struct pollfd pfd[2], int n)
+{
+    uint64_t v;
+    if (n > 0 && pfd[1].fd >= 0 && pfd[1].revents) {
+        ssize_t k = read(pfd[1].fd, &v, sizeof(v));
+        (void)k;
+    }
 }
 
 /* The request JSON for the child. New string (free), NULL on OOM. */
@@ -223,16 +233,18 @@ static int run_process(const struct worker_params *p, struct worker_result *r)
     close(req[1]);
     req[1] = -1;
 
-    double start = mono_now(), term_at = 0;
+    double start = mono_now();
     int timed_out = 0, stopped = 0, killed = 0;
     size_t got = 0;
     struct tc_progress_snapshot last;
     memset(&last, 0, sizeof(last));
     for (;;) {
-        struct pollfd pfd = {.fd = res[0], .events = POLLIN};
-        int n = poll(&pfd, 1, POLL_MS);
+        struct pollfd pfd[2] = {{.fd = res[0], .events = POLLIN},
+                                {.fd = p->wake_fd, .events = POLLIN}};
+        int n = poll(pfd, p->wake_fd >= 0 ? 2 : 1, POLL_MS);
         publish(p, prog, &last);
-        if (n > 0) {
+        drain_wake(pfd, n);
+        if (n > 0 && pfd[0].revents) {
             ssize_t k = read(res[0], buf + got, RESULT_MAX - 1 - got);
             if (k == 0 || (k < 0 && errno != EINTR && errno != EAGAIN))
                 break;
@@ -242,12 +254,10 @@ static int run_process(const struct worker_params *p, struct worker_result *r)
                 break;
         }
         double now = mono_now();
+        /* A stopped job's outputs are thrown away, so the child need not
+         * clean up: SIGKILL ends it at once. */
         if (!stopped && atomic_load(p->stop)) {
             stopped = 1;
-            term_at = now;
-            kill(pid, SIGTERM);
-        }
-        if (stopped && !killed && now - term_at > KILL_AFTER_S) {
             killed = 1;
             kill(pid, SIGKILL);
         }
@@ -266,7 +276,7 @@ static int run_process(const struct worker_params *p, struct worker_result *r)
     if (timed_out)
         set_result(r, WORKER_TIMEOUT, "timeout", "the job ran longer than its %.0f s limit",
                    p->timeout_s);
-    else if (stopped && (WIFSIGNALED(status) ||
+    else if (stopped && killed && (WIFSIGNALED(status) ||
                          (WIFEXITED(status) && WEXITSTATUS(status) != 0)))
         set_result(r, WORKER_STOPPED, "canceled", "the job was stopped");
     else if (WIFSIGNALED(status)) {
@@ -363,10 +373,12 @@ static int run_thread(const struct worker_params *p, struct worker_result *r)
     struct tc_progress_snapshot last;
     memset(&last, 0, sizeof(last));
     for (;;) {
-        struct pollfd pfd = {.fd = t->efd, .events = POLLIN};
-        int n = poll(&pfd, 1, POLL_MS);
+        struct pollfd pfd[2] = {{.fd = t->efd, .events = POLLIN},
+                                {.fd = p->wake_fd, .events = POLLIN}};
+        int n = poll(pfd, p->wake_fd >= 0 ? 2 : 1, POLL_MS);
         publish(p, &t->progress, &last);
-        if (n > 0)
+        drain_wake(pfd, n);
+        if (n > 0 && pfd[0].revents)
             break;
         if (!stopped && atomic_load(p->stop)) {
             stopped = 1;

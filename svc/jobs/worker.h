@@ -43,6 +43,9 @@ struct worker_params {
     int64_t max_memory;                /* child RLIMIT_AS bytes; 0 = none */
     int nice;                          /* CPU niceness of the run */
     atomic_int *stop;                  /* set non-zero to stop the run */
+    int wake_fd;                       /* an eventfd written after setting
+                                        * *stop, to wake the supervisor at
+                                        * once; -1 if none */
     /* Called when the run started (pid of the child, 0 in thread mode) and
      * with each new progress sample. May be NULL. */
     void (*on_start)(void *opaque, pid_t pid);

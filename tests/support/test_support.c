@@ -293,7 +293,6 @@ int ts_http_upload_raw(const struct ts_server *s, struct ts_http *r, const char 
     int n = 0;
     snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
     hs[n++] = ct;
-    hs[n++] = "Expect:";
     for (int i = 0; headers && headers[i] && n < 15; i++)
         hs[n++] = headers[i];
     hs[n] = NULL;
