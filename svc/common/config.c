@@ -54,6 +54,8 @@ static const struct opt opts[] = {
      "address-space limit of a job's child process, bytes (0 = none)"},
     {"worker-nice", OPT_INT, offsetof(struct config, worker_nice), 0, 0, 19,
      "CPU niceness of job children and threads"},
+    {"tus-expiry", OPT_DOUBLE, offsetof(struct config, tus_expiry), 0, 0.1, 1e9,
+     "seconds an unfinished resumable (tus) upload is kept after its last write"},
     {"port-file", OPT_STR, offsetof(struct config, port_file), sizeof(((struct config *)0)->port_file), 0, 0,
      "write the bound port number to this file once listening"},
 };
@@ -73,6 +75,7 @@ static void set_defaults(struct config *cfg)
     cfg->webhook_retry_min = 5;
     cfg->webhook_retry_max_age = 86400;
     cfg->job_timeout = 3600;
+    cfg->tus_expiry = 86400;
     cfg->shutdown_grace = 30;
     cfg->http_threads = 4;
     cfg->max_connections = 1024;

@@ -35,6 +35,7 @@ struct config {
     int connection_timeout;      /* --connection-timeout S (idle) */
     int64_t worker_max_memory;   /* --worker-max-memory: child RLIMIT_AS bytes */
     int worker_nice;             /* --worker-nice: child CPU niceness */
+    double tus_expiry;           /* --tus-expiry S: unfinished tus uploads kept after their last byte */
     char port_file[1024];        /* --port-file: write the bound port here */
 };
 

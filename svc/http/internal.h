@@ -20,12 +20,15 @@
 
 struct events;
 struct upload;
+struct tus_request;
+struct tus_store;
 
 struct http_server {
     const struct config *cfg;
     struct sched *sched;
     struct MHD_Daemon *daemon;
     struct events *events;
+    struct tus_store *tus;              /* resumable uploads (tus.c) */
     atomic_int draining;
     atomic_llong bytes_uploaded;
     char tmp_dir[1100];
@@ -40,6 +43,7 @@ struct request {
     char params[ROUTE_MAX_PARAMS][256]; /* captured path segments */
     char tail[1024];                    /* a "*" route's rest of the path */
     struct upload *upload;              /* POST /upload in progress */
+    struct tus_request *tus;            /* a /v1/uploads/ request (tus.c) */
 };
 
 typedef enum MHD_Result (*route_fn)(struct http_server *h, struct MHD_Connection *conn,
@@ -88,6 +92,9 @@ enum MHD_Result http_send_json(struct MHD_Connection *conn, unsigned status, cha
 
 /* Answer with a jansson value (reference stolen). */
 enum MHD_Result http_send_value(struct MHD_Connection *conn, unsigned status, json_t *value);
+
+/* 1 if the request carries the API key (or the server has none). */
+int http_authorized(struct http_server *h, struct MHD_Connection *conn);
 
 /* Route handlers, by module. */
 enum MHD_Result upload_handle(struct http_server *h, struct MHD_Connection *conn,

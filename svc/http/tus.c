@@ -228,9 +228,11 @@ static void finish_upload(struct http_server *h, struct tus_upload *u)
     int rc = -1;
     if (tus_meta_parse(u->metadata, &m, err, sizeof(err)) < 0)
         api_error_set(&e, "bad_request", "%s", err);
+    else if (!job_id_valid(u->id))
+        api_error_set(&e, "internal_error", "the upload id is not a job id");
     else if (options_from_meta(&m, &o, &e) == 0 &&
              tus_store_data_path(h->tus, u->id, path, sizeof(path)) == 0) {
-        snprintf(o.job_id, sizeof(o.job_id), "%s", u->id);
+        memcpy(o.job_id, u->id, JOB_ID_SIZE); /* job_id_valid: JOB_ID_LEN chars */
         rc = upload_submit(h, path, &o, u->length, &json, &len, id, &e);
     }
     tus_meta_clear(&m);

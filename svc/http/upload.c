@@ -127,6 +127,12 @@ static int option_field(struct upload_options *o, const char *key, const char *d
     return 0;
 }
 
+int upload_options_set(struct upload_options *o, const char *key, const char *value, size_t len,
+                       struct api_error *e)
+{
+    return option_field(o, key, value, len, 1, e);
+}
+
 struct query_ctx {
     struct upload_options *o;
     struct api_error *e;
@@ -362,7 +368,9 @@ int upload_submit(struct http_server *h, const char *tmp_path, const struct uplo
             goto out;
         }
     }
-    if (job_id_new(job.id) < 0) {
+    if (o->job_id[0])
+        snprintf(job.id, sizeof(job.id), "%s", o->job_id);
+    else if (job_id_new(job.id) < 0) {
         api_error_set(e, "internal_error", "no random id available");
         goto out;
     }
