@@ -215,11 +215,11 @@ int tus_store_save(struct tus_store *ts, const struct tus_upload *u)
     if (path_of(ts, u->id, ".json", path, sizeof(path)) < 0 ||
         path_of(ts, u->id, ".json.tmp", tmp, sizeof(tmp)) < 0)
         return TUS_EINVAL;
-    o = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:s, s:s?, s:s, s:s}", "id", u->id, "offset",
+    o = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:s, s:s, s:s, s:s}", "id", u->id, "offset",
                   (json_int_t)u->offset, "length", (json_int_t)u->length, "created_at",
                   u->created_at, "expires_at", u->expires_at, "finished_at", u->finished_at,
                   "phase", phase_names[u->phase],
-                  "metadata", u->metadata, "error_code", u->error_code, "error_message",
+                  "metadata", u->metadata ? u->metadata : "", "error_code", u->error_code, "error_message",
                   u->error_message);
     if (!o || !(text = json_dumps(o, JSON_COMPACT))) {
         ret = TUS_ENOMEM;
@@ -301,7 +301,7 @@ int tus_store_get(struct tus_store *ts, const char *id, struct tus_upload *u)
             u->phase = (enum tus_phase)i;
     snprintf(u->error_code, sizeof(u->error_code), "%s", ec);
     snprintf(u->error_message, sizeof(u->error_message), "%s", em);
-    if (meta && !(u->metadata = strdup(meta))) {
+    if (meta && *meta && !(u->metadata = strdup(meta))) {
         ret = TUS_ENOMEM;
         goto out;
     }

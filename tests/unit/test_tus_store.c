@@ -94,6 +94,15 @@ static void create_get(void **state)
     assert_int_equal(file_size(f, "abcDEF_123-x"), -1);
     assert_int_equal(tus_store_remove(f->ts, "abcDEF_123-x"), TUS_ENOTFOUND);
     tus_upload_clear(&u);
+    /* no metadata at all */
+    memset(&u, 0, sizeof(u));
+    snprintf(u.id, sizeof(u.id), "nometa");
+    u.length = 5;
+    assert_int_equal(tus_store_create(f->ts, &u), TUS_OK);
+    assert_int_equal(tus_store_get(f->ts, "nometa", &g), TUS_OK);
+    assert_null(g.metadata);
+    assert_int_equal(g.length, 5);
+    tus_upload_clear(&g);
 }
 
 static void write_commit(void **state)
