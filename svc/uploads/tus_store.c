@@ -382,7 +382,11 @@ static int sweep_one(void *opaque, const char *id)
     struct sweep_ctx *c = opaque;
     struct tus_upload u;
     int removed = 0;
-    if (tus_store_lock(c->ts, id) != TUS_OK)
+    /* Look without the lock first: a live upload's writer must never see
+     * 423 because the sweep happened to pass by. */
+    int expired = tus_store_get(c->ts, id, &u) == TUS_OK && u.expires_at <= c->now;
+    tus_upload_clear(&u);
+    if (!expired || tus_store_lock(c->ts, id) != TUS_OK)
         return 0;
     if (tus_store_get(c->ts, id, &u) == TUS_OK && u.expires_at <= c->now &&
         u.phase != TUS_COMPLETE) {
