@@ -112,6 +112,18 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, cons
     return ret;
 }
 
+/* Drop what this request holds (its write, its lock) before it answers:
+ * MHD calls the completion callback only after the answer went out, and
+ * a client's next PATCH must not find the upload still locked. */
+static void release(struct tus_request *t)
+{
+    tus_write_free(&t->w);
+    if (t->locked) {
+        tus_store_unlock(t->h->tus, t->u.id);
+        t->locked = 0;
+    }
+}
+
 static enum MHD_Result fail_now(struct tus_request *t, struct MHD_Connection *conn,
                                 const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -125,6 +137,7 @@ static enum MHD_Result fail_now(struct tus_request *t, struct MHD_Connection *co
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    release(t);
     t->answered = 1;
     const char *hdrs[] = {"Tus-Version", TUS_VERSION, NULL};
     return answer(conn, http_status_for(code), code, msg,
@@ -496,19 +509,23 @@ static enum MHD_Result do_patch(struct tus_request *t, struct MHD_Connection *co
 static enum MHD_Result finish(struct tus_request *t, struct MHD_Connection *conn)
 {
     t->answered = 1;
-    if (t->failed)
+    if (t->failed) {
+        release(t);
         return answer(conn, http_status_for(t->fail_code), t->fail_code, t->fail_msg, NULL);
+    }
     if (t->w) {
         int rc = tus_write_commit(&t->w, &t->u, t->has_checksum ? t->want : NULL, t->wlen);
+        if (rc == TUS_OK && t->u.phase == TUS_COMPLETE)
+            finish_upload(t->h, &t->u);
+        release(t);
         if (rc == TUS_ECHECKSUM)
             return answer(conn, http_status_for("checksum_mismatch"), "checksum_mismatch",
                           "the body does not match Upload-Checksum; it was discarded", NULL);
         if (rc < 0)
             return answer(conn, http_status_for(code_for_tus(rc)), code_for_tus(rc),
                           "cannot store the upload", NULL);
-        if (t->u.phase == TUS_COMPLETE)
-            finish_upload(t->h, &t->u);
     }
+    release(t);
     char off[24], len[24], exp[64], loc[96];
     upload_headers(&t->u, off, len, exp);
     if (t->creating) {
