@@ -1,4 +1,5 @@
 /* error.c - error names and messages of the transcode library (tc.h). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -6,6 +7,7 @@
 #include <libavformat/avformat.h>
 
 #include "transcode/tc.h"
+#include "internal.h"
 
 static const struct {
     int code;
@@ -66,4 +68,34 @@ const char *tc_version(void)
                  (avformat_version() >> 8) & 0xff, avformat_version() & 0xff);
     }
     return version;
+}
+
+int tc_averror_code(int averr, int fallback)
+{
+    switch (averr) {
+    case AVERROR(ENOSPC):
+    case AVERROR(EDQUOT):
+        return TC_ENOSPC;
+    case AVERROR(ENOMEM):
+        return TC_ENOMEM;
+    case AVERROR_EXIT:
+        return TC_ECANCELED;
+    case AVERROR(EIO):
+    case AVERROR(EACCES):
+    case AVERROR(EROFS):
+    case AVERROR(EPERM):
+        return TC_EIO;
+    default:
+        return fallback;
+    }
+}
+
+int tc_error_av(struct tc_error *err, int code, int averr, const char *what)
+{
+    char buf[AV_ERROR_MAX_STRING_SIZE];
+    av_strerror(averr, buf, sizeof(buf));
+    code = tc_averror_code(averr, code);
+    if (code == TC_ECANCELED)
+        return tc_error_set(err, code, "canceled");
+    return tc_error_set(err, code, "%s: %s", what, buf);
 }

@@ -1,11 +1,190 @@
 /*
  * internal.h - declarations shared by the library's own modules; never
- * installed, never included from svc/.
+ * installed, never included from svc/. Modules here may use libav types.
+ *
+ * Threading: every function works on the objects it is given; nothing here
+ * keeps global state except avlog.c's callback (set once at start-up).
  */
 #ifndef VIDQ_TC_INTERNAL_H
 #define VIDQ_TC_INTERNAL_H
 
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "transcode/tc.h"
+
+struct AVFormatContext;
+struct AVStream;
+struct AVCodecContext;
+struct AVFrame;
+struct AVPacket;
+
 /* Log one line through the caller's callback (see tc_set_log). */
 void tc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Map an AVERROR to a TC_E* code; fallback is used for the generic ones. */
+int tc_averror_code(int averr, int fallback);
+
+/* Fill err with code and "<what>: <av_err2str(averr)>". Returns code. */
+int tc_error_av(struct tc_error *err, int code, int averr, const char *what);
+
+/* ---------------------------------------------------------- input_guard.c */
+
+enum {
+    TC_MAX_STREAMS = 32,               /* more streams than this: refused */
+    TC_MAX_PIXELS = 8192 * 8192,       /* largest frame we decode */
+};
+
+/* An untrusted input opened from a local file only. */
+struct tc_input {
+    struct AVFormatContext *fmt;   /* owned; demuxer of an allowed format */
+    int64_t size;                  /* file size in bytes */
+};
+
+/* Open path as an untrusted input: regular file only, read through our own
+ * AVIOContext over a file descriptor (no protocol can be reached), format
+ * detected from the bytes and checked against an allow-list of ordinary
+ * containers (playlists, scripts, devices refused before their demuxer
+ * runs), stream count capped, stream info read. cancel (may be NULL) aborts
+ * blocking reads. TC_EUNSUPPORTED, TC_EIO or TC_ECANCELED on failure. */
+int tc_input_open(const char *path, atomic_int *cancel, struct tc_input **out,
+                  struct tc_error *err);
+void tc_input_close(struct tc_input **in);
+
+/* 1 if a demuxer short name is one we accept as untrusted input. */
+int tc_input_format_allowed(const char *name);
+
+/* ---------------------------------------------------------------- probe.c */
+
+/* Describe an opened input; pick the best decodable video (not a cover
+ * picture) and audio stream (-1 if none). TC_EUNSUPPORTED when neither. */
+int tc_probe_input(const struct tc_input *in, struct tc_media_info *info,
+                   int *video_index, int *audio_index, struct tc_error *err);
+
+/* Display rotation of a stream in degrees clockwise: 0, 90, 180 or 270. */
+int tc_stream_rotation(const struct AVStream *st);
+
+/* ----------------------------------------------------------------- dims.c */
+
+/* The output frame size for a source of coded size w x h with sample
+ * aspect ratio sar_num:sar_den (0:x = square) shown rotated by rotation
+ * degrees, under the spec's size rules: display aspect kept, square pixels,
+ * even sides, never larger than the displayed source. Returns 0 or
+ * TC_EINVAL for a nonsensical source. */
+int tc_dims_compute(int w, int h, int sar_num, int sar_den, int rotation,
+                    const struct tc_video_spec *vs, int *out_w, int *out_h);
+
+/* ------------------------------------------------------------- progress.c */
+
+/* Progress figures for input time out_time_s reached of duration_s (0 =
+ * unknown) after elapsed_s of wall time. percent stays below 100 (only a
+ * finished run says 100); eta_s < 0 when unknown. */
+void tc_progress_compute(double out_time_s, double duration_s, double elapsed_s,
+                         int64_t frames, struct tc_progress_snapshot *snap);
+
+/* -------------------------------------------------------------- presets.c */
+
+/* The container's libavformat muxer name ("mp4" -> "mp4", "m4a" -> "ipod"). */
+const char *tc_container_muxer(const char *container);
+
+/* ---------------------------------------------------------------- demux.c */
+
+/* Read the next packet of the input with the input's start time taken off
+ * its timestamps (offset_us, AV_TIME_BASE units), so outputs start at 0.
+ * Returns 0, AVERROR_EOF or another AVERROR. */
+int tc_demux_read(struct tc_input *in, int64_t offset_us, struct AVPacket *pkt);
+
+/* The offset tc_demux_read should take off: the input's start time. */
+int64_t tc_demux_start_offset(const struct tc_input *in);
+
+/* --------------------------------------------------------------- decode.c */
+
+/* Open a decoder for st with threads codec threads (0 = auto), frame size
+ * capped at TC_MAX_PIXELS. The context is owned by the caller
+ * (avcodec_free_context). */
+int tc_decoder_open(const struct AVStream *st, int threads, struct AVCodecContext **out,
+                    struct tc_error *err);
+
+/* --------------------------------------------------------------- filter.c */
+
+/* One filter chain: a buffer source fed with (references to) decoded
+ * frames, a sink giving frames ready for one encoder. */
+struct tc_filter;
+
+struct tc_video_chain {
+    int in_w, in_h, in_fmt;          /* the decoded frames */
+    int in_tb_num, in_tb_den;        /* their time base */
+    int sar_num, sar_den;
+    int fr_num, fr_den;              /* frame rate hint, 0/0 if unknown */
+    int rotation;                    /* 0 90 180 270 clockwise */
+    int deinterlace;
+    int out_w, out_h, out_fmt;
+    double fps;                      /* 0: keep timestamps */
+    int thumbnail;                   /* pick a representative frame */
+    int threads;                     /* filter graph threads, 0 = auto */
+};
+
+struct tc_audio_chain {
+    int in_rate, in_fmt, in_tb_num, in_tb_den;
+    const void *in_layout;           /* const AVChannelLayout * */
+    int out_rate, out_fmt, out_channels;
+    int frame_size;                  /* fixed encoder frame size, 0 = any */
+};
+
+int tc_filter_video_open(const struct tc_video_chain *c, struct tc_filter **out,
+                         struct tc_error *err);
+int tc_filter_audio_open(const struct tc_audio_chain *c, struct tc_filter **out,
+                         struct tc_error *err);
+/* Feed a frame (a new reference is taken; the frame stays the caller's);
+ * NULL signals the end. Returns 0 or an AVERROR. */
+int tc_filter_push(struct tc_filter *f, struct AVFrame *frame);
+/* Take one filtered frame: 0, AVERROR(EAGAIN) or AVERROR_EOF. */
+int tc_filter_pull(struct tc_filter *f, struct AVFrame *frame);
+/* The sink's time base and frame rate. */
+void tc_filter_out_timing(const struct tc_filter *f, int *tb_num, int *tb_den, int *fr_num,
+                          int *fr_den);
+void tc_filter_free(struct tc_filter **f);
+
+/* --------------------------------------------------------------- encode.c */
+
+struct tc_encoder;
+
+/* Open the video encoder of vs for frames of w x h in pix_fmt, timestamps
+ * in tb. global_header: the muxer wants extradata. */
+int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_fmt, int tb_num,
+                          int tb_den, int fr_num, int fr_den, int threads, int global_header,
+                          struct tc_encoder **out, struct tc_error *err);
+/* Open the audio encoder of as for a source of src_rate Hz, src_channels. */
+int tc_encoder_open_audio(const struct tc_audio_spec *as, int src_rate, int src_channels,
+                          int global_header, struct tc_encoder **out, struct tc_error *err);
+struct AVCodecContext *tc_encoder_ctx(struct tc_encoder *e);
+/* Encode frame (NULL flushes); each packet made is handed to write()
+ * (timestamps in the encoder's time base). Returns 0 or an AVERROR, or
+ * the first error write() returned. */
+int tc_encoder_send(struct tc_encoder *e, struct AVFrame *frame,
+                    int (*write)(void *opaque, struct AVPacket *pkt), void *opaque);
+void tc_encoder_free(struct tc_encoder **e);
+
+/* ------------------------------------------------------------------ mux.c */
+
+struct tc_mux;
+
+/* Start writing container to "<path>.part" (file protocol only). */
+int tc_mux_open(const char *container, const char *path, atomic_int *cancel,
+                struct tc_mux **out, struct tc_error *err);
+/* 1 if the muxer wants codec extradata in the stream header. */
+int tc_mux_global_header(const struct tc_mux *m);
+/* Add a stream for an encoder's output or for a copy of ist. Returns the
+ * new stream's index or an AVERROR. */
+int tc_mux_add_encoded(struct tc_mux *m, const struct AVCodecContext *enc, const char *container);
+int tc_mux_add_copy(struct tc_mux *m, const struct AVStream *ist);
+int tc_mux_write_header(struct tc_mux *m, struct tc_error *err);
+/* Write pkt (timestamps in tb_num/tb_den) to stream index; takes pkt's data. */
+int tc_mux_write(struct tc_mux *m, int index, struct AVPacket *pkt, int tb_num, int tb_den);
+/* Trailer, close, rename "<path>.part" to path; size and duration out. On
+ * failure the part file is removed. */
+int tc_mux_finish(struct tc_mux *m, int64_t *size, double *duration_s, struct tc_error *err);
+/* Close (if open) and remove the part file; frees *m. */
+void tc_mux_free(struct tc_mux **m);
 
 #endif

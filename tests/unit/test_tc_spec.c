@@ -1,0 +1,192 @@
+/* Unit tests of output spec parsing and validation (spec.c): good specs,
+ * bad ones with the field named, JSON round trip, input checks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <transcode/tc.h>
+
+static int parse(const char *text, struct tc_output_spec *spec, struct tc_error *err)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(text, 0, &jerr);
+    if (!o)
+        fail_msg("bad test JSON: %s: %s", text, jerr.text);
+    int rc = tc_spec_parse(o, spec, err);
+    json_decref(o);
+    return rc;
+}
+
+static void good_custom_spec(void **state)
+{
+    (void)state;
+    struct tc_output_spec s;
+    struct tc_error err = {0};
+    int rc = parse("{\"name\":\"small-1\",\"container\":\"mp4\","
+                   "\"video\":{\"codec\":\"h264\",\"max_height\":360,\"crf\":28,\"speed\":\"fast\",\"fps\":24},"
+                   "\"audio\":{\"codec\":\"aac\",\"bitrate\":96000,\"channels\":1,\"sample_rate\":44100}}",
+                   &s, &err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(s.name, "small-1");
+    assert_string_equal(s.container, "mp4");
+    assert_string_equal(s.preset, "");
+    assert_true(s.has_video && s.has_audio);
+    assert_string_equal(s.video.codec, "h264");
+    assert_int_equal(s.video.max_height, 360);
+    assert_int_equal(s.video.crf, 28);
+    assert_string_equal(s.video.speed, "fast");
+    assert_true(s.video.fps == 24.0);
+    assert_int_equal(s.audio.bitrate, 96000);
+    assert_int_equal(s.audio.channels, 1);
+    assert_int_equal(s.audio.sample_rate, 44100);
+}
+
+static void null_drops_a_stream(void **state)
+{
+    (void)state;
+    struct tc_output_spec s;
+    struct tc_error err = {0};
+    assert_int_equal(parse("{\"name\":\"a\",\"container\":\"mp4\",\"video\":null,"
+                           "\"audio\":{\"codec\":\"aac\"}}", &s, &err), 0);
+    assert_false(s.has_video);
+    assert_true(s.has_audio);
+    assert_int_equal(s.video.crf, -1);
+    assert_int_equal(parse("{\"name\":\"t\",\"container\":\"jpg\",\"video\":{},\"audio\":null}", &s, &err), 0);
+    assert_string_equal(s.video.codec, "mjpeg");
+}
+
+static void preset_base_with_override(void **state)
+{
+    (void)state;
+    struct tc_output_spec s;
+    struct tc_error err = {0};
+    assert_int_equal(parse("{\"preset\":\"mp4-720p\"}", &s, &err), 0);
+    assert_string_equal(s.name, "mp4-720p");
+    assert_string_equal(s.preset, "mp4-720p");
+    assert_int_equal(s.video.max_height, 720);
+    assert_int_equal(parse("{\"preset\":\"mp4-720p\",\"name\":\"x\",\"video\":{\"crf\":30}}", &s, &err), 0);
+    assert_string_equal(s.name, "x");
+    assert_string_equal(s.preset, "");
+    assert_int_equal(s.video.crf, 30);
+    assert_int_equal(s.video.max_height, 720);
+}
+
+struct bad_case {
+    const char *json;
+    const char *needle; /* must appear in the message */
+};
+
+static void bad_specs_name_the_field(void **state)
+{
+    (void)state;
+    static const struct bad_case cases[] = {
+        {"[]", "object"},
+        {"{\"name\":\"a\"}", "container"},
+        {"{\"name\":\"a\",\"container\":\"avi\",\"video\":{\"codec\":\"h264\"},\"audio\":null}", "container"},
+        {"{\"name\":\"a\",\"container\":5,\"video\":null,\"audio\":{\"codec\":\"aac\"}}", "container"},
+        {"{\"name\":\"a b\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\"},\"audio\":null}", "name"},
+        {"{\"name\":\"\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\"},\"audio\":null}", "name"},
+        {"{\"name\":\"../x\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\"},\"audio\":null}", "name"},
+        {"{\"name\":7,\"container\":\"mp4\",\"video\":{\"codec\":\"h264\"},\"audio\":null}", "name"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":{\"codec\":\"h263\"},\"audio\":null}", "video.codec"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"max_height\":-720},\"audio\":null}", "video.max_height"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"width\":-2},\"audio\":null}", "video.width"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"height\":\"720\"},\"audio\":null}", "video.height"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"crf\":1.5},\"audio\":null}", "video.crf"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"crf\":60},\"audio\":null}", "video.crf"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"fps\":0},\"audio\":null}", "video.fps"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"speed\":\"warp\"},\"audio\":null}", "video.speed"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"colour\":1},\"audio\":null}", "video.colour"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":{\"codec\":\"copy\",\"max_height\":720},\"audio\":null}", "copy"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":\"h264\",\"audio\":null}", "video"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":null,\"audio\":null}", "video"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":null,\"audio\":{\"codec\":\"flac\"}}", "audio.codec"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":null,\"audio\":{\"codec\":\"aac\",\"bitrate\":-1}}", "audio.bitrate"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":null,\"audio\":{\"codec\":\"aac\",\"channels\":6}}", "audio.channels"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":null,\"audio\":{}}", "audio.codec"},
+        {"{\"name\":\"a\",\"container\":\"m4a\",\"video\":{\"codec\":\"vp9\"},\"audio\":{\"codec\":\"aac\"}}", "video"},
+        {"{\"name\":\"a\",\"container\":\"m4a\",\"video\":null,\"audio\":{\"codec\":\"opus\"}}", "audio.codec"},
+        {"{\"name\":\"a\",\"container\":\"webm\",\"video\":{\"codec\":\"h264\"},\"audio\":null}", "video.codec"},
+        {"{\"name\":\"a\",\"container\":\"webm\",\"video\":{\"codec\":\"vp9\"},\"audio\":{\"codec\":\"aac\"}}", "audio.codec"},
+        {"{\"name\":\"a\",\"container\":\"jpg\",\"video\":{\"codec\":\"h264\"},\"audio\":null}", "video.codec"},
+        {"{\"name\":\"a\",\"container\":\"jpg\",\"video\":{},\"audio\":{\"codec\":\"aac\"}}", "audio"},
+        {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\"},\"audio\":null,\"extra\":1}", "extra"},
+        {"{\"preset\":\"nope\"}", "preset"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tc_output_spec s;
+        struct tc_error err = {0};
+        int rc = parse(cases[i].json, &s, &err);
+        if (rc != TC_EINVALID_OUTPUT || !strstr(err.message, cases[i].needle))
+            fail_msg("case %zu (%s): rc %d message '%s'", i, cases[i].json, rc, err.message);
+        assert_int_equal(err.code, TC_EINVALID_OUTPUT);
+    }
+}
+
+static void json_round_trip(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < tc_preset_count(); i++) {
+        struct tc_output_spec a, b;
+        struct tc_error err = {0};
+        assert_int_equal(tc_preset_find(tc_preset_name(i), &a, &err), 0);
+        json_t *j = tc_spec_to_json(&a);
+        assert_non_null(j);
+        int rc = tc_spec_parse(j, &b, &err);
+        if (rc != 0)
+            fail_msg("preset %s does not parse back: %s", a.name, err.message);
+        json_decref(j);
+        assert_memory_equal(&a.video, &b.video, sizeof(a.video));
+        assert_memory_equal(&a.audio, &b.audio, sizeof(a.audio));
+        assert_string_equal(a.container, b.container);
+        assert_string_equal(a.name, b.name);
+        assert_string_equal(a.preset, b.preset);
+    }
+}
+
+static void check_input_rules(void **state)
+{
+    (void)state;
+    struct tc_output_spec s;
+    struct tc_error err = {0};
+    struct tc_media_info audio_only, video_only, av1_flac;
+    memset(&audio_only, 0, sizeof(audio_only));
+    audio_only.has_audio = 1;
+    snprintf(audio_only.audio.codec, sizeof(audio_only.audio.codec), "aac");
+    memset(&video_only, 0, sizeof(video_only));
+    video_only.has_video = 1;
+    snprintf(video_only.video.codec, sizeof(video_only.video.codec), "h264");
+    av1_flac = video_only;
+    av1_flac.has_audio = 1;
+    snprintf(av1_flac.audio.codec, sizeof(av1_flac.audio.codec), "vorbis");
+
+    assert_int_equal(tc_preset_find("mp4-720p", &s, &err), 0);
+    assert_int_equal(tc_spec_check_input(&s, &audio_only, &err), 0);
+    assert_int_equal(tc_spec_check_input(&s, &video_only, &err), 0);
+    assert_int_equal(tc_preset_find("thumbnail", &s, &err), 0);
+    assert_int_equal(tc_spec_check_input(&s, &audio_only, &err), TC_EINVALID_OUTPUT);
+    assert_non_null(strstr(err.message, "video"));
+    assert_int_equal(tc_preset_find("audio-m4a", &s, &err), 0);
+    assert_int_equal(tc_spec_check_input(&s, &video_only, &err), TC_EINVALID_OUTPUT);
+    assert_int_equal(tc_preset_find("remux-mp4", &s, &err), 0);
+    assert_int_equal(tc_spec_check_input(&s, &video_only, &err), 0);
+    assert_int_equal(tc_spec_check_input(&s, &av1_flac, &err), TC_ENOT_REMUXABLE);
+    assert_non_null(strstr(err.message, "vorbis"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(good_custom_spec),
+        cmocka_unit_test(null_drops_a_stream),
+        cmocka_unit_test(preset_base_with_override),
+        cmocka_unit_test(bad_specs_name_the_field),
+        cmocka_unit_test(json_round_trip),
+        cmocka_unit_test(check_input_rules),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,253 @@
+/* encode.c - open and drive one encoder: codec choice and options from the
+ * spec (x264/x265 preset and CRF, VP9/AV1 speed, AAC/Opus/MP3 bitrate),
+ * threads from the run's budget, and packets handed to the muxer.
+ *
+ * Audio encoders with a fixed frame size (AAC, MP3, Opus) get frames of
+ * exactly that size from their filter chain's sink (see filter.c), which
+ * keeps the samples in a FIFO between decoded frames and stamps each cut
+ * frame with its exact time.
+ *
+ * Threading: the thread running the pipeline; codecs run their own
+ * worker threads. */
+#include <string.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavutil/channel_layout.h>
+#include <libavutil/opt.h>
+
+#include "transcode/tc.h"
+#include "internal.h"
+
+struct tc_encoder {
+    AVCodecContext *ctx;
+    AVPacket *pkt;
+    int64_t last_pts;      /* video: keep pts strictly increasing */
+    int64_t next_pts;      /* audio: samples so far */
+    int64_t frame_dur;     /* video: one frame in ctx->time_base, for pkt durations */
+};
+
+AVCodecContext *tc_encoder_ctx(struct tc_encoder *e)
+{
+    return e->ctx;
+}
+
+void tc_encoder_free(struct tc_encoder **e)
+{
+    if (!e || !*e)
+        return;
+    avcodec_free_context(&(*e)->ctx);
+    av_packet_free(&(*e)->pkt);
+    av_free(*e);
+    *e = NULL;
+}
+
+static int speed_index(const char *speed)
+{
+    static const char *const names[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
+                                        "medium",    "slow",      "slower",   "veryslow", "placebo"};
+    for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+        if (strcmp(speed, names[i]) == 0)
+            return i;
+    return 5; /* medium */
+}
+
+static const char *video_encoder_name(const char *codec)
+{
+    if (!strcmp(codec, "h264"))
+        return "libx264";
+    if (!strcmp(codec, "hevc"))
+        return "libx265";
+    if (!strcmp(codec, "vp9"))
+        return "libvpx-vp9";
+    if (!strcmp(codec, "av1"))
+        return "libsvtav1";
+    if (!strcmp(codec, "mjpeg"))
+        return "mjpeg";
+    return NULL;
+}
+
+static struct tc_encoder *encoder_alloc(const AVCodec *codec)
+{
+    struct tc_encoder *e = av_mallocz(sizeof(*e));
+    if (!e)
+        return NULL;
+    e->ctx = avcodec_alloc_context3(codec);
+    e->pkt = av_packet_alloc();
+    e->last_pts = AV_NOPTS_VALUE;
+    if (!e->ctx || !e->pkt)
+        tc_encoder_free(&e);
+    return e;
+}
+
+int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_fmt, int tb_num,
+                          int tb_den, int fr_num, int fr_den, int threads, int global_header,
+                          struct tc_encoder **out, struct tc_error *err)
+{
+    struct tc_encoder *e = NULL;
+    AVDictionary *opts = NULL;
+    int ret, r;
+    const char *name = video_encoder_name(vs->codec);
+    const AVCodec *codec = name ? avcodec_find_encoder_by_name(name) : NULL;
+
+    *out = NULL;
+    if (!codec)
+        return tc_error_set(err, TC_EENCODE, "no encoder for video codec '%s'", vs->codec);
+    if (!(e = encoder_alloc(codec)))
+        return tc_error_set(err, TC_ENOMEM, "out of memory opening an encoder");
+    AVCodecContext *c = e->ctx;
+    c->width = w;
+    c->height = h;
+    c->pix_fmt = (enum AVPixelFormat)pix_fmt;
+    c->sample_aspect_ratio = (AVRational){1, 1};
+    c->time_base = (AVRational){tb_num, tb_den};
+    if (fr_num > 0 && fr_den > 0)
+        c->framerate = (AVRational){fr_num, fr_den};
+    c->thread_count = threads;
+    if (global_header)
+        c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    if (vs->bitrate > 0)
+        c->bit_rate = vs->bitrate;
+
+    int si = speed_index(vs->speed[0] ? vs->speed : "medium");
+    if (!strcmp(vs->codec, "h264")) {
+        av_dict_set(&opts, "preset", vs->speed[0] ? vs->speed : "medium", 0);
+        av_dict_set(&opts, "profile", "high", 0);
+        if (vs->crf >= 0 && !vs->bitrate)
+            av_dict_set_int(&opts, "crf", vs->crf, 0);
+    } else if (!strcmp(vs->codec, "hevc")) {
+        av_dict_set(&opts, "preset", vs->speed[0] ? vs->speed : "medium", 0);
+        if (vs->crf >= 0 && !vs->bitrate)
+            av_dict_set_int(&opts, "crf", vs->crf, 0);
+        av_dict_set(&opts, "x265-params", "log-level=error", 0);
+    } else if (!strcmp(vs->codec, "vp9")) {
+        static const int cpu_used[] = {8, 8, 7, 6, 5, 4, 3, 2, 1, 0};
+        av_dict_set(&opts, "deadline", si <= 2 ? "realtime" : "good", 0);
+        av_dict_set_int(&opts, "cpu-used", si <= 2 ? cpu_used[si] : (cpu_used[si] > 5 ? 5 : cpu_used[si]), 0);
+        av_dict_set_int(&opts, "row-mt", 1, 0);
+        if (vs->crf >= 0) {
+            av_dict_set_int(&opts, "crf", vs->crf, 0);
+            if (!vs->bitrate)
+                c->bit_rate = 0;
+        }
+    } else if (!strcmp(vs->codec, "av1")) {
+        static const int preset[] = {12, 11, 10, 9, 8, 7, 6, 5, 4, 3};
+        av_dict_set_int(&opts, "preset", preset[si], 0);
+        if (vs->crf >= 0 && !vs->bitrate)
+            av_dict_set_int(&opts, "crf", vs->crf, 0);
+    } else if (!strcmp(vs->codec, "mjpeg")) {
+        c->flags |= AV_CODEC_FLAG_QSCALE;
+        c->global_quality = FF_QP2LAMBDA * 3;
+        c->color_range = AVCOL_RANGE_JPEG;
+        c->strict_std_compliance = FF_COMPLIANCE_UNOFFICIAL;
+    }
+    r = avcodec_open2(c, codec, &opts);
+    if (r < 0) {
+        ret = tc_error_av(err, TC_EENCODE, r, "cannot open the video encoder");
+        goto out;
+    }
+    if (fr_num > 0 && fr_den > 0)
+        e->frame_dur = av_rescale_q(1, (AVRational){fr_den, fr_num}, c->time_base);
+    *out = e;
+    e = NULL;
+    ret = 0;
+out:
+    av_dict_free(&opts);
+    tc_encoder_free(&e);
+    return ret;
+}
+
+/* The supported rate nearest to want (the encoder's list, if any). */
+static int pick_rate(const AVCodec *codec, int want)
+{
+    if (!codec->supported_samplerates)
+        return want;
+    int best = 0;
+    for (const int *p = codec->supported_samplerates; *p; p++)
+        if (!best || abs(*p - want) < abs(best - want) ||
+            (abs(*p - want) == abs(best - want) && *p > best))
+            best = *p;
+    return best ? best : want;
+}
+
+int tc_encoder_open_audio(const struct tc_audio_spec *as, int src_rate, int src_channels,
+                          int global_header, struct tc_encoder **out, struct tc_error *err)
+{
+    struct tc_encoder *e = NULL;
+    int ret, r;
+    const char *name = !strcmp(as->codec, "aac")    ? "aac"
+                       : !strcmp(as->codec, "opus") ? "libopus"
+                       : !strcmp(as->codec, "mp3")  ? "libmp3lame"
+                                                    : NULL;
+    const AVCodec *codec = name ? avcodec_find_encoder_by_name(name) : NULL;
+
+    *out = NULL;
+    if (!codec)
+        return tc_error_set(err, TC_EENCODE, "no encoder for audio codec '%s'", as->codec);
+    if (!(e = encoder_alloc(codec)))
+        return tc_error_set(err, TC_ENOMEM, "out of memory opening an encoder");
+    AVCodecContext *c = e->ctx;
+    int channels = as->channels > 0 ? as->channels : src_channels;
+    if (channels > 2)
+        channels = 2;
+    if (channels < 1)
+        channels = 1;
+    av_channel_layout_default(&c->ch_layout, channels);
+    c->sample_rate = pick_rate(codec, as->sample_rate > 0 ? as->sample_rate : src_rate);
+    c->sample_fmt = codec->sample_fmts ? codec->sample_fmts[0] : AV_SAMPLE_FMT_FLTP;
+    c->time_base = (AVRational){1, c->sample_rate};
+    c->bit_rate = as->bitrate > 0 ? as->bitrate : 128000;
+    c->thread_count = 1;
+    if (global_header)
+        c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    r = avcodec_open2(c, codec, NULL);
+    if (r < 0) {
+        ret = tc_error_av(err, TC_EENCODE, r, "cannot open the audio encoder");
+        goto out;
+    }
+    *out = e;
+    e = NULL;
+    ret = 0;
+out:
+    tc_encoder_free(&e);
+    return ret;
+}
+
+int tc_encoder_send(struct tc_encoder *e, AVFrame *frame,
+                    int (*write)(void *opaque, AVPacket *pkt), void *opaque)
+{
+    AVCodecContext *c = e->ctx;
+    int r;
+
+    if (frame) {
+        if (c->codec_type == AVMEDIA_TYPE_AUDIO) {
+            /* The sink's re-framing keeps exact timestamps; a frame
+             * without one continues from the previous. */
+            if (frame->pts == AV_NOPTS_VALUE)
+                frame->pts = e->next_pts;
+            e->next_pts = frame->pts + frame->nb_samples;
+        } else {
+            if (frame->pts == AV_NOPTS_VALUE)
+                frame->pts = e->last_pts == AV_NOPTS_VALUE ? 0 : e->last_pts + (e->frame_dur > 0 ? e->frame_dur : 1);
+            else if (e->last_pts != AV_NOPTS_VALUE && frame->pts <= e->last_pts)
+                frame->pts = e->last_pts + 1;
+            e->last_pts = frame->pts;
+            frame->pict_type = AV_PICTURE_TYPE_NONE;
+        }
+    }
+    r = avcodec_send_frame(c, frame);
+    if (r < 0 && r != AVERROR_EOF)
+        return r;
+    for (;;) {
+        r = avcodec_receive_packet(c, e->pkt);
+        if (r == AVERROR(EAGAIN) || r == AVERROR_EOF)
+            return 0;
+        if (r < 0)
+            return r;
+        if (c->codec_type == AVMEDIA_TYPE_VIDEO && e->pkt->duration <= 0 && e->frame_dur > 0)
+            e->pkt->duration = e->frame_dur;
+        r = write(opaque, e->pkt);
+        av_packet_unref(e->pkt);
+        if (r < 0)
+            return r;
+    }
+}

@@ -1,0 +1,671 @@
+/* pipeline.c - tc_run: one input, one or more outputs, one pass.
+ *
+ * DESIGN
+ *   One demuxer and at most one decoder per input stream (the best video,
+ *   the best audio). Each decoded frame is pushed, by reference, into the
+ *   filter chain of every output that encodes that kind of stream; each
+ *   chain ends in that output's encoder, whose packets go to that output's
+ *   muxer. Stream-copy outputs take the demuxed packets directly. Adding
+ *   outputs (renditions, sprites) means adding entries to run->outs: the
+ *   decode side does not change.
+ *
+ *   Chains are configured up front from the decoder's parameters (known
+ *   after the input's stream info was read), so every header is written
+ *   before the first packet; should a stream change its frame size, pixel
+ *   or sample format mid-way, the affected chains are drained and rebuilt
+ *   with the same output parameters.
+ *
+ *   Timestamps: the input's start time is taken off every packet (demux.c),
+ *   so outputs start at 0. Video keeps the source timestamps (variable
+ *   frame rate stays variable) unless the spec asks for an fps.
+ *
+ *   Cancel: the flag is checked once per packet and per decoded frame, and
+ *   the input's reads and the outputs' writes check it through libav's
+ *   interrupt callbacks, so a run stops well within a second. Every exit
+ *   goes through one cleanup that frees everything and removes .part files.
+ *
+ *   Threads: params->threads is the codec thread budget (0 = let each codec
+ *   pick, as the ffmpeg CLI does); the video decoder gets half of it and the
+ *   video encoders share the rest.
+ *
+ * Threading: tc_run blocks its calling thread; runs are independent.
+ */
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/channel_layout.h>
+#include <libavutil/cpu.h>
+#include <libavutil/time.h>
+
+#include "transcode/tc.h"
+#include "internal.h"
+
+enum { MODE_NONE, MODE_ENCODE, MODE_COPY };
+enum { THUMB_BATCH = 25, MAX_DECODE_ERRORS = 100 };
+
+struct out_stream {
+    int mode;
+    struct tc_filter *filter;
+    struct tc_encoder *enc;
+    int index;                  /* stream index in the muxer */
+    /* what the chain was built for (a change rebuilds it) */
+    int in_w, in_h, in_fmt, in_rate, in_channels;
+    int out_w, out_h;
+};
+
+struct output {
+    const struct tc_output *def;
+    struct tc_mux *mux;
+    struct out_stream v, a;
+    int thumbnail;
+    int64_t thumb_start;        /* video stream time base */
+    int thumb_fed;              /* frames pushed into the thumbnail chain */
+    AVFrame *thumb_last;        /* the last frame before thumb_start */
+    int done;                   /* finished early (thumbnail written) */
+    struct tc_output_result result;
+};
+
+struct run {
+    const struct tc_run_params *p;
+    struct tc_error *err;
+    struct tc_input *in;
+    struct tc_media_info info;
+    int vi, ai;
+    AVStream *vst, *ast;
+    AVCodecContext *vdec, *adec;
+    int64_t offset;
+    struct output *outs;
+    size_t n_outs;
+    AVPacket *pkt;
+    AVFrame *frame, *filt;
+    int dec_threads, enc_threads;
+    int vdec_errors, adec_errors;
+    int64_t vframes, aframes;
+    /* progress */
+    double out_time;
+    int64_t t0, last_update;
+    double last_pct;
+};
+
+static int canceled(const struct run *r)
+{
+    return r->p->cancel && atomic_load(r->p->cancel);
+}
+
+static void publish(struct run *r, int final)
+{
+    struct tc_progress_snapshot s;
+    double elapsed = (av_gettime_relative() - r->t0) / 1e6;
+    tc_progress_compute(r->out_time, r->info.duration_s, elapsed, r->vframes, &s);
+    if (final) {
+        s.percent = 100.0;
+        s.eta_s = 0.0;
+        if (r->info.duration_s > 0)
+            s.out_time_s = r->out_time > r->info.duration_s ? r->out_time : r->info.duration_s;
+    }
+    if (s.percent < r->last_pct)
+        s.percent = r->last_pct;
+    r->last_pct = s.percent;
+    r->last_update = av_gettime_relative();
+    if (r->p->progress)
+        tc_progress_write(r->p->progress, &s);
+    if (r->p->on_progress)
+        r->p->on_progress(r->p->opaque, &s);
+}
+
+static void maybe_publish(struct run *r)
+{
+    int64_t now = av_gettime_relative();
+    double pct = r->info.duration_s > 0 ? r->out_time / r->info.duration_s * 100.0 : 0.0;
+    if (now - r->last_update >= 200000 || pct - r->last_pct >= 1.0)
+        publish(r, 0);
+}
+
+static int fail_av(struct run *r, int code, int averr, const char *what)
+{
+    if (averr == AVERROR_EXIT || canceled(r))
+        return tc_error_set(r->err, TC_ECANCELED, "canceled");
+    return tc_error_av(r->err, code, averr, what);
+}
+
+/* ------------------------------------------------------------ set-up */
+
+static int build_video_chain(struct run *r, struct output *o, int w, int h, int fmt)
+{
+    struct out_stream *s = &o->v;
+    const struct tc_video_spec *vs = &o->def->spec.video;
+    AVRational sar = r->vst->sample_aspect_ratio.num ? r->vst->sample_aspect_ratio
+                                                     : r->vdec->sample_aspect_ratio;
+    AVRational fr = av_guess_frame_rate(r->in->fmt, r->vst, NULL);
+    int rotation = tc_stream_rotation(r->vst);
+    int out_fmt = !strcmp(vs->codec, "mjpeg") ? AV_PIX_FMT_YUVJ420P : AV_PIX_FMT_YUV420P;
+
+    if (!s->out_w) {
+        if (tc_dims_compute(w, h, sar.num, sar.den, rotation, vs, &s->out_w, &s->out_h) < 0)
+            return tc_error_set(r->err, TC_EUNSUPPORTED, "bad video frame size %dx%d", w, h);
+    }
+    struct tc_video_chain c = {
+        .in_w = w, .in_h = h, .in_fmt = fmt,
+        .in_tb_num = r->vst->time_base.num, .in_tb_den = r->vst->time_base.den,
+        .sar_num = sar.num, .sar_den = sar.den,
+        .fr_num = fr.num, .fr_den = fr.den,
+        .rotation = rotation,
+        .deinterlace = r->info.video.interlaced,
+        .out_w = s->out_w, .out_h = s->out_h, .out_fmt = out_fmt,
+        .fps = vs->fps,
+        .thumbnail = o->thumbnail ? THUMB_BATCH : 0,
+        .threads = 0,
+    };
+    s->in_w = w;
+    s->in_h = h;
+    s->in_fmt = fmt;
+    return tc_filter_video_open(&c, &s->filter, r->err);
+}
+
+static int build_audio_chain(struct run *r, struct output *o, const AVChannelLayout *layout,
+                             int rate, int fmt)
+{
+    struct out_stream *s = &o->a;
+    AVCodecContext *ec = tc_encoder_ctx(s->enc);
+    int fixed = !(ec->codec->capabilities & AV_CODEC_CAP_VARIABLE_FRAME_SIZE);
+    struct tc_audio_chain c = {
+        .in_rate = rate, .in_fmt = fmt,
+        .in_tb_num = r->ast->time_base.num, .in_tb_den = r->ast->time_base.den,
+        .in_layout = layout,
+        .out_rate = ec->sample_rate, .out_fmt = ec->sample_fmt,
+        .out_channels = ec->ch_layout.nb_channels,
+        .frame_size = fixed ? ec->frame_size : 0,
+    };
+    s->in_rate = rate;
+    s->in_fmt = fmt;
+    s->in_channels = layout->nb_channels;
+    return tc_filter_audio_open(&c, &s->filter, r->err);
+}
+
+static int setup_output(struct run *r, struct output *o)
+{
+    const struct tc_output_spec *spec = &o->def->spec;
+    int ret, idx;
+
+    ret = tc_mux_open(spec->container, o->def->path, r->p->cancel, &o->mux, r->err);
+    if (ret < 0)
+        return ret;
+    int gh = tc_mux_global_header(o->mux);
+
+    if (o->v.mode == MODE_ENCODE) {
+        ret = build_video_chain(r, o, r->vdec->width, r->vdec->height, r->vdec->pix_fmt);
+        if (ret < 0)
+            return ret;
+        int tbn, tbd, frn, frd;
+        tc_filter_out_timing(o->v.filter, &tbn, &tbd, &frn, &frd);
+        if (frn <= 0 || frd <= 0) {
+            AVRational fr = av_guess_frame_rate(r->in->fmt, r->vst, NULL);
+            frn = fr.num;
+            frd = fr.den;
+        }
+        int fmt = !strcmp(spec->video.codec, "mjpeg") ? AV_PIX_FMT_YUVJ420P : AV_PIX_FMT_YUV420P;
+        ret = tc_encoder_open_video(&spec->video, o->v.out_w, o->v.out_h, fmt, tbn, tbd, frn, frd,
+                                    r->enc_threads, gh, &o->v.enc, r->err);
+        if (ret < 0)
+            return ret;
+        idx = tc_mux_add_encoded(o->mux, tc_encoder_ctx(o->v.enc), spec->container);
+        if (idx < 0)
+            return fail_av(r, TC_EINTERNAL, idx, "cannot add the video stream");
+        o->v.index = idx;
+    } else if (o->v.mode == MODE_COPY) {
+        idx = tc_mux_add_copy(o->mux, r->vst);
+        if (idx < 0)
+            return fail_av(r, TC_EINTERNAL, idx, "cannot add the video stream");
+        o->v.index = idx;
+        o->result.video_copied = 1;
+    }
+
+    if (o->a.mode == MODE_ENCODE) {
+        ret = tc_encoder_open_audio(&spec->audio, r->adec->sample_rate,
+                                    r->adec->ch_layout.nb_channels, gh, &o->a.enc, r->err);
+        if (ret < 0)
+            return ret;
+        ret = build_audio_chain(r, o, &r->adec->ch_layout, r->adec->sample_rate, r->adec->sample_fmt);
+        if (ret < 0)
+            return ret;
+        idx = tc_mux_add_encoded(o->mux, tc_encoder_ctx(o->a.enc), spec->container);
+        if (idx < 0)
+            return fail_av(r, TC_EINTERNAL, idx, "cannot add the audio stream");
+        o->a.index = idx;
+    } else if (o->a.mode == MODE_COPY) {
+        idx = tc_mux_add_copy(o->mux, r->ast);
+        if (idx < 0)
+            return fail_av(r, TC_EINTERNAL, idx, "cannot add the audio stream");
+        o->a.index = idx;
+        o->result.audio_copied = 1;
+    }
+    return tc_mux_write_header(o->mux, r->err);
+}
+
+/* ------------------------------------------------------------ frames */
+
+static int write_packet(void *opaque, AVPacket *pkt);
+
+struct write_ctx {
+    struct output *o;
+    struct out_stream *s;
+};
+
+static int write_packet(void *opaque, AVPacket *pkt)
+{
+    struct write_ctx *w = opaque;
+    AVCodecContext *ec = tc_encoder_ctx(w->s->enc);
+    return tc_mux_write(w->o->mux, w->s->index, pkt, ec->time_base.num, ec->time_base.den);
+}
+
+static int finish_output(struct run *r, struct output *o);
+
+/* Move everything the chain has ready into the encoder. */
+static int drain_chain(struct run *r, struct output *o, struct out_stream *s)
+{
+    struct write_ctx w = {o, s};
+    for (;;) {
+        int ret = tc_filter_pull(s->filter, r->filt);
+        if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF)
+            return 0;
+        if (ret < 0)
+            return fail_av(r, TC_EINTERNAL, ret, "filtering failed");
+        AVCodecContext *ec = tc_encoder_ctx(s->enc);
+        int tbn, tbd, frn, frd;
+        tc_filter_out_timing(s->filter, &tbn, &tbd, &frn, &frd);
+        if (r->filt->pts != AV_NOPTS_VALUE)
+            r->filt->pts = av_rescale_q(r->filt->pts, (AVRational){tbn, tbd}, ec->time_base);
+        ret = tc_encoder_send(s->enc, r->filt, write_packet, &w);
+        av_frame_unref(r->filt);
+        if (ret < 0)
+            return fail_av(r, TC_EENCODE, ret, "encoding failed");
+        if (o->thumbnail) {
+            /* One picture is the whole output. */
+            return finish_output(r, o);
+        }
+    }
+}
+
+/* Flush a chain (EOF) and its encoder. */
+static int flush_stream(struct run *r, struct output *o, struct out_stream *s)
+{
+    int ret;
+    if (s->mode != MODE_ENCODE || o->done)
+        return 0;
+    ret = tc_filter_push(s->filter, NULL);
+    if (ret < 0 && ret != AVERROR_EOF)
+        return fail_av(r, TC_EINTERNAL, ret, "filtering failed");
+    if ((ret = drain_chain(r, o, s)) < 0 || o->done)
+        return ret;
+    struct write_ctx w = {o, s};
+    ret = tc_encoder_send(s->enc, NULL, write_packet, &w);
+    if (ret < 0)
+        return fail_av(r, TC_EENCODE, ret, "encoding failed");
+    return 0;
+}
+
+static int finish_output(struct run *r, struct output *o)
+{
+    int ret;
+    if (o->done)
+        return 0;
+    o->done = 1;
+    if (o->thumbnail) {
+        struct write_ctx w = {o, &o->v};
+        ret = tc_encoder_send(o->v.enc, NULL, write_packet, &w);
+        if (ret < 0)
+            return fail_av(r, TC_EENCODE, ret, "encoding failed");
+    }
+    ret = tc_mux_finish(o->mux, &o->result.size, &o->result.duration_s, r->err);
+    if (ret < 0)
+        return ret;
+    tc_mux_free(&o->mux);
+    return 0;
+}
+
+static int feed_video(struct run *r, struct output *o, AVFrame *f)
+{
+    struct out_stream *s = &o->v;
+    int ret;
+    if (o->thumbnail) {
+        /* Skip the opening (often black) frames: look from ~10% in. */
+        if (f->pts != AV_NOPTS_VALUE && f->pts < o->thumb_start) {
+            av_frame_unref(o->thumb_last);
+            return av_frame_ref(o->thumb_last, f) < 0 ? tc_error_set(r->err, TC_ENOMEM, "out of memory") : 0;
+        }
+        o->thumb_fed++;
+    }
+    if (f->width != s->in_w || f->height != s->in_h || f->format != s->in_fmt) {
+        /* Mid-stream change: drain the old chain, build a new one to the
+         * same output size. */
+        ret = tc_filter_push(s->filter, NULL);
+        if (ret >= 0 || ret == AVERROR_EOF)
+            ret = drain_chain(r, o, s);
+        if (ret < 0 || o->done)
+            return ret;
+        tc_filter_free(&s->filter);
+        if ((ret = build_video_chain(r, o, f->width, f->height, f->format)) < 0)
+            return ret;
+    }
+    ret = tc_filter_push(s->filter, f);
+    if (ret < 0)
+        return fail_av(r, TC_EINTERNAL, ret, "filtering failed");
+    return drain_chain(r, o, s);
+}
+
+static int feed_audio(struct run *r, struct output *o, AVFrame *f)
+{
+    struct out_stream *s = &o->a;
+    int ret;
+    if (f->sample_rate != s->in_rate || f->format != s->in_fmt ||
+        f->ch_layout.nb_channels != s->in_channels) {
+        ret = tc_filter_push(s->filter, NULL);
+        if (ret >= 0 || ret == AVERROR_EOF)
+            ret = drain_chain(r, o, s);
+        if (ret < 0)
+            return ret;
+        tc_filter_free(&s->filter);
+        if ((ret = build_audio_chain(r, o, &f->ch_layout, f->sample_rate, f->format)) < 0)
+            return ret;
+    }
+    ret = tc_filter_push(s->filter, f);
+    if (ret < 0)
+        return fail_av(r, TC_EINTERNAL, ret, "filtering failed");
+    return drain_chain(r, o, s);
+}
+
+/* Send pkt (NULL: flush) to a decoder and feed every frame it gives. */
+static int decode(struct run *r, AVCodecContext *dec, const AVPacket *pkt)
+{
+    int video = dec == r->vdec;
+    int ret = avcodec_send_packet(dec, pkt);
+    if (ret < 0 && ret != AVERROR_EOF) {
+        if (ret == AVERROR(ENOMEM))
+            return tc_error_set(r->err, TC_ENOMEM, "out of memory decoding");
+        if (ret == AVERROR(EAGAIN))
+            return tc_error_set(r->err, TC_EINTERNAL, "decoder refused input");
+        /* A damaged packet: carry on, as players do, within reason. */
+        int *errors = video ? &r->vdec_errors : &r->adec_errors;
+        if (++*errors > MAX_DECODE_ERRORS)
+            return tc_error_av(r->err, TC_EDECODE, ret, "too many decode errors");
+        return 0;
+    }
+    for (;;) {
+        if (canceled(r))
+            return tc_error_set(r->err, TC_ECANCELED, "canceled");
+        ret = avcodec_receive_frame(dec, r->frame);
+        if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF)
+            return 0;
+        if (ret < 0) {
+            int *errors = video ? &r->vdec_errors : &r->adec_errors;
+            if (ret == AVERROR(ENOMEM))
+                return tc_error_set(r->err, TC_ENOMEM, "out of memory decoding");
+            if (++*errors > MAX_DECODE_ERRORS)
+                return tc_error_av(r->err, TC_EDECODE, ret, "too many decode errors");
+            continue;
+        }
+        r->frame->pts = r->frame->best_effort_timestamp;
+        if (video)
+            r->vframes++;
+        else
+            r->aframes++;
+        for (size_t i = 0; i < r->n_outs && ret >= 0; i++) {
+            struct output *o = &r->outs[i];
+            if (o->done)
+                continue;
+            if (video && o->v.mode == MODE_ENCODE)
+                ret = feed_video(r, o, r->frame);
+            else if (!video && o->a.mode == MODE_ENCODE)
+                ret = feed_audio(r, o, r->frame);
+        }
+        av_frame_unref(r->frame);
+        if (ret < 0)
+            return ret;
+    }
+}
+
+static int copy_packet(struct run *r, struct output *o, struct out_stream *s, const AVPacket *pkt,
+                       const AVStream *ist)
+{
+    AVPacket *cp = av_packet_clone(pkt);
+    if (!cp)
+        return tc_error_set(r->err, TC_ENOMEM, "out of memory");
+    cp->pos = -1;
+    int ret = tc_mux_write(o->mux, s->index, cp, ist->time_base.num, ist->time_base.den);
+    av_packet_free(&cp);
+    if (ret < 0)
+        return fail_av(r, TC_EIO, ret, "cannot write the output");
+    return 0;
+}
+
+/* ------------------------------------------------------------ the run */
+
+static void run_free(struct run *r)
+{
+    for (size_t i = 0; r->outs && i < r->n_outs; i++) {
+        struct output *o = &r->outs[i];
+        tc_filter_free(&o->v.filter);
+        tc_filter_free(&o->a.filter);
+        tc_encoder_free(&o->v.enc);
+        tc_encoder_free(&o->a.enc);
+        tc_mux_free(&o->mux); /* removes an unfinished .part */
+        av_frame_free(&o->thumb_last);
+    }
+    av_free(r->outs);
+    avcodec_free_context(&r->vdec);
+    avcodec_free_context(&r->adec);
+    av_packet_free(&r->pkt);
+    av_frame_free(&r->frame);
+    av_frame_free(&r->filt);
+    tc_input_close(&r->in);
+}
+
+/* Remove the outputs that were already renamed into place (a later output
+ * failed, so the run as a whole failed). */
+static void remove_finished(struct run *r)
+{
+    for (size_t i = 0; r->outs && i < r->n_outs; i++)
+        if (r->outs[i].done && !r->outs[i].mux)
+            unlink(r->outs[i].def->path);
+}
+
+static int plan(struct run *r)
+{
+    const struct tc_run_params *p = r->p;
+    int need_v = 0, need_a = 0, n_venc = 0, ret;
+
+    r->outs = av_calloc(p->n_outputs, sizeof(*r->outs));
+    if (!r->outs)
+        return tc_error_set(r->err, TC_ENOMEM, "out of memory");
+    r->n_outs = p->n_outputs;
+    for (size_t i = 0; i < p->n_outputs; i++) {
+        struct output *o = &r->outs[i];
+        const struct tc_output_spec *spec = &p->outputs[i].spec;
+        o->def = &p->outputs[i];
+        if (!o->def->path || !o->def->path[0])
+            return tc_error_set(r->err, TC_EINVAL, "output '%s' has no path", spec->name);
+        if ((ret = tc_spec_check_input(spec, &r->info, r->err)) < 0)
+            return ret;
+        if (spec->has_video && r->vi >= 0)
+            o->v.mode = !strcmp(spec->video.codec, "copy") ? MODE_COPY : MODE_ENCODE;
+        if (spec->has_audio && r->ai >= 0)
+            o->a.mode = !strcmp(spec->audio.codec, "copy") ? MODE_COPY : MODE_ENCODE;
+        o->thumbnail = !strcmp(spec->container, "jpg");
+        if (o->thumbnail) {
+            o->thumb_last = av_frame_alloc();
+            if (!o->thumb_last)
+                return tc_error_set(r->err, TC_ENOMEM, "out of memory");
+            double start = r->info.duration_s > 0 ? r->info.duration_s * 0.1 : 0.0;
+            o->thumb_start = (int64_t)(start / av_q2d(r->vst->time_base));
+        }
+        need_v |= o->v.mode == MODE_ENCODE;
+        need_a |= o->a.mode == MODE_ENCODE;
+        n_venc += o->v.mode == MODE_ENCODE && !o->thumbnail;
+    }
+
+    int budget = p->threads > 0 ? p->threads : 0;
+    if (budget == 0) {
+        r->dec_threads = 0;
+        r->enc_threads = 0;
+    } else {
+        r->dec_threads = need_v && n_venc ? (budget + 1) / 2 : budget;
+        r->enc_threads = n_venc ? (budget - budget / 2 + n_venc - 1) / n_venc : 1;
+        if (r->enc_threads < 1)
+            r->enc_threads = 1;
+        if (r->dec_threads < 1)
+            r->dec_threads = 1;
+    }
+    if (need_v && (ret = tc_decoder_open(r->vst, r->dec_threads, &r->vdec, r->err)) < 0)
+        return ret;
+    if (need_a && (ret = tc_decoder_open(r->ast, 1, &r->adec, r->err)) < 0)
+        return ret;
+    if (r->vdec && (r->vdec->pix_fmt == AV_PIX_FMT_NONE || r->vdec->width <= 0))
+        return tc_error_set(r->err, TC_EUNSUPPORTED, "cannot tell the video's pixel format");
+    if (r->adec && (r->adec->sample_fmt == AV_SAMPLE_FMT_NONE || r->adec->sample_rate <= 0 ||
+                    r->adec->ch_layout.nb_channels <= 0))
+        return tc_error_set(r->err, TC_EUNSUPPORTED, "cannot tell the audio's sample format");
+    for (size_t i = 0; i < r->n_outs; i++)
+        if ((ret = setup_output(r, &r->outs[i])) < 0)
+            return ret;
+    return 0;
+}
+
+static int loop(struct run *r)
+{
+    int ret;
+    for (;;) {
+        if (canceled(r))
+            return tc_error_set(r->err, TC_ECANCELED, "canceled");
+        int all_done = 1;
+        for (size_t i = 0; i < r->n_outs; i++)
+            all_done &= r->outs[i].done;
+        if (all_done)
+            return 0;
+        ret = tc_demux_read(r->in, r->offset, r->pkt);
+        if (ret == AVERROR_EOF)
+            return 0;
+        if (ret < 0) {
+            if (ret == AVERROR_EXIT || canceled(r))
+                return tc_error_set(r->err, TC_ECANCELED, "canceled");
+            return tc_error_av(r->err, TC_EDECODE, ret, "the input broke while reading");
+        }
+        int si = r->pkt->stream_index;
+        if (si == r->vi || si == r->ai) {
+            AVStream *st = r->in->fmt->streams[si];
+            int64_t ts = r->pkt->dts != AV_NOPTS_VALUE ? r->pkt->dts : r->pkt->pts;
+            if (ts != AV_NOPTS_VALUE) {
+                double t = ts * av_q2d(st->time_base);
+                if (t > r->out_time && (r->info.duration_s <= 0 || t <= r->info.duration_s * 1.5))
+                    r->out_time = t;
+            }
+            ret = 0;
+            for (size_t i = 0; i < r->n_outs && ret >= 0; i++) {
+                struct output *o = &r->outs[i];
+                struct out_stream *s = si == r->vi ? &o->v : &o->a;
+                if (!o->done && s->mode == MODE_COPY)
+                    ret = copy_packet(r, o, s, r->pkt, st);
+            }
+            if (ret >= 0 && si == r->vi && r->vdec)
+                ret = decode(r, r->vdec, r->pkt);
+            else if (ret >= 0 && si == r->ai && r->adec)
+                ret = decode(r, r->adec, r->pkt);
+            if (ret < 0) {
+                av_packet_unref(r->pkt);
+                return ret;
+            }
+        }
+        av_packet_unref(r->pkt);
+        maybe_publish(r);
+    }
+}
+
+static int finish(struct run *r)
+{
+    int ret;
+    if (r->vdec && (ret = decode(r, r->vdec, NULL)) < 0)
+        return ret;
+    if (r->adec && (ret = decode(r, r->adec, NULL)) < 0)
+        return ret;
+    if (r->vdec && r->vframes == 0)
+        return tc_error_set(r->err, TC_EDECODE, "no video frame could be decoded");
+    if (r->adec && r->aframes == 0 && !r->vdec)
+        return tc_error_set(r->err, TC_EDECODE, "no audio frame could be decoded");
+    for (size_t i = 0; i < r->n_outs; i++) {
+        struct output *o = &r->outs[i];
+        if (o->thumbnail && !o->done && o->thumb_fed == 0 && o->thumb_last->buf[0]) {
+            /* The video ended before the pick window: use its last frame. */
+            if ((ret = feed_video(r, o, o->thumb_last)) < 0)
+                return ret;
+            o->thumb_fed = 1;
+        }
+        if ((ret = flush_stream(r, o, &o->v)) < 0 || (ret = flush_stream(r, o, &o->a)) < 0)
+            return ret;
+        if (canceled(r))
+            return tc_error_set(r->err, TC_ECANCELED, "canceled");
+        if (!o->done && o->thumbnail)
+            return tc_error_set(r->err, TC_EDECODE, "no picture for the thumbnail");
+        if ((ret = finish_output(r, o)) < 0)
+            return ret;
+    }
+    return 0;
+}
+
+int tc_run(const struct tc_run_params *params, struct tc_output_result *results,
+           struct tc_error *err)
+{
+    struct run run;
+    struct run *r = &run;
+    int ret;
+
+    memset(r, 0, sizeof(*r));
+    r->p = params;
+    r->err = err;
+    r->vi = r->ai = -1;
+    r->t0 = r->last_update = av_gettime_relative();
+    if (!params || !params->input_path || !params->outputs || params->n_outputs == 0)
+        return tc_error_set(err, TC_EINVAL, "a run needs an input and at least one output");
+    if (params->progress)
+        tc_progress_init(params->progress);
+
+    if ((ret = tc_input_open(params->input_path, params->cancel, &r->in, err)) < 0)
+        goto out;
+    if ((ret = tc_probe_input(r->in, &r->info, &r->vi, &r->ai, err)) < 0)
+        goto out;
+    r->vst = r->vi >= 0 ? r->in->fmt->streams[r->vi] : NULL;
+    r->ast = r->ai >= 0 ? r->in->fmt->streams[r->ai] : NULL;
+    r->offset = tc_demux_start_offset(r->in);
+    r->pkt = av_packet_alloc();
+    r->frame = av_frame_alloc();
+    r->filt = av_frame_alloc();
+    if (!r->pkt || !r->frame || !r->filt) {
+        ret = tc_error_set(err, TC_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* Skip the streams nobody reads. */
+    for (unsigned i = 0; i < r->in->fmt->nb_streams; i++)
+        if ((int)i != r->vi && (int)i != r->ai)
+            r->in->fmt->streams[i]->discard = AVDISCARD_ALL;
+    if ((ret = plan(r)) < 0)
+        goto out;
+    publish(r, 0);
+    if ((ret = loop(r)) < 0)
+        goto out;
+    if ((ret = finish(r)) < 0)
+        goto out;
+    if (results)
+        for (size_t i = 0; i < r->n_outs; i++)
+            results[i] = r->outs[i].result;
+    publish(r, 1);
+    ret = 0;
+out:
+    if (ret < 0) {
+        if (canceled(r) && ret != TC_ECANCELED)
+            ret = tc_error_set(err, TC_ECANCELED, "canceled");
+        remove_finished(r);
+    }
+    run_free(r);
+    return ret;
+}

@@ -1,0 +1,415 @@
+/* spec.c - output specs: parse and validate the API's JSON (every error
+ * names its field), print them back, and check one against a probed input.
+ *
+ * Threading: pure functions; any thread. */
+#include <ctype.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "transcode/tc.h"
+#include "internal.h"
+
+static const char *const containers[] = {"mp4", "webm", "mkv", "hls", "m4a", "mp3", "ogg", "jpg"};
+static const char *const video_codecs[] = {"h264", "hevc", "vp9", "av1", "copy", "mjpeg"};
+static const char *const audio_codecs[] = {"aac", "opus", "mp3", "copy"};
+static const char *const speeds[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
+                                     "medium",    "slow",      "slower",   "veryslow", "placebo"};
+
+/* jansson's iteration macros take a non-const object; nothing is written. */
+static json_t *unconst(const json_t *o)
+{
+    return (json_t *)(uintptr_t)o;
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static int in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int bad(struct tc_error *err, const char *field, const char *why)
+{
+    return tc_error_set(err, TC_EINVALID_OUTPUT, "%s: %s", field, why);
+}
+
+/* A string member that must be one of list; copied into dst. */
+static int get_enum(const json_t *v, const char *field, const char *const *list, size_t n,
+                    char *dst, size_t dstsz, struct tc_error *err)
+{
+    if (!json_is_string(v))
+        return bad(err, field, "must be a string");
+    const char *s = json_string_value(v);
+    if (!in_list(s, list, n) || strlen(s) >= dstsz)
+        return tc_error_set(err, TC_EINVALID_OUTPUT, "%s: unknown value '%.32s'", field, s);
+    memcpy(dst, s, strlen(s) + 1);
+    return 0;
+}
+
+static int get_int(const json_t *v, const char *field, int64_t lo, int64_t hi, int64_t *out,
+                   struct tc_error *err)
+{
+    if (!json_is_integer(v))
+        return bad(err, field, "must be an integer");
+    json_int_t x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return tc_error_set(err, TC_EINVALID_OUTPUT, "%s: must be between %lld and %lld",
+                            field, (long long)lo, (long long)hi);
+    *out = x;
+    return 0;
+}
+
+static int parse_video(const json_t *obj, struct tc_video_spec *vs, struct tc_error *err)
+{
+    const char *key;
+    json_t *v;
+    int64_t x;
+    int ret;
+    json_object_foreach(unconst(obj), key, v) {
+        if (strcmp(key, "codec") == 0) {
+            ret = get_enum(v, "video.codec", video_codecs, N(video_codecs), vs->codec,
+                           sizeof(vs->codec), err);
+        } else if (strcmp(key, "max_height") == 0) {
+            ret = get_int(v, "video.max_height", 16, 8192, &x, err);
+            vs->max_height = (int)x;
+        } else if (strcmp(key, "width") == 0) {
+            ret = get_int(v, "video.width", 16, 8192, &x, err);
+            vs->width = (int)x;
+        } else if (strcmp(key, "height") == 0) {
+            ret = get_int(v, "video.height", 16, 8192, &x, err);
+            vs->height = (int)x;
+        } else if (strcmp(key, "crf") == 0) {
+            ret = get_int(v, "video.crf", 0, 63, &x, err);
+            vs->crf = (int)x;
+        } else if (strcmp(key, "bitrate") == 0) {
+            ret = get_int(v, "video.bitrate", 10000, 500000000, &x, err);
+            vs->bitrate = x;
+        } else if (strcmp(key, "fps") == 0) {
+            if (!json_is_number(v))
+                return bad(err, "video.fps", "must be a number");
+            double f = json_number_value(v);
+            if (!(f >= 1.0 && f <= 240.0))
+                return bad(err, "video.fps", "must be between 1 and 240");
+            vs->fps = f;
+            ret = 0;
+        } else if (strcmp(key, "speed") == 0) {
+            ret = get_enum(v, "video.speed", speeds, N(speeds), vs->speed, sizeof(vs->speed), err);
+        } else {
+            return tc_error_set(err, TC_EINVALID_OUTPUT, "video.%.64s: unknown field", key);
+        }
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+static int parse_audio(const json_t *obj, struct tc_audio_spec *as, struct tc_error *err)
+{
+    const char *key;
+    json_t *v;
+    int64_t x;
+    int ret;
+    json_object_foreach(unconst(obj), key, v) {
+        if (strcmp(key, "codec") == 0) {
+            ret = get_enum(v, "audio.codec", audio_codecs, N(audio_codecs), as->codec,
+                           sizeof(as->codec), err);
+        } else if (strcmp(key, "bitrate") == 0) {
+            ret = get_int(v, "audio.bitrate", 6000, 640000, &x, err);
+            as->bitrate = x;
+        } else if (strcmp(key, "channels") == 0) {
+            ret = get_int(v, "audio.channels", 1, 2, &x, err);
+            as->channels = (int)x;
+        } else if (strcmp(key, "sample_rate") == 0) {
+            ret = get_int(v, "audio.sample_rate", 8000, 96000, &x, err);
+            as->sample_rate = (int)x;
+        } else {
+            return tc_error_set(err, TC_EINVALID_OUTPUT, "audio.%.64s: unknown field", key);
+        }
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+static int name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > TC_NAME_MAX - 1)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+/* The combinations a container can hold. */
+static int check_combo(const struct tc_output_spec *s, struct tc_error *err)
+{
+    const char *c = s->container;
+    const char *vc = s->video.codec, *ac = s->audio.codec;
+    int audio_only = !strcmp(c, "m4a") || !strcmp(c, "mp3") || !strcmp(c, "ogg");
+
+    if (!s->has_video && !s->has_audio)
+        return bad(err, "video", "an output needs video or audio (both are null)");
+    if (audio_only && s->has_video)
+        return tc_error_set(err, TC_EINVALID_OUTPUT,
+                            "video: container '%s' holds audio only (set video to null)", c);
+    if (!strcmp(c, "jpg")) {
+        if (!s->has_video)
+            return bad(err, "video", "container 'jpg' needs video");
+        if (s->has_audio)
+            return bad(err, "audio", "container 'jpg' holds no audio (set audio to null)");
+        if (strcmp(vc, "mjpeg") != 0)
+            return tc_error_set(err, TC_EINVALID_OUTPUT,
+                                "video.codec: '%s' cannot go into 'jpg' (omit it)", vc);
+        return 0;
+    }
+    if (s->has_video) {
+        static const char *const mp4v[] = {"h264", "hevc", "av1", "vp9", "copy"};
+        static const char *const webmv[] = {"vp9", "av1", "copy"};
+        static const char *const mkvv[] = {"h264", "hevc", "av1", "vp9", "copy"};
+        static const char *const hlsv[] = {"h264", "hevc"};
+        int ok = !strcmp(c, "mp4") ? in_list(vc, mp4v, N(mp4v))
+                 : !strcmp(c, "webm") ? in_list(vc, webmv, N(webmv))
+                 : !strcmp(c, "mkv") ? in_list(vc, mkvv, N(mkvv))
+                 : !strcmp(c, "hls") ? in_list(vc, hlsv, N(hlsv))
+                                     : 0;
+        if (!ok)
+            return tc_error_set(err, TC_EINVALID_OUTPUT,
+                                "video.codec: '%s' cannot go into container '%s'", vc, c);
+        if (!strcmp(vc, "copy") && (s->video.max_height || s->video.width || s->video.height ||
+                                    s->video.crf >= 0 || s->video.bitrate || s->video.fps > 0))
+            return bad(err, "video.codec", "'copy' takes no size, crf, bitrate or fps");
+        if (s->video.crf > 51 && (!strcmp(vc, "h264") || !strcmp(vc, "hevc")))
+            return tc_error_set(err, TC_EINVALID_OUTPUT, "video.crf: %s takes 0..51", vc);
+    }
+    if (s->has_audio) {
+        static const char *const mp4a[] = {"aac", "mp3", "opus", "copy"};
+        static const char *const webma[] = {"opus", "copy"};
+        static const char *const mkva[] = {"aac", "mp3", "opus", "copy"};
+        static const char *const hlsa[] = {"aac"};
+        static const char *const m4aa[] = {"aac", "copy"};
+        static const char *const mp3a[] = {"mp3", "copy"};
+        static const char *const ogga[] = {"opus", "copy"};
+        int ok = !strcmp(c, "mp4") ? in_list(ac, mp4a, N(mp4a))
+                 : !strcmp(c, "webm") ? in_list(ac, webma, N(webma))
+                 : !strcmp(c, "mkv") ? in_list(ac, mkva, N(mkva))
+                 : !strcmp(c, "hls") ? in_list(ac, hlsa, N(hlsa))
+                 : !strcmp(c, "m4a") ? in_list(ac, m4aa, N(m4aa))
+                 : !strcmp(c, "mp3") ? in_list(ac, mp3a, N(mp3a))
+                 : !strcmp(c, "ogg") ? in_list(ac, ogga, N(ogga))
+                                     : 0;
+        if (!ok)
+            return tc_error_set(err, TC_EINVALID_OUTPUT,
+                                "audio.codec: '%s' cannot go into container '%s'", ac, c);
+        if (!strcmp(ac, "copy") && (s->audio.bitrate || s->audio.channels || s->audio.sample_rate))
+            return bad(err, "audio.codec", "'copy' takes no bitrate, channels or sample_rate");
+    }
+    if (!strcmp(c, "hls"))
+        return bad(err, "container", "'hls' outputs are not supported yet");
+    return 0;
+}
+
+int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_error *err)
+{
+    struct tc_output_spec s;
+    int ret;
+
+    if (!json_is_object(obj))
+        return tc_error_set(err, TC_EINVALID_OUTPUT, "an output spec must be a JSON object");
+    memset(&s, 0, sizeof(s));
+    s.video.crf = -1;
+
+    /* A spec may start from a preset and override some fields. */
+    json_t *pv = json_object_get(obj, "preset");
+    if (pv && !json_is_null(pv)) {
+        if (!json_is_string(pv))
+            return bad(err, "preset", "must be a string");
+        if (tc_preset_find(json_string_value(pv), &s, NULL) < 0)
+            return tc_error_set(err, TC_EINVALID_OUTPUT, "preset: no such preset '%.64s'",
+                                json_string_value(pv));
+    }
+
+    const char *key;
+    json_t *v;
+    int saw_container = s.container[0] != '\0';
+    json_object_foreach(unconst(obj), key, v) {
+        if (strcmp(key, "preset") == 0)
+            continue;
+        if (strcmp(key, "name") == 0) {
+            if (!json_is_string(v))
+                return bad(err, "name", "must be a string");
+            if (!name_ok(json_string_value(v)))
+                return bad(err, "name", "must be 1 to 63 characters of A-Z a-z 0-9 _ -");
+            snprintf(s.name, sizeof(s.name), "%s", json_string_value(v));
+        } else if (strcmp(key, "container") == 0) {
+            ret = get_enum(v, "container", containers, N(containers), s.container,
+                           sizeof(s.container), err);
+            if (ret < 0)
+                return ret;
+            saw_container = 1;
+        } else if (strcmp(key, "video") == 0) {
+            if (json_is_null(v)) {
+                s.has_video = 0;
+                memset(&s.video, 0, sizeof(s.video));
+                s.video.crf = -1;
+                continue;
+            }
+            if (!json_is_object(v))
+                return bad(err, "video", "must be an object or null");
+            if (!s.has_video) {
+                memset(&s.video, 0, sizeof(s.video));
+                s.video.crf = -1;
+            }
+            s.has_video = 1;
+            if ((ret = parse_video(v, &s.video, err)) < 0)
+                return ret;
+        } else if (strcmp(key, "audio") == 0) {
+            if (json_is_null(v)) {
+                s.has_audio = 0;
+                memset(&s.audio, 0, sizeof(s.audio));
+                continue;
+            }
+            if (!json_is_object(v))
+                return bad(err, "audio", "must be an object or null");
+            if (!s.has_audio)
+                memset(&s.audio, 0, sizeof(s.audio));
+            s.has_audio = 1;
+            if ((ret = parse_audio(v, &s.audio, err)) < 0)
+                return ret;
+        } else {
+            return tc_error_set(err, TC_EINVALID_OUTPUT, "%.64s: unknown field", key);
+        }
+    }
+    if (!saw_container)
+        return bad(err, "container", "is required");
+    if (!s.name[0])
+        snprintf(s.name, sizeof(s.name), "%s", s.preset[0] ? s.preset : "output");
+    if (!strcmp(s.container, "jpg") && s.has_video && !s.video.codec[0])
+        snprintf(s.video.codec, sizeof(s.video.codec), "mjpeg");
+    if (s.has_video && !s.video.codec[0])
+        return bad(err, "video.codec", "is required");
+    if (s.has_audio && !s.audio.codec[0])
+        return bad(err, "audio.codec", "is required");
+    if ((ret = check_combo(&s, err)) < 0)
+        return ret;
+    /* A spec that changed a preset's fields is custom, unless unchanged. */
+    if (s.preset[0]) {
+        struct tc_output_spec p;
+        if (tc_preset_find(s.preset, &p, NULL) == 0 &&
+            (memcmp(&p.video, &s.video, sizeof(p.video)) != 0 ||
+             memcmp(&p.audio, &s.audio, sizeof(p.audio)) != 0 || p.has_video != s.has_video ||
+             p.has_audio != s.has_audio || strcmp(p.container, s.container) != 0))
+            s.preset[0] = '\0';
+    }
+    *spec = s;
+    return 0;
+}
+
+json_t *tc_spec_to_json(const struct tc_output_spec *spec)
+{
+    json_t *o = json_pack("{s:s, s:s}", "name", spec->name, "container", spec->container);
+    if (!o)
+        return NULL;
+    int bad_set = 0;
+    if (spec->preset[0])
+        bad_set |= json_object_set_new(o, "preset", json_string(spec->preset));
+    if (spec->has_video) {
+        const struct tc_video_spec *v = &spec->video;
+        json_t *vo = json_pack("{s:s}", "codec", v->codec);
+        if (!vo)
+            goto fail;
+        if (v->max_height)
+            bad_set |= json_object_set_new(vo, "max_height", json_integer(v->max_height));
+        if (v->width)
+            bad_set |= json_object_set_new(vo, "width", json_integer(v->width));
+        if (v->height)
+            bad_set |= json_object_set_new(vo, "height", json_integer(v->height));
+        if (v->crf >= 0)
+            bad_set |= json_object_set_new(vo, "crf", json_integer(v->crf));
+        if (v->bitrate)
+            bad_set |= json_object_set_new(vo, "bitrate", json_integer(v->bitrate));
+        if (v->fps > 0)
+            bad_set |= json_object_set_new(vo, "fps", json_real(v->fps));
+        if (v->speed[0])
+            bad_set |= json_object_set_new(vo, "speed", json_string(v->speed));
+        bad_set |= json_object_set_new(o, "video", vo);
+    } else {
+        bad_set |= json_object_set_new(o, "video", json_null());
+    }
+    if (spec->has_audio) {
+        const struct tc_audio_spec *a = &spec->audio;
+        json_t *ao = json_pack("{s:s}", "codec", a->codec);
+        if (!ao)
+            goto fail;
+        if (a->bitrate)
+            bad_set |= json_object_set_new(ao, "bitrate", json_integer(a->bitrate));
+        if (a->channels)
+            bad_set |= json_object_set_new(ao, "channels", json_integer(a->channels));
+        if (a->sample_rate)
+            bad_set |= json_object_set_new(ao, "sample_rate", json_integer(a->sample_rate));
+        bad_set |= json_object_set_new(o, "audio", ao);
+    } else {
+        bad_set |= json_object_set_new(o, "audio", json_null());
+    }
+    if (bad_set)
+        goto fail;
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+/* Codecs each container accepts by stream copy. */
+static int copy_ok(const char *container, const char *codec)
+{
+    static const char *const mp4[] = {"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video",
+                                      "mjpeg", "aac", "mp3", "ac3", "eac3", "opus", "flac",
+                                      "alac", "mp2"};
+    static const char *const webm[] = {"vp8", "vp9", "av1", "opus", "vorbis"};
+    static const char *const m4a[] = {"aac", "alac"};
+    static const char *const mp3[] = {"mp3"};
+    static const char *const ogg[] = {"opus", "vorbis", "flac"};
+    if (!strcmp(container, "mp4"))
+        return in_list(codec, mp4, N(mp4));
+    if (!strcmp(container, "webm"))
+        return in_list(codec, webm, N(webm));
+    if (!strcmp(container, "m4a"))
+        return in_list(codec, m4a, N(m4a));
+    if (!strcmp(container, "mp3"))
+        return in_list(codec, mp3, N(mp3));
+    if (!strcmp(container, "ogg"))
+        return in_list(codec, ogg, N(ogg));
+    return !strcmp(container, "mkv");
+}
+
+int tc_spec_check_input(const struct tc_output_spec *spec, const struct tc_media_info *info,
+                        struct tc_error *err)
+{
+    int video = spec->has_video && info->has_video;
+    int audio = spec->has_audio && info->has_audio;
+
+    if (!strcmp(spec->container, "jpg") && !info->has_video)
+        return tc_error_set(err, TC_EINVALID_OUTPUT,
+                            "output '%s': a JPEG thumbnail needs a video stream and the input has none",
+                            spec->name);
+    if (!video && !audio)
+        return tc_error_set(err, TC_EINVALID_OUTPUT,
+                            "output '%s': the input has no %s stream for it", spec->name,
+                            spec->has_audio && !spec->has_video ? "audio"
+                            : spec->has_video && !spec->has_audio ? "video"
+                                                                  : "audio or video");
+    if (video && !strcmp(spec->video.codec, "copy") && !copy_ok(spec->container, info->video.codec))
+        return tc_error_set(err, TC_ENOT_REMUXABLE,
+                            "output '%s': video codec '%s' cannot be copied into %s (transcode it instead)",
+                            spec->name, info->video.codec, spec->container);
+    if (audio && !strcmp(spec->audio.codec, "copy") && !copy_ok(spec->container, info->audio.codec))
+        return tc_error_set(err, TC_ENOT_REMUXABLE,
+                            "output '%s': audio codec '%s' cannot be copied into %s (transcode it instead)",
+                            spec->name, info->audio.codec, spec->container);
+    return 0;
+}
