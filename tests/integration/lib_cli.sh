@@ -1,0 +1,470 @@
+# lib_cli.sh - shared helpers of the CLI integration tests (test_cli_*.sh).
+# Sourced, not run (its name does not match test_*, so ctest skips it).
+#
+# Every check goes through ffprobe (an independent tool), never through
+# `vidq probe`. A failed check prints "FAIL: <what>" and the test goes on, so
+# one run lists every failure; `finish` exits 1 if there was any.
+#
+# Needs: VIDQ_BIN VIDQ_SRC VIDQ_MEDIA VIDQ_TEST_TMP (see tests/CMakeLists.txt),
+# ffprobe, jq, timeout.
+set -euo pipefail
+: "${VIDQ_BIN:?}" "${VIDQ_SRC:?}" "${VIDQ_MEDIA:?}" "${VIDQ_TEST_TMP:?}"
+
+TEST_NAME=$(basename "$0" .sh)
+mkdir -p "$VIDQ_TEST_TMP"
+T=$(mktemp -d "$VIDQ_TEST_TMP/$TEST_NAME.XXXXXX")
+FAILS=0
+CLEANUP_PIDS=()
+
+lib_cleanup() {
+  local p
+  for p in "${CLEANUP_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Keep the scratch folder of a failed test for a look; drop a passed one.
+  if [ "$FAILS" -eq 0 ]; then rm -rf "$T"; else echo "scratch kept: $T" >&2; fi
+}
+trap lib_cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+note() { echo "-- $*"; }
+
+finish() {
+  if [ "$FAILS" -gt 0 ]; then
+    echo "$TEST_NAME: $FAILS failure(s)" >&2
+    exit 1
+  fi
+  echo "$TEST_NAME: ok"
+  exit 0
+}
+
+# Make the generated fixtures if the media setup test has not (a test run on
+# its own with ctest -R).
+ensure_media() {
+  bash "$VIDQ_SRC/fixtures/gen.sh" "$VIDQ_MEDIA" >/dev/null
+}
+
+# All generated fixtures, one name a line (hidden temporaries excluded).
+media_list() {
+  (cd "$VIDQ_MEDIA" && ls -1 | grep -v '^\.' | grep -v '\.tmp\.' | sort)
+}
+
+# run_vidq ARGS...: run the binary (time-boxed) with stdout and stderr kept
+# in $T/out.txt and $T/err.txt; its exit code goes to RC. Never fails itself.
+RC=0
+run_vidq() {
+  RC=0
+  timeout -k 5 "${VIDQ_TIMEOUT:-90}" "$VIDQ_BIN" "$@" >"$T/out.txt" 2>"$T/err.txt" || RC=$?
+}
+
+# expect_error CONTEXT RC_WANTED CODE_REGEX: the last run_vidq exited with
+# RC_WANTED and wrote exactly one stderr line "vidq: <code>: <message>" whose
+# code matches CODE_REGEX (an ERE such as "unsupported_media" or "a|b").
+expect_error() {
+  local ctx=$1 want=$2 codes=$3 lines line
+  if [ "$RC" -ne "$want" ]; then
+    fail "$ctx: exit $RC, want $want (stderr: $(head -c 300 "$T/err.txt"))"
+    return 0
+  fi
+  lines=$(wc -l < "$T/err.txt")
+  line=$(head -n 1 "$T/err.txt")
+  if [ "$lines" -ne 1 ]; then
+    fail "$ctx: $lines stderr lines, want exactly 1: $(head -c 400 "$T/err.txt")"
+  fi
+  if ! [[ "$line" =~ ^vidq:\ ([a-z_]+):\ (.+)$ ]]; then
+    fail "$ctx: stderr line is not 'vidq: <code>: <message>': $line"
+    return 0
+  fi
+  local code=${BASH_REMATCH[1]} msg=${BASH_REMATCH[2]}
+  if ! [[ "$code" =~ ^($codes)$ ]]; then
+    fail "$ctx: error code '$code', want $codes ($line)"
+  fi
+  if [ "${#msg}" -lt 8 ]; then
+    fail "$ctx: message too short to say why: $line"
+  fi
+}
+
+# expect_no_output CONTEXT OUT: neither OUT nor OUT.part nor any other
+# OUT* sibling exists.
+expect_no_output() {
+  local ctx=$1 out=$2 f
+  for f in "$out" "$out".*; do
+    if [ -e "$f" ]; then fail "$ctx: left $f behind"; fi
+  done
+}
+
+# Skip (exit 77) while `vidq transcode` is still the placeholder.
+# TODO(fixtures): remove once the transcode CLI is on main.
+skip_if_not_built() {
+  local said
+  said=$("$VIDQ_BIN" transcode 2>&1 || true)
+  if [[ "$said" == *"not built yet"* ]]; then
+    echo "$TEST_NAME: vidq transcode not built yet: skipped"
+    trap - EXIT
+    rm -rf "$T"
+    exit 77
+  fi
+}
+
+# ------------------------------------------------------------ ffprobe facts
+
+# probe_json FILE: ffprobe's format, streams and packets as one JSON object.
+probe_json() {
+  ffprobe -v error -show_format -show_streams -show_packets -of json "$1"
+}
+
+# facts FILE: one JSON object with what the tests compare, from ffprobe:
+#   format, nv, na (stream counts), ns (all streams), start (earliest start),
+#   dur (content duration: last packet end - first packet start, negative
+#   timestamps of encoder priming counted as 0), vdur, adur (per kind),
+#   v: {codec, profile, pix_fmt, w, h, dw, dh (displayed: SAR and rotation
+#   applied), rot, field_order, fps}, a: {codec, channels, sample_rate}.
+facts() {
+  probe_json "$1" | jq -c '
+    def num: if . == null or . == "N/A" then null else tonumber end;
+    def span(pk): if (pk | length) == 0 then -1 else
+      (pk | map(.pts_time | num) | min) as $s
+      | (pk | map((.pts_time | num) + ((.duration_time // "0") | num // 0)) | max)
+        - (if $s < 0 then 0 else $s end) end;
+    def ratio: if . == null or . == "0/0" or . == "0:1" or . == "N/A" then null
+      else (split("[:/]"; null) | map(tonumber)) as $r
+      | if $r[1] == 0 then null else $r[0] / $r[1] end end;
+    (.streams | map({key: (.index | tostring), value: .codec_type}) | from_entries) as $t
+    | [(.packets // [])[] | select(.pts_time != null and .pts_time != "N/A")] as $p
+    | ([.streams[] | select(.codec_type == "video")] | first) as $v
+    | ([.streams[] | select(.codec_type == "audio")] | first) as $a
+    | {
+        format: .format.format_name,
+        ns: (.streams | length),
+        nv: ([.streams[] | select(.codec_type == "video")] | length),
+        na: ([.streams[] | select(.codec_type == "audio")] | length),
+        start: ([.streams[] | .start_time | num | select(. != null)] | min),
+        dur: span($p),
+        vdur: span($p | map(select($t[.stream_index | tostring] == "video"))),
+        adur: span($p | map(select($t[.stream_index | tostring] == "audio"))),
+        v: (if $v == null then null else
+             ([$v.side_data_list[]? | select(.rotation != null) | .rotation] | first // 0) as $rot
+             | (($v.sample_aspect_ratio | ratio) // 1) as $sar
+             | ($v.width * (if $sar > 0 then $sar else 1 end)) as $sw
+             | (if ((($rot | fabs | round) % 180) == 90) then [$v.height, $sw] else [$sw, $v.height] end) as $d
+             | {codec: $v.codec_name, profile: ($v.profile // ""), pix_fmt: ($v.pix_fmt // ""),
+                w: $v.width, h: $v.height, dw: $d[0], dh: $d[1], rot: $rot,
+                field_order: ($v.field_order // "unknown"),
+                fps: (($v.avg_frame_rate | ratio) // ($v.r_frame_rate | ratio) // 25)}
+           end),
+        a: (if $a == null then null else
+             {codec: $a.codec_name, channels: $a.channels, sample_rate: ($a.sample_rate | num)}
+           end)
+      }'
+}
+
+# jqv JSON FILTER: one value out of a facts object.
+jqv() { jq -r "$2" <<<"$1"; }
+
+# same_codec A B: codec names of a stream and of its stream copy agree (MP4
+# files MPEG-1/2 layer II audio under the object type ffprobe reads as mp3).
+same_codec() {
+  [ "$1" = "$2" ] && return 0
+  case "$1:$2" in mp3:mp2|mp2:mp3) return 0 ;; esac
+  return 1
+}
+
+# fcmp A OP B: float comparison with awk (OP: < <= > >= ==).
+fcmp() { awk -v a="$1" -v b="$3" "BEGIN { exit !(a $2 b) }"; }
+
+# top_boxes FILE: the top-level MP4 box types in file order, space-separated.
+top_boxes() {
+  local f=$1 size off=0 total types="" hdr n
+  total=$(stat -c %s "$f")
+  while [ "$off" -lt "$total" ] && [ "${#types}" -lt 400 ]; do
+    hdr=$(od -An -v -tx1 -j "$off" -N 16 "$f" | tr -d ' \n')
+    [ "${#hdr}" -ge 16 ] || break
+    size=$((16#${hdr:0:8}))
+    types+="$(printf '%b' "\\x${hdr:8:2}\\x${hdr:10:2}\\x${hdr:12:2}\\x${hdr:14:2}") "
+    if [ "$size" -eq 1 ]; then
+      [ "${#hdr}" -ge 32 ] || break
+      size=$((16#${hdr:16:16}))
+    elif [ "$size" -eq 0 ]; then
+      break
+    fi
+    [ "$size" -ge 8 ] || break
+    off=$((off + size))
+  done
+  echo "$types"
+}
+
+# is_faststart FILE: moov comes before mdat at the top level.
+is_faststart() {
+  local boxes
+  boxes=" $(top_boxes "$1")"
+  [[ "$boxes" == *" moov "*" mdat "* ]]
+}
+
+# ---------------------------------------------------- preset expectations
+#
+# What each preset must produce. EVERY preset listed by `vidq presets --json`
+# needs a row here: a preset without one fails test_cli_presets (nothing
+# ships untested). Adding a preset = adding a row.
+#
+#   kind   av:    audio+video output; audio-only input gives audio-only
+#                 output, video-only input video-only output
+#          audio: audio only; an input without audio must be refused
+#          image: one still frame; an input without video must be refused
+#          copy:  stream copy (remux); codecs the container cannot hold must
+#                 be refused with not_remuxable
+#   fmt    ERE on ffprobe's format_name
+#   vcodec video codec ("-" none, "copy" same as input)
+#   pix    ERE on pix_fmt ("-" none/any)
+#   prof   ERE on the video profile ("-" any)
+#   maxh   cap on the shorter displayed side ("-" none: never upscale only)
+#   acodec audio codec ("-" none, "copy" same as input)
+#   fast   yes: MP4 moov before mdat; - : not checked
+#
+# preset      kind  fmt              vcodec pix                 prof    maxh acodec fast
+PRESET_TABLE='
+mp4-1080p     av    mp4              h264   ^yuv420p$           ^High$  1080 aac    yes
+mp4-720p      av    mp4              h264   ^yuv420p$           ^High$  720  aac    yes
+mp4-480p      av    mp4              h264   ^yuv420p$           ^High$  480  aac    yes
+audio-m4a     audio mp4              -      -                   -       -    aac    yes
+thumbnail     image image2|jpeg|mjpeg mjpeg ^yuvj?4[24][024]p$  -       spec -      -
+remux-mp4     copy  mp4              copy   -                   -       -    copy   yes
+'
+
+# preset_row NAME: the row's fields (without the name), or nothing.
+preset_row() {
+  awk -v n="$1" '$1 == n { $1 = ""; print substr($0, 2); exit }' <<<"$PRESET_TABLE"
+}
+
+# Container support of MP4 for stream copy: "yes" codecs must be remuxed,
+# "no" codecs must be refused (not_remuxable), the rest may go either way
+# (ffmpeg's muxer takes them, a product may refuse them as unplayable).
+mp4_copy_class() {
+  case "$1" in
+    h264|hevc|av1|vp9|mpeg4|aac|mp3|opus|ac3|eac3|alac) echo yes ;;
+    prores|vp8|theora|rawvideo|ffv1|dnxhd|pcm_*|wmav2|wmv2|vorbis) echo no ;;
+    *) echo maybe ;;
+  esac
+}
+
+PRESETS_JSON=""
+# load_presets: `vidq presets --json` into PRESETS_JSON and PRESET_NAMES.
+load_presets() {
+  run_vidq presets --json
+  if [ "$RC" -ne 0 ] || ! jq -e '.presets | type == "array" and length > 0' "$T/out.txt" >/dev/null 2>&1; then
+    fail "vidq presets --json: exit $RC, not a {\"presets\":[...]} object: $(head -c 300 "$T/out.txt") $(head -c 300 "$T/err.txt")"
+    finish
+  fi
+  PRESETS_JSON=$(cat "$T/out.txt")
+  mapfile -t PRESET_NAMES < <(jq -r '.presets[].name' <<<"$PRESETS_JSON")
+}
+
+# preset_spec NAME: the preset's spec object from PRESETS_JSON.
+preset_spec() {
+  jq -c --arg n "$1" '.presets[] | select(.name == $n) | .spec' <<<"$PRESETS_JSON"
+}
+
+# ------------------------------------------------------- the main check
+
+# expected_short SRC_SHORT CAP: the shorter displayed side to expect.
+expected_short() {
+  local s=$1 cap=$2
+  if [ "$cap" != "-" ] && [ "$cap" -gt 0 ] && fcmp "$s" ">" "$cap"; then echo "$cap"; else echo "$s"; fi
+}
+
+# check_video_geometry CTX IN_FACTS OUT_FACTS CAP EVEN: displayed size of
+# the output against the input's: shorter side = min(src, cap) (+-2 for even
+# rounding), aspect ratio kept within 2%, coded dims even when EVEN=1.
+check_video_geometry() {
+  local ctx=$1 fin=$2 fout=$3 cap=$4 even=$5
+  local idw idh odw odh ow oh ishort oshort want
+  idw=$(jqv "$fin" .v.dw) idh=$(jqv "$fin" .v.dh)
+  odw=$(jqv "$fout" .v.dw) odh=$(jqv "$fout" .v.dh)
+  ow=$(jqv "$fout" .v.w) oh=$(jqv "$fout" .v.h)
+  ishort=$(awk -v a="$idw" -v b="$idh" 'BEGIN { print (a < b ? a : b) }')
+  oshort=$(awk -v a="$odw" -v b="$odh" 'BEGIN { print (a < b ? a : b) }')
+  want=$(expected_short "$ishort" "$cap")
+  if ! awk -v o="$oshort" -v w="$want" 'BEGIN { d = o - w; exit !(d >= -2.01 && d <= 2.01) }'; then
+    fail "$ctx: displayed ${odw}x${odh} (coded ${ow}x${oh}), shorter side $oshort, want $want (input displayed ${idw}x${idh}, cap $cap)"
+  fi
+  if ! awk -v a="$idw" -v b="$idh" -v c="$odw" -v d="$odh" \
+       'BEGIN { r = (a / b) / (c / d); exit !(r > 0.98 && r < 1.02) }'; then
+    fail "$ctx: display aspect changed: input ${idw}x${idh}, output ${odw}x${odh}"
+  fi
+  # Orientation: a portrait input stays portrait once displayed.
+  if { fcmp "$idw" "<" "$idh" && fcmp "$odw" ">" "$odh"; } || \
+     { fcmp "$idw" ">" "$idh" && fcmp "$odw" "<" "$odh"; }; then
+    fail "$ctx: orientation flipped: input displayed ${idw}x${idh}, output ${odw}x${odh}"
+  fi
+  if [ "$even" = 1 ] && { [ $((ow % 2)) -ne 0 ] || [ $((oh % 2)) -ne 0 ]; }; then
+    fail "$ctx: odd coded size ${ow}x${oh}"
+  fi
+}
+
+# check_duration CTX WHAT IN_DUR OUT_DUR TOL
+check_duration() {
+  local ctx=$1 what=$2 i=$3 o=$4 tol=$5
+  if ! awk -v i="$i" -v o="$o" -v t="$tol" 'BEGIN { d = o - i; if (d < 0) d = -d; exit !(d <= t) }'; then
+    fail "$ctx: $what duration $o s, input $i s (tolerance $tol s)"
+  fi
+}
+
+# check_transcode CTX INPUT OUT PRESET: OUT was made from INPUT with PRESET
+# (row in PRESET_TABLE): check it with ffprobe.
+check_transcode() {
+  local ctx=$1 in=$2 out=$3 preset=$4
+  local row kind fmt vcodec pix prof maxh acodec fast
+  row=$(preset_row "$preset")
+  read -r kind fmt vcodec pix prof maxh acodec fast <<<"$row"
+  if [ ! -s "$out" ]; then fail "$ctx: no output file"; return 0; fi
+  local fin fout
+  fin=$(facts "$in")
+  if ! fout=$(facts "$out" 2>"$T/ffprobe.err"); then
+    fail "$ctx: ffprobe cannot read the output: $(head -c 300 "$T/ffprobe.err")"
+    return 0
+  fi
+  local inv ina onv ona ons
+  inv=$(jqv "$fin" .nv) ina=$(jqv "$fin" .na)
+  onv=$(jqv "$fout" .nv) ona=$(jqv "$fout" .na) ons=$(jqv "$fout" .ns)
+  [ "$inv" -gt 1 ] && inv=1
+  [ "$ina" -gt 1 ] && ina=1
+
+  local ofmt
+  ofmt=$(jqv "$fout" .format)
+  [[ "$ofmt" =~ ($fmt) ]] || fail "$ctx: container '$ofmt', want /$fmt/"
+
+  # Which streams the output must have.
+  local wantv wanta
+  case "$kind" in
+    av|copy) wantv=$inv wanta=$ina ;;
+    audio) wantv=0 wanta=1 ;;
+    image) wantv=1 wanta=0 ;;
+  esac
+  [ "$vcodec" = "-" ] && wantv=0
+  [ "$acodec" = "-" ] && wanta=0
+  [ "$onv" -eq "$wantv" ] || fail "$ctx: $onv video streams, want $wantv"
+  [ "$ona" -eq "$wanta" ] || fail "$ctx: $ona audio streams, want $wanta"
+  [ "$ons" -eq $((wantv + wanta)) ] || fail "$ctx: $ons streams in all, want $((wantv + wanta))"
+
+  # Video.
+  if [ "$wantv" -eq 1 ] && [ "$onv" -ge 1 ]; then
+    local oc ipf opf oprof ofo
+    oc=$(jqv "$fout" .v.codec) opf=$(jqv "$fout" .v.pix_fmt) oprof=$(jqv "$fout" .v.profile)
+    ofo=$(jqv "$fout" .v.field_order)
+    if [ "$vcodec" = copy ]; then
+      [ "$oc" = "$(jqv "$fin" .v.codec)" ] || fail "$ctx: video codec $oc, want a copy of $(jqv "$fin" .v.codec)"
+      ipf=$(jqv "$fin" .v.pix_fmt)
+      [ "$opf" = "$ipf" ] || fail "$ctx: pix_fmt $opf, want a copy ($ipf)"
+      [ "$(jqv "$fout" .v.w)x$(jqv "$fout" .v.h)" = "$(jqv "$fin" .v.w)x$(jqv "$fin" .v.h)" ] ||
+        fail "$ctx: coded size $(jqv "$fout" .v.w)x$(jqv "$fout" .v.h), want a copy ($(jqv "$fin" .v.w)x$(jqv "$fin" .v.h))"
+      [ "$(jqv "$fout" '.v.dw|round')x$(jqv "$fout" '.v.dh|round')" = "$(jqv "$fin" '.v.dw|round')x$(jqv "$fin" '.v.dh|round')" ] ||
+        fail "$ctx: displayed size/rotation not kept: $(jqv "$fout" .v.dw)x$(jqv "$fout" .v.dh) rot $(jqv "$fout" .v.rot), input $(jqv "$fin" .v.dw)x$(jqv "$fin" .v.dh) rot $(jqv "$fin" .v.rot)"
+    else
+      [ "$oc" = "$vcodec" ] || fail "$ctx: video codec $oc, want $vcodec"
+      [ "$pix" = "-" ] || [[ "$opf" =~ $pix ]] || fail "$ctx: pix_fmt $opf, want /$pix/"
+      [ "$prof" = "-" ] || [[ "$oprof" =~ $prof ]] || fail "$ctx: profile '$oprof', want /$prof/"
+      case "$ofo" in tt|bb|tb|bt) fail "$ctx: output is interlaced (field_order $ofo)" ;; esac
+      local cap=$maxh even=0
+      if [ "$cap" = spec ]; then
+        cap=$(jq -r --arg n "$preset" '.presets[] | select(.name == $n) | .spec.video.max_height // 0' <<<"$PRESETS_JSON")
+        [ "$cap" -gt 0 ] || cap=-
+      fi
+      [[ "$pix" == *420* ]] && even=1
+      check_video_geometry "$ctx" "$fin" "$fout" "$cap" "$even"
+    fi
+  fi
+
+  # Audio.
+  if [ "$wanta" -eq 1 ] && [ "$ona" -ge 1 ]; then
+    local oac ich och
+    oac=$(jqv "$fout" .a.codec) ich=$(jqv "$fin" .a.channels) och=$(jqv "$fout" .a.channels)
+    if [ "$acodec" = copy ]; then
+      same_codec "$oac" "$(jqv "$fin" .a.codec)" || fail "$ctx: audio codec $oac, want a copy of $(jqv "$fin" .a.codec)"
+      [ "$och" = "$ich" ] || fail "$ctx: $och audio channels, want a copy ($ich)"
+    else
+      [ "$oac" = "$acodec" ] || fail "$ctx: audio codec $oac, want $acodec"
+      local wantch=$ich
+      [ "$wantch" -gt 2 ] && wantch=2
+      [ "$och" = "$wantch" ] || fail "$ctx: $och audio channels, want $wantch (input $ich)"
+    fi
+  fi
+
+  # Time: starts near 0 and lasts as long as the input (not for stills).
+  if [ "$kind" != image ]; then
+    local ostart vfr tol
+    ostart=$(jqv "$fout" '.start // 0')
+    awk -v s="$ostart" 'BEGIN { exit !(s >= -0.1 && s <= 0.1) }' ||
+      fail "$ctx: output starts at $ostart s, want about 0 (input starts at $(jqv "$fin" .start))"
+    # One video frame plus one audio frame (<= 0.05 s at >= 22.05 kHz).
+    vfr=0
+    [ "$inv" -eq 1 ] && vfr=$(jqv "$fin" '1 / .v.fps')
+    tol=$(awk -v v="$vfr" 'BEGIN { print v + 0.05 }')
+    if [ "$kind" = audio ]; then
+      check_duration "$ctx" "audio" "$(jqv "$fin" .adur)" "$(jqv "$fout" .dur)" 0.05
+    else
+      check_duration "$ctx" "" "$(jqv "$fin" .dur)" "$(jqv "$fout" .dur)" "$tol"
+      [ "$wantv" -eq 1 ] && [ "$onv" -ge 1 ] &&
+        check_duration "$ctx" "video" "$(jqv "$fin" .vdur)" "$(jqv "$fout" .vdur)" "$tol"
+      [ "$wanta" -eq 1 ] && [ "$ona" -ge 1 ] &&
+        check_duration "$ctx" "audio" "$(jqv "$fin" .adur)" "$(jqv "$fout" .adur)" "$tol"
+    fi
+  fi
+
+  if [ "$fast" = yes ] && ! is_faststart "$out"; then
+    fail "$ctx: not faststart (top-level boxes: $(top_boxes "$out"))"
+  fi
+  return 0
+}
+
+# expect_refusal KIND FACTS: for a preset of KIND and an input with FACTS,
+# prints the error-code ERE the CLI must fail with, or nothing if it must
+# succeed.
+expect_refusal() {
+  local kind=$1 f=$2
+  case "$kind" in
+    audio) [ "$(jqv "$f" .na)" -gt 0 ] || echo "invalid_output|unsupported_media" ;;
+    image) [ "$(jqv "$f" .nv)" -gt 0 ] || echo "invalid_output|unsupported_media" ;;
+    copy)
+      local c cls any_no=0 any_maybe=0
+      for c in $(jqv "$f" '[.v.codec?, .a.codec?] | map(select(. != null)) | .[]'); do
+        cls=$(mp4_copy_class "$c")
+        [ "$cls" = no ] && any_no=1
+        [ "$cls" = maybe ] && any_maybe=1
+      done
+      if [ "$any_no" = 1 ]; then echo "not_remuxable"
+      elif [ "$any_maybe" = 1 ]; then echo "maybe"
+      fi ;;
+  esac
+  return 0
+}
+
+# transcode_case PRESET FIXTURE: transcode $VIDQ_MEDIA/FIXTURE with PRESET
+# and check the result, or the refusal if the pair cannot be made.
+transcode_case() {
+  local preset=$1 fx=$2 row kind ext in out ctx refuse fin
+  row=$(preset_row "$preset")
+  if [ -z "$row" ]; then fail "preset $preset: no row in PRESET_TABLE (tests/integration/lib_cli.sh)"; return 0; fi
+  kind=${row%% *}
+  ext=$(jq -r --arg n "$preset" '.presets[] | select(.name == $n) | .spec.container // "out"' <<<"$PRESETS_JSON")
+  in="$VIDQ_MEDIA/$fx"
+  out="$T/${fx%.*}.$preset.$ext"
+  ctx="$fx -> $preset"
+  fin=$(facts "$in")
+  refuse=$(expect_refusal "$kind" "$fin")
+  run_vidq transcode "$in" "$out" --preset "$preset" --progress none
+  if [ -n "$refuse" ] && [ "$refuse" != maybe ]; then
+    expect_error "$ctx (must be refused)" 1 "$refuse"
+    expect_no_output "$ctx" "$out"
+    return 0
+  fi
+  if [ "$refuse" = maybe ] && [ "$RC" -ne 0 ]; then
+    expect_error "$ctx (may be refused)" 1 "not_remuxable"
+    expect_no_output "$ctx" "$out"
+    return 0
+  fi
+  if [ "$RC" -ne 0 ]; then
+    fail "$ctx: exit $RC: $(head -c 300 "$T/err.txt")"
+    expect_no_output "$ctx" "$out"
+    return 0
+  fi
+  [ -e "$out.part" ] && fail "$ctx: $out.part left after success"
+  check_transcode "$ctx" "$in" "$out" "$preset"
+  rm -f "$out"
+}
