@@ -390,10 +390,10 @@ static void transfer_free(struct hook_deliverer *d, struct transfer **pp)
         curl_easy_cleanup(t->easy);
     }
     curl_slist_free_all(t->headers);
+    if (d->transfers == t)
+        d->transfers = t->next;
     if (t->prev)
         t->prev->next = t->next;
-    else if (d->transfers == t)
-        d->transfers = t->next;
     if (t->next)
         t->next->prev = t->prev;
     free(t);

@@ -13,6 +13,7 @@
 #include <transcode/tc.h>
 
 #include "common/log.h"
+#include "hooks/outbox.h"
 #include "http/internal.h"
 
 /* ------------------------------------------------------------ handlers */
@@ -148,6 +149,11 @@ static enum MHD_Result h_metrics(struct http_server *h, struct MHD_Connection *c
     OUT("# HELP vidq_uploaded_bytes_total Bytes of upload bodies received.\n"
         "# TYPE vidq_uploaded_bytes_total counter\nvidq_uploaded_bytes_total %lld\n",
         (long long)atomic_load(&h->bytes_uploaded));
+    struct hook_counters hc;
+    hook_outbox_counters(h->hooks, &hc);
+    int hw = hook_counters_prometheus(&hc, buf + n, cap - n);
+    if (hw > 0)
+        n += (size_t)hw;
 #undef OUT
     struct MHD_Response *resp = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -179,6 +185,11 @@ static const struct route routes[] = {
     {"GET", "/v1/presets", h_presets, 0},
     {"GET", "/healthz", h_healthz, ROUTE_NO_AUTH},
     {"GET", "/metrics", h_metrics, 0},
+    {"POST", "/v1/jobs/:id/webhooks", webhooks_job_add, ROUTE_BODY},
+    {"GET", "/v1/jobs/:id/deliveries", webhooks_job_deliveries, 0},
+    {"POST", "/v1/webhooks", webhooks_global_add, ROUTE_BODY},
+    {"GET", "/v1/webhooks", webhooks_global_list, 0},
+    {"DELETE", "/v1/webhooks/:id", webhooks_global_delete, 0},
 };
 
 /* Match url against pattern, capturing ":x" segments and a "*" tail.
@@ -275,6 +286,7 @@ void routes_request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!rq)
         return;
     upload_free(&rq->upload);
+    free(rq->body);
     free(rq);
     *con_cls = NULL;
 }
