@@ -35,10 +35,15 @@ static const struct opt opts[] = {
      "require Authorization: Bearer <key> (not for /healthz)"},
     {"webhook-secret", OPT_STR, offsetof(struct config, webhook_secret),
      sizeof(((struct config *)0)->webhook_secret), 0, 0, "whsec_<base64> signing key for webhooks"},
-    {"webhook-retry-min", OPT_DOUBLE, offsetof(struct config, webhook_retry_min), 0, 0, 1e9,
+    {"webhook-retry-min", OPT_DOUBLE, offsetof(struct config, webhook_retry_min), 0, 0.01, 1e9,
      "first webhook retry delay, seconds"},
-    {"webhook-retry-max-age", OPT_DOUBLE, offsetof(struct config, webhook_retry_max_age), 0, 0, 1e9,
+    {"webhook-retry-max-age", OPT_DOUBLE, offsetof(struct config, webhook_retry_max_age), 0, 1, 1e9,
      "give up retrying a webhook after this many seconds"},
+    {"webhook-timeout", OPT_DOUBLE, offsetof(struct config, webhook_timeout), 0, 0.1, 3600,
+     "timeout of one webhook delivery attempt, seconds"},
+    {"webhook-targets", OPT_STR, offsetof(struct config, webhook_targets),
+     sizeof(((struct config *)0)->webhook_targets), 0, 0,
+     "addresses webhooks may reach: any, public, public+loopback (README)"},
     {"job-timeout", OPT_DOUBLE, offsetof(struct config, job_timeout), 0, 0.1, 1e9,
      "wall-clock limit of one job attempt, seconds"},
     {"shutdown-grace", OPT_DOUBLE, offsetof(struct config, shutdown_grace), 0, 0, 1e6,
@@ -74,6 +79,8 @@ static void set_defaults(struct config *cfg)
     cfg->max_upload_bytes = (int64_t)8 << 30;
     cfg->webhook_retry_min = 5;
     cfg->webhook_retry_max_age = 86400;
+    cfg->webhook_timeout = 15;
+    snprintf(cfg->webhook_targets, sizeof(cfg->webhook_targets), "any");
     cfg->job_timeout = 3600;
     cfg->tus_expiry = 86400;
     cfg->shutdown_grace = 30;

@@ -13,6 +13,7 @@
 #include <transcode/tc.h>
 
 #include "common/log.h"
+#include "hooks/outbox.h"
 #include "http/internal.h"
 #include "http/tus.h"
 
@@ -151,6 +152,11 @@ static enum MHD_Result h_metrics(struct http_server *h, struct MHD_Connection *c
     OUT("# HELP vidq_uploaded_bytes_total Bytes of upload bodies received.\n"
         "# TYPE vidq_uploaded_bytes_total counter\nvidq_uploaded_bytes_total %lld\n",
         (long long)atomic_load(&h->bytes_uploaded));
+    struct hook_counters hc;
+    hook_outbox_counters(h->hooks, &hc);
+    int hw = hook_counters_prometheus(&hc, buf + n, cap - n);
+    if (hw > 0)
+        n += (size_t)hw;
 #undef OUT
     struct MHD_Response *resp = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -194,6 +200,11 @@ static const struct route routes[] = {
     {"DELETE", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH},
     {"POST", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH | ROUTE_BODY}, /* X-HTTP-Method-Override */
     {"GET", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH},
+    {"POST", "/v1/jobs/:id/webhooks", webhooks_job_add, ROUTE_BODY},
+    {"GET", "/v1/jobs/:id/deliveries", webhooks_job_deliveries, 0},
+    {"POST", "/v1/webhooks", webhooks_global_add, ROUTE_BODY},
+    {"GET", "/v1/webhooks", webhooks_global_list, 0},
+    {"DELETE", "/v1/webhooks/:id", webhooks_global_delete, 0},
 };
 
 /* Match url against pattern, capturing ":x" segments and a "*" tail.
@@ -291,6 +302,7 @@ void routes_request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     upload_free(&rq->upload);
     tus_request_free(&rq->tus);
+    free(rq->body);
     free(rq);
     *con_cls = NULL;
 }

@@ -25,6 +25,7 @@
 #include <transcode/tc.h>
 
 #include "common/log.h"
+#include "hooks/deliver.h"
 
 enum { POST_BUFFER = 64 * 1024, MAX_OUTPUTS = 16 };
 
@@ -269,10 +270,12 @@ static int check_options(const struct upload_options *o, struct tc_output_spec *
             goto out;
         }
     }
-    if (o->webhook_url && *o->webhook_url && strncmp(o->webhook_url, "http://", 7) != 0 &&
-        strncmp(o->webhook_url, "https://", 8) != 0) {
-        api_error_set(e, "bad_request", "webhook_url must be an http:// or https:// URL");
-        goto out;
+    if (o->webhook_url && *o->webhook_url) {
+        char why[256];
+        if (hook_url_check(o->webhook_url, why, sizeof(why)) != 0) {
+            api_error_set(e, "bad_request", "webhook_url: %s", why);
+            goto out;
+        }
     }
     if (outputs_json) {
         *outputs_json = json_dumps(list, JSON_COMPACT);
