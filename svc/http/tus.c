@@ -641,6 +641,10 @@ enum MHD_Result tus_status_answer(struct http_server *h, struct MHD_Connection *
     if (!tus_id_valid(id) || tus_store_get(h->tus, id, &u) < 0)
         return http_fail(conn, "not_found", "no job with id '%s'", id);
     enum MHD_Result r;
+    if (u.phase == TUS_DONE) { /* the job record is the truth; it is gone */
+        tus_upload_clear(&u);
+        return http_fail(conn, "not_found", "no job with id '%s'", id);
+    }
     if (u.phase != TUS_FAILED) {
         r = http_fail(conn, "not_found",
                       "upload %s is incomplete: %lld of %lld bytes received; its job starts "
