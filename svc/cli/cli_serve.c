@@ -68,6 +68,30 @@ static void on_requeued(void *opaque, const char *id)
     job_remove_outputs(data_dir, id);
 }
 
+/* Uploads renamed into inputs/ whose job was never committed (a crash
+ * between the two) are dropped. */
+static void drop_orphan_inputs(struct store *st, const char *data_dir)
+{
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/inputs", data_dir);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        struct job *job = NULL;
+        if (!job_id_valid(e->d_name))
+            continue;
+        if (store_job_get(st, e->d_name, &job) == STORE_ENOTFOUND) {
+            char f[1600];
+            snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
+            log_info("dropping an upload without a job file=%s", f);
+            unlink(f);
+        }
+        job_free(&job);
+    }
+    if (d)
+        closedir(d);
+}
+
 static int write_port_file(const char *path, int port)
 {
     char tmp[1100];
@@ -123,6 +147,7 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "vidq serve: cannot requeue interrupted jobs\n");
         goto out;
     }
+    drop_orphan_inputs(st, cfg.data_dir);
     if (http_create(&cfg, &http) < 0)
         goto out;
     struct sched_config sc = {

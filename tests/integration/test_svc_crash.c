@@ -196,7 +196,15 @@ static void kill9_and_sigterm(const char *isolation)
             ts_sleep_ms(20);
         TS_CHECK(kill(child, 0) != 0, "worker %d outlived the server", (int)child);
     }
+    /* An upload moved into inputs/ whose job was never committed. */
+    char orphan[4400];
+    snprintf(orphan, sizeof(orphan), "%s/inputs/ZZZZZZZZZZZZZZZZZZZZZZ", dir);
+    FILE *of = fopen(orphan, "w");
+    TS_CHECK(of, "orphan file");
+    fputs("left by a crash", of);
+    fclose(of);
     ts_server_start(&s, dir, flags);
+    TS_CHECK(access(orphan, F_OK) != 0, "an orphan upload survived the restart");
     json_t *j = ts_wait_status(&s, a, "running", 20);
     TS_CHECK(j && strcmp(status_of(j), "running") == 0 &&
                  json_integer_value(json_object_get(j, "attempts")) == 2,
