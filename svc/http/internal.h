@@ -2,6 +2,10 @@
  * internal.h - what the modules of svc/http/ share: the server state, the
  * per-request state, the route handler signature and the answer helpers.
  * Not for use outside svc/http/.
+ *
+ * Threading: handlers run on libmicrohttpd's pool threads; a struct request
+ * belongs to its connection (one thread at a time); struct http_server is
+ * read-only after http_listen except its atomics.
  */
 #ifndef VIDQ_HTTP_INTERNAL_H
 #define VIDQ_HTTP_INTERNAL_H
