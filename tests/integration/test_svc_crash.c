@@ -30,6 +30,11 @@ static const char *media(const char *name)
 /* A few seconds: the 10 s clip with a medium x264 preset. */
 static const char MEDIUM[] = "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":"
                              "\"h264\",\"speed\":\"medium\"},\"audio\":{\"codec\":\"aac\"}}]";
+/* Much longer than the --job-timeout below: two slow outputs. */
+static const char SLOW2[] =
+    "[{\"name\":\"s1\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"speed\":"
+    "\"veryslow\"},\"audio\":{\"codec\":\"aac\"}},{\"name\":\"s2\",\"container\":\"mp4\","
+    "\"video\":{\"codec\":\"h264\",\"speed\":\"veryslow\",\"crf\":18},\"audio\":null}]";
 static const char SLOW[] = "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":{\"codec\":"
                            "\"h264\",\"speed\":\"veryslow\"},\"audio\":{\"codec\":\"aac\"}}]";
 
@@ -126,7 +131,7 @@ static void segv_and_timeout(const char *isolation)
     char tag[64], flags[256];
     snprintf(tag, sizeof(tag), "svc-crash1-%s", isolation);
     char *dir = ts_mkdtemp(tag);
-    snprintf(flags, sizeof(flags), "--isolation %s --job-timeout 2", isolation);
+    snprintf(flags, sizeof(flags), "--isolation %s --job-timeout 4", isolation);
     struct ts_server s;
     ts_server_start(&s, dir, flags);
 
@@ -153,8 +158,8 @@ static void segv_and_timeout(const char *isolation)
         free(a);
     }
     /* The wall clock: a job longer than --job-timeout fails `timeout`. */
-    char *t = submit(&s, "h264_aac_640x360_10s.mp4", SLOW, 202);
-    json_t *j = ts_wait_job(&s, t, 15);
+    char *t = submit(&s, "h264_aac_640x360_10s.mp4", SLOW2, 202);
+    json_t *j = ts_wait_job(&s, t, 20);
     TS_CHECK(j && strcmp(status_of(j), "failed") == 0 &&
                  strcmp(json_string_value(
                             json_object_get(json_object_get(j, "error"), "code")),
