@@ -3,9 +3,11 @@
  *
  * serve: parse the config, prepare the data dir, open the store, requeue
  * the jobs a previous run left running (deleting their partial outputs),
- * start the scheduler and the HTTP server, wait for SIGTERM/SIGINT, then
- * stop in reverse: refuse uploads, let running jobs finish for the grace
- * period (the rest go back to the queue), stop HTTP, close the store.
+ * start the webhook sender, the scheduler and the HTTP server, wait for
+ * SIGTERM/SIGINT, then stop in reverse: refuse uploads, let running jobs
+ * finish for the grace period (the rest go back to the queue), stop HTTP,
+ * stop the webhook sender (pending deliveries stay in the store's outbox
+ * for the next start), close the store.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -20,6 +22,7 @@
 #include "cli/cli.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "hooks/outbox.h"
 #include "http/http.h"
 #include "jobs/sched.h"
 #include "jobs/store.h"
@@ -68,6 +71,21 @@ static void on_requeued(void *opaque, const char *id)
     job_remove_outputs(data_dir, id);
 }
 
+/* Who hears of job changes: the event streams, and the webhook outbox,
+ * woken at once when a job ends (it also polls the store on its own). */
+struct job_observers {
+    struct http_server *http;
+    struct hook_outbox *hooks;
+};
+
+static void on_job_changed(void *opaque, const char *job_id, int final)
+{
+    struct job_observers *o = opaque;
+    http_job_changed(o->http, job_id, final);
+    if (final)
+        hook_outbox_notify(o->hooks);
+}
+
 static int write_port_file(const char *path, int port)
 {
     char tmp[1100];
@@ -89,6 +107,7 @@ int cli_serve(int argc, char **argv)
     struct store *st = NULL;
     struct http_server *http = NULL;
     struct sched *sched = NULL;
+    struct hook_outbox *hooks = NULL;
     int port = 0;
 
     int rc = config_parse(&cfg, argc, argv, err, sizeof(err));
@@ -123,8 +142,23 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "vidq serve: cannot requeue interrupted jobs\n");
         goto out;
     }
+    struct hook_outbox_config hc = {
+        .store = st,
+        .data_dir = cfg.data_dir,
+        .secret = cfg.webhook_secret,
+        .retry_min_s = cfg.webhook_retry_min,
+        .retry_max_age_s = cfg.webhook_retry_max_age,
+        .timeout_s = cfg.webhook_timeout,
+        .targets = cfg.webhook_targets,
+    };
+    if (hook_outbox_start(&hc, &hooks, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vidq serve: %s\n", err);
+        goto out;
+    }
     if (http_create(&cfg, &http) < 0)
         goto out;
+    http_set_hooks(http, hooks);
+    struct job_observers observers = {http, hooks};
     struct sched_config sc = {
         .data_dir = cfg.data_dir,
         .exe = "/proc/self/exe",
@@ -134,8 +168,8 @@ int cli_serve(int argc, char **argv)
         .job_timeout_s = cfg.job_timeout,
         .worker_max_memory = cfg.worker_max_memory,
         .worker_nice = cfg.worker_nice,
-        .observer = http_job_changed,
-        .observer_opaque = http,
+        .observer = on_job_changed,
+        .observer_opaque = &observers,
     };
     if (sched_start(st, &sc, &sched) != SCHED_OK) {
         fprintf(stderr, "vidq serve: cannot start the scheduler\n");
@@ -169,6 +203,7 @@ int cli_serve(int argc, char **argv)
 out:
     sched_stop(&sched, 0);
     http_destroy(&http);
+    hook_outbox_stop(&hooks); /* after everything that changes jobs */
     store_close(&st);
     if (ret == CLI_OK)
         log_info("stopped");

@@ -35,10 +35,15 @@ static const struct opt opts[] = {
      "require Authorization: Bearer <key> (not for /healthz)"},
     {"webhook-secret", OPT_STR, offsetof(struct config, webhook_secret),
      sizeof(((struct config *)0)->webhook_secret), 0, 0, "whsec_<base64> signing key for webhooks"},
-    {"webhook-retry-min", OPT_DOUBLE, offsetof(struct config, webhook_retry_min), 0, 0, 1e9,
+    {"webhook-retry-min", OPT_DOUBLE, offsetof(struct config, webhook_retry_min), 0, 0.01, 1e9,
      "first webhook retry delay, seconds"},
-    {"webhook-retry-max-age", OPT_DOUBLE, offsetof(struct config, webhook_retry_max_age), 0, 0, 1e9,
+    {"webhook-retry-max-age", OPT_DOUBLE, offsetof(struct config, webhook_retry_max_age), 0, 1, 1e9,
      "give up retrying a webhook after this many seconds"},
+    {"webhook-timeout", OPT_DOUBLE, offsetof(struct config, webhook_timeout), 0, 0.1, 3600,
+     "timeout of one webhook delivery attempt, seconds"},
+    {"webhook-targets", OPT_STR, offsetof(struct config, webhook_targets),
+     sizeof(((struct config *)0)->webhook_targets), 0, 0,
+     "addresses webhooks may reach: any, public, public+loopback (README)"},
     {"job-timeout", OPT_DOUBLE, offsetof(struct config, job_timeout), 0, 0.1, 1e9,
      "wall-clock limit of one job attempt, seconds"},
     {"shutdown-grace", OPT_DOUBLE, offsetof(struct config, shutdown_grace), 0, 0, 1e6,
@@ -54,6 +59,8 @@ static const struct opt opts[] = {
      "address-space limit of a job's child process, bytes (0 = none)"},
     {"worker-nice", OPT_INT, offsetof(struct config, worker_nice), 0, 0, 19,
      "CPU niceness of job children and threads"},
+    {"tus-expiry", OPT_DOUBLE, offsetof(struct config, tus_expiry), 0, 0.1, 1e9,
+     "seconds an unfinished resumable (tus) upload is kept after its last write"},
     {"port-file", OPT_STR, offsetof(struct config, port_file), sizeof(((struct config *)0)->port_file), 0, 0,
      "write the bound port number to this file once listening"},
 };
@@ -72,7 +79,10 @@ static void set_defaults(struct config *cfg)
     cfg->max_upload_bytes = (int64_t)8 << 30;
     cfg->webhook_retry_min = 5;
     cfg->webhook_retry_max_age = 86400;
+    cfg->webhook_timeout = 15;
+    snprintf(cfg->webhook_targets, sizeof(cfg->webhook_targets), "any");
     cfg->job_timeout = 3600;
+    cfg->tus_expiry = 86400;
     cfg->shutdown_grace = 30;
     cfg->http_threads = 4;
     cfg->max_connections = 1024;

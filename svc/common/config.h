@@ -27,6 +27,8 @@ struct config {
     char webhook_secret[256];    /* --webhook-secret (kept for the webhook sender) */
     double webhook_retry_min;    /* --webhook-retry-min S */
     double webhook_retry_max_age;/* --webhook-retry-max-age S */
+    double webhook_timeout;      /* --webhook-timeout S, per delivery attempt */
+    char webhook_targets[32];    /* --webhook-targets any|public|public+loopback */
     double job_timeout;          /* --job-timeout S, wall clock per attempt */
     double shutdown_grace;       /* --shutdown-grace S on SIGTERM/SIGINT */
     int http_threads;            /* --http-threads */
@@ -35,6 +37,7 @@ struct config {
     int connection_timeout;      /* --connection-timeout S (idle) */
     int64_t worker_max_memory;   /* --worker-max-memory: child RLIMIT_AS bytes */
     int worker_nice;             /* --worker-nice: child CPU niceness */
+    double tus_expiry;           /* --tus-expiry S: unfinished tus uploads kept after their last byte */
     char port_file[1024];        /* --port-file: write the bound port here */
 };
 

@@ -23,6 +23,9 @@ static const struct {
     {"not_found", 404},
     {"method_not_allowed", 405},
     {"conflict", 409},
+    {"unsupported_version", 412}, /* tus: Tus-Resumable */
+    {"locked", 423},              /* tus: another request holds the upload */
+    {"checksum_mismatch", 460},   /* tus: Upload-Checksum */
     {"length_required", 411},
     {"too_large", 413},
     {"unsupported_media", 415},

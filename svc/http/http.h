@@ -27,6 +27,11 @@ int http_create(const struct config *cfg, struct http_server **out);
  * port in *port, or -1 with a reason logged. */
 int http_listen(struct http_server *h, struct sched *s, int *port);
 
+/* Serve the webhook endpoints and metrics with o (borrowed; it outlives
+ * the server). Call before http_listen. */
+struct hook_outbox;
+void http_set_hooks(struct http_server *h, struct hook_outbox *o);
+
 /* Stop taking uploads (503 shutting_down); other requests still served. */
 void http_drain(struct http_server *h);
 

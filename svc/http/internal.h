@@ -20,16 +20,21 @@
 
 struct events;
 struct upload;
+struct tus_request;
+struct tus_store;
+struct hook_outbox;
 
 struct http_server {
     const struct config *cfg;
     struct sched *sched;
     struct MHD_Daemon *daemon;
     struct events *events;
+    struct tus_store *tus;              /* resumable uploads (tus.c) */
     atomic_int draining;
     atomic_llong bytes_uploaded;
     char tmp_dir[1100];
     char inputs_dir[1100];
+    struct hook_outbox *hooks;          /* webhooks (borrowed; http_set_hooks) */
 };
 
 enum { ROUTE_MAX_PARAMS = 4 };
@@ -40,6 +45,10 @@ struct request {
     char params[ROUTE_MAX_PARAMS][256]; /* captured path segments */
     char tail[1024];                    /* a "*" route's rest of the path */
     struct upload *upload;              /* POST /upload in progress */
+    struct tus_request *tus;            /* a /v1/uploads/ request (tus.c) */
+    char *body;                         /* a small JSON body (webhooks.c), owned */
+    size_t body_len;
+    int body_started, body_too_large;
 };
 
 typedef enum MHD_Result (*route_fn)(struct http_server *h, struct MHD_Connection *conn,
@@ -89,6 +98,9 @@ enum MHD_Result http_send_json(struct MHD_Connection *conn, unsigned status, cha
 /* Answer with a jansson value (reference stolen). */
 enum MHD_Result http_send_value(struct MHD_Connection *conn, unsigned status, json_t *value);
 
+/* 1 if the request carries the API key (or the server has none). */
+int http_authorized(struct http_server *h, struct MHD_Connection *conn);
+
 /* Route handlers, by module. */
 enum MHD_Result upload_handle(struct http_server *h, struct MHD_Connection *conn,
                               struct request *rq, const char *upload_data,
@@ -100,6 +112,18 @@ enum MHD_Result outputs_handle(struct http_server *h, struct MHD_Connection *con
 enum MHD_Result events_handle(struct http_server *h, struct MHD_Connection *conn,
                               struct request *rq, const char *upload_data,
                               size_t *upload_data_size);
+
+/* The webhook endpoints (webhooks.c). */
+enum MHD_Result webhooks_job_add(struct http_server *h, struct MHD_Connection *conn,
+                                 struct request *rq, const char *data, size_t *size);
+enum MHD_Result webhooks_job_deliveries(struct http_server *h, struct MHD_Connection *conn,
+                                        struct request *rq, const char *data, size_t *size);
+enum MHD_Result webhooks_global_add(struct http_server *h, struct MHD_Connection *conn,
+                                    struct request *rq, const char *data, size_t *size);
+enum MHD_Result webhooks_global_list(struct http_server *h, struct MHD_Connection *conn,
+                                     struct request *rq, const char *data, size_t *size);
+enum MHD_Result webhooks_global_delete(struct http_server *h, struct MHD_Connection *conn,
+                                       struct request *rq, const char *data, size_t *size);
 
 /* The event-stream registry (events.c). */
 int events_create(struct events **out);

@@ -13,7 +13,9 @@
 #include <transcode/tc.h>
 
 #include "common/log.h"
+#include "hooks/outbox.h"
 #include "http/internal.h"
+#include "http/tus.h"
 
 /* ------------------------------------------------------------ handlers */
 
@@ -37,6 +39,8 @@ static enum MHD_Result h_status(struct http_server *h, struct MHD_Connection *co
     if (!job_id_valid(id))
         return http_fail(conn, "not_found", "no job with id '%s'", id);
     int rc = sched_job_json(h->sched, id, &json, &len);
+    if (rc == SCHED_ENOTFOUND) /* an upload still arriving, or refused */
+        return tus_status_answer(h, conn, id);
     if (rc != SCHED_OK)
         return send_sched_error(conn, rc, id);
     return http_send_json(conn, MHD_HTTP_OK, json, len, NULL);
@@ -148,6 +152,11 @@ static enum MHD_Result h_metrics(struct http_server *h, struct MHD_Connection *c
     OUT("# HELP vidq_uploaded_bytes_total Bytes of upload bodies received.\n"
         "# TYPE vidq_uploaded_bytes_total counter\nvidq_uploaded_bytes_total %lld\n",
         (long long)atomic_load(&h->bytes_uploaded));
+    struct hook_counters hc;
+    hook_outbox_counters(h->hooks, &hc);
+    int hw = hook_counters_prometheus(&hc, buf + n, cap - n);
+    if (hw > 0)
+        n += (size_t)hw;
 #undef OUT
     struct MHD_Response *resp = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -179,6 +188,23 @@ static const struct route routes[] = {
     {"GET", "/v1/presets", h_presets, 0},
     {"GET", "/healthz", h_healthz, ROUTE_NO_AUTH},
     {"GET", "/metrics", h_metrics, 0},
+    /* tus: auth is checked by tus_handle, so that even a 401 carries
+     * Tus-Resumable and a CORS preflight needs no key. */
+    {"OPTIONS", "/v1/uploads", tus_handle, ROUTE_NO_AUTH},
+    {"OPTIONS", "/v1/uploads/", tus_handle, ROUTE_NO_AUTH},
+    {"POST", "/v1/uploads", tus_handle, ROUTE_NO_AUTH | ROUTE_BODY},
+    {"POST", "/v1/uploads/", tus_handle, ROUTE_NO_AUTH | ROUTE_BODY},
+    {"OPTIONS", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH},
+    {"HEAD", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH},
+    {"PATCH", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH | ROUTE_BODY},
+    {"DELETE", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH},
+    {"POST", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH | ROUTE_BODY}, /* X-HTTP-Method-Override */
+    {"GET", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH},
+    {"POST", "/v1/jobs/:id/webhooks", webhooks_job_add, ROUTE_BODY},
+    {"GET", "/v1/jobs/:id/deliveries", webhooks_job_deliveries, 0},
+    {"POST", "/v1/webhooks", webhooks_global_add, ROUTE_BODY},
+    {"GET", "/v1/webhooks", webhooks_global_list, 0},
+    {"DELETE", "/v1/webhooks/:id", webhooks_global_delete, 0},
 };
 
 /* Match url against pattern, capturing ":x" segments and a "*" tail.
@@ -217,7 +243,7 @@ static int match(const char *pattern, const char *url, struct request *rq)
     return *p == '\0' && *u == '\0';
 }
 
-static int authorized(struct http_server *h, struct MHD_Connection *conn)
+int http_authorized(struct http_server *h, struct MHD_Connection *conn)
 {
     const char *key = h->cfg->api_key;
     if (!key[0])
@@ -260,7 +286,7 @@ enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const ch
             return http_fail(conn, "method_not_allowed", "%s is not allowed on %s", method, url);
         return http_fail(conn, "not_found", "no such endpoint: %s %s", method, url);
     }
-    if (!(rq->route->flags & ROUTE_NO_AUTH) && !authorized(h, conn)) {
+    if (!(rq->route->flags & ROUTE_NO_AUTH) && !http_authorized(h, conn)) {
         rq->route = NULL;
         return http_fail(conn, "unauthorized",
                          "this server needs an API key: Authorization: Bearer <key>");
@@ -275,6 +301,8 @@ void routes_request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!rq)
         return;
     upload_free(&rq->upload);
+    tus_request_free(&rq->tus);
+    free(rq->body);
     free(rq);
     *con_cls = NULL;
 }

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "http/internal.h"
+#include "http/tus.h"
 
 enum { CONN_MEMORY = 128 * 1024, CONN_MEMORY_INCREMENT = 32 * 1024 };
 
@@ -37,6 +38,11 @@ int http_create(const struct config *cfg, struct http_server **out)
         free(h);
         return -1;
     }
+    if (tus_open(h) < 0) {
+        events_free(&h->events);
+        free(h);
+        return -1;
+    }
     *out = h;
     return 0;
 }
@@ -47,6 +53,8 @@ int http_listen(struct http_server *h, struct sched *s, int *port)
     struct addrinfo hints, *ai = NULL;
     char portstr[16];
     h->sched = s;
+    if (tus_start(h) < 0)
+        goto out;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -108,6 +116,7 @@ void http_destroy(struct http_server **pp)
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
     events_free(&h->events);
+    tus_close(h);
     free(h);
     *pp = NULL;
 }

@@ -25,6 +25,7 @@
 #include <transcode/tc.h>
 
 #include "common/log.h"
+#include "hooks/deliver.h"
 
 enum { POST_BUFFER = 64 * 1024, MAX_OUTPUTS = 16 };
 
@@ -125,6 +126,12 @@ static int option_field(struct upload_options *o, const char *key, const char *d
     if (bad)
         return api_error_set(e, "bad_request", "the field '%s' is too long", key);
     return 0;
+}
+
+int upload_options_set(struct upload_options *o, const char *key, const char *value, size_t len,
+                       struct api_error *e)
+{
+    return option_field(o, key, value, len, 1, e);
 }
 
 struct query_ctx {
@@ -263,10 +270,12 @@ static int check_options(const struct upload_options *o, struct tc_output_spec *
             goto out;
         }
     }
-    if (o->webhook_url && *o->webhook_url && strncmp(o->webhook_url, "http://", 7) != 0 &&
-        strncmp(o->webhook_url, "https://", 8) != 0) {
-        api_error_set(e, "bad_request", "webhook_url must be an http:// or https:// URL");
-        goto out;
+    if (o->webhook_url && *o->webhook_url) {
+        char why[256];
+        if (hook_url_check(o->webhook_url, why, sizeof(why)) != 0) {
+            api_error_set(e, "bad_request", "webhook_url: %s", why);
+            goto out;
+        }
     }
     if (outputs_json) {
         *outputs_json = json_dumps(list, JSON_COMPACT);
@@ -362,7 +371,9 @@ int upload_submit(struct http_server *h, const char *tmp_path, const struct uplo
             goto out;
         }
     }
-    if (job_id_new(job.id) < 0) {
+    if (o->job_id[0])
+        snprintf(job.id, sizeof(job.id), "%s", o->job_id);
+    else if (job_id_new(job.id) < 0) {
         api_error_set(e, "internal_error", "no random id available");
         goto out;
     }

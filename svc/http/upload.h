@@ -28,6 +28,7 @@ struct upload_options {
     char *webhook_url;                   /* or NULL (owned) */
     char *metadata;                      /* JSON object text or NULL (owned) */
     char priority[24];                   /* "" = 0 */
+    char job_id[JOB_ID_SIZE];            /* "": a new id; else this one (tus) */
 };
 
 /* Free the owned strings of o. */
@@ -37,6 +38,12 @@ void upload_options_clear(struct upload_options *o);
  * 0 or -1 with e filled (a value over its cap). */
 int upload_options_from_query(struct MHD_Connection *conn, struct upload_options *o,
                               struct api_error *e);
+
+/* Set one option by name (filename, preset, outputs, webhook_url, metadata,
+ * priority; others ignored) from a value of len bytes. Returns 0 or -1
+ * with e filled (over its cap). */
+int upload_options_set(struct upload_options *o, const char *key, const char *value, size_t len,
+                       struct api_error *e);
 
 /* Check the options without an input: presets exist, specs parse, names
  * are unique, priority and metadata are well-formed. On success

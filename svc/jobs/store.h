@@ -92,4 +92,74 @@ int store_count_by_status(struct store *st, int64_t counts[5]);
 /* A human name for a STORE_E* code. */
 const char *store_strerror(int code);
 
+/* ------------------------------------------------- webhooks and outbox
+ * Registrations (global, or for one job) and the outbox of deliveries:
+ * one row per event and URL, inserted in the same transaction as the job
+ * change that causes it (claim -> job.started, finish/cancel -> the final
+ * event, progress -> job.progress at most once a second per job), so a
+ * crash after the change still delivers after the restart. Event masks are
+ * hooks/event.h's HOOK_EVENT_* bits. The jobs.webhook_url given at upload
+ * counts as a registration of that job for the default (final) events. */
+
+enum { STORE_WEBHOOK_ID_SIZE = 40 };
+
+struct store_webhook {
+    char id[STORE_WEBHOOK_ID_SIZE]; /* "wh_<hex>" */
+    const char *job_id;             /* NULL for a global webhook */
+    const char *url;
+    int events;
+    double created_at;
+};
+
+/* Register url for events, for job_id (NULL: every job). Fills out->id
+ * and out->created_at. For a job: STORE_ENOTFOUND if it does not exist; if
+ * it already ended and events include its final event, that event's
+ * delivery is queued in the same transaction and *queued is set to 1. */
+int store_webhook_add(struct store *st, const char *job_id, const char *url, int events,
+                      struct store_webhook *out, int *queued);
+
+/* The webhooks of job_id (NULL: the global ones), oldest first. */
+int store_webhook_list(struct store *st, const char *job_id,
+                       int (*fn)(void *opaque, const struct store_webhook *w), void *opaque);
+
+/* Remove a global webhook. STORE_ENOTFOUND if there is none with id. */
+int store_webhook_delete(struct store *st, const char *id);
+
+/* One outbox row (strings borrowed for the callback). state: "pending",
+ * "delivered", "failed" (gave up) or "gone" (410). */
+struct store_delivery {
+    int64_t seq;
+    const char *msg_id, *job_id, *event, *url, *body, *state;
+    size_t body_len;
+    double created_at, next_at; /* next_at: when the next attempt is due */
+    int attempts;
+};
+
+/* One attempt at a delivery, and the state it leaves the delivery in. */
+struct store_attempt {
+    int64_t delivery_seq;
+    int attempt;          /* 1-based */
+    double at;            /* Unix s */
+    int http_status;      /* 0: no answer */
+    const char *error;    /* "" or NULL when delivered */
+    double duration_s;
+    const char *outcome;  /* hook_outcome_name() */
+    const char *state;    /* the delivery's state after it */
+    double next_at;       /* when state is pending */
+};
+
+/* Pending deliveries with seq > after_seq, by seq, at most limit. */
+int store_delivery_pending(struct store *st, int64_t after_seq, int limit,
+                           int (*fn)(void *opaque, const struct store_delivery *d), void *opaque);
+
+/* Record an attempt and move its delivery to a->state, in one transaction. */
+int store_delivery_attempt(struct store *st, const struct store_attempt *a);
+
+/* The deliveries of a job (fn_delivery, by seq) then all their attempts
+ * (fn_attempt, by delivery and attempt). STORE_ENOTFOUND if no such job. */
+int store_delivery_list(struct store *st, const char *job_id,
+                        int (*fn_delivery)(void *opaque, const struct store_delivery *d),
+                        int (*fn_attempt)(void *opaque, const struct store_attempt *a),
+                        void *opaque);
+
 #endif

@@ -28,9 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rand.h>
 #include <sqlite3.h>
 
 #include "common/log.h"
+#include "hooks/event.h"
+#include "hooks/sign.h"
 
 enum { POOL_MAX = 16 };
 
@@ -63,6 +66,10 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"
     "CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs(status, seq);"
     "PRAGMA user_version = 1;";
+
+static int hooks_schema(sqlite3 *db);
+static int hooks_enqueue(sqlite3 *db, const char *job_id, int event);
+static int hooks_after_transition(sqlite3 *db, const char *job_id);
 
 #define JOB_COLUMNS                                                                          \
     "seq, id, status, priority, created_at, started_at, finished_at, attempts, input_path, " \
@@ -166,6 +173,10 @@ int store_open(const char *url, struct store **out, char *err, size_t errlen)
         goto out;
     if (sqlite3_exec(db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "cannot create the schema in %s: %s", st->path, msg ? msg : "?");
+        goto out;
+    }
+    if (hooks_schema(db) != STORE_OK) {
+        snprintf(err, errlen, "cannot create the webhook tables in %s", st->path);
         goto out;
     }
     st->idle[st->n_idle++] = db;
@@ -374,6 +385,9 @@ int store_job_claim_next(struct store *st, struct job **out)
     if (!job || row_to_job(upd, job) != STORE_OK)
         goto out;
     sqlite3_reset(upd);
+    ret = hooks_enqueue(db, job->id, HOOK_EVENT_STARTED); /* same transaction */
+    if (ret != STORE_OK)
+        goto out;
     ret = exec(db, "COMMIT");
     if (ret != STORE_OK)
         goto out;
@@ -412,6 +426,8 @@ int store_job_progress(struct store *st, const char *id, const struct job_progre
     sqlite3_bind_double(s, 6, p->eta_s);
     bind_text(s, 7, id);
     ret = update_one(db, s, id);
+    if (ret == STORE_OK)
+        ret = hooks_enqueue(db, id, HOOK_EVENT_PROGRESS); /* throttled to 1/s per job */
 out:
     sqlite3_finalize(s);
     conn_put(st, db);
@@ -440,7 +456,10 @@ static int transition(struct store *st, const char *id, const char *sql,
     ret = update_one(db, s, id);
     if (ret != STORE_OK)
         goto out;
-    /* (Later: the webhook outbox row for this change is inserted here.) */
+    /* The webhook outbox rows of this change, in the same transaction. */
+    ret = hooks_after_transition(db, id);
+    if (ret != STORE_OK)
+        goto out;
     ret = exec(db, "COMMIT");
     if (ret == STORE_OK)
         in_tx = 0;
@@ -685,6 +704,505 @@ int store_count_by_status(struct store *st, int64_t counts[5])
     ret = rc == SQLITE_DONE ? STORE_OK : fail(db, "count");
 out:
     sqlite3_finalize(s);
+    conn_put(st, db);
+    return ret;
+}
+
+/* ============================================================= webhooks
+ * Webhook registrations and the delivery outbox (see store.h).
+ *   webhooks(id TEXT PRIMARY KEY, job_id TEXT NULL = global, url TEXT,
+ *            events INTEGER mask of hooks/event.h, created_at REAL)
+ *   hook_deliveries(seq INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT,
+ *            job_id, event, url, body TEXT (payload fixed at the event),
+ *            created_at REAL, state TEXT pending|delivered|failed|gone,
+ *            attempts INTEGER, next_at REAL)
+ *   hook_attempts(delivery_seq, attempt, at, http_status, error,
+ *            duration_s, outcome)
+ * Rows of hook_deliveries are inserted by hooks_enqueue inside the
+ * transaction of the job change (transition, claim); the outbox thread
+ * (hooks/outbox.c) reads the pending ones and records every attempt. */
+
+static const char hooks_schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS webhooks ("
+    " id TEXT PRIMARY KEY, job_id TEXT, url TEXT NOT NULL,"
+    " events INTEGER NOT NULL, created_at REAL NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS webhooks_job ON webhooks(job_id);"
+    "CREATE TABLE IF NOT EXISTS hook_deliveries ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " msg_id TEXT NOT NULL, job_id TEXT NOT NULL, event TEXT NOT NULL,"
+    " url TEXT NOT NULL, body TEXT NOT NULL, created_at REAL NOT NULL,"
+    " state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_at REAL NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS hook_deliveries_state ON hook_deliveries(state, seq);"
+    "CREATE INDEX IF NOT EXISTS hook_deliveries_job ON hook_deliveries(job_id, event, created_at);"
+    "CREATE TABLE IF NOT EXISTS hook_attempts ("
+    " delivery_seq INTEGER NOT NULL, attempt INTEGER NOT NULL, at REAL NOT NULL,"
+    " http_status INTEGER NOT NULL, error TEXT, duration_s REAL NOT NULL,"
+    " outcome TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS hook_attempts_delivery ON hook_attempts(delivery_seq, attempt);";
+
+enum { HOOKS_MAX_TARGETS = 256 };
+
+static int hooks_schema(sqlite3 *db) { return exec(db, hooks_schema_sql); }
+
+/* Render event for job_id once and queue it to each of urls, inside the
+ * caller's transaction. */
+static int hooks_insert_event(sqlite3 *db, const char *job_id, int event, char **urls,
+                              size_t n_urls)
+{
+    int ret = STORE_EIO;
+    sqlite3_stmt *sel = NULL, *ins = NULL;
+    struct job job;
+    int have_job = 0;
+    json_t *obj = NULL;
+    char *body = NULL;
+    size_t body_len = 0;
+
+    if (n_urls == 0)
+        return STORE_OK;
+    if (sqlite3_prepare_v2(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", -1, &sel,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "INSERT INTO hook_deliveries (msg_id, job_id, event, url, body, "
+                           "created_at, state, attempts, next_at) "
+                           "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+                           -1, &ins, NULL) != SQLITE_OK) {
+        ret = fail(db, "prepare webhook event");
+        goto out;
+    }
+    bind_text(sel, 1, job_id);
+    int rc = sqlite3_step(sel);
+    if (rc != SQLITE_ROW) {
+        ret = rc == SQLITE_DONE ? STORE_ENOTFOUND : fail(db, "webhook event job");
+        goto out;
+    }
+    ret = STORE_ENOMEM;
+    if (row_to_job(sel, &job) != STORE_OK)
+        goto out;
+    have_job = 1;
+    double now = job_now();
+    obj = job_to_json(&job, 0);
+    body = obj ? hook_event_body(event, obj, now, &body_len) : NULL;
+    if (!body)
+        goto out;
+    for (size_t i = 0; i < n_urls; i++) {
+        char msg_id[HOOK_MSG_ID_MAX];
+        if (hook_msg_id(msg_id, sizeof(msg_id)) != 0) {
+            ret = STORE_EIO;
+            goto out;
+        }
+        sqlite3_reset(ins);
+        bind_text(ins, 1, msg_id);
+        bind_text(ins, 2, job_id);
+        bind_text(ins, 3, hook_event_name(event));
+        bind_text(ins, 4, urls[i]);
+        sqlite3_bind_text(ins, 5, body, (int)body_len, SQLITE_STATIC);
+        sqlite3_bind_double(ins, 6, now);
+        sqlite3_bind_double(ins, 7, now);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            ret = fail(db, "insert webhook delivery");
+            goto out;
+        }
+    }
+    ret = STORE_OK;
+out:
+    free(body);
+    json_decref(obj);
+    if (have_job)
+        job_clear(&job);
+    sqlite3_finalize(sel);
+    sqlite3_finalize(ins);
+    return ret;
+}
+
+/* Queue event of job_id to every webhook that wants it: the job's upload
+ * webhook_url (default events), its own registrations and the global ones.
+ * Runs inside the caller's transaction; costs one indexed query when
+ * nobody listens. job.progress is queued at most once a second per job. */
+static int hooks_enqueue(sqlite3 *db, const char *job_id, int event)
+{
+    int ret = STORE_EIO;
+    sqlite3_stmt *s = NULL;
+    char *urls[HOOKS_MAX_TARGETS];
+    size_t n = 0;
+
+    if (event == HOOK_EVENT_PROGRESS) {
+        if (sqlite3_prepare_v2(db,
+                               "SELECT 1 FROM hook_deliveries WHERE job_id = ? AND "
+                               "event = 'job.progress' AND created_at > ? LIMIT 1",
+                               -1, &s, NULL) != SQLITE_OK) {
+            ret = fail(db, "prepare progress throttle");
+            goto out;
+        }
+        bind_text(s, 1, job_id);
+        sqlite3_bind_double(s, 2, job_now() - 1.0);
+        int rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+        s = NULL;
+        if (rc == SQLITE_ROW)
+            return STORE_OK;
+        if (rc != SQLITE_DONE)
+            return fail(db, "progress throttle");
+    }
+    if (sqlite3_prepare_v2(db,
+                           "SELECT webhook_url FROM jobs WHERE id = ?1 AND webhook_url IS NOT "
+                           "NULL AND webhook_url <> '' AND (?2 & ?3) <> 0 "
+                           "UNION ALL SELECT url FROM webhooks WHERE (job_id = ?1 OR job_id IS "
+                           "NULL) AND (events & ?2) <> 0",
+                           -1, &s, NULL) != SQLITE_OK) {
+        ret = fail(db, "prepare webhook targets");
+        goto out;
+    }
+    bind_text(s, 1, job_id);
+    sqlite3_bind_int(s, 2, event);
+    sqlite3_bind_int(s, 3, HOOK_EVENTS_DEFAULT);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < HOOKS_MAX_TARGETS) {
+        urls[n] = strdup((const char *)sqlite3_column_text(s, 0));
+        if (!urls[n]) {
+            ret = STORE_ENOMEM;
+            goto out;
+        }
+        n++;
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        ret = fail(db, "webhook targets");
+        goto out;
+    }
+    if (rc == SQLITE_ROW)
+        log_warn("job %s has more than %d webhooks; the rest get no %s", job_id,
+                 HOOKS_MAX_TARGETS, hook_event_name(event));
+    ret = hooks_insert_event(db, job_id, event, urls, n);
+out:
+    for (size_t i = 0; i < n; i++)
+        free(urls[i]);
+    sqlite3_finalize(s);
+    return ret;
+}
+
+/* After a transition of job_id: queue its final event if it just ended. */
+static int hooks_after_transition(sqlite3 *db, const char *job_id)
+{
+    sqlite3_stmt *s = NULL;
+    int event = 0;
+    if (sqlite3_prepare_v2(db, "SELECT status FROM jobs WHERE id = ?", -1, &s, NULL) != SQLITE_OK)
+        return fail(db, "prepare status");
+    bind_text(s, 1, job_id);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        event = hook_event_for_status((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return event ? hooks_enqueue(db, job_id, event) : STORE_OK;
+}
+
+static int hooks_new_id(char id[STORE_WEBHOOK_ID_SIZE])
+{
+    unsigned char rnd[16];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return STORE_EIO;
+    memcpy(id, "wh_", 3);
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(id + 3 + 2 * i, 3, "%02x", rnd[i]);
+    return STORE_OK;
+}
+
+int store_webhook_add(struct store *st, const char *job_id, const char *url, int events,
+                      struct store_webhook *out, int *queued)
+{
+    int ret = STORE_EIO;
+    int in_tx = 0;
+    sqlite3_stmt *s = NULL;
+    char *status = NULL;
+    sqlite3 *db = conn_get(st);
+
+    *queued = 0;
+    if (!db)
+        goto out;
+    if (hooks_new_id(out->id) != STORE_OK)
+        goto out;
+    out->created_at = job_now();
+    if (exec(db, "BEGIN IMMEDIATE") != STORE_OK)
+        goto out;
+    in_tx = 1;
+    if (job_id) {
+        if (sqlite3_prepare_v2(db, "SELECT status FROM jobs WHERE id = ?", -1, &s, NULL) !=
+            SQLITE_OK) {
+            ret = fail(db, "prepare webhook job");
+            goto out;
+        }
+        bind_text(s, 1, job_id);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW) {
+            ret = rc == SQLITE_DONE ? STORE_ENOTFOUND : fail(db, "webhook job");
+            goto out;
+        }
+        status = strdup((const char *)sqlite3_column_text(s, 0));
+        sqlite3_finalize(s);
+        s = NULL;
+        if (!status) {
+            ret = STORE_ENOMEM;
+            goto out;
+        }
+    }
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO webhooks (id, job_id, url, events, created_at) "
+                           "VALUES (?, ?, ?, ?, ?)",
+                           -1, &s, NULL) != SQLITE_OK) {
+        ret = fail(db, "prepare webhook insert");
+        goto out;
+    }
+    bind_text(s, 1, out->id);
+    bind_text(s, 2, job_id);
+    bind_text(s, 3, url);
+    sqlite3_bind_int(s, 4, events);
+    sqlite3_bind_double(s, 5, out->created_at);
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        ret = fail(db, "insert webhook");
+        goto out;
+    }
+    /* A job that already ended: its final event goes to this URL now. */
+    int final_event = hook_event_for_status(status);
+    if (final_event & events) {
+        char *one = (char *)(uintptr_t)url;
+        ret = hooks_insert_event(db, job_id, final_event, &one, 1);
+        if (ret != STORE_OK)
+            goto out;
+        *queued = 1;
+    }
+    ret = exec(db, "COMMIT");
+    if (ret == STORE_OK)
+        in_tx = 0;
+    out->job_id = job_id;
+    out->url = url;
+    out->events = events;
+out:
+    free(status);
+    sqlite3_finalize(s);
+    if (in_tx && db)
+        exec(db, "ROLLBACK");
+    conn_put(st, db);
+    return ret;
+}
+
+int store_webhook_list(struct store *st, const char *job_id,
+                       int (*fn)(void *opaque, const struct store_webhook *w), void *opaque)
+{
+    int ret = STORE_EIO;
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db = conn_get(st);
+    if (!db)
+        goto out;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, job_id, url, events, created_at FROM webhooks "
+                           "WHERE job_id IS ? ORDER BY created_at, rowid",
+                           -1, &s, NULL) != SQLITE_OK) {
+        ret = fail(db, "prepare webhook list");
+        goto out;
+    }
+    bind_text(s, 1, job_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_webhook w = {0};
+        snprintf(w.id, sizeof(w.id), "%s", (const char *)sqlite3_column_text(s, 0));
+        w.job_id = (const char *)sqlite3_column_text(s, 1);
+        w.url = (const char *)sqlite3_column_text(s, 2);
+        w.events = sqlite3_column_int(s, 3);
+        w.created_at = sqlite3_column_double(s, 4);
+        if (fn(opaque, &w)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    ret = rc == SQLITE_DONE ? STORE_OK : fail(db, "webhook list");
+out:
+    sqlite3_finalize(s);
+    conn_put(st, db);
+    return ret;
+}
+
+int store_webhook_delete(struct store *st, const char *id)
+{
+    int ret = STORE_EIO;
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db = conn_get(st);
+    if (!db)
+        goto out;
+    if (sqlite3_prepare_v2(db, "DELETE FROM webhooks WHERE id = ? AND job_id IS NULL", -1, &s,
+                           NULL) != SQLITE_OK) {
+        ret = fail(db, "prepare webhook delete");
+        goto out;
+    }
+    bind_text(s, 1, id);
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        ret = fail(db, "webhook delete");
+        goto out;
+    }
+    ret = sqlite3_changes(db) == 1 ? STORE_OK : STORE_ENOTFOUND;
+out:
+    sqlite3_finalize(s);
+    conn_put(st, db);
+    return ret;
+}
+
+#define DELIVERY_COLUMNS                                                                  \
+    "seq, msg_id, job_id, event, url, body, state, created_at, next_at, attempts"
+
+static void row_to_delivery(sqlite3_stmt *s, struct store_delivery *d)
+{
+    d->seq = sqlite3_column_int64(s, 0);
+    d->msg_id = (const char *)sqlite3_column_text(s, 1);
+    d->job_id = (const char *)sqlite3_column_text(s, 2);
+    d->event = (const char *)sqlite3_column_text(s, 3);
+    d->url = (const char *)sqlite3_column_text(s, 4);
+    d->body = (const char *)sqlite3_column_text(s, 5);
+    d->body_len = (size_t)sqlite3_column_bytes(s, 5);
+    d->state = (const char *)sqlite3_column_text(s, 6);
+    d->created_at = sqlite3_column_double(s, 7);
+    d->next_at = sqlite3_column_double(s, 8);
+    d->attempts = sqlite3_column_int(s, 9);
+}
+
+int store_delivery_pending(struct store *st, int64_t after_seq, int limit,
+                           int (*fn)(void *opaque, const struct store_delivery *d), void *opaque)
+{
+    int ret = STORE_EIO;
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db = conn_get(st);
+    if (!db)
+        goto out;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT " DELIVERY_COLUMNS " FROM hook_deliveries "
+                           "WHERE state = 'pending' AND seq > ? ORDER BY seq LIMIT ?",
+                           -1, &s, NULL) != SQLITE_OK) {
+        ret = fail(db, "prepare pending deliveries");
+        goto out;
+    }
+    sqlite3_bind_int64(s, 1, after_seq);
+    sqlite3_bind_int(s, 2, limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_delivery d;
+        row_to_delivery(s, &d);
+        if (fn(opaque, &d)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    ret = rc == SQLITE_DONE ? STORE_OK : fail(db, "pending deliveries");
+out:
+    sqlite3_finalize(s);
+    conn_put(st, db);
+    return ret;
+}
+
+int store_delivery_attempt(struct store *st, const struct store_attempt *a)
+{
+    int ret = STORE_EIO;
+    int in_tx = 0;
+    sqlite3_stmt *ins = NULL, *upd = NULL;
+    sqlite3 *db = conn_get(st);
+    if (!db)
+        goto out;
+    if (exec(db, "BEGIN IMMEDIATE") != STORE_OK)
+        goto out;
+    in_tx = 1;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO hook_attempts (delivery_seq, attempt, at, http_status, "
+                           "error, duration_s, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           -1, &ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "UPDATE hook_deliveries SET state = ?, attempts = ?, next_at = ? "
+                           "WHERE seq = ?",
+                           -1, &upd, NULL) != SQLITE_OK) {
+        ret = fail(db, "prepare delivery attempt");
+        goto out;
+    }
+    sqlite3_bind_int64(ins, 1, a->delivery_seq);
+    sqlite3_bind_int(ins, 2, a->attempt);
+    sqlite3_bind_double(ins, 3, a->at);
+    sqlite3_bind_int(ins, 4, a->http_status);
+    bind_text(ins, 5, a->error && *a->error ? a->error : NULL);
+    sqlite3_bind_double(ins, 6, a->duration_s);
+    bind_text(ins, 7, a->outcome);
+    bind_text(upd, 1, a->state);
+    sqlite3_bind_int(upd, 2, a->attempt);
+    sqlite3_bind_double(upd, 3, a->next_at);
+    sqlite3_bind_int64(upd, 4, a->delivery_seq);
+    if (sqlite3_step(ins) != SQLITE_DONE || sqlite3_step(upd) != SQLITE_DONE) {
+        ret = fail(db, "record delivery attempt");
+        goto out;
+    }
+    ret = exec(db, "COMMIT");
+    if (ret == STORE_OK)
+        in_tx = 0;
+out:
+    sqlite3_finalize(ins);
+    sqlite3_finalize(upd);
+    if (in_tx && db)
+        exec(db, "ROLLBACK");
+    conn_put(st, db);
+    return ret;
+}
+
+int store_delivery_list(struct store *st, const char *job_id,
+                        int (*fn_delivery)(void *opaque, const struct store_delivery *d),
+                        int (*fn_attempt)(void *opaque, const struct store_attempt *a),
+                        void *opaque)
+{
+    int ret = STORE_EIO;
+    sqlite3_stmt *q = NULL, *ds = NULL, *as = NULL;
+    sqlite3 *db = conn_get(st);
+    if (!db)
+        goto out;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM jobs WHERE id = ?", -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT " DELIVERY_COLUMNS " FROM hook_deliveries "
+                           "WHERE job_id = ? ORDER BY seq",
+                           -1, &ds, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT a.delivery_seq, a.attempt, a.at, a.http_status, a.error, "
+                           "a.duration_s, a.outcome FROM hook_attempts a JOIN hook_deliveries d "
+                           "ON a.delivery_seq = d.seq WHERE d.job_id = ? "
+                           "ORDER BY a.delivery_seq, a.attempt",
+                           -1, &as, NULL) != SQLITE_OK) {
+        ret = fail(db, "prepare delivery list");
+        goto out;
+    }
+    bind_text(q, 1, job_id);
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) {
+        ret = rc == SQLITE_DONE ? STORE_ENOTFOUND : fail(db, "delivery list job");
+        goto out;
+    }
+    bind_text(ds, 1, job_id);
+    while ((rc = sqlite3_step(ds)) == SQLITE_ROW) {
+        struct store_delivery d;
+        row_to_delivery(ds, &d);
+        if (fn_delivery(opaque, &d))
+            break;
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        ret = fail(db, "delivery list");
+        goto out;
+    }
+    bind_text(as, 1, job_id);
+    while ((rc = sqlite3_step(as)) == SQLITE_ROW) {
+        struct store_attempt a = {
+            .delivery_seq = sqlite3_column_int64(as, 0),
+            .attempt = sqlite3_column_int(as, 1),
+            .at = sqlite3_column_double(as, 2),
+            .http_status = sqlite3_column_int(as, 3),
+            .error = (const char *)sqlite3_column_text(as, 4),
+            .duration_s = sqlite3_column_double(as, 5),
+            .outcome = (const char *)sqlite3_column_text(as, 6),
+        };
+        if (fn_attempt(opaque, &a))
+            break;
+    }
+    ret = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? STORE_OK : fail(db, "attempt list");
+out:
+    sqlite3_finalize(q);
+    sqlite3_finalize(ds);
+    sqlite3_finalize(as);
     conn_put(st, db);
     return ret;
 }
