@@ -167,10 +167,6 @@ int cli_transcode(int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    if (!strcmp(output.spec.container, "hls")) {
-        fprintf(stderr, "vidq: invalid_output: hls output is not available yet\n");
-        return CLI_USAGE;
-    }
     output.path = out;
 
     if (!getenv("VIDQ_LOG_LEVEL"))

@@ -26,6 +26,7 @@ struct tc_encoder {
     int64_t frame_dur;     /* video: one frame in ctx->time_base, for pkt durations */
     int64_t prev_pts;      /* video: the frame before last_pts */
     AVPacket *held;        /* video: the last packet, written when its duration is known */
+    int forced_kf;         /* video: keep the caller's pict_type (forced keyframes) */
     int64_t end_pts;       /* video: where the last frame ends */
     int64_t first_dts;     /* video: of the first packet */
     int64_t min_pts;       /* video: the earliest packet pts */
@@ -89,7 +90,7 @@ static struct tc_encoder *encoder_alloc(const AVCodec *codec)
 
 int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_fmt, int tb_num,
                           int tb_den, int fr_num, int fr_den, int threads, int global_header,
-                          struct tc_encoder **out, struct tc_error *err)
+                          int fixed_gop, struct tc_encoder **out, struct tc_error *err)
 {
     struct tc_encoder *e = NULL;
     AVDictionary *opts = NULL;
@@ -122,6 +123,16 @@ int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_
         av_dict_set(&opts, "profile", "high", 0);
         if (vs->crf >= 0 && !vs->bitrate)
             av_dict_set_int(&opts, "crf", vs->crf, 0);
+        if (fixed_gop) {
+            e->forced_kf = 1;
+            c->gop_size = 100000; /* keyframes come from the caller */
+            av_dict_set(&opts, "x264-params", "scenecut=0", 0);
+            av_dict_set(&opts, "forced-idr", "1", 0);
+            if (vs->bitrate > 0) {
+                c->rc_max_rate = vs->bitrate * 3 / 2;
+                c->rc_buffer_size = (int)(vs->bitrate * 2);
+            }
+        }
     } else if (!strcmp(vs->codec, "hevc")) {
         av_dict_set(&opts, "preset", vs->speed[0] ? vs->speed : "medium", 0);
         if (vs->crf >= 0 && !vs->bitrate)
@@ -245,7 +256,8 @@ int tc_encoder_send(struct tc_encoder *e, AVFrame *frame,
             int64_t dur = e->prev_pts != AV_NOPTS_VALUE ? frame->pts - e->prev_pts
                           : e->frame_dur > 0 ? e->frame_dur : 1;
             e->end_pts = frame->pts + dur;
-            frame->pict_type = AV_PICTURE_TYPE_NONE;
+            if (!e->forced_kf)
+                frame->pict_type = AV_PICTURE_TYPE_NONE;
         }
     }
     r = avcodec_send_frame(c, frame);

@@ -150,10 +150,11 @@ void tc_filter_free(struct tc_filter **f);
 struct tc_encoder;
 
 /* Open the video encoder of vs for frames of w x h in pix_fmt, timestamps
- * in tb. global_header: the muxer wants extradata. */
+ * in tb. global_header: the muxer wants extradata. fixed_gop: keyframes
+ * only where the caller forces them (frame pict_type I; no scene cuts). */
 int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_fmt, int tb_num,
                           int tb_den, int fr_num, int fr_den, int threads, int global_header,
-                          struct tc_encoder **out, struct tc_error *err);
+                          int fixed_gop, struct tc_encoder **out, struct tc_error *err);
 /* Open the audio encoder of as for a source of src_rate Hz, src_channels. */
 int tc_encoder_open_audio(const struct tc_audio_spec *as, int src_rate, int src_channels,
                           int global_header, struct tc_encoder **out, struct tc_error *err);
@@ -172,6 +173,9 @@ struct tc_mux;
 /* Start writing container to "<path>.part" (file protocol only). */
 int tc_mux_open(const char *container, const char *path, atomic_int *cancel,
                 struct tc_mux **out, struct tc_error *err);
+/* Target segment duration of an "hls" mux (opened with path = the rung's
+ * index.m3u8, segments beside it); call before tc_mux_write_header. */
+void tc_mux_set_hls_time(struct tc_mux *m, double seconds);
 /* 1 if the muxer wants codec extradata in the stream header. */
 int tc_mux_global_header(const struct tc_mux *m);
 /* Add a stream for an encoder's output or for a copy of ist. Returns the

@@ -22,6 +22,10 @@ struct tc_mux {
     char *path, *part;
     int header_written;
     int64_t max_end;        /* furthest packet end, AV_TIME_BASE units */
+    int hls;                /* an HLS rung: path is its index.m3u8 inside a
+                             * directory written aside by the pipeline; the
+                             * muxer opens its own files, nothing renamed */
+    double hls_time;        /* target segment duration, seconds */
 };
 
 static int interrupt_cb(void *opaque)
@@ -57,7 +61,7 @@ int tc_mux_open(const char *container, const char *path, atomic_int *cancel, str
     const char *muxer = tc_container_muxer(container);
 
     *out = NULL;
-    if (!muxer || !strcmp(container, "hls"))
+    if (!muxer)
         return tc_error_set(err, TC_EINVALID_OUTPUT, "container '%s' cannot be written here",
                             container);
     m = av_mallocz(sizeof(*m));
@@ -76,6 +80,22 @@ int tc_mux_open(const char *container, const char *path, atomic_int *cancel, str
     }
     m->oc->interrupt_callback.callback = interrupt_cb;
     m->oc->interrupt_callback.opaque = cancel;
+    if (!strcmp(container, "hls")) {
+        /* The hls muxer opens the playlist and segments itself (through
+         * the file protocol only); path is written in place. */
+        m->hls = 1;
+        m->hls_time = 4.0;
+        av_freep(&m->part);
+        av_freep(&m->oc->url);
+        if (!(m->oc->url = av_strdup(path)) || !(m->oc->protocol_whitelist = av_strdup("file"))) {
+            ret = tc_error_set(err, TC_ENOMEM, "out of memory opening an output");
+            goto out;
+        }
+        *out = m;
+        m = NULL;
+        ret = 0;
+        goto out;
+    }
     av_dict_set(&opts, "protocol_whitelist", "file", 0);
     r = avio_open2(&m->oc->pb, m->part, AVIO_FLAG_WRITE, &m->oc->interrupt_callback, &opts);
     if (r < 0) {
@@ -90,6 +110,12 @@ out:
     av_dict_free(&opts);
     tc_mux_free(&m);
     return ret;
+}
+
+void tc_mux_set_hls_time(struct tc_mux *m, double seconds)
+{
+    if (seconds > 0)
+        m->hls_time = seconds;
 }
 
 int tc_mux_global_header(const struct tc_mux *m)
@@ -146,6 +172,23 @@ int tc_mux_write_header(struct tc_mux *m, struct tc_error *err)
     const char *name = m->oc->oformat->name;
     if (!strcmp(name, "mp4") || !strcmp(name, "ipod") || !strcmp(name, "mov"))
         av_dict_set(&opts, "movflags", "+faststart", 0);
+    if (m->hls) {
+        char *seg = NULL, *slash = strrchr(m->path, '/');
+        char t[32];
+        snprintf(t, sizeof(t), "%.3f", m->hls_time);
+        av_dict_set(&opts, "hls_time", t, 0);
+        av_dict_set(&opts, "hls_list_size", "0", 0);
+        av_dict_set(&opts, "hls_playlist_type", "vod", 0);
+        av_dict_set(&opts, "hls_segment_type", "mpegts", 0);
+        av_dict_set(&opts, "hls_flags", "independent_segments", 0);
+        seg = slash ? av_asprintf("%.*s/seg%%05d.ts", (int)(slash - m->path), m->path)
+                    : av_strdup("seg%05d.ts");
+        if (!seg) {
+            av_dict_free(&opts);
+            return tc_error_set(err, TC_ENOMEM, "out of memory");
+        }
+        av_dict_set(&opts, "hls_segment_filename", seg, AV_DICT_DONT_STRDUP_VAL);
+    }
     int r = avformat_write_header(m->oc, &opts);
     av_dict_free(&opts);
     if (r < 0)
@@ -179,6 +222,14 @@ int tc_mux_finish(struct tc_mux *m, int64_t *size, double *duration_s, struct tc
     r = av_write_trailer(m->oc);
     if (r < 0)
         return tc_error_av(err, TC_EIO, r, "cannot finish the output");
+    if (m->hls) {
+        /* Sizes are summed over the directory by the pipeline. */
+        if (size)
+            *size = 0;
+        if (duration_s)
+            *duration_s = m->max_end / (double)AV_TIME_BASE;
+        return 0;
+    }
     r = avio_closep(&m->oc->pb);
     if (r < 0)
         return tc_error_av(err, TC_EIO, r, "cannot close the output");

@@ -32,6 +32,12 @@ static const struct preset {
      {.name = "av1-720p", .preset = "av1-720p", .container = "mp4", .has_video = 1, .has_audio = 1,
       .video = {.codec = "av1", .max_height = 720, .crf = 35, .speed = "veryfast"},
       .audio = {.codec = "opus", .bitrate = 96000}}},
+    {"adaptive HLS ladder in one pass: H.264 1080p 5 Mb/s, 720p 2.8 Mb/s, 480p 1.4 Mb/s, 360p 0.8 Mb/s "
+     "(rungs above the source left out), AAC 128k in each rung, ~4 s MPEG-TS segments with aligned "
+     "keyframes, master.m3u8",
+     {.name = "hls", .preset = "hls", .container = "hls", .has_video = 1, .has_audio = 1,
+      .video = {.codec = "h264", .max_height = 1080, .crf = -1, .speed = "veryfast"},
+      .audio = {.codec = "aac", .bitrate = 128000}}},
     {"AAC 128k audio only in M4A",
      {.name = "audio-m4a", .preset = "audio-m4a", .container = "m4a", .has_audio = 1,
       .video = {.crf = -1}, .audio = {.codec = "aac", .bitrate = 128000}}},

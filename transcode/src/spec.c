@@ -209,8 +209,6 @@ static int check_combo(const struct tc_output_spec *s, struct tc_error *err)
         if (!strcmp(ac, "copy") && (s->audio.bitrate || s->audio.channels || s->audio.sample_rate))
             return bad(err, "audio.codec", "'copy' takes no bitrate, channels or sample_rate");
     }
-    if (!strcmp(c, "hls"))
-        return bad(err, "container", "'hls' outputs are not supported yet");
     return 0;
 }
 
@@ -393,6 +391,10 @@ int tc_spec_check_input(const struct tc_output_spec *spec, const struct tc_media
     int video = spec->has_video && info->has_video;
     int audio = spec->has_audio && info->has_audio;
 
+    if (!strcmp(spec->container, "hls") && (!info->has_video || !spec->has_video))
+        return tc_error_set(err, TC_EINVALID_OUTPUT,
+                            "output '%s': an HLS ladder needs a video stream and the input has none",
+                            spec->name);
     if (!strcmp(spec->container, "jpg") && !info->has_video)
         return tc_error_set(err, TC_EINVALID_OUTPUT,
                             "output '%s': a JPEG thumbnail needs a video stream and the input has none",
