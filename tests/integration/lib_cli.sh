@@ -231,6 +231,7 @@ webm-720p     av    webm             vp9    ^yuv420p$           -       720  opu
 av1-720p      av    mp4              av1    ^yuv420p$           -       720  opus   yes
 audio-mp3     audio mp3              -      -                   -       -    mp3    -
 audio-opus    audio ogg              -      -                   -       -    opus   -
+hls           hls   mpegts           h264   ^yuv420p$           ^High$  1080 aac    -
 '
 
 # preset_row NAME: the row's fields (without the name), or nothing.
@@ -430,7 +431,7 @@ expect_refusal() {
   local kind=$1 f=$2
   case "$kind" in
     audio) [ "$(jqv "$f" .na)" -gt 0 ] || echo "invalid_output|unsupported_media" ;;
-    image) [ "$(jqv "$f" .nv)" -gt 0 ] || echo "invalid_output|unsupported_media" ;;
+    image|hls) [ "$(jqv "$f" .nv)" -gt 0 ] || echo "invalid_output|unsupported_media" ;;
     copy)
       local c cls any_no=0 any_maybe=0
       for c in $(jqv "$f" '[.v.codec?, .a.codec?] | map(select(. != null)) | .[]'); do
@@ -475,6 +476,73 @@ transcode_case() {
     return 0
   fi
   [ -e "$out.part" ] && fail "$ctx: $out.part left after success"
+  if [ "$kind" = hls ]; then
+    check_hls "$ctx" "$in" "$out"
+    rm -rf "$out"
+    return 0
+  fi
   check_transcode "$ctx" "$in" "$out" "$preset"
   rm -f "$out"
+}
+
+# check_hls CTX INPUT DIR: DIR is the hls preset's output for INPUT, checked
+# with ffprobe: master.m3u8 has one variant per ladder rung (1080/720/480/360,
+# none above the source's shorter side; a smaller source gets one rung at its
+# size), each with BANDWIDTH, RESOLUTION and CODECS; every media playlist
+# lists segments that exist, decode, have the variant's size and codecs and
+# start with a keyframe; segment boundaries are the same in every rung.
+check_hls() {
+  local ctx=$1 in=$2 dir=$3 short nv na want=() got=() line res bw codecs uri seg h
+  if [ ! -s "$dir/master.m3u8" ]; then fail "$ctx: no $dir/master.m3u8"; return 0; fi
+  read -r short nv < <(ffprobe -v error -select_streams v:0 -show_entries stream=width,height -of csv=p=0 "$in" |
+    awk -F, 'NR == 1 { print ($1 < $2 ? $1 : $2), 1 }')
+  na=$(ffprobe -v error -select_streams a -show_entries stream=index -of csv=p=0 "$in" | wc -l)
+  for h in 1080 720 480 360; do [ "$h" -le "$short" ] && want+=("$h"); done
+  [ "${#want[@]}" -eq 0 ] && want=("$short")
+  head -n 1 "$dir/master.m3u8" | grep -qx '#EXTM3U' || fail "$ctx: master.m3u8 does not start with #EXTM3U"
+  local ref_durs="" n=0
+  while IFS= read -r line; do
+    case "$line" in '#EXT-X-STREAM-INF:'*) ;; *) continue ;; esac
+    IFS= read -r uri
+    n=$((n + 1))
+    bw=$(grep -o 'BANDWIDTH=[0-9]*' <<<"$line" | cut -d= -f2)
+    res=$(grep -o 'RESOLUTION=[0-9]*x[0-9]*' <<<"$line" | cut -d= -f2)
+    codecs=$(grep -o 'CODECS="[^"]*"' <<<"$line" | cut -d'"' -f2)
+    [ -n "$bw" ] && [ "$bw" -gt 0 ] || fail "$ctx: variant $uri has no BANDWIDTH: $line"
+    [ -n "$res" ] || { fail "$ctx: variant $uri has no RESOLUTION: $line"; continue; }
+    if [ "$na" -gt 0 ]; then
+      [[ "$codecs" =~ ^avc1\.[0-9A-Fa-f]{6},mp4a\.40\.2$ ]] || fail "$ctx: variant $uri CODECS='$codecs', want avc1.xxxxxx,mp4a.40.2"
+    else
+      [[ "$codecs" =~ ^avc1\.[0-9A-Fa-f]{6}$ ]] || fail "$ctx: variant $uri CODECS='$codecs', want avc1.xxxxxx"
+    fi
+    local w=${res%x*} hh=${res#*x}
+    got+=("$hh")
+    local pl="$dir/$uri" d=${uri%/*} durs nseg=0
+    if [ ! -s "$pl" ]; then fail "$ctx: media playlist $uri missing"; continue; fi
+    grep -q '^#EXT-X-ENDLIST' "$pl" || fail "$ctx: $uri has no #EXT-X-ENDLIST"
+    durs=$(grep '^#EXTINF:' "$pl" | tr '\n' ' ')
+    if [ -z "$ref_durs" ]; then ref_durs=$durs
+    elif [ "$durs" != "$ref_durs" ]; then fail "$ctx: $uri segment durations '$durs' differ from the first rung's '$ref_durs' (keyframes not aligned)"; fi
+    while IFS= read -r seg; do
+      nseg=$((nseg + 1))
+      local sp="$dir/$d/$seg"
+      if [ ! -s "$sp" ]; then fail "$ctx: $uri lists $seg which does not exist"; continue; fi
+      local vs as
+      vs=$(ffprobe -v error -select_streams v -show_entries stream=codec_name,width,height -of csv=p=0 "$sp" </dev/null | awk NF | sort -u | tr '\n' ' ')
+      as=$(ffprobe -v error -select_streams a -show_entries stream=codec_name -of csv=p=0 "$sp" </dev/null | awk NF | sort -u | tr '\n' ' ')
+      [ "$vs" = "h264,$w,$hh " ] || fail "$ctx: $d/$seg video '$vs', want 'h264,$w,$hh '"
+      if [ "$na" -gt 0 ]; then [ "$as" = "aac " ] || fail "$ctx: $d/$seg audio '$as', want one AAC stream"
+      else [ -z "$as" ] || fail "$ctx: $d/$seg has audio '$as' from a silent source"; fi
+      ffmpeg -nostdin -v error -i "$sp" -f null - 2>"$T/dec.err" </dev/null || fail "$ctx: $d/$seg does not decode: $(head -c 200 "$T/dec.err")"
+      [ -s "$T/dec.err" ] && fail "$ctx: $d/$seg decode errors: $(head -c 200 "$T/dec.err")"
+      local k
+      k=$(ffprobe -v error -select_streams v:0 -show_entries frame=key_frame -of csv=p=0 "$sp" </dev/null || true)
+      k=${k%%$'\n'*}; k=${k%%,*}
+      [ "$k" = 1 ] || fail "$ctx: $d/$seg does not start with a keyframe"
+    done < <(grep -v '^#' "$pl" | grep -v '^$')
+    [ "$nseg" -ge 1 ] || fail "$ctx: $uri lists no segment"
+  done < "$dir/master.m3u8"
+  [ "${got[*]}" = "${want[*]}" ] || fail "$ctx: variant heights '${got[*]}', want '${want[*]}' (source shorter side $short)"
+  [ "$n" -ge 1 ] || fail "$ctx: master.m3u8 has no variant"
+  return 0
 }
