@@ -277,7 +277,7 @@ static void cancel_running(struct ts_server *s, double max_cancel_s)
     ts_http(s, &r, "POST", path, NULL, NULL, 0);
     TS_CHECK(r.status == 202, "cancel running %ld %s", r.status, r.body);
     ts_http_free(&r);
-    j = ts_wait_job(s, a, 5);
+    j = ts_wait_job(s, a, 15);
     double took = ts_now() - t0;
     TS_CHECK(j && strcmp(status_of(j), "canceled") == 0, "canceled: %s", json_dumps(j, 0));
     TS_CHECK(took < max_cancel_s, "cancel took %.2f s", took);
@@ -290,7 +290,7 @@ static void cancel_running(struct ts_server *s, double max_cancel_s)
     ts_http(s, &r, "DELETE", path, NULL, NULL, 0);
     TS_CHECK(r.status == 202, "cancel b");
     ts_http_free(&r);
-    j = ts_wait_job(s, b, 5);
+    j = ts_wait_job(s, b, 15);
     TS_CHECK(j && strcmp(status_of(j), "canceled") == 0, "b canceled");
     json_decref(j);
     ts_sleep_ms(300);
@@ -315,7 +315,7 @@ static void run(const char *isolation)
     concurrency_and_queue(&s);
     /* A child is killed at once; a thread stops when the library next
      * checks its cancel flag (within 1 s; slack for a loaded machine). */
-    cancel_running(&s, strcmp(isolation, "process") == 0 ? 1.0 : 2.5);
+    cancel_running(&s, strcmp(isolation, "process") == 0 ? 1.0 : 5.0);
     int st = ts_server_stop(&s, SIGTERM, 30);
     TS_CHECK(st == 0, "exit status %d", st);
     free(dir);
