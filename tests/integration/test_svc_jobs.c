@@ -155,6 +155,13 @@ static void concurrency_and_queue(struct ts_server *s)
             ids[i] = submit(s, "h264_aac_640x360_10s.mp4", MEDIUM, NULL, 202, &j);
         else
             ids[i] = submit(s, "h264_aac_640x360.mp4", MED, NULL, 202, &j);
+        if (i == 1) { /* both slots taken before the queue fills */
+            for (int k = 0; k < 2; k++) {
+                json_t *w = ts_wait_status(s, ids[k], "running", 30);
+                TS_CHECK(w && strcmp(status_of(w), "running") == 0, "job %d runs", k);
+                json_decref(w);
+            }
+        }
         if (i == N - 1)
             TS_CHECK(json_integer_value(json_object_get(j, "queue_position")) == 4,
                      "the 6th job is 4th in the queue: %s", json_dumps(j, 0));
