@@ -53,8 +53,10 @@ struct tus_request {
     unsigned char want[TUS_DIGEST_MAX];
     size_t wlen;
     int failed;
+    uint64_t dropped;       /* body bytes read and dropped after a failure */
     char fail_code[48];
-    char fail_msg[256];
+    char fail_msg[300];
+    int capped;             /* refused before the body: drop at most DRAIN_MAX */
 };
 
 /* ------------------------------------------------------------- answers */
@@ -124,6 +126,37 @@ static void release(struct tus_request *t)
     }
 }
 
+/* Remember an error found while the body streams in; answered at the end. */
+static void fail_later(struct tus_request *t, const char *code, const char *msg)
+{
+    if (t->failed)
+        return;
+    t->failed = 1;
+    snprintf(t->fail_code, sizeof(t->fail_code), "%s", code);
+    snprintf(t->fail_msg, sizeof(t->fail_msg), "%s", msg);
+    tus_write_free(&t->w); /* drops what this request wrote */
+}
+
+enum { DRAIN_MAX = 1 << 20 };
+
+/* 1 if the request has a body small enough to read and drop before the
+ * answer (as errors.c's http_reject does): a client still sending its body
+ * may miss an answer sent before it (the connection is closed after it). */
+static int drain_body(struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (cl) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(cl, &end, 10);
+        return !errno && end != cl && !*end && v > 0 && v <= DRAIN_MAX;
+    }
+    return te && strcasestr(te, "chunked") != NULL;
+}
+
 static enum MHD_Result fail_now(struct tus_request *t, struct MHD_Connection *conn,
                                 const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -138,21 +171,15 @@ static enum MHD_Result fail_now(struct tus_request *t, struct MHD_Connection *co
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     release(t);
+    if (drain_body(conn)) { /* answered by the last call */
+        fail_later(t, code, msg);
+        t->capped = 1;
+        return MHD_YES;
+    }
     t->answered = 1;
     const char *hdrs[] = {"Tus-Version", TUS_VERSION, NULL};
     return answer(conn, http_status_for(code), code, msg,
                   strcmp(code, "unsupported_version") == 0 ? hdrs : NULL);
-}
-
-/* Remember an error found while the body streams in; answered at the end. */
-static void fail_later(struct tus_request *t, const char *code, const char *msg)
-{
-    if (t->failed)
-        return;
-    t->failed = 1;
-    snprintf(t->fail_code, sizeof(t->fail_code), "%s", code);
-    snprintf(t->fail_msg, sizeof(t->fail_msg), "%s", msg);
-    tus_write_free(&t->w); /* drops what this request wrote */
 }
 
 static const char *code_for_tus(int rc)
@@ -511,7 +538,9 @@ static enum MHD_Result finish(struct tus_request *t, struct MHD_Connection *conn
     t->answered = 1;
     if (t->failed) {
         release(t);
-        return answer(conn, http_status_for(t->fail_code), t->fail_code, t->fail_msg, NULL);
+        const char *hdrs[] = {"Tus-Version", TUS_VERSION, NULL};
+        return answer(conn, http_status_for(t->fail_code), t->fail_code, t->fail_msg,
+                      strcmp(t->fail_code, "unsupported_version") == 0 ? hdrs : NULL);
     }
     if (t->w) {
         int rc = tus_write_commit(&t->w, &t->u, t->has_checksum ? t->want : NULL, t->wlen);
@@ -592,9 +621,15 @@ enum MHD_Result tus_handle(struct http_server *h, struct MHD_Connection *conn,
     }
     if (*upload_data_size == 0)
         return finish(t, conn);
-    if (!t->w && !t->failed) {
+    if (t->failed) {
+        t->dropped += *upload_data_size;
+        *upload_data_size = 0;
+        /* a failed request's body is dropped up to a cap, then cut */
+        return t->capped && t->dropped > DRAIN_MAX ? MHD_NO : MHD_YES;
+    }
+    if (!t->w) {
         fail_later(t, "bad_request", "this request takes no body");
-    } else if (!t->failed) {
+    } else {
         int rc = tus_write_data(t->w, upload_data, *upload_data_size);
         if (rc == TUS_ETOOBIG)
             fail_later(t, "too_large", "the body goes past Upload-Length; nothing was kept");
@@ -641,6 +676,10 @@ enum MHD_Result tus_status_answer(struct http_server *h, struct MHD_Connection *
     if (!tus_id_valid(id) || tus_store_get(h->tus, id, &u) < 0)
         return http_fail(conn, "not_found", "no job with id '%s'", id);
     enum MHD_Result r;
+    if (u.phase == TUS_DONE) { /* the job record is the truth; it is gone */
+        tus_upload_clear(&u);
+        return http_fail(conn, "not_found", "no job with id '%s'", id);
+    }
     if (u.phase != TUS_FAILED) {
         r = http_fail(conn, "not_found",
                       "upload %s is incomplete: %lld of %lld bytes received; its job starts "

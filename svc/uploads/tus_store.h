@@ -7,7 +7,11 @@
  *   <id>.json  its state: offset, length, raw Upload-Metadata, created and
  *              expiry times, phase, error. Replaced atomically: written to
  *              <id>.json.tmp, fsync'd, renamed over, then the folder fsync'd.
- * The offset in <id>.json is the truth: a PATCH writes its bytes past it,
+ *   <id>.off   while PARTIAL, the committed offset and expiry: a 32-byte
+ *              record with a check word, rewritten in place + fdatasync
+ *              (cheaper per chunk than replacing <id>.json); it wins over
+ *              the offset in <id>.json when valid.
+ * The stored offset is the truth: a PATCH writes its bytes past it,
  * fdatasync's them, and only then stores the new offset (and answers 204).
  * A kill -9 at any moment leaves either the old offset (the bytes past it
  * are overwritten by the next PATCH) or the new one, whose bytes are on
