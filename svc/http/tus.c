@@ -43,9 +43,9 @@
 
 struct tus_request {
     struct http_server *h;
-    int answered;           /* a response was queued in the first call */
-    int locked;             /* u.id's lock is ours */
-    int creating;           /* POST: answer 201 */
+    int answered; /* a response was queued in the first call */
+    int locked;   /* u.id's lock is ours */
+    int creating; /* POST: answer 201 */
     struct tus_upload u;
     struct tus_write *w;
     int has_checksum;
@@ -53,10 +53,10 @@ struct tus_request {
     unsigned char want[TUS_DIGEST_MAX];
     size_t wlen;
     int failed;
-    uint64_t dropped;       /* body bytes read and dropped after a failure */
+    uint64_t dropped; /* body bytes read and dropped after a failure */
     char fail_code[48];
     char fail_msg[300];
-    int capped;             /* refused before the body: drop at most DRAIN_MAX */
+    int capped; /* refused before the body: drop at most DRAIN_MAX */
 };
 
 /* ------------------------------------------------------------- answers */
@@ -105,8 +105,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, cons
     }
     add_common_headers(r);
     if (code)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                "application/json; charset=utf-8");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
     for (size_t i = 0; hdrs && hdrs[i] && hdrs[i + 1]; i += 2)
         MHD_add_response_header(r, hdrs[i], hdrs[i + 1]);
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
@@ -144,10 +143,10 @@ enum { DRAIN_MAX = 1 << 20 };
  * may miss an answer sent before it (the connection is closed after it). */
 static int drain_body(struct MHD_Connection *conn)
 {
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     if (cl) {
         char *end = NULL;
         errno = 0;
@@ -185,13 +184,20 @@ static enum MHD_Result fail_now(struct tus_request *t, struct MHD_Connection *co
 static const char *code_for_tus(int rc)
 {
     switch (rc) {
-    case TUS_ENOTFOUND: return "not_found";
-    case TUS_ELOCKED: return "locked";
-    case TUS_ECHECKSUM: return "checksum_mismatch";
-    case TUS_ENOSPC: return "insufficient_storage";
-    case TUS_ETOOBIG: return "too_large";
-    case TUS_EINVAL: return "bad_request";
-    default: return "internal_error";
+    case TUS_ENOTFOUND:
+        return "not_found";
+    case TUS_ELOCKED:
+        return "locked";
+    case TUS_ECHECKSUM:
+        return "checksum_mismatch";
+    case TUS_ENOSPC:
+        return "insufficient_storage";
+    case TUS_ETOOBIG:
+        return "too_large";
+    case TUS_EINVAL:
+        return "bad_request";
+    default:
+        return "internal_error";
     }
 }
 
@@ -219,8 +225,8 @@ static int parse_i64(const char *s, int64_t *out)
 static int options_from_meta(const struct tus_meta *m, struct upload_options *o,
                              struct api_error *e)
 {
-    static const char *keys[] = {"filename", "preset", "outputs", "webhook_url", "metadata",
-                                 "priority"};
+    static const char *keys[] = {"filename",    "preset",   "outputs",
+                                 "webhook_url", "metadata", "priority"};
     memset(o, 0, sizeof(*o));
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         size_t len = 0;
@@ -242,8 +248,7 @@ static int options_from_meta(const struct tus_meta *m, struct upload_options *o,
     return 0;
 }
 
-static void upload_headers(const struct tus_upload *u, char off[24], char len[24],
-                           char exp[64])
+static void upload_headers(const struct tus_upload *u, char off[24], char len[24], char exp[64])
 {
     snprintf(off, 24, "%lld", (long long)u->offset);
     snprintf(len, 24, "%lld", (long long)u->length);
@@ -280,8 +285,7 @@ static void finish_upload(struct http_server *h, struct tus_upload *u)
     free(json);
     if (rc == 0) {
         u->phase = TUS_DONE;
-        log_info("tus: upload %s complete (%lld bytes): job queued", u->id,
-                 (long long)u->length);
+        log_info("tus: upload %s complete (%lld bytes): job queued", u->id, (long long)u->length);
     } else {
         u->phase = TUS_FAILED;
         snprintf(u->error_code, sizeof(u->error_code), "%s", e.code ? e.code : "internal_error");
@@ -320,23 +324,28 @@ static enum MHD_Result do_options(struct tus_request *t, struct MHD_Connection *
     char max[32];
     snprintf(max, sizeof(max), "%lld", (long long)t->h->cfg->max_upload_bytes);
     const char *hdrs[] = {
-        "Tus-Version", TUS_VERSION,
-        "Tus-Extension", TUS_EXTENSIONS,
-        "Tus-Max-Size", max,
-        "Tus-Checksum-Algorithm", tus_checksum_algorithms(),
-        "Access-Control-Allow-Methods", "POST, GET, HEAD, PATCH, DELETE, OPTIONS",
+        "Tus-Version",
+        TUS_VERSION,
+        "Tus-Extension",
+        TUS_EXTENSIONS,
+        "Tus-Max-Size",
+        max,
+        "Tus-Checksum-Algorithm",
+        tus_checksum_algorithms(),
+        "Access-Control-Allow-Methods",
+        "POST, GET, HEAD, PATCH, DELETE, OPTIONS",
         "Access-Control-Allow-Headers",
         "Authorization, Origin, X-Requested-With, X-Request-ID, X-HTTP-Method-Override, "
         "Content-Type, Upload-Length, Upload-Offset, Tus-Resumable, Upload-Metadata, "
         "Upload-Defer-Length, Upload-Concat, Upload-Checksum",
-        "Access-Control-Max-Age", "86400",
+        "Access-Control-Max-Age",
+        "86400",
         NULL};
     t->answered = 1;
     return answer(conn, MHD_HTTP_NO_CONTENT, NULL, NULL, hdrs);
 }
 
-static enum MHD_Result do_head(struct tus_request *t, struct MHD_Connection *conn,
-                               const char *id)
+static enum MHD_Result do_head(struct tus_request *t, struct MHD_Connection *conn, const char *id)
 {
     struct tus_upload u;
     int rc = tus_store_get(t->h->tus, id, &u);
@@ -344,22 +353,28 @@ static enum MHD_Result do_head(struct tus_request *t, struct MHD_Connection *con
         return fail_now(t, conn, code_for_tus(rc), "no upload with id '%s'", id);
     char off[24], len[24], exp[64];
     upload_headers(&u, off, len, exp);
-    const char *hdrs[] = {"Upload-Offset", off, "Upload-Length", len,
-                          "Cache-Control", "no-store", "Upload-Expires", exp,
-                          u.metadata ? "Upload-Metadata" : NULL, u.metadata, NULL};
+    const char *hdrs[] = {"Upload-Offset",
+                          off,
+                          "Upload-Length",
+                          len,
+                          "Cache-Control",
+                          "no-store",
+                          "Upload-Expires",
+                          exp,
+                          u.metadata ? "Upload-Metadata" : NULL,
+                          u.metadata,
+                          NULL};
     t->answered = 1;
     enum MHD_Result r = answer(conn, MHD_HTTP_OK, NULL, NULL, hdrs);
     tus_upload_clear(&u);
     return r;
 }
 
-static enum MHD_Result do_delete(struct tus_request *t, struct MHD_Connection *conn,
-                                 const char *id)
+static enum MHD_Result do_delete(struct tus_request *t, struct MHD_Connection *conn, const char *id)
 {
     int rc = tus_store_lock(t->h->tus, id);
     if (rc < 0)
-        return fail_now(t, conn, code_for_tus(rc), "upload '%s' is busy with another request",
-                        id);
+        return fail_now(t, conn, code_for_tus(rc), "upload '%s' is busy with another request", id);
     struct tus_upload u;
     rc = tus_store_get(t->h->tus, id, &u);
     if (rc == TUS_OK)
@@ -481,8 +496,7 @@ static enum MHD_Result do_create(struct tus_request *t, struct MHD_Connection *c
     return MHD_YES; /* answered by the last call */
 }
 
-static enum MHD_Result do_patch(struct tus_request *t, struct MHD_Connection *conn,
-                                const char *id)
+static enum MHD_Result do_patch(struct tus_request *t, struct MHD_Connection *conn, const char *id)
 {
     struct http_server *h = t->h;
     char err[256];
@@ -567,8 +581,7 @@ static enum MHD_Result finish(struct tus_request *t, struct MHD_Connection *conn
 }
 
 /* The first call of a request: everything but the body. */
-static enum MHD_Result begin(struct tus_request *t, struct MHD_Connection *conn,
-                             struct request *rq)
+static enum MHD_Result begin(struct tus_request *t, struct MHD_Connection *conn, struct request *rq)
 {
     const char *method = rq->route->method;
     const char *ov = header(conn, "X-HTTP-Method-Override");
@@ -590,8 +603,7 @@ static enum MHD_Result begin(struct tus_request *t, struct MHD_Connection *conn,
     if (!id[0]) { /* the collection */
         if (strcmp(method, "POST") == 0)
             return do_create(t, conn);
-        return fail_now(t, conn, "method_not_allowed", "%s is not allowed on /v1/uploads/",
-                        method);
+        return fail_now(t, conn, "method_not_allowed", "%s is not allowed on /v1/uploads/", method);
     }
     if (strcmp(method, "HEAD") == 0)
         return do_head(t, conn, id);
@@ -602,9 +614,8 @@ static enum MHD_Result begin(struct tus_request *t, struct MHD_Connection *conn,
     return fail_now(t, conn, "method_not_allowed", "%s is not allowed on an upload", method);
 }
 
-enum MHD_Result tus_handle(struct http_server *h, struct MHD_Connection *conn,
-                           struct request *rq, const char *upload_data,
-                           size_t *upload_data_size)
+enum MHD_Result tus_handle(struct http_server *h, struct MHD_Connection *conn, struct request *rq,
+                           const char *upload_data, size_t *upload_data_size)
 {
     struct tus_request *t = rq->tus;
     if (!t) {

@@ -77,9 +77,8 @@ int tus_id_valid(const char *id)
         return 0;
     for (; id[n]; n++) {
         char c = id[n];
-        if (n >= TUS_ID_MAX ||
-            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
+        if (n >= TUS_ID_MAX || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                 (c >= '0' && c <= '9') || c == '-' || c == '_'))
             return 0;
     }
     return n > 0;
@@ -287,9 +286,8 @@ int tus_store_save(struct tus_store *ts, const struct tus_upload *u)
     o = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:s, s:s, s:s, s:s}", "id", u->id, "offset",
                   (json_int_t)u->offset, "length", (json_int_t)u->length, "created_at",
                   u->created_at, "expires_at", u->expires_at, "finished_at", u->finished_at,
-                  "phase", phase_names[u->phase],
-                  "metadata", u->metadata ? u->metadata : "", "error_code", u->error_code, "error_message",
-                  u->error_message);
+                  "phase", phase_names[u->phase], "metadata", u->metadata ? u->metadata : "",
+                  "error_code", u->error_code, "error_message", u->error_message);
     if (!o || !(text = json_dumps(o, JSON_COMPACT))) {
         ret = TUS_ENOMEM;
         goto out;
@@ -356,10 +354,9 @@ int tus_store_get(struct tus_store *ts, const char *id, struct tus_upload *u)
     json_int_t off = -1, len = -1;
     double c = 0, x = 0, fin = 0;
     const char *phase = NULL, *meta = NULL, *ec = "", *em = "";
-    if (json_unpack(o, "{s:I, s:I, s:F, s:F, s?F, s:s, s?s, s?s, s?s}", "offset", &off,
-                    "length", &len, "created_at", &c, "expires_at", &x, "finished_at", &fin,
-                    "phase", &phase, "metadata",
-                    &meta, "error_code", &ec, "error_message", &em) < 0 ||
+    if (json_unpack(o, "{s:I, s:I, s:F, s:F, s?F, s:s, s?s, s?s, s?s}", "offset", &off, "length",
+                    &len, "created_at", &c, "expires_at", &x, "finished_at", &fin, "phase", &phase,
+                    "metadata", &meta, "error_code", &ec, "error_message", &em) < 0 ||
         off < 0 || len < 0 || off > len) {
         log_error("tus: bad state file %s", path);
         goto out;
@@ -507,8 +504,8 @@ static int complete_one(void *opaque, const char *id)
     return 1;
 }
 
-int tus_store_each_complete(struct tus_store *ts,
-                            void (*fn)(void *opaque, struct tus_upload *u), void *opaque)
+int tus_store_each_complete(struct tus_store *ts, void (*fn)(void *opaque, struct tus_upload *u),
+                            void *opaque)
 {
     struct complete_ctx c = {ts, fn, opaque};
     int rc = each_id(ts, complete_one, &c);
