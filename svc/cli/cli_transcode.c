@@ -262,10 +262,6 @@ int cli_transcode(int argc, char **argv)
     if (!getenv("VIDQ_LOG_LEVEL"))
         tc_set_log(cli_quiet_log, NULL, 0); /* nothing but the one error line */
 
-    /* SVT-AV1 prints to stderr itself unless told otherwise; 0 = fatal
-     * only. Set once here, before any thread starts. */
-    setenv("SVT_LOG", "0", 0);
-
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
