@@ -498,7 +498,7 @@ check_hls() {
     awk -F, 'NR == 1 { print ($1 < $2 ? $1 : $2), 1 }')
   na=$(ffprobe -v error -select_streams a -show_entries stream=index -of csv=p=0 "$in" | wc -l)
   for h in 1080 720 480 360; do [ "$h" -le "$short" ] && want+=("$h"); done
-  [ "${#want[@]}" -eq 0 ] && want=("$short")
+  [ "${#want[@]}" -eq 0 ] && want=("$(( short / 2 * 2 ))")
   head -n 1 "$dir/master.m3u8" | grep -qx '#EXTM3U' || fail "$ctx: master.m3u8 does not start with #EXTM3U"
   local ref_durs="" n=0
   while IFS= read -r line; do
@@ -516,7 +516,7 @@ check_hls() {
       [[ "$codecs" =~ ^avc1\.[0-9A-Fa-f]{6}$ ]] || fail "$ctx: variant $uri CODECS='$codecs', want avc1.xxxxxx"
     fi
     local w=${res%x*} hh=${res#*x}
-    got+=("$hh")
+    got+=("$(( w < hh ? w : hh ))")
     local pl="$dir/$uri" d=${uri%/*} durs nseg=0
     if [ ! -s "$pl" ]; then fail "$ctx: media playlist $uri missing"; continue; fi
     grep -q '^#EXT-X-ENDLIST' "$pl" || fail "$ctx: $uri has no #EXT-X-ENDLIST"
@@ -542,7 +542,7 @@ check_hls() {
     done < <(grep -v '^#' "$pl" | grep -v '^$')
     [ "$nseg" -ge 1 ] || fail "$ctx: $uri lists no segment"
   done < "$dir/master.m3u8"
-  [ "${got[*]}" = "${want[*]}" ] || fail "$ctx: variant heights '${got[*]}', want '${want[*]}' (source shorter side $short)"
+  [ "${got[*]}" = "${want[*]}" ] || fail "$ctx: variant shorter sides '${got[*]}', want '${want[*]}' (source shorter side $short)"
   [ "$n" -ge 1 ] || fail "$ctx: master.m3u8 has no variant"
   return 0
 }

@@ -298,6 +298,7 @@ static int setup_output(struct run *r, struct output *o)
 static int write_packet(void *opaque, AVPacket *pkt);
 
 struct write_ctx {
+    struct run *r;
     struct output *o;
     struct out_stream *s;
 };
@@ -319,6 +320,10 @@ static void find_avc1(const uint8_t *d, int size, char *out, size_t out_size)
 static int write_packet(void *opaque, AVPacket *pkt)
 {
     struct write_ctx *w = opaque;
+    /* Encoders may hold many frames (lookahead): a flush can run for a
+     * while, so the cancel flag is looked at per packet too. */
+    if (canceled(w->r))
+        return AVERROR_EXIT;
     AVCodecContext *ec = tc_encoder_ctx(w->s->enc);
     if (w->o->hls && w->s == &w->o->v && !w->o->codecs[0]) {
         if (ec->extradata_size > 0)
@@ -334,7 +339,7 @@ static int finish_output(struct run *r, struct output *o);
 /* Move everything the chain has ready into the encoder. */
 static int drain_chain(struct run *r, struct output *o, struct out_stream *s)
 {
-    struct write_ctx w = {o, s};
+    struct write_ctx w = {r, o, s};
     for (;;) {
         int ret = tc_filter_pull(s->filter, r->filt);
         if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF)
@@ -380,7 +385,7 @@ static int flush_stream(struct run *r, struct output *o, struct out_stream *s)
         return fail_av(r, TC_EINTERNAL, ret, "filtering failed");
     if ((ret = drain_chain(r, o, s)) < 0 || o->done)
         return ret;
-    struct write_ctx w = {o, s};
+    struct write_ctx w = {r, o, s};
     ret = tc_encoder_send(s->enc, NULL, write_packet, &w);
     if (ret < 0)
         return fail_av(r, TC_EENCODE, ret, "encoding failed");
@@ -394,7 +399,7 @@ static int finish_output(struct run *r, struct output *o)
         return 0;
     o->done = 1;
     if (o->thumbnail) {
-        struct write_ctx w = {o, &o->v};
+        struct write_ctx w = {r, o, &o->v};
         ret = tc_encoder_send(o->v.enc, NULL, write_packet, &w);
         if (ret < 0)
             return fail_av(r, TC_EENCODE, ret, "encoding failed");
