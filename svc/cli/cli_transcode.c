@@ -176,6 +176,10 @@ int cli_transcode(int argc, char **argv)
     if (!getenv("VIDQ_LOG_LEVEL"))
         tc_set_log(quiet_log, NULL, 0); /* nothing but the one error line */
 
+    /* SVT-AV1 prints its banner to stderr unless told otherwise; 1 =
+     * errors only. Set once here, before any thread starts. */
+    setenv("SVT_LOG", "1", 0);
+
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;

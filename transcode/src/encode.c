@@ -24,6 +24,11 @@ struct tc_encoder {
     int64_t last_pts;      /* video: keep pts strictly increasing */
     int64_t next_pts;      /* audio: samples so far */
     int64_t frame_dur;     /* video: one frame in ctx->time_base, for pkt durations */
+    int64_t prev_pts;      /* video: the frame before last_pts */
+    AVPacket *held;        /* video: the last packet, written when its duration is known */
+    int64_t end_pts;       /* video: where the last frame ends */
+    int64_t first_dts;     /* video: of the first packet */
+    int64_t min_pts;       /* video: the earliest packet pts */
 };
 
 AVCodecContext *tc_encoder_ctx(struct tc_encoder *e)
@@ -37,6 +42,7 @@ void tc_encoder_free(struct tc_encoder **e)
         return;
     avcodec_free_context(&(*e)->ctx);
     av_packet_free(&(*e)->pkt);
+    av_packet_free(&(*e)->held);
     av_free(*e);
     *e = NULL;
 }
@@ -73,8 +79,10 @@ static struct tc_encoder *encoder_alloc(const AVCodec *codec)
         return NULL;
     e->ctx = avcodec_alloc_context3(codec);
     e->pkt = av_packet_alloc();
-    e->last_pts = AV_NOPTS_VALUE;
-    if (!e->ctx || !e->pkt)
+    e->held = av_packet_alloc();
+    e->last_pts = e->prev_pts = e->end_pts = AV_NOPTS_VALUE;
+    e->first_dts = e->min_pts = AV_NOPTS_VALUE;
+    if (!e->ctx || !e->pkt || !e->held)
         tc_encoder_free(&e);
     return e;
 }
@@ -230,7 +238,13 @@ int tc_encoder_send(struct tc_encoder *e, AVFrame *frame,
                 frame->pts = e->last_pts == AV_NOPTS_VALUE ? 0 : e->last_pts + (e->frame_dur > 0 ? e->frame_dur : 1);
             else if (e->last_pts != AV_NOPTS_VALUE && frame->pts <= e->last_pts)
                 frame->pts = e->last_pts + 1;
+            e->prev_pts = e->last_pts;
             e->last_pts = frame->pts;
+            /* The last frame lasts as long as the one before it (variable
+             * frame rate), or one nominal frame. */
+            int64_t dur = e->prev_pts != AV_NOPTS_VALUE ? frame->pts - e->prev_pts
+                          : e->frame_dur > 0 ? e->frame_dur : 1;
+            e->end_pts = frame->pts + dur;
             frame->pict_type = AV_PICTURE_TYPE_NONE;
         }
     }
@@ -239,12 +253,48 @@ int tc_encoder_send(struct tc_encoder *e, AVFrame *frame,
         return r;
     for (;;) {
         r = avcodec_receive_packet(c, e->pkt);
-        if (r == AVERROR(EAGAIN) || r == AVERROR_EOF)
+        if (r == AVERROR(EAGAIN))
             return 0;
+        if (r == AVERROR_EOF) {
+            /* The last video packet lasts to the end of the last frame, so
+             * the track is as long as the input even with B-frames and a
+             * variable frame rate. */
+            if (e->held->data) {
+                /* Track length (sum of durations from the first dts) minus
+                 * the decoding delay (first dts to first pts) must reach
+                 * end_pts. */
+                int64_t delay = e->min_pts != AV_NOPTS_VALUE && e->first_dts != AV_NOPTS_VALUE
+                                    ? e->min_pts - e->first_dts : 0;
+                if (e->end_pts != AV_NOPTS_VALUE && e->held->dts != AV_NOPTS_VALUE &&
+                    e->end_pts - e->held->dts - delay > 0)
+                    e->held->duration = e->end_pts - e->held->dts - delay;
+                r = write(opaque, e->held);
+                av_packet_unref(e->held);
+                return r < 0 ? r : 0;
+            }
+            return 0;
+        }
         if (r < 0)
             return r;
-        if (c->codec_type == AVMEDIA_TYPE_VIDEO && e->pkt->duration <= 0 && e->frame_dur > 0)
-            e->pkt->duration = e->frame_dur;
+        if (c->codec_type == AVMEDIA_TYPE_VIDEO) {
+            /* Hold each video packet until the next one gives its duration. */
+            if (e->first_dts == AV_NOPTS_VALUE)
+                e->first_dts = e->pkt->dts;
+            if (e->pkt->pts != AV_NOPTS_VALUE && (e->min_pts == AV_NOPTS_VALUE || e->pkt->pts < e->min_pts))
+                e->min_pts = e->pkt->pts;
+            if (e->held->data) {
+                int64_t d = e->pkt->dts - e->held->dts;
+                e->held->duration = d > 0 ? d : (e->frame_dur > 0 ? e->frame_dur : 1);
+                r = write(opaque, e->held);
+                av_packet_unref(e->held);
+                if (r < 0) {
+                    av_packet_unref(e->pkt);
+                    return r;
+                }
+            }
+            av_packet_move_ref(e->held, e->pkt);
+            continue;
+        }
         r = write(opaque, e->pkt);
         av_packet_unref(e->pkt);
         if (r < 0)

@@ -545,8 +545,17 @@ static int loop(struct run *r)
         if (all_done)
             return 0;
         ret = tc_demux_read(r->in, r->offset, r->pkt);
-        if (ret == AVERROR_EOF)
+        if (ret == AVERROR_EOF) {
+            /* A container that announced its length (sample tables, an
+             * index) but whose data stops well short of it was cut off:
+             * a truncated upload is a failed job, not a short output. */
+            double d = r->info.duration_s;
+            if (d > 0 && r->out_time < 0.9 * d - 0.5)
+                return tc_error_set(r->err, TC_EDECODE,
+                                    "the input ends at %.1f s of its %.1f s (truncated?)",
+                                    r->out_time, d);
             return 0;
+        }
         if (ret < 0) {
             if (ret == AVERROR_EXIT || canceled(r))
                 return tc_error_set(r->err, TC_ECANCELED, "canceled");
