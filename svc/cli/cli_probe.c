@@ -1,20 +1,11 @@
 /* cli_probe.c - `vidq probe FILE`: the API's "input" object on stdout. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 #include <transcode/tc.h>
 
 #include "cli/cli.h"
-
-/* Like transcode: the one error line only, no libav log lines on stderr. */
-static void quiet_log(void *opaque, int level, const char *msg)
-{
-    (void)opaque;
-    (void)level;
-    (void)msg;
-}
 
 int cli_probe(int argc, char **argv)
 {
@@ -41,8 +32,6 @@ int cli_probe(int argc, char **argv)
         fprintf(stderr, "vidq: bad_request: usage: vidq probe FILE\n");
         return CLI_USAGE;
     }
-    if (!getenv("VIDQ_LOG_LEVEL"))
-        tc_set_log(quiet_log, NULL, 0);
     int rc = tc_probe(path, &info, &err);
     if (rc < 0) {
         fprintf(stderr, "vidq: %s: %s\n", tc_errname(rc), err.message);

@@ -223,14 +223,14 @@ PRESET_TABLE='
 mp4-1080p     av    mp4              h264   ^yuv420p$           ^High$  1080 aac    yes
 mp4-720p      av    mp4              h264   ^yuv420p$           ^High$  720  aac    yes
 mp4-480p      av    mp4              h264   ^yuv420p$           ^High$  480  aac    yes
-hevc-1080p    av    mp4              hevc   ^yuv420p(10le)?$    -       1080 aac    yes
-webm-720p     av    webm             vp9    ^yuv420p$           -       720  opus   -
-av1-720p      av    mp4|webm         av1    ^yuv420p(10le)?$    -       720  opus   yes
-audio-mp3     audio ^mp3$            -      -                   -       -    mp3    -
-audio-opus    audio ogg|webm         -      -                   -       -    opus   -
 audio-m4a     audio mp4              -      -                   -       -    aac    yes
 thumbnail     image image2|jpeg|mjpeg mjpeg ^yuvj?4[24][024]p$  -       spec -      -
 remux-mp4     copy  mp4              copy   -                   -       -    copy   yes
+hevc-1080p    av    mp4              hevc   ^yuv420p$           -       1080 aac    yes
+webm-720p     av    webm             vp9    ^yuv420p$           -       720  opus   -
+av1-720p      av    mp4              av1    ^yuv420p$           -       720  opus   yes
+audio-mp3     audio mp3              -      -                   -       -    mp3    -
+audio-opus    audio ogg              -      -                   -       -    opus   -
 '
 
 # preset_row NAME: the row's fields (without the name), or nothing.

@@ -369,7 +369,7 @@ static int copy_ok(const char *container, const char *codec)
 {
     static const char *const mp4[] = {"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video",
                                       "mjpeg", "aac", "mp3", "ac3", "eac3", "opus", "alac",
-                                      "mp2"}; /* flac: experimental in 5.1's mp4 muxer */
+                                      "mp2"};
     static const char *const webm[] = {"vp8", "vp9", "av1", "opus", "vorbis"};
     static const char *const m4a[] = {"aac", "alac"};
     static const char *const mp3[] = {"mp3"};
