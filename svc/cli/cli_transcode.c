@@ -1,5 +1,9 @@
-/* cli_transcode.c - `vidq transcode IN OUT [--preset P | --output SPEC]
+/* cli_transcode.c - `vidq transcode IN OUT [--preset P | --output SPEC]...
  * [--progress json|bar|none] [--threads N]`: one run of the library.
+ *
+ * Several --preset (or several --output) make several outputs in ONE pass
+ * (one demux and decode feeding every encoder); OUT is then an existing
+ * folder that receives <name>.<ext> for each output.
  *
  * Progress: a bar on stderr when stderr is a terminal (default), or one
  * JSON object per update on stdout with --progress json. SIGINT/SIGTERM
@@ -9,10 +13,12 @@
  * Threading: the main thread runs the transcode; the signal handler only
  * stores to an atomic flag. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -21,6 +27,8 @@
 #include "cli/cli.h"
 
 static atomic_int cancel_flag;
+
+enum { MAX_OUTPUTS = 8 };
 
 static void on_signal(int sig)
 {
@@ -79,6 +87,9 @@ static void usage(FILE *out)
             "                      [--progress json|bar|none] [--threads N]\n"
             "  --preset P      an output preset (default mp4-720p; see vidq presets)\n"
             "  --output SPEC   a custom output spec as JSON (see API.md)\n"
+            "                  Several --preset (or several --output, up to 8) make\n"
+            "                  every output in one pass; OUT is then an existing\n"
+            "                  folder that gets <name>.<ext> for each.\n"
             "  --progress M    bar (default on a terminal), json (one object per line\n"
             "                  on stdout) or none\n"
             "  --threads N     codec threads in total (default: all cores)\n"
@@ -93,12 +104,15 @@ static int usage_error(const char *code, const char *msg, const char *arg)
 
 int cli_transcode(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL, *preset = NULL, *spec_json = NULL;
+    const char *in = NULL, *out = NULL;
+    const char *presets[MAX_OUTPUTS], *spec_jsons[MAX_OUTPUTS];
+    size_t n_presets = 0, n_specs = 0;
     enum progress_mode mode = isatty(STDERR_FILENO) ? PROGRESS_BAR : PROGRESS_NONE;
     int threads = 0;
     struct tc_error err = {0};
-    struct tc_output output;
-    struct tc_output_result result;
+    static struct tc_output outputs[MAX_OUTPUTS];
+    static struct tc_output_result results[MAX_OUTPUTS];
+    static char paths[MAX_OUTPUTS][PATH_MAX];
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -110,10 +124,13 @@ int cli_transcode(int argc, char **argv)
             if (i + 1 >= argc)
                 return usage_error("bad_request", "missing value after", a);
             const char *v = argv[++i];
-            if (!strcmp(a, "--preset")) {
-                preset = v;
-            } else if (!strcmp(a, "--output")) {
-                spec_json = v;
+            if (!strcmp(a, "--preset") || !strcmp(a, "--output")) {
+                if (n_presets + n_specs == MAX_OUTPUTS)
+                    return usage_error("bad_request", "too many outputs (8 at most) at", a);
+                if (!strcmp(a, "--preset"))
+                    presets[n_presets++] = v;
+                else
+                    spec_jsons[n_specs++] = v;
             } else if (!strcmp(a, "--progress")) {
                 if (!strcmp(v, "json"))
                     mode = PROGRESS_JSON;
@@ -143,35 +160,62 @@ int cli_transcode(int argc, char **argv)
     }
     if (!in || !out)
         return usage_error("bad_request", "usage: vidq transcode IN OUT [--preset P | --output SPEC_JSON]", NULL);
-    if (preset && spec_json)
+    if (n_presets && n_specs)
         return usage_error("bad_request", "give --preset or --output, not both", NULL);
 
-    memset(&output, 0, sizeof(output));
-    if (spec_json) {
-        json_error_t jerr;
-        json_t *obj = json_loads(spec_json, 0, &jerr);
-        if (!obj) {
-            fprintf(stderr, "vidq: invalid_output: --output is not valid JSON: %s\n", jerr.text);
+    size_t n_outputs = n_specs ? n_specs : n_presets ? n_presets : 1;
+    memset(outputs, 0, sizeof(outputs));
+    for (size_t i = 0; i < n_outputs; i++) {
+        struct tc_output *o = &outputs[i];
+        if (n_specs) {
+            json_error_t jerr;
+            json_t *obj = json_loads(spec_jsons[i], 0, &jerr);
+            if (!obj) {
+                fprintf(stderr, "vidq: invalid_output: --output is not valid JSON: %s\n", jerr.text);
+                return CLI_USAGE;
+            }
+            int rc = tc_spec_parse(obj, &o->spec, &err);
+            json_decref(obj);
+            if (rc < 0) {
+                fprintf(stderr, "vidq: %s: %s\n", tc_errname(rc), err.message);
+                return CLI_USAGE;
+            }
+        } else {
+            int rc = tc_preset_find(n_presets ? presets[i] : "mp4-720p", &o->spec, &err);
+            if (rc < 0) {
+                fprintf(stderr, "vidq: %s: %s\n", tc_errname(rc), err.message);
+                return CLI_USAGE;
+            }
+        }
+        if (!strcmp(o->spec.container, "hls")) {
+            fprintf(stderr, "vidq: invalid_output: hls output is not available yet\n");
             return CLI_USAGE;
         }
-        int rc = tc_spec_parse(obj, &output.spec, &err);
-        json_decref(obj);
-        if (rc < 0) {
-            fprintf(stderr, "vidq: %s: %s\n", tc_errname(rc), err.message);
-            return CLI_USAGE;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(outputs[j].spec.name, o->spec.name)) {
+                fprintf(stderr, "vidq: invalid_output: two outputs are named '%s'\n", o->spec.name);
+                return CLI_USAGE;
+            }
+        o->path = out;
+    }
+    if (n_outputs > 1) {
+        /* Several outputs: OUT is a folder, each output <name>.<ext> in it. */
+        struct stat st;
+        if (stat(out, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "vidq: io_error: with several outputs OUT must be an existing folder: %s\n",
+                    out);
+            return CLI_FAILED;
         }
-    } else {
-        int rc = tc_preset_find(preset ? preset : "mp4-720p", &output.spec, &err);
-        if (rc < 0) {
-            fprintf(stderr, "vidq: %s: %s\n", tc_errname(rc), err.message);
-            return CLI_USAGE;
+        for (size_t i = 0; i < n_outputs; i++) {
+            int len = snprintf(paths[i], sizeof(paths[i]), "%s/%s.%s", out, outputs[i].spec.name,
+                               tc_container_ext(outputs[i].spec.container));
+            if (len < 0 || (size_t)len >= sizeof(paths[i])) {
+                fprintf(stderr, "vidq: io_error: output path too long in %s\n", out);
+                return CLI_FAILED;
+            }
+            outputs[i].path = paths[i];
         }
     }
-    if (!strcmp(output.spec.container, "hls")) {
-        fprintf(stderr, "vidq: invalid_output: hls output is not available yet\n");
-        return CLI_USAGE;
-    }
-    output.path = out;
 
     if (!getenv("VIDQ_LOG_LEVEL"))
         tc_set_log(quiet_log, NULL, 0); /* nothing but the one error line */
@@ -190,15 +234,15 @@ int cli_transcode(int argc, char **argv)
 
     struct tc_run_params params = {
         .input_path = in,
-        .outputs = &output,
-        .n_outputs = 1,
+        .outputs = outputs,
+        .n_outputs = n_outputs,
         .threads = threads,
         .cancel = &cancel_flag,
         .on_progress = mode == PROGRESS_JSON  ? print_json
                        : mode == PROGRESS_BAR ? print_bar
                                               : NULL,
     };
-    int rc = tc_run(&params, &result, &err);
+    int rc = tc_run(&params, results, &err);
     if (mode == PROGRESS_BAR)
         fputc('\n', stderr);
     if (rc == TC_ECANCELED || (rc < 0 && atomic_load(&cancel_flag))) {
