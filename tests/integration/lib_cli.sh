@@ -342,13 +342,15 @@ check_duration() {
   return 0
 }
 
-# check_transcode CTX INPUT OUT PRESET: OUT was made from INPUT with PRESET
-# (row in PRESET_TABLE): check it with ffprobe.
+# check_transcode CTX INPUT OUT PRESET [MAXH]: OUT was made from INPUT with
+# PRESET (row in PRESET_TABLE; MAXH overrides the row's cap, for custom
+# specs like a preset): check it with ffprobe.
 check_transcode() {
   local ctx=$1 in=$2 out=$3 preset=$4
   local row kind fmt vcodec pix prof maxh acodec fast fout
   row=$(preset_row "$preset")
   read -r kind fmt vcodec pix prof maxh acodec fast <<<"$row"
+  [ -n "${5:-}" ] && maxh=$5
   if [ ! -s "$out" ]; then fail "$ctx: no output file"; return 0; fi
   load_facts I "$(input_facts "$in")"
   if ! fout=$(facts "$out" 2>"$T/ffprobe.err"); then

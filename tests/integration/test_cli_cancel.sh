@@ -15,19 +15,29 @@ ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=640x360:rate=25:duration=10 \
   -f lavfi -i sine=duration=10 -c:v libx264 -preset ultrafast -c:a aac -shortest "$in"
 slow='{"name":"slow","container":"mp4","video":{"codec":"h264","speed":"veryslow","crf":18},"audio":{"codec":"aac"}}'
 
-# cancel_case SIGNAL WAIT_FOR_PROGRESS(1|0)
+slow2=${slow/\"slow\"/\"slow2\"}
+
+# cancel_case SIGNAL WAIT_FOR_PROGRESS(1|0) [multi]: multi = two outputs in
+# one pass, into a folder.
 n=0
 cancel_case() {
-  local sig=$1 after_progress=$2 dir pid t_sig t_end rc elapsed i ctx
+  local sig=$1 after_progress=$2 multi=${3:-} dir pid t_sig t_end rc elapsed i ctx
+  local target=()
   n=$((n + 1))
   ctx="SIG$sig at start"
   [ "$after_progress" = 1 ] && ctx="SIG$sig after progress"
   dir="$T/c$n"
   mkdir "$dir"
+  if [ -n "$multi" ]; then
+    ctx="$ctx (two outputs)"
+    target=("$dir" --output "$slow" --output "$slow2")
+  else
+    target=("$dir/out.mp4" --output "$slow")
+  fi
   # Job control: the child gets default signal dispositions (a background
   # job of a non-interactive shell would start with SIGINT ignored).
   set -m
-  "$VIDQ_BIN" transcode "$in" "$dir/out.mp4" --output "$slow" --progress json \
+  "$VIDQ_BIN" transcode "$in" "${target[@]}" --progress json \
     >"$T/c$n.out" 2>"$T/c$n.err" &
   pid=$!
   set +m
@@ -76,4 +86,5 @@ cancel_case() {
 cancel_case INT 1
 cancel_case TERM 1
 cancel_case INT 0
+cancel_case INT 1 multi
 finish
