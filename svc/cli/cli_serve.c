@@ -1,20 +1,218 @@
-/* cli_serve.c - placeholder until the service lands (issue 3). */
+/*
+ * cli_serve.c - `vidq serve` (wiring only) and the hidden `vidq worker`.
+ *
+ * serve: parse the config, prepare the data dir, open the store, requeue
+ * the jobs a previous run left running (deleting their partial outputs),
+ * start the webhook sender, the scheduler and the HTTP server, wait for
+ * SIGTERM/SIGINT, then stop in reverse: refuse uploads, let running jobs
+ * finish for the grace period (the rest go back to the queue), stop HTTP,
+ * stop the webhook sender (pending deliveries stay in the store's outbox
+ * for the next start), close the store.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "hooks/outbox.h"
+#include "http/http.h"
+#include "jobs/sched.h"
+#include "jobs/store.h"
+#include "jobs/worker.h"
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "vidq serve: cannot create %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The data dir's folders; leftovers of interrupted uploads are dropped. */
+static int prepare_data_dir(const char *dir)
+{
+    char path[1200];
+    static const char *const subs[] = {"tmp", "inputs", "outputs"};
+    if (make_dir(dir) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, subs[i]);
+        if (make_dir(path) < 0)
+            return -1;
+    }
+    snprintf(path, sizeof(path), "%s/tmp", dir);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char f[1600];
+        snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
+        unlink(f);
+    }
+    if (d)
+        closedir(d);
+    return 0;
+}
+
+static void on_requeued(void *opaque, const char *id)
+{
+    const char *data_dir = opaque;
+    log_info("job requeued after restart id=%s", id);
+    job_remove_outputs(data_dir, id);
+}
+
+/* Who hears of job changes: the event streams, and the webhook outbox,
+ * woken at once when a job ends (it also polls the store on its own). */
+struct job_observers {
+    struct http_server *http;
+    struct hook_outbox *hooks;
+};
+
+static void on_job_changed(void *opaque, const char *job_id, int final)
+{
+    struct job_observers *o = opaque;
+    http_job_changed(o->http, job_id, final);
+    if (final)
+        hook_outbox_notify(o->hooks);
+}
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%d\n", port);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        return -1;
+    return 0;
+}
 
 int cli_serve(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "vidq serve: not built yet\n");
-    return CLI_FAILED;
+    int ret = CLI_FAILED;
+    struct config cfg;
+    char err[512];
+    struct store *st = NULL;
+    struct http_server *http = NULL;
+    struct sched *sched = NULL;
+    struct hook_outbox *hooks = NULL;
+    int port = 0;
+
+    int rc = config_parse(&cfg, argc, argv, err, sizeof(err));
+    if (rc == CONFIG_HELP) {
+        fputs(config_usage(), stdout);
+        return CLI_OK;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "vidq serve: %s\n", err);
+        return CLI_USAGE;
+    }
+    if (prepare_data_dir(cfg.data_dir) < 0)
+        return CLI_FAILED;
+    if (!log_enabled(LOG_DEBUG))
+        log_route_transcode(LOG_WARNING);
+
+    /* Signals are taken by sigwait below; every thread inherits the mask.
+     * SIGPIPE stays blocked: a client or child that goes away is an error
+     * return, not a death. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    if (store_open(cfg.db, &st, err, sizeof(err)) != STORE_OK) {
+        fprintf(stderr, "vidq serve: %s\n", err);
+        goto out;
+    }
+    if (store_requeue_running(st, on_requeued, cfg.data_dir) != STORE_OK) {
+        fprintf(stderr, "vidq serve: cannot requeue interrupted jobs\n");
+        goto out;
+    }
+    struct hook_outbox_config hc = {
+        .store = st,
+        .data_dir = cfg.data_dir,
+        .secret = cfg.webhook_secret,
+        .retry_min_s = cfg.webhook_retry_min,
+        .retry_max_age_s = cfg.webhook_retry_max_age,
+        .timeout_s = cfg.webhook_timeout,
+        .targets = cfg.webhook_targets,
+    };
+    if (hook_outbox_start(&hc, &hooks, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vidq serve: %s\n", err);
+        goto out;
+    }
+    if (http_create(&cfg, &http) < 0)
+        goto out;
+    http_set_hooks(http, hooks);
+    struct job_observers observers = {http, hooks};
+    struct sched_config sc = {
+        .data_dir = cfg.data_dir,
+        .exe = "/proc/self/exe",
+        .max_concurrent = cfg.max_concurrent,
+        .max_queued = cfg.max_queued,
+        .isolation = cfg.isolation == CONFIG_ISOLATION_THREAD ? WORKER_THREAD : WORKER_PROCESS,
+        .job_timeout_s = cfg.job_timeout,
+        .worker_max_memory = cfg.worker_max_memory,
+        .worker_nice = cfg.worker_nice,
+        .observer = on_job_changed,
+        .observer_opaque = &observers,
+    };
+    if (sched_start(st, &sc, &sched) != SCHED_OK) {
+        fprintf(stderr, "vidq serve: cannot start the scheduler\n");
+        goto out;
+    }
+    if (http_listen(http, sched, &port) < 0) {
+        fprintf(stderr, "vidq serve: cannot listen on %s:%d\n", cfg.listen_host,
+                cfg.listen_port);
+        goto out;
+    }
+    if (cfg.port_file[0] && write_port_file(cfg.port_file, port) < 0)
+        log_warn("cannot write the port file %s", cfg.port_file);
+    printf("listening on %s:%d\n", cfg.listen_host, port);
+    fflush(stdout);
+    log_info("vidq serve listening on %s:%d data_dir=%s isolation=%s max_concurrent=%d",
+             cfg.listen_host, port, cfg.data_dir,
+             cfg.isolation == CONFIG_ISOLATION_THREAD ? "thread" : "process",
+             cfg.max_concurrent);
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0)
+        ;
+    log_info("signal %d: stopping (uploads refused, running jobs get %.0f s)", sig,
+             cfg.shutdown_grace);
+    http_drain(http);
+    sched_stop(&sched, cfg.shutdown_grace);
+    ret = CLI_OK;
+out:
+    sched_stop(&sched, 0);
+    http_destroy(&http);
+    hook_outbox_stop(&hooks); /* after everything that changes jobs */
+    store_close(&st);
+    if (ret == CLI_OK)
+        log_info("stopped");
+    return ret;
 }
 
 int cli_worker(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "vidq worker: not built yet\n");
-    return CLI_FAILED;
+    if (!log_enabled(LOG_DEBUG))
+        log_route_transcode(LOG_WARNING);
+    return worker_child_main(argc, argv);
 }

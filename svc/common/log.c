@@ -86,6 +86,11 @@ static void from_transcode(void *opaque, int level, const char *msg)
         log_msg((enum log_level)level, "transcode: %s", msg);
 }
 
+void log_route_transcode(enum log_level transcode_max)
+{
+    tc_set_log(from_transcode, NULL, (int)transcode_max);
+}
+
 void log_init(void)
 {
     int level = log_level_parse(getenv("VIDQ_LOG_LEVEL"));

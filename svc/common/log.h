@@ -20,6 +20,11 @@ int log_enabled(enum log_level level);
 /* Read VIDQ_LOG_LEVEL and route the transcode library's log here. */
 void log_init(void);
 
+/* Route the transcode library's (and libav's) lines up to max_level into
+ * this log (log_init uses the log's own level). The service passes
+ * LOG_WARNING so that per-job encoder statistics stay out of its log. */
+void log_route_transcode(enum log_level transcode_max);
+
 /* Name of a level for parsing/printing; -1 if unknown. */
 int log_level_parse(const char *name);
 

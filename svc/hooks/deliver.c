@@ -177,6 +177,26 @@ static int v4_allowed(uint32_t a, int allow_loopback)
     return !v4_is_special(a);
 }
 
+int hook_targets_parse(const char *text, int *deny_private, int *allow_loopback)
+{
+    if (!text || !*text || strcmp(text, "any") == 0) {
+        *deny_private = 0;
+        *allow_loopback = 1;
+        return 0;
+    }
+    if (strcmp(text, "public") == 0) {
+        *deny_private = 1;
+        *allow_loopback = 0;
+        return 0;
+    }
+    if (strcmp(text, "public+loopback") == 0) {
+        *deny_private = 1;
+        *allow_loopback = 1;
+        return 0;
+    }
+    return -EINVAL;
+}
+
 int hook_address_allowed(const struct sockaddr *addr, int deny_private, int allow_loopback)
 {
     if (!deny_private)
@@ -370,10 +390,10 @@ static void transfer_free(struct hook_deliverer *d, struct transfer **pp)
         curl_easy_cleanup(t->easy);
     }
     curl_slist_free_all(t->headers);
+    if (d->transfers == t)
+        d->transfers = t->next;
     if (t->prev)
         t->prev->next = t->next;
-    else if (d->transfers == t)
-        d->transfers = t->next;
     if (t->next)
         t->next->prev = t->prev;
     free(t);
@@ -566,7 +586,7 @@ static void transfer_done(struct hook_deliverer *d, CURL *easy, CURLcode result)
         item_free(&it);
     } else if (result != CURLE_OK && t->blocked) {
         snprintf(error, sizeof(error),
-                 "target address %s is not allowed (--webhook-deny-private)", t->blocked_addr);
+                 "target address %s is not allowed (--webhook-targets)", t->blocked_addr);
         attempt_failed(d, &it, t, 0, error, 1, duration);
     } else if (result != CURLE_OK) {
         snprintf(error, sizeof(error), "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));

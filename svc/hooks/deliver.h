@@ -24,23 +24,25 @@
  *   arrives.
  *   Any 2xx delivers. 410 Gone stops retrying that URL for that event.
  *
- * TARGET POLICY (what a webhook may reach)
+ * TARGET POLICY (what a webhook may reach), --webhook-targets:
  *   URLs must be absolute http:// or https:// URLs with a host, validated
  *   with libcurl's URL API (hook_url_check); registration answers 400 for
- *   anything else. By default any address is allowed, loopback and private
- *   networks included: vidq is typically run next to the application that
- *   receives its webhooks, and only clients holding the API key can register
- *   URLs. A multi-tenant deployment sets deny_private (--webhook-deny-private):
- *   then the address libcurl is about to connect to - after DNS resolution,
- *   checked in CURLOPT_OPENSOCKETFUNCTION, so neither a hostname that
- *   resolves to 10.0.0.1 nor DNS rebinding gets around it - must not be
- *   loopback (127/8, ::1), private (10/8, 172.16/12, 192.168/16, fc00::/7),
- *   link-local (169.254/16 incl. cloud metadata, fe80::/10), CGNAT
- *   (100.64/10), "this network" (0/8, ::), multicast, reserved (240/4,
- *   broadcast), benchmarking (198.18/15) or an IPv4-mapped/NAT64 form of
- *   those. allow_loopback (--webhook-allow-loopback) exempts loopback from
- *   that list. A refused address ends the delivery at once (gave up,
- *   error "target address ... is not allowed"): no connection is made.
+ *   anything else.
+ *   "any" (the default): any address, loopback and private networks
+ *   included. vidq typically runs next to the application that receives
+ *   its webhooks, and only clients holding the API key can register URLs.
+ *   "public": for a shared deployment. The address libcurl is about to
+ *   connect to - after name resolution, judged in CURLOPT_OPENSOCKETFUNCTION,
+ *   so neither a hostname that resolves to 10.0.0.1, nor odd spellings
+ *   (2130706433, [::ffff:127.0.0.1]), nor DNS rebinding get around it -
+ *   must not be loopback (127/8, ::1), private (10/8, 172.16/12,
+ *   192.168/16, fc00::/7), link-local (169.254/16 with the cloud metadata
+ *   address, fe80::/10), CGNAT (100.64/10), "this network" (0/8, ::),
+ *   multicast, reserved (240/4, broadcast), documentation or benchmarking
+ *   ranges, or an IPv4-mapped, -compatible, NAT64 or 6to4 form of those.
+ *   "public+loopback": the same, loopback allowed (a receiver on the same
+ *   host). A refused address ends the delivery at once (gave up, error
+ *   "target address ... is not allowed"); no connection is made.
  *
  * Threading: hook_deliverer_submit, hook_deliverer_counters and
  * hook_url_check may be called from any thread; start/stop from one
@@ -115,7 +117,7 @@ struct hook_deliverer_config {
     int64_t timeout_ms;     /* per attempt; 0: HOOK_TIMEOUT_DEFAULT_MS */
     struct hook_retry_policy retry; /* 0 fields: the defaults of retry.h */
     unsigned max_in_flight; /* 0: 64 */
-    int deny_private;       /* refuse non-public target addresses (see TARGET POLICY) */
+    int deny_private;       /* refuse non-public target addresses (TARGET POLICY) */
     int allow_loopback;     /* with deny_private: still allow loopback */
     /* Called after every attempt on the delivery thread; may be NULL. It
      * may block briefly (a store write) but must not call back into the
@@ -151,6 +153,10 @@ int hook_counters_prometheus(const struct hook_counters *c, char *out, size_t ca
  * with a host, at most HOOK_URL_MAX bytes. 0, or -EINVAL with a sentence
  * in err ("webhook url must be http or https"). */
 int hook_url_check(const char *url, char *err, size_t err_cap);
+
+/* Parse --webhook-targets: "any", "public" or "public+loopback" into the
+ * two flags above. 0, or -EINVAL for anything else. */
+int hook_targets_parse(const char *text, int *deny_private, int *allow_loopback);
 
 /* The target-policy test used on connect, exposed for tests: 1 if the
  * socket address may be connected to under (deny_private, allow_loopback). */

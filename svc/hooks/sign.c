@@ -153,7 +153,7 @@ static int write_all(int fd, const char *buf, size_t len)
 int hook_secret_load_or_create(const char *data_dir, struct hook_secret *out, char *err,
                                size_t err_cap)
 {
-    char path[4096], tmp[4096], text[256];
+    char path[4096], tmp[4096], text[256] = "";
     char perr[200];
     int fd = -1;
     int ret = -EIO;

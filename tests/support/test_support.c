@@ -1,10 +1,12 @@
 /* test_support.c - see test_support.h. */
+#define _GNU_SOURCE
 #include "test_support.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -56,6 +58,432 @@ int ts_run(char *out, size_t cap, const char *fmt, ...)
         out[n] = '\0';
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ------------------------------------------------------------ the server */
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+
+double ts_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void ts_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return strdup("");
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+void ts_server_start(struct ts_server *s, const char *data_dir, const char *flags)
+{
+    static int counter;
+    memset(s, 0, sizeof(*s));
+    snprintf(s->data_dir, sizeof(s->data_dir), "%s", data_dir);
+    mkdir(data_dir, 0755);
+    counter++;
+    snprintf(s->log_path, sizeof(s->log_path), "%s/server-%d-%d.log", data_dir, (int)getpid(),
+             counter);
+    snprintf(s->out_path, sizeof(s->out_path), "%s/server-%d-%d.out", data_dir, (int)getpid(),
+             counter);
+    char *argv[64];
+    int argc = 0;
+    char *copy = strdup(flags ? flags : "");
+    char *bin = strdup(ts_env("VIDQ_BIN"));
+    argv[argc++] = bin;
+    argv[argc++] = (char *)"serve";
+    argv[argc++] = (char *)"--listen";
+    argv[argc++] = (char *)"127.0.0.1:0";
+    argv[argc++] = (char *)"--data-dir";
+    argv[argc++] = s->data_dir;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, " ", &save); t && argc < 62; t = strtok_r(NULL, " ", &save))
+        argv[argc++] = t;
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(1);
+    }
+    if (pid == 0) {
+        int out = open(s->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (out < 0 || err < 0)
+            _exit(127);
+        dup2(out, 1);
+        dup2(err, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    free(copy);
+    free(bin);
+    s->pid = pid;
+    double deadline = ts_now() + 20;
+    while (ts_now() < deadline) {
+        char *out = read_file(s->out_path);
+        char *l = strstr(out, "listening on 127.0.0.1:");
+        if (l) {
+            s->port = (int)strtol(l + strlen("listening on 127.0.0.1:"), NULL, 10);
+            free(out);
+            snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
+            return;
+        }
+        free(out);
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            char *log = read_file(s->log_path);
+            fprintf(stderr, "server exited at start:\n%s\n", log);
+            free(log);
+            exit(1);
+        }
+        ts_sleep_ms(20);
+    }
+    fprintf(stderr, "server did not start listening\n");
+    kill(pid, SIGKILL);
+    exit(1);
+}
+
+int ts_server_stop(struct ts_server *s, int sig, double timeout_s)
+{
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, sig);
+    double deadline = ts_now() + timeout_s;
+    int st = 0;
+    for (;;) {
+        pid_t w = waitpid(s->pid, &st, WNOHANG);
+        if (w == s->pid)
+            break;
+        if (ts_now() > deadline) {
+            fprintf(stderr, "server did not stop in %.0f s; killing it\n", timeout_s);
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &st, 0);
+            break;
+        }
+        ts_sleep_ms(10);
+    }
+    s->pid = 0;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
+}
+
+char *ts_server_log(const struct ts_server *s) { return read_file(s->log_path); }
+
+struct buf {
+    char *p;
+    size_t n;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *cls)
+{
+    struct buf *b = cls;
+    size_t len = size * nmemb;
+    char *np = realloc(b->p, b->n + len + 1);
+    if (!np)
+        return 0;
+    memcpy(np + b->n, data, len);
+    b->n += len;
+    np[b->n] = '\0';
+    b->p = np;
+    return len;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *cls)
+{
+    struct ts_http *r = cls;
+    size_t len = size * nmemb, have = strlen(r->headers);
+    if (have + len + 1 < sizeof(r->headers)) {
+        memcpy(r->headers + have, data, len);
+        r->headers[have + len] = '\0';
+    }
+    return len;
+}
+
+static int perform(CURL *c, struct ts_http *r, const struct ts_server *s, const char *path,
+                   const char *const *headers)
+{
+    char url[8192];
+    struct buf b = {NULL, 0};
+    struct curl_slist *hl = NULL;
+    memset(r, 0, sizeof(*r));
+    if (strncmp(path, "http", 4) == 0)
+        snprintf(url, sizeof(url), "%s", path);
+    else
+        snprintf(url, sizeof(url), "%s%s", s->base, path);
+    for (int i = 0; headers && headers[i]; i++)
+        hl = curl_slist_append(hl, headers[i]);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    if (hl)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(hl);
+    r->body = b.p ? b.p : strdup("");
+    r->len = b.n;
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "curl %s: %s\n", url, curl_easy_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int ts_http(const struct ts_server *s, struct ts_http *r, const char *method, const char *path,
+            const char *const *headers, const void *body, size_t len)
+{
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    int rc = perform(c, r, s, path, headers);
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+int ts_http_upload_raw(const struct ts_server *s, struct ts_http *r, const char *path,
+                       const char *file, const char *content_type, const char *const *headers)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        perror(file);
+        exit(1);
+    }
+    struct stat st;
+    fstat(fileno(f), &st);
+    const char *hs[16];
+    char ct[256];
+    int n = 0;
+    snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+    hs[n++] = ct;
+    for (int i = 0; headers && headers[i] && n < 15; i++)
+        hs[n++] = headers[i];
+    hs[n] = NULL;
+    int chunked = 0;
+    for (int i = 0; headers && headers[i]; i++)
+        chunked |= strcasestr(headers[i], "chunked") != NULL;
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_READDATA, f);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, chunked ? (curl_off_t)-1 : (curl_off_t)st.st_size);
+    int rc = perform(c, r, s, path, hs);
+    curl_easy_cleanup(c);
+    fclose(f);
+    return rc;
+}
+
+int ts_http_upload_multipart(const struct ts_server *s, struct ts_http *r, const char *path,
+                             const char *file, const char *const *fields,
+                             const char *const *headers)
+{
+    CURL *c = curl_easy_init();
+    curl_mime *mime = curl_mime_init(c);
+    for (int i = 0; fields && fields[i] && fields[i + 1]; i += 2) {
+        curl_mimepart *p = curl_mime_addpart(mime);
+        curl_mime_name(p, fields[i]);
+        curl_mime_data(p, fields[i + 1], CURL_ZERO_TERMINATED);
+    }
+    if (file) {
+        curl_mimepart *p = curl_mime_addpart(mime);
+        curl_mime_name(p, "file");
+        curl_mime_filedata(p, file);
+        curl_mime_type(p, "video/mp4");
+    }
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    int rc = perform(c, r, s, path, headers);
+    curl_mime_free(mime);
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+void ts_http_free(struct ts_http *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+char *ts_http_header(const struct ts_http *r, const char *name)
+{
+    size_t nl = strlen(name);
+    for (const char *l = r->headers; l && *l;) {
+        const char *e = strstr(l, "\r\n");
+        if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
+            const char *v = l + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t vl = e ? (size_t)(e - v) : strlen(v);
+            char *out = malloc(vl + 1);
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return out;
+        }
+        l = e ? e + 2 : NULL;
+    }
+    return NULL;
+}
+
+json_t *ts_http_json(const struct ts_http *r)
+{
+    return r->body ? json_loads(r->body, 0, NULL) : NULL;
+}
+
+json_t *ts_wait_status(const struct ts_server *s, const char *id, const char *want,
+                       double timeout_s)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/status/%s", id);
+    double deadline = ts_now() + timeout_s;
+    json_t *last = NULL;
+    while (ts_now() < deadline) {
+        struct ts_http r;
+        ts_http(s, &r, "GET", path, s->auth, NULL, 0);
+        json_t *j = ts_http_json(&r);
+        ts_http_free(&r);
+        if (j) {
+            json_decref(last);
+            last = j;
+            const char *st = json_string_value(json_object_get(j, "status"));
+            if (st && ((want && strcmp(st, want) == 0) || strcmp(st, "succeeded") == 0 ||
+                       strcmp(st, "failed") == 0 || strcmp(st, "canceled") == 0))
+                return last;
+        }
+        ts_sleep_ms(25);
+    }
+    return last;
+}
+
+json_t *ts_wait_job(const struct ts_server *s, const char *id, double timeout_s)
+{
+    return ts_wait_status(s, id, NULL, timeout_s);
+}
+
+json_t *ts_ffprobe(const char *path)
+{
+    size_t cap = 1 << 20;
+    char *out = malloc(cap);
+    int rc = ts_run(out, cap,
+                    "ffprobe -v error -show_format -show_streams -of json '%s' 2>/dev/null", path);
+    json_t *j = rc == 0 ? json_loads(out, 0, NULL) : NULL;
+    free(out);
+    return j;
+}
+
+long ts_http_download(const struct ts_server *s, const char *path, const char *file)
+{
+    struct ts_http r;
+    ts_http(s, &r, "GET", path, NULL, NULL, 0);
+    FILE *f = fopen(file, "wb");
+    if (f) {
+        fwrite(r.body, 1, r.len, f);
+        fclose(f);
+    }
+    long st = r.status;
+    ts_http_free(&r);
+    return st;
+}
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+int ts_raw_request(const struct ts_server *s, const void *req, size_t len, int read_reply,
+                   char *resp, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)s->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    const char *p = req;
+    while (len > 0) {
+        ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        p += w;
+        len -= (size_t)w;
+    }
+    int n = 0;
+    if (read_reply && resp && cap > 0) {
+        double deadline = ts_now() + 5;
+        while (ts_now() < deadline && (size_t)n + 1 < cap) {
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (poll(&pfd, 1, 100) <= 0)
+                continue;
+            ssize_t k = recv(fd, resp + n, cap - 1 - (size_t)n, 0);
+            if (k <= 0)
+                break;
+            n += (int)k;
+            if (strstr(resp, "\r\n\r\n")) { /* headers are in; a small body follows */
+                resp[n] = '\0';
+                const char *cl = strcasestr(resp, "content-length:");
+                const char *hend = strstr(resp, "\r\n\r\n") + 4;
+                if (cl && (long)(n - (hend - resp)) >= strtol(cl + 15, NULL, 10))
+                    break;
+            }
+        }
+        resp[n] = '\0';
+    }
+    close(fd);
+    return n;
+}
+
+int ts_count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
 }
 
 int ts_spawn_line(char *const argv[], char *line, size_t cap, int timeout_s)

@@ -5,8 +5,8 @@
 //
 // Serve:
 //   node webhook_receiver.js --secret whsec_... --log FILE
-//        [--fail-first K] [--fail-status 500] [--max-seconds 300]
-//   Listens on 127.0.0.1:0 and prints the port (a number alone on the first
+//        [--fail-first K] [--fail-status 500] [--max-seconds 300] [--port N]
+//   Listens on 127.0.0.1:N (default 0: any free port) and prints the port (a number alone on the first
 //   line of stdout). Every request is logged as one JSON line appended to FILE:
 //   {"time_ms", "method", "url", "path", "headers", "body", "verified",
 //    "verify_error", "answer"}; then answered:
@@ -130,7 +130,7 @@ function serve(args) {
     });
   });
   server.keepAliveTimeout = 2000;
-  server.listen(0, "127.0.0.1", () => {
+  server.listen(parseInt(args.port || "0", 10), "127.0.0.1", () => {
     process.stdout.write(server.address().port + "\n");
   });
   const stop = () => {

@@ -1,0 +1,268 @@
+/* config.c - see config.h. */
+#include "common/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum opt_kind { OPT_STR, OPT_INT, OPT_I64, OPT_DOUBLE, OPT_LISTEN, OPT_ISOLATION };
+
+struct opt {
+    const char *flag;       /* without the leading "--" */
+    enum opt_kind kind;
+    size_t offset;
+    size_t size;            /* OPT_STR: buffer size */
+    double min, max;        /* numeric range */
+    const char *help;
+};
+
+#define STR(f, h) {#f, OPT_STR, offsetof(struct config, f), sizeof(((struct config *)0)->f), 0, 0, h}
+
+static const struct opt opts[] = {
+    {"listen", OPT_LISTEN, 0, 0, 0, 0, "HOST:PORT to listen on; port 0 picks a free one"},
+    {"data-dir", OPT_STR, offsetof(struct config, data_dir), sizeof(((struct config *)0)->data_dir), 0, 0,
+     "folder for the database, uploads and outputs"},
+    {"db", OPT_STR, offsetof(struct config, db), sizeof(((struct config *)0)->db), 0, 0,
+     "job store: sqlite:<path> (default sqlite:<data-dir>/vidq.db)"},
+    {"max-concurrent", OPT_INT, offsetof(struct config, max_concurrent), 0, 1, 256, "jobs running at once"},
+    {"isolation", OPT_ISOLATION, 0, 0, 0, 0, "process (a child per job) or thread"},
+    {"max-queued", OPT_INT, offsetof(struct config, max_queued), 0, 1, 1000000, "queued jobs before 429"},
+    {"max-upload-bytes", OPT_I64, offsetof(struct config, max_upload_bytes), 0, 1, 1e15,
+     "largest accepted upload (413 above)"},
+    {"api-key", OPT_STR, offsetof(struct config, api_key), sizeof(((struct config *)0)->api_key), 0, 0,
+     "require Authorization: Bearer <key> (not for /healthz)"},
+    {"webhook-secret", OPT_STR, offsetof(struct config, webhook_secret),
+     sizeof(((struct config *)0)->webhook_secret), 0, 0, "whsec_<base64> signing key for webhooks"},
+    {"webhook-retry-min", OPT_DOUBLE, offsetof(struct config, webhook_retry_min), 0, 0.01, 1e9,
+     "first webhook retry delay, seconds"},
+    {"webhook-retry-max-age", OPT_DOUBLE, offsetof(struct config, webhook_retry_max_age), 0, 1, 1e9,
+     "give up retrying a webhook after this many seconds"},
+    {"webhook-timeout", OPT_DOUBLE, offsetof(struct config, webhook_timeout), 0, 0.1, 3600,
+     "timeout of one webhook delivery attempt, seconds"},
+    {"webhook-targets", OPT_STR, offsetof(struct config, webhook_targets),
+     sizeof(((struct config *)0)->webhook_targets), 0, 0,
+     "addresses webhooks may reach: any, public, public+loopback (README)"},
+    {"job-timeout", OPT_DOUBLE, offsetof(struct config, job_timeout), 0, 0.1, 1e9,
+     "wall-clock limit of one job attempt, seconds"},
+    {"shutdown-grace", OPT_DOUBLE, offsetof(struct config, shutdown_grace), 0, 0, 1e6,
+     "on SIGTERM/SIGINT, seconds running jobs may still finish"},
+    {"http-threads", OPT_INT, offsetof(struct config, http_threads), 0, 1, 256, "HTTP thread pool size"},
+    {"max-connections", OPT_INT, offsetof(struct config, max_connections), 0, 1, 100000,
+     "open HTTP connections at most"},
+    {"max-connections-per-ip", OPT_INT, offsetof(struct config, max_connections_per_ip), 0, 1, 100000,
+     "open HTTP connections per client address"},
+    {"connection-timeout", OPT_INT, offsetof(struct config, connection_timeout), 0, 1, 86400,
+     "close an idle HTTP connection after this many seconds"},
+    {"worker-max-memory", OPT_I64, offsetof(struct config, worker_max_memory), 0, 0, 1e15,
+     "address-space limit of a job's child process, bytes (0 = none)"},
+    {"worker-nice", OPT_INT, offsetof(struct config, worker_nice), 0, 0, 19,
+     "CPU niceness of job children and threads"},
+    {"tus-expiry", OPT_DOUBLE, offsetof(struct config, tus_expiry), 0, 0.1, 1e9,
+     "seconds an unfinished resumable (tus) upload is kept after its last write"},
+    {"port-file", OPT_STR, offsetof(struct config, port_file), sizeof(((struct config *)0)->port_file), 0, 0,
+     "write the bound port number to this file once listening"},
+};
+
+#undef STR
+
+static void set_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
+    cfg->listen_port = 8080;
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./var");
+    cfg->max_concurrent = 2;
+    cfg->isolation = CONFIG_ISOLATION_PROCESS;
+    cfg->max_queued = 1000;
+    cfg->max_upload_bytes = (int64_t)8 << 30;
+    cfg->webhook_retry_min = 5;
+    cfg->webhook_retry_max_age = 86400;
+    cfg->webhook_timeout = 15;
+    snprintf(cfg->webhook_targets, sizeof(cfg->webhook_targets), "any");
+    cfg->job_timeout = 3600;
+    cfg->tus_expiry = 86400;
+    cfg->shutdown_grace = 30;
+    cfg->http_threads = 4;
+    cfg->max_connections = 1024;
+    cfg->max_connections_per_ip = 256;
+    cfg->connection_timeout = 60;
+    cfg->worker_max_memory = (int64_t)8 << 30;
+    cfg->worker_nice = 10;
+}
+
+static int parse_double(const char *s, double min, double max, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || v != v || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_i64(const char *s, double min, double max, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0' || (double)v < min || (double)v > max)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int parse_listen(struct config *cfg, const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v)
+        return -1;
+    size_t hl = (size_t)(colon - v);
+    const char *host = v;
+    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') { /* [::1]:8080 */
+        host++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= sizeof(cfg->listen_host))
+        return -1;
+    int64_t port;
+    if (parse_i64(colon + 1, 0, 65535, &port) < 0)
+        return -1;
+    memcpy(cfg->listen_host, host, hl);
+    cfg->listen_host[hl] = '\0';
+    cfg->listen_port = (int)port;
+    return 0;
+}
+
+static int apply(struct config *cfg, const struct opt *o, const char *v, const char *from,
+                 char *err, size_t errlen)
+{
+    char *base = (char *)cfg;
+    int64_t i;
+    double d;
+    switch (o->kind) {
+    case OPT_STR:
+        if (strlen(v) >= o->size) {
+            snprintf(err, errlen, "%s: value too long", from);
+            return -1;
+        }
+        memcpy(base + o->offset, v, strlen(v) + 1);
+        return 0;
+    case OPT_INT:
+        if (parse_i64(v, o->min, o->max, &i) < 0)
+            break;
+        *(int *)(void *)(base + o->offset) = (int)i;
+        return 0;
+    case OPT_I64:
+        if (parse_i64(v, o->min, o->max, &i) < 0)
+            break;
+        *(int64_t *)(void *)(base + o->offset) = i;
+        return 0;
+    case OPT_DOUBLE:
+        if (parse_double(v, o->min, o->max, &d) < 0)
+            break;
+        *(double *)(void *)(base + o->offset) = d;
+        return 0;
+    case OPT_LISTEN:
+        if (parse_listen(cfg, v) < 0) {
+            snprintf(err, errlen, "%s: expected HOST:PORT, got '%s'", from, v);
+            return -1;
+        }
+        return 0;
+    case OPT_ISOLATION:
+        if (strcmp(v, "process") == 0)
+            cfg->isolation = CONFIG_ISOLATION_PROCESS;
+        else if (strcmp(v, "thread") == 0)
+            cfg->isolation = CONFIG_ISOLATION_THREAD;
+        else {
+            snprintf(err, errlen, "%s: expected process or thread, got '%s'", from, v);
+            return -1;
+        }
+        return 0;
+    }
+    if (o->kind == OPT_DOUBLE)
+        snprintf(err, errlen, "%s: expected a number in [%g, %g], got '%s'", from, o->min, o->max, v);
+    else
+        snprintf(err, errlen, "%s: expected an integer in [%.0f, %.0f], got '%s'", from, o->min,
+                 o->max, v);
+    return -1;
+}
+
+/* "max-concurrent" -> "VIDQ_MAX_CONCURRENT" */
+static void env_name(const char *flag, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "VIDQ_");
+    for (const char *p = flag; *p && n + 1 < cap; p++)
+        out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    out[n] = '\0';
+}
+
+int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    size_t nopts = sizeof(opts) / sizeof(opts[0]);
+    set_defaults(cfg);
+    for (size_t k = 0; k < nopts; k++) {
+        char name[64];
+        env_name(opts[k].flag, name, sizeof(name));
+        const char *v = getenv(name);
+        if (v && *v && apply(cfg, &opts[k], v, name, err, errlen) < 0)
+            return CONFIG_ERROR;
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return CONFIG_HELP;
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s'", arg);
+            return CONFIG_ERROR;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+        const struct opt *o = NULL;
+        for (size_t k = 0; k < nopts; k++)
+            if (strlen(opts[k].flag) == nl && strncmp(opts[k].flag, name, nl) == 0)
+                o = &opts[k];
+        if (!o) {
+            snprintf(err, errlen, "unknown flag '%s' (try vidq serve --help)", arg);
+            return CONFIG_ERROR;
+        }
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v) {
+            if (a + 1 >= argc) {
+                snprintf(err, errlen, "flag --%s needs a value", o->flag);
+                return CONFIG_ERROR;
+            }
+            v = argv[++a];
+        }
+        char from[80];
+        snprintf(from, sizeof(from), "--%s", o->flag);
+        if (apply(cfg, o, v, from, err, errlen) < 0)
+            return CONFIG_ERROR;
+    }
+    if (cfg->db[0] == '\0')
+        snprintf(cfg->db, sizeof(cfg->db), "sqlite:%s/vidq.db", cfg->data_dir);
+    return 0;
+}
+
+const char *config_usage(void)
+{
+    static char text[6000];
+    if (text[0])
+        return text;
+    size_t n = (size_t)snprintf(text, sizeof(text),
+                                "usage: vidq serve [flags]\n"
+                                "Every flag --some-flag can also be set by VIDQ_SOME_FLAG.\n\n");
+    for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]) && n < sizeof(text); k++) {
+        char env[64];
+        env_name(opts[k].flag, env, sizeof(env));
+        int w = snprintf(text + n, sizeof(text) - n, "  --%-24s %-28s %s\n", opts[k].flag, env,
+                         opts[k].help);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+    return text;
+}

@@ -1,0 +1,239 @@
+/*
+ * outputs.c - GET /v1/jobs/<id>/outputs/<name>[/<file>]: the finished
+ * output files, with ETag, Range (206/416) and the file's MIME type. Only a
+ * succeeded job's outputs are served (they are complete by then: the
+ * library renames them into place). Paths never leave the job's folder.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <transcode/tc.h>
+
+#include "http/internal.h"
+
+/* A safe relative path: segments of [A-Za-z0-9._-], none "." or "..",
+ * none starting with a dot. */
+static int safe_relpath(const char *p)
+{
+    if (!*p || *p == '/')
+        return 0;
+    const char *seg = p;
+    for (const char *c = p;; c++) {
+        if (*c == '/' || *c == '\0') {
+            size_t l = (size_t)(c - seg);
+            if (l == 0 || seg[0] == '.')
+                return 0;
+            if (*c == '\0')
+                return 1;
+            seg = c + 1;
+            continue;
+        }
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '.' || *c == '_' || *c == '-'))
+            return 0;
+    }
+}
+
+static const char *mime_of_file(const char *path)
+{
+    static const struct {
+        const char *ext, *mime;
+    } types[] = {
+        {".m3u8", "application/vnd.apple.mpegurl"}, {".ts", "video/mp2t"},
+        {".m4s", "video/iso.segment"},              {".mp4", "video/mp4"},
+        {".m4a", "audio/mp4"},                      {".aac", "audio/aac"},
+        {".vtt", "text/vtt"},                       {".jpg", "image/jpeg"},
+        {".webm", "video/webm"},
+    };
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].mime;
+    return "application/octet-stream";
+}
+
+/* Parse a single "bytes=a-b" range against size. Returns 1 with [*from,
+ * *to] set, 0 if there is no usable range header (serve it all), -1 if
+ * unsatisfiable. */
+static int parse_range(const char *h, int64_t size, int64_t *from, int64_t *to)
+{
+    if (!h || strncmp(h, "bytes=", 6) != 0)
+        return 0;
+    h += 6;
+    if (strchr(h, ','))
+        return 0; /* several ranges: the whole file is a valid answer */
+    char *end = NULL;
+    errno = 0;
+    if (*h == '-') {
+        long long n = strtoll(h + 1, &end, 10);
+        if (errno || end == h + 1 || *end || n <= 0)
+            return n == 0 && !errno && end != h + 1 && !*end ? -1 : 0;
+        if (size == 0)
+            return -1;
+        *from = n >= size ? 0 : size - n;
+        *to = size - 1;
+        return 1;
+    }
+    long long a = strtoll(h, &end, 10);
+    if (errno || end == h || *end != '-' || a < 0)
+        return 0;
+    const char *bp = end + 1;
+    long long b = size - 1;
+    if (*bp) {
+        b = strtoll(bp, &end, 10);
+        if (errno || end == bp || *end || b < a)
+            return 0;
+    }
+    if (a >= size)
+        return -1;
+    if (b >= size)
+        b = size - 1;
+    *from = a;
+    *to = b;
+    return 1;
+}
+
+enum MHD_Result outputs_handle(struct http_server *h, struct MHD_Connection *conn,
+                               struct request *rq, const char *d, size_t *ds)
+{
+    const char *id = rq->params[0];
+    const char *name = rq->params[1];
+    struct job *job = NULL;
+    json_t *outs = NULL;
+    enum MHD_Result ret;
+    char path[2600];
+    int fd = -1;
+
+    if (!job_id_valid(id) || sched_job_get(h->sched, id, &job) != SCHED_OK) {
+        ret = http_fail(conn, "not_found", "no job with id '%s'", id);
+        goto out;
+    }
+    outs = json_loads(job->outputs_json ? job->outputs_json : "[]", 0, NULL);
+    const char *container = NULL;
+    size_t i;
+    json_t *o;
+    json_array_foreach(outs, i, o) {
+        json_t *spec = json_object_get(o, "spec");
+        const char *n = json_string_value(json_object_get(spec, "name"));
+        if (n && strcmp(n, name) == 0)
+            container = json_string_value(json_object_get(spec, "container"));
+    }
+    if (!container) {
+        ret = http_fail(conn, "not_found", "job %s has no output named '%.64s'", id, name);
+        goto out;
+    }
+    if (job->status != JOB_SUCCEEDED) {
+        ret = http_fail(conn, "not_found", "output '%s' is not ready: the job is %s", name,
+                        job_status_name(job->status));
+        goto out;
+    }
+    int is_hls = strcmp(container, "hls") == 0;
+    char base[1400];
+    if (job_output_path(base, sizeof(base), h->cfg->data_dir, id, name, container) < 0) {
+        ret = http_fail(conn, "not_found", "no such output");
+        goto out;
+    }
+    const char *mime;
+    if (is_hls) {
+        const char *rel = rq->tail[0] ? rq->tail : "master.m3u8";
+        if (!safe_relpath(rel)) {
+            ret = http_fail(conn, "not_found", "no such file in output '%s'", name);
+            goto out;
+        }
+        snprintf(path, sizeof(path), "%s/%s", base, rel);
+        mime = mime_of_file(rel);
+    } else {
+        if (rq->tail[0]) {
+            ret = http_fail(conn, "not_found", "output '%s' is a single file", name);
+            goto out;
+        }
+        snprintf(path, sizeof(path), "%s", base);
+        mime = tc_container_mime(container);
+    }
+    struct stat st;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        ret = http_fail(conn, "not_found", "no such file in output '%s'", name);
+        goto out;
+    }
+    char etag[80];
+    snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st.st_size,
+             (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
+                 (unsigned long long)st.st_mtim.tv_nsec);
+    const char *inm =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    struct MHD_Response *resp;
+    unsigned status = MHD_HTTP_OK;
+    if (inm && strcmp(inm, etag) == 0) {
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        status = MHD_HTTP_NOT_MODIFIED;
+    } else {
+        int64_t size = st.st_size, from = 0, to = size - 1;
+        const char *range =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+        const char *if_range =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
+        int r = if_range && strcmp(if_range, etag) != 0 ? 0 : parse_range(range, size, &from, &to);
+        if (r < 0) {
+            char cr[64];
+            snprintf(cr, sizeof(cr), "bytes */%" PRId64, size);
+            struct api_error e;
+            api_error_set(&e, "range_not_satisfiable", "the range is outside the %" PRId64
+                          "-byte file", size);
+            json_t *body = json_pack("{s:{s:s, s:s}}", "error", "code", e.code, "message",
+                                     e.message);
+            char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+            json_decref(body);
+            if (!text) {
+                ret = MHD_NO;
+                goto out;
+            }
+            resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+            if (!resp) {
+                free(text);
+                ret = MHD_NO;
+                goto out;
+            }
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    "application/json; charset=utf-8");
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+            ret = MHD_queue_response(conn, http_status_for(e.code), resp);
+            MHD_destroy_response(resp);
+            goto out;
+        }
+        uint64_t len = size == 0 ? 0 : (uint64_t)(to - from + 1);
+        resp = MHD_create_response_from_fd_at_offset64(len, fd, (uint64_t)from);
+        if (resp)
+            fd = -1; /* the response owns it */
+        if (resp && r == 1) {
+            char cr[96];
+            snprintf(cr, sizeof(cr), "bytes %" PRId64 "-%" PRId64 "/%" PRId64, from, to, size);
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+            status = MHD_HTTP_PARTIAL_CONTENT;
+        }
+    }
+    if (!resp) {
+        ret = MHD_NO;
+        goto out;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, mime);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "private, max-age=3600");
+    ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+out:
+    if (fd >= 0)
+        close(fd);
+    json_decref(outs);
+    job_free(&job);
+    return ret;
+}

@@ -1,0 +1,628 @@
+/*
+ * upload.c - POST /upload and POST /v1/jobs: multipart/form-data (MHD's
+ * post processor) or a raw body, streamed into a temporary file in the
+ * data dir as it arrives (memory stays flat), then probed and turned into
+ * a job by upload_submit, the path tus uploads reuse.
+ *
+ * A request's body is checked while it arrives: over --max-upload-bytes
+ * stops writing at once (413), a full disk stops it (507); the rest of the
+ * body is read and dropped, then the error is answered. A body cut off
+ * mid-way ends in upload_free, which deletes the temporary file: no job,
+ * no file.
+ */
+#define _GNU_SOURCE
+#include "http/upload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <transcode/tc.h>
+
+#include "common/log.h"
+#include "hooks/deliver.h"
+
+enum { POST_BUFFER = 64 * 1024, MAX_OUTPUTS = 16 };
+
+struct upload {
+    struct http_server *h;
+    int fd;
+    char tmp_path[1200];
+    int64_t bytes;
+    int multipart;
+    struct MHD_PostProcessor *pp;
+    int file_parts;
+    int failed;
+    struct api_error err;
+    struct upload_options opts;
+};
+
+void upload_options_clear(struct upload_options *o)
+{
+    free(o->outputs);
+    free(o->webhook_url);
+    free(o->metadata);
+    memset(o, 0, sizeof(*o));
+}
+
+/* Append a chunk to a capped, NUL-terminated heap string. */
+static int append_text(char **dst, const char *data, size_t len, size_t cap)
+{
+    size_t have = *dst ? strlen(*dst) : 0;
+    if (have + len + 1 > cap)
+        return -1;
+    char *n = realloc(*dst, have + len + 1);
+    if (!n)
+        return -1;
+    memcpy(n + have, data, len);
+    n[have + len] = '\0';
+    *dst = n;
+    return 0;
+}
+
+/* Append to a fixed buffer; sep is put first when the buffer is not
+ * empty and this is the start of a new value. */
+static int append_fixed(char *buf, size_t cap, const char *sep, const char *data, size_t len)
+{
+    size_t have = strlen(buf);
+    size_t sl = sep && have ? strlen(sep) : 0;
+    if (have + sl + len + 1 > cap)
+        return -1;
+    if (sl)
+        memcpy(buf + have, sep, sl);
+    memcpy(buf + have + sl, data, len);
+    buf[have + sl + len] = '\0';
+    return 0;
+}
+
+/* The last path component, without control characters. */
+static void set_filename(struct upload_options *o, const char *name)
+{
+    const char *base = name;
+    for (const char *p = name; *p; p++)
+        if (*p == '/' || *p == '\\')
+            base = p + 1;
+    size_t n = 0;
+    for (const char *p = base; *p && n + 1 < sizeof(o->filename); p++)
+        if ((unsigned char)*p >= 0x20 && *p != 0x7f)
+            o->filename[n++] = *p;
+    o->filename[n] = '\0';
+}
+
+/* One option field (from the query string or a multipart text part).
+ * first is 1 at the start of a value. */
+static int option_field(struct upload_options *o, const char *key, const char *data, size_t len,
+                        int first, struct api_error *e)
+{
+    int bad = 0;
+    if (strcmp(key, "preset") == 0 || strcmp(key, "presets") == 0)
+        bad = append_fixed(o->presets, sizeof(o->presets), first ? "," : NULL, data, len);
+    else if (strcmp(key, "outputs") == 0)
+        bad = append_text(&o->outputs, data, len, UPLOAD_OUTPUTS_MAX);
+    else if (strcmp(key, "webhook_url") == 0)
+        bad = append_text(&o->webhook_url, data, len, UPLOAD_URL_MAX);
+    else if (strcmp(key, "metadata") == 0)
+        bad = append_text(&o->metadata, data, len, UPLOAD_METADATA_MAX);
+    else if (strcmp(key, "priority") == 0) {
+        if (first)
+            o->priority[0] = '\0';
+        bad = append_fixed(o->priority, sizeof(o->priority), NULL, data, len);
+    } else if (strcmp(key, "filename") == 0) {
+        char tmp[UPLOAD_FILENAME_MAX];
+        if (len >= sizeof(tmp))
+            bad = 1;
+        else {
+            memcpy(tmp, data, len);
+            tmp[len] = '\0';
+            set_filename(o, tmp);
+        }
+    }
+    /* Unknown fields are ignored, as form posts often carry extras. */
+    if (bad)
+        return api_error_set(e, "bad_request", "the field '%s' is too long", key);
+    return 0;
+}
+
+int upload_options_set(struct upload_options *o, const char *key, const char *value, size_t len,
+                       struct api_error *e)
+{
+    return option_field(o, key, value, len, 1, e);
+}
+
+struct query_ctx {
+    struct upload_options *o;
+    struct api_error *e;
+    int failed;
+};
+
+static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    struct query_ctx *q = cls;
+    if (!key || !value)
+        return MHD_YES;
+    if (option_field(q->o, key, value, strlen(value), 1, q->e) < 0) {
+        q->failed = 1;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+int upload_options_from_query(struct MHD_Connection *conn, struct upload_options *o,
+                              struct api_error *e)
+{
+    struct query_ctx q = {o, e, 0};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_iter, &q);
+    return q.failed ? -1 : 0;
+}
+
+/* Parse and check the options; fills specs (n of them) and, if wanted,
+ * the outputs JSON text. */
+static int check_options(const struct upload_options *o, struct tc_output_spec *specs,
+                         size_t *n, char **outputs_json, int *priority, struct api_error *e)
+{
+    int ret = -1;
+    json_t *list = json_array();
+    json_t *given = NULL, *meta = NULL;
+    struct tc_error terr;
+    char presets[UPLOAD_PRESETS_MAX];
+    *n = 0;
+    if (!list) {
+        api_error_set(e, "internal_error", "out of memory");
+        goto out;
+    }
+    snprintf(presets, sizeof(presets), "%s", o->presets);
+    char *save = NULL;
+    for (char *tok = strtok_r(presets, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t tl = strlen(tok);
+        while (tl > 0 && tok[tl - 1] == ' ')
+            tok[--tl] = '\0';
+        if (!*tok)
+            continue;
+        if (*n >= MAX_OUTPUTS) {
+            api_error_set(e, "invalid_output", "at most %d outputs per job", MAX_OUTPUTS);
+            goto out;
+        }
+        memset(&terr, 0, sizeof(terr));
+        if (tc_preset_find(tok, &specs[*n], &terr) < 0) {
+            api_error_set(e, "invalid_preset", "unknown preset '%.64s' (see GET /v1/presets)",
+                          tok);
+            goto out;
+        }
+        json_array_append_new(list, json_pack("{s:s, s:o}", "preset", tok, "spec",
+                                              tc_spec_to_json(&specs[*n])));
+        (*n)++;
+    }
+    if (o->outputs && *o->outputs) {
+        json_error_t jerr;
+        given = json_loads(o->outputs, 0, &jerr);
+        if (json_is_object(given)) { /* one spec alone is fine too */
+            json_t *arr = json_array();
+            json_array_append(arr, given);
+            json_decref(given);
+            given = arr;
+        }
+        if (!json_is_array(given)) {
+            api_error_set(e, "invalid_output", "outputs must be a JSON array of output specs");
+            goto out;
+        }
+        size_t i;
+        json_t *spec;
+        json_array_foreach(given, i, spec) {
+            if (*n >= MAX_OUTPUTS) {
+                api_error_set(e, "invalid_output", "at most %d outputs per job", MAX_OUTPUTS);
+                goto out;
+            }
+            memset(&terr, 0, sizeof(terr));
+            if (tc_spec_parse(spec, &specs[*n], &terr) < 0) {
+                api_error_set(e, "invalid_output", "outputs[%zu]: %s", i, terr.message);
+                goto out;
+            }
+            json_array_append_new(list, json_pack("{s:n, s:o}", "preset", "spec",
+                                                  tc_spec_to_json(&specs[*n])));
+            (*n)++;
+        }
+    }
+    if (*n == 0) {
+        memset(&terr, 0, sizeof(terr));
+        if (tc_preset_find("mp4-720p", &specs[0], &terr) < 0) {
+            api_error_set(e, "internal_error", "the default preset is missing");
+            goto out;
+        }
+        json_array_append_new(list, json_pack("{s:s, s:o}", "preset", "mp4-720p", "spec",
+                                              tc_spec_to_json(&specs[0])));
+        *n = 1;
+    }
+    if (json_array_size(list) != *n) {
+        api_error_set(e, "internal_error", "out of memory");
+        goto out;
+    }
+    for (size_t a = 0; a < *n; a++)
+        for (size_t b = a + 1; b < *n; b++)
+            if (strcmp(specs[a].name, specs[b].name) == 0) {
+                api_error_set(e, "invalid_output",
+                              "two outputs are named '%s'; give each a unique name",
+                              specs[a].name);
+                goto out;
+            }
+    *priority = 0;
+    if (o->priority[0]) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(o->priority, &end, 10);
+        if (errno || end == o->priority || *end || v < -1000000 || v > 1000000) {
+            api_error_set(e, "bad_request", "priority must be an integer (higher runs first)");
+            goto out;
+        }
+        *priority = (int)v;
+    }
+    if (o->metadata && *o->metadata) {
+        meta = json_loads(o->metadata, 0, NULL);
+        if (!json_is_object(meta)) {
+            api_error_set(e, "bad_request", "metadata must be a JSON object");
+            goto out;
+        }
+    }
+    if (o->webhook_url && *o->webhook_url) {
+        char why[256];
+        if (hook_url_check(o->webhook_url, why, sizeof(why)) != 0) {
+            api_error_set(e, "bad_request", "webhook_url: %s", why);
+            goto out;
+        }
+    }
+    if (outputs_json) {
+        *outputs_json = json_dumps(list, JSON_COMPACT);
+        if (!*outputs_json) {
+            api_error_set(e, "internal_error", "out of memory");
+            goto out;
+        }
+    }
+    ret = 0;
+out:
+    json_decref(meta);
+    json_decref(given);
+    json_decref(list);
+    return ret;
+}
+
+int upload_options_check(const struct upload_options *o, char **outputs_json,
+                         struct api_error *e)
+{
+    struct tc_output_spec specs[MAX_OUTPUTS];
+    size_t n;
+    int priority;
+    return check_options(o, specs, &n, outputs_json, &priority, e);
+}
+
+int upload_tmp_open(struct http_server *h, char *path, size_t cap, struct api_error *e)
+{
+    if (snprintf(path, cap, "%s/upload-XXXXXX", h->tmp_dir) >= (int)cap)
+        return api_error_set(e, "internal_error", "temporary path too long");
+    int fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0) {
+        path[0] = '\0';
+        if (errno == ENOSPC || errno == EDQUOT)
+            return api_error_set(e, "insufficient_storage", "the server's disk is full");
+        log_error("cannot create an upload file in %s: %s", h->tmp_dir, strerror(errno));
+        return api_error_set(e, "internal_error", "cannot store the upload");
+    }
+    return fd;
+}
+
+int upload_write(struct http_server *h, int fd, const char *data, size_t len,
+                 struct api_error *e)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, data, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            if (errno == ENOSPC || errno == EDQUOT)
+                return api_error_set(e, "insufficient_storage",
+                                     "the server's disk is full; the upload was dropped");
+            log_error("writing an upload failed: %s", strerror(errno));
+            return api_error_set(e, "internal_error", "cannot store the upload");
+        }
+        data += w;
+        len -= (size_t)w;
+        atomic_fetch_add(&h->bytes_uploaded, (long long)w);
+    }
+    return 0;
+}
+
+int upload_submit(struct http_server *h, const char *tmp_path, const struct upload_options *o,
+                  int64_t size, char **json, size_t *json_len, char id[JOB_ID_SIZE],
+                  struct api_error *e)
+{
+    int ret = -1;
+    struct tc_output_spec specs[MAX_OUTPUTS];
+    size_t n = 0;
+    int priority = 0;
+    char *outputs_json = NULL;
+    char input_path[1400];
+    int moved = 0;
+    struct job job;
+    struct tc_media_info info;
+    struct tc_error terr;
+    json_t *input = NULL;
+
+    memset(&job, 0, sizeof(job));
+    memset(&terr, 0, sizeof(terr));
+    if (tc_probe(tmp_path, &info, &terr) < 0) {
+        api_error_set(e, "unsupported_media", "the upload is not a decodable audio/video file: %s",
+                      terr.message[0] ? terr.message : tc_strerror(TC_EUNSUPPORTED));
+        goto out;
+    }
+    if (check_options(o, specs, &n, &outputs_json, &priority, e) < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        memset(&terr, 0, sizeof(terr));
+        int rc = tc_spec_check_input(&specs[i], &info, &terr);
+        if (rc < 0) {
+            api_error_set(e, http_code_for_tc(rc), "output '%s': %s", specs[i].name,
+                          terr.message[0] ? terr.message : tc_strerror(rc));
+            goto out;
+        }
+    }
+    if (o->job_id[0])
+        snprintf(job.id, sizeof(job.id), "%s", o->job_id);
+    else if (job_id_new(job.id) < 0) {
+        api_error_set(e, "internal_error", "no random id available");
+        goto out;
+    }
+    input = tc_media_info_to_json(&info, o->filename[0] ? o->filename : NULL);
+    if (input && size >= 0)
+        json_object_set_new(input, "size", json_integer(size));
+    job.input_json = input ? json_dumps(input, JSON_COMPACT) : NULL;
+    job.outputs_json = outputs_json;
+    outputs_json = NULL;
+    job.metadata_json = strdup(o->metadata && *o->metadata ? o->metadata : "{}");
+    job.webhook_url = o->webhook_url && *o->webhook_url ? strdup(o->webhook_url) : NULL;
+    job.priority = priority;
+    if (job_input_path(input_path, sizeof(input_path), h->cfg->data_dir, job.id) < 0 ||
+        !(job.input_path = strdup(input_path)) || !job.input_json || !job.metadata_json) {
+        api_error_set(e, "internal_error", "out of memory");
+        goto out;
+    }
+    if (rename(tmp_path, input_path) < 0) {
+        log_error("cannot move %s to %s: %s", tmp_path, input_path, strerror(errno));
+        api_error_set(e, "internal_error", "cannot store the upload");
+        goto out;
+    }
+    moved = 1;
+    int rc = sched_submit(h->sched, &job, json, json_len);
+    if (rc != SCHED_OK) {
+        const char *code = http_code_for_sched(rc);
+        api_error_set(e, code, "%s",
+                      rc == SCHED_EQUEUE_FULL ? "the queue is full; try again later"
+                      : rc == SCHED_ESHUTDOWN ? "the server is shutting down"
+                                              : "the job store failed");
+        goto out;
+    }
+    snprintf(id, JOB_ID_SIZE, "%s", job.id);
+    moved = 0; /* the job owns the input now */
+    ret = 0;
+out:
+    if (ret < 0)
+        unlink(moved ? input_path : tmp_path);
+    json_decref(input);
+    free(outputs_json);
+    job_clear(&job);
+    return ret;
+}
+
+/* ------------------------------------------------------- the request */
+
+void upload_free(struct upload **pp)
+{
+    if (!pp || !*pp)
+        return;
+    struct upload *u = *pp;
+    if (u->pp)
+        MHD_destroy_post_processor(u->pp);
+    if (u->fd >= 0)
+        close(u->fd);
+    if (u->tmp_path[0]) /* not handed to a job: a cut-off or refused body */
+        unlink(u->tmp_path);
+    upload_options_clear(&u->opts);
+    free(u);
+    *pp = NULL;
+}
+
+static void fail(struct upload *u, const struct api_error *e)
+{
+    if (u->failed)
+        return;
+    u->failed = 1;
+    u->err = *e;
+    /* Nothing of a refused upload stays on disk, even while the rest of
+     * its body is still being read and dropped. */
+    if (u->fd >= 0) {
+        close(u->fd);
+        u->fd = -1;
+    }
+    if (u->tmp_path[0]) {
+        unlink(u->tmp_path);
+        u->tmp_path[0] = '\0';
+    }
+}
+
+static int add_bytes(struct http_server *h, struct upload *u, const char *data, size_t len)
+{
+    struct api_error e;
+    if (u->bytes + (int64_t)len > h->cfg->max_upload_bytes) {
+        api_error_set(&e, "too_large", "the upload is larger than this server's limit of %lld bytes",
+                      (long long)h->cfg->max_upload_bytes);
+        fail(u, &e);
+        return -1;
+    }
+    if (upload_write(h, u->fd, data, len, &e) < 0) {
+        fail(u, &e);
+        return -1;
+    }
+    u->bytes += (int64_t)len;
+    return 0;
+}
+
+static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *filename, const char *content_type,
+                                 const char *transfer_encoding, const char *data, uint64_t off,
+                                 size_t size)
+{
+    struct upload *u = cls;
+    struct api_error e;
+    if (u->failed || !key)
+        return u->failed ? MHD_NO : MHD_YES;
+    if (strcmp(key, "file") == 0) {
+        if (off == 0) {
+            if (u->file_parts++ > 0) {
+                api_error_set(&e, "bad_request", "send one file part named 'file', not several");
+                fail(u, &e);
+                return MHD_NO;
+            }
+            if (filename && *filename && !u->opts.filename[0])
+                set_filename(&u->opts, filename);
+        }
+        return size == 0 || add_bytes(u->h, u, data, size) == 0 ? MHD_YES : MHD_NO;
+    }
+    if (option_field(&u->opts, key, data, size, off == 0, &e) < 0) {
+        fail(u, &e);
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* The first call: headers only. Refuse what can be refused before the
+ * body arrives; else set up the temporary file. */
+static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *conn,
+                             struct request *rq)
+{
+    struct api_error e;
+    struct upload *u = NULL;
+    const char *ctype =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *clen =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+
+    if (atomic_load(&h->draining))
+        return http_fail(conn, "shutting_down", "the server is shutting down; upload later");
+    if (!ctype)
+        ctype = "";
+    int multipart = strncasecmp(ctype, "multipart/form-data", 19) == 0;
+    int raw = strncasecmp(ctype, "video/", 6) == 0 || strncasecmp(ctype, "audio/", 6) == 0 ||
+              strncasecmp(ctype, "application/octet-stream", 24) == 0;
+    if (!multipart && !raw)
+        return http_fail(conn, "unsupported_media",
+                         "send multipart/form-data with a 'file' part, or a raw body with "
+                         "Content-Type video/*, audio/* or application/octet-stream");
+    if (clen) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(clen, &end, 10);
+        if (errno || end == clen || *end || v < 0)
+            return http_fail(conn, "bad_request", "bad Content-Length");
+        if (v > h->cfg->max_upload_bytes)
+            return http_fail(conn, "too_large",
+                             "the upload (%lld bytes) is larger than this server's limit of "
+                             "%lld bytes",
+                             v, (long long)h->cfg->max_upload_bytes);
+        if (v == 0)
+            return http_fail(conn, "bad_request", "the upload is empty");
+    } else if (!te || !strcasestr(te, "chunked")) {
+        return http_fail(conn, "length_required",
+                         "send a Content-Length or a chunked body");
+    }
+    if (sched_queue_full(h->sched))
+        return http_fail(conn, "queue_full", "the queue is full; try again later");
+
+    u = calloc(1, sizeof(*u));
+    if (!u)
+        return MHD_NO;
+    u->h = h;
+    u->fd = -1;
+    u->multipart = multipart;
+    rq->upload = u;
+    if (upload_options_from_query(conn, &u->opts, &e) < 0)
+        return http_send_error(conn, &e);
+    /* Options known now are checked now: no body is stored for nothing. */
+    if (raw && upload_options_check(&u->opts, NULL, &e) < 0)
+        return http_send_error(conn, &e);
+    if (multipart) {
+        u->pp = MHD_create_post_processor(conn, POST_BUFFER, post_iter, u);
+        if (!u->pp)
+            return http_fail(conn, "bad_request", "malformed multipart/form-data header");
+    }
+    u->fd = upload_tmp_open(h, u->tmp_path, sizeof(u->tmp_path), &e);
+    if (u->fd < 0)
+        return http_send_error(conn, &e);
+    return MHD_YES;
+}
+
+/* The last call: the body is complete. */
+static enum MHD_Result finish(struct http_server *h, struct MHD_Connection *conn,
+                              struct upload *u)
+{
+    struct api_error e;
+    char *json = NULL;
+    size_t len = 0;
+    char id[JOB_ID_SIZE];
+    if (u->pp) { /* flushes the last part */
+        MHD_destroy_post_processor(u->pp);
+        u->pp = NULL;
+    }
+    if (!u->failed && u->multipart && u->file_parts == 0) {
+        api_error_set(&e, "bad_request", "the multipart body has no file part named 'file'");
+        fail(u, &e);
+    }
+    if (!u->failed && u->bytes == 0) {
+        api_error_set(&e, "bad_request", "the upload is empty");
+        fail(u, &e);
+    }
+    if (u->failed)
+        return http_send_error(conn, &u->err);
+    close(u->fd);
+    u->fd = -1;
+    /* upload_submit owns the file from here, whatever happens. */
+    char tmp[sizeof(u->tmp_path)];
+    memcpy(tmp, u->tmp_path, sizeof(tmp));
+    u->tmp_path[0] = '\0';
+    if (upload_submit(h, tmp, &u->opts, u->bytes, &json, &len, id, &e) < 0)
+        return http_send_error(conn, &e);
+    char location[64];
+    snprintf(location, sizeof(location), "/status/%s", id);
+    return http_send_json(conn, MHD_HTTP_ACCEPTED, json, len, location);
+}
+
+enum MHD_Result upload_handle(struct http_server *h, struct MHD_Connection *conn,
+                              struct request *rq, const char *upload_data,
+                              size_t *upload_data_size)
+{
+    struct upload *u = rq->upload;
+    if (!u)
+        return begin(h, conn, rq);
+    if (*upload_data_size == 0)
+        return finish(h, conn, u);
+    if (!u->failed) {
+        if (u->multipart) {
+            if (MHD_post_process(u->pp, upload_data, *upload_data_size) != MHD_YES &&
+                !u->failed) {
+                struct api_error e;
+                api_error_set(&e, "bad_request", "malformed multipart/form-data body");
+                fail(u, &e);
+            }
+        } else {
+            add_bytes(h, u, upload_data, *upload_data_size);
+        }
+    }
+    *upload_data_size = 0;
+    return MHD_YES;
+}

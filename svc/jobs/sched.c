@@ -1,0 +1,1054 @@
+/*
+ * sched.c - the scheduler (see sched.h).
+ *
+ * DESIGN
+ *   Threads: one dispatcher thread; one runner thread per running job
+ *   (it supervises the job's worker, see worker.c; the dispatcher joins it
+ *   when it ends); callers from
+ *   the HTTP threads. One mutex (s->lock) guards all in-memory state; it is
+ *   never held across a store call, a worker call or an observer call.
+ *   State: the store is the durable truth; memory holds a view of every
+ *   queued and running job and of the last FINISHED_CAP finished ones
+ *   (older ones are read back from the store). Each cached job keeps its
+ *   rendered JSON, re-rendered lazily when it changed (dirty) or, for a
+ *   queued job, when the queue changed (qver), so a status read is a hash
+ *   lookup and a memcpy under the lock.
+ *   Queue: queued jobs in a list ordered by (priority desc, seq asc), the
+ *   same order as the store's claim-next, so queue_position is exact.
+ *   Start of a job: the dispatcher sleeps on a condition variable until a
+ *   slot is free and a job is ready; submit, cancel and a runner's end
+ *   signal it, so a freed slot starts the next job at once (no polling).
+ *   It claims the next job in the store (one transaction: queued ->
+ *   running, attempts + 1), then starts a runner.
+ *   Cancel of a queued job goes through the store first (queued ->
+ *   canceled only if still queued); if the dispatcher claimed it in the
+ *   meantime the job is flagged and its runner stops it at once.
+ *   End of a job: the runner writes the outcome to the store (one
+ *   transaction), then updates memory and wakes the dispatcher.
+ *   Stop: no new claims; running jobs get the grace period, then are
+ *   stopped and requeued in the store (their partial outputs removed).
+ */
+#define _GNU_SOURCE
+#include "jobs/sched.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <transcode/tc.h>
+
+#include "common/log.h"
+
+enum { NBUCKETS = 4096, FINISHED_CAP = 4096, PERSIST_EVERY_S = 2, RUNNERS_MAX = 512 };
+
+static const double duration_bounds[] = {1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
+enum { N_DURATION = sizeof(duration_bounds) / sizeof(duration_bounds[0]) };
+
+struct sjob {
+    struct job job;
+    struct sched *sched;
+    struct sjob *hnext;            /* hash chain */
+    struct sjob *prev, *next;      /* the queue, or the finished FIFO */
+    int in_queue, in_finished;
+    int cancel_pending;            /* a cancel of this queued job is in the store */
+    int cancel_requested;          /* stop it as soon as it runs */
+    int requeue;                   /* stopping for shutdown, not cancel */
+    atomic_int stop;               /* read by the worker's supervisor */
+    int wake_fd;                   /* eventfd that wakes the supervisor; -1 */
+    pid_t pid;
+    double last_persist;
+    char *json;                    /* rendered job object */
+    size_t json_len;
+    int dirty;
+    uint64_t qver;                 /* s->qver when rendered (queued jobs) */
+};
+
+struct list_head {
+    struct sjob *head, *tail;
+    int n;
+};
+
+struct sched {
+    struct sched_config cfg;
+    char data_dir[1024];
+    char exe[1024];
+    struct store *st;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;           /* dispatcher: slot freed / job ready / stop */
+    pthread_cond_t changed;        /* sched_stop: a runner ended */
+    struct sjob *buckets[NBUCKETS];
+    struct list_head queue;        /* queued jobs, in start order */
+    struct list_head finished;     /* finished jobs kept for fast reads */
+    int n_ready;                   /* queued and not being canceled */
+    int n_reserved;                /* submits between the check and the insert */
+    int n_running;
+    uint64_t qver;
+    int stopping;
+    pthread_t dispatcher;
+    pthread_t ended[RUNNERS_MAX];  /* runners that ended, to be joined */
+    int n_ended;
+    int64_t by_status[5];
+    int64_t dur_buckets[N_DURATION + 1];
+    double dur_sum;
+    int64_t dur_count;
+};
+
+/* ------------------------------------------------------ memory helpers */
+
+static unsigned hash_id(const char *id)
+{
+    unsigned h = 2166136261u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h % NBUCKETS;
+}
+
+static struct sjob *find(struct sched *s, const char *id)
+{
+    for (struct sjob *j = s->buckets[hash_id(id)]; j; j = j->hnext)
+        if (strcmp(j->job.id, id) == 0)
+            return j;
+    return NULL;
+}
+
+static void hash_insert(struct sched *s, struct sjob *j)
+{
+    unsigned h = hash_id(j->job.id);
+    j->hnext = s->buckets[h];
+    s->buckets[h] = j;
+}
+
+static void hash_remove(struct sched *s, struct sjob *j)
+{
+    struct sjob **pp = &s->buckets[hash_id(j->job.id)];
+    while (*pp && *pp != j)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = j->hnext;
+}
+
+static void list_unlink(struct list_head *l, struct sjob *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        l->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        l->tail = j->prev;
+    j->prev = j->next = NULL;
+    l->n--;
+}
+
+static void list_insert_after(struct list_head *l, struct sjob *after, struct sjob *j)
+{
+    j->prev = after;
+    j->next = after ? after->next : l->head;
+    if (j->next)
+        j->next->prev = j;
+    else
+        l->tail = j;
+    if (after)
+        after->next = j;
+    else
+        l->head = j;
+    l->n++;
+}
+
+static int runs_before(const struct job *a, const struct job *b)
+{
+    return a->priority > b->priority || (a->priority == b->priority && a->seq < b->seq);
+}
+
+static void queue_insert(struct sched *s, struct sjob *j)
+{
+    struct sjob *after = s->queue.tail;
+    while (after && runs_before(&j->job, &after->job))
+        after = after->prev;
+    list_insert_after(&s->queue, after, j);
+    j->in_queue = 1;
+    if (!j->cancel_pending)
+        s->n_ready++;
+    s->qver++;
+}
+
+static void queue_remove(struct sched *s, struct sjob *j)
+{
+    if (!j->in_queue)
+        return;
+    list_unlink(&s->queue, j);
+    j->in_queue = 0;
+    if (!j->cancel_pending)
+        s->n_ready--;
+    s->qver++;
+}
+
+static void sjob_free(struct sjob *j)
+{
+    if (!j)
+        return;
+    job_clear(&j->job);
+    free(j->json);
+    free(j);
+}
+
+static struct sjob *sjob_new(struct sched *s, const struct job *job)
+{
+    struct sjob *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    if (job_copy(&j->job, job) < 0) {
+        free(j);
+        return NULL;
+    }
+    j->sched = s;
+    j->dirty = 1;
+    j->wake_fd = -1;
+    return j;
+}
+
+/* A job ended: keep it among the recent finished ones, evicting the
+ * oldest beyond the cap. */
+static void finished_add(struct sched *s, struct sjob *j)
+{
+    list_insert_after(&s->finished, s->finished.tail, j);
+    j->in_finished = 1;
+    while (s->finished.n > FINISHED_CAP) {
+        struct sjob *old = s->finished.head;
+        list_unlink(&s->finished, old);
+        hash_remove(s, old);
+        sjob_free(old);
+    }
+}
+
+static long queue_position(struct sched *s, const struct sjob *j)
+{
+    long pos = 0;
+    for (const struct sjob *q = s->queue.head; q; q = q->next) {
+        if (!q->cancel_pending)
+            pos++;
+        if (q == j)
+            return pos;
+    }
+    return 0;
+}
+
+/* Make j->json current. Caller holds the lock. */
+static int render(struct sched *s, struct sjob *j)
+{
+    if (!j->dirty && j->json && (j->job.status != JOB_QUEUED || j->qver == s->qver))
+        return 0;
+    json_t *obj = job_to_json(&j->job, j->job.status == JOB_QUEUED ? queue_position(s, j) : 0);
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!text)
+        return -1;
+    free(j->json);
+    j->json = text;
+    j->json_len = strlen(text);
+    j->dirty = 0;
+    j->qver = s->qver;
+    return 0;
+}
+
+static int copy_json(struct sched *s, struct sjob *j, char **json, size_t *len)
+{
+    if (!json)
+        return 0;
+    if (render(s, j) < 0)
+        return SCHED_ENOMEM;
+    *json = malloc(j->json_len + 1);
+    if (!*json)
+        return SCHED_ENOMEM;
+    memcpy(*json, j->json, j->json_len + 1);
+    if (len)
+        *len = j->json_len;
+    return 0;
+}
+
+static int dump_job(const struct job *job, char **json, size_t *len)
+{
+    if (!json)
+        return 0;
+    json_t *obj = job_to_json(job, 0);
+    *json = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!*json)
+        return SCHED_ENOMEM;
+    if (len)
+        *len = strlen(*json);
+    return 0;
+}
+
+/* Ask the runner of j to stop its worker now. Caller holds the lock. */
+static void stop_job(struct sjob *j)
+{
+    atomic_store(&j->stop, 1);
+    if (j->wake_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(j->wake_fd, &one, sizeof(one));
+        (void)w;
+    }
+}
+
+static void notify(struct sched *s, const char *id, int final)
+{
+    if (s->cfg.observer)
+        s->cfg.observer(s->cfg.observer_opaque, id, final);
+}
+
+static void count_move(struct sched *s, int from, int to)
+{
+    if (from >= 0 && s->by_status[from] > 0)
+        s->by_status[from]--;
+    if (to >= 0)
+        s->by_status[to]++;
+}
+
+static int store_to_sched(int rc)
+{
+    switch (rc) {
+    case STORE_OK: return SCHED_OK;
+    case STORE_ENOTFOUND: return SCHED_ENOTFOUND;
+    case STORE_ECONFLICT: return SCHED_ECONFLICT;
+    case STORE_ENOMEM: return SCHED_ENOMEM;
+    default: return SCHED_EIO;
+    }
+}
+
+/* ------------------------------------------------------------- runner */
+
+struct runner {
+    struct sjob *j;
+    struct sched *s;
+    char id[JOB_ID_SIZE];
+};
+
+static void on_start(void *opaque, pid_t pid)
+{
+    struct runner *r = opaque;
+    pthread_mutex_lock(&r->s->lock);
+    r->j->pid = pid;
+    pthread_mutex_unlock(&r->s->lock);
+    if (pid > 0)
+        log_info("job worker started id=%s worker_pid=%d", r->id, (int)pid);
+    else
+        log_info("job worker started id=%s isolation=thread", r->id);
+}
+
+static void on_progress(void *opaque, const struct tc_progress_snapshot *snap)
+{
+    struct runner *r = opaque;
+    struct sched *s = r->s;
+    struct job_progress p = {snap->percent, snap->out_time_s, snap->fps,
+                             snap->speed,   snap->eta_s,      snap->frames};
+    int persist = 0;
+    double now = job_now();
+    pthread_mutex_lock(&s->lock);
+    if (p.percent > 99.9) /* 100 is for a succeeded job only */
+        p.percent = 99.9;
+    if (p.percent < r->j->job.progress.percent)
+        p.percent = r->j->job.progress.percent;
+    r->j->job.progress = p;
+    r->j->dirty = 1;
+    if (now - r->j->last_persist >= PERSIST_EVERY_S) {
+        r->j->last_persist = now;
+        persist = 1;
+    }
+    pthread_mutex_unlock(&s->lock);
+    notify(s, r->id, 0);
+    if (persist)
+        store_job_progress(s->st, r->id, &p);
+}
+
+/* The outputs of job as the library wants them; paths in paths[]. */
+static int build_outputs(struct sched *s, const struct job *job, struct tc_output *outs,
+                         char (*paths)[1400], size_t *n, char *err, size_t errlen)
+{
+    int ret = -1;
+    json_t *list = json_loads(job->outputs_json ? job->outputs_json : "[]", 0, NULL);
+    size_t i;
+    json_t *o;
+    *n = 0;
+    if (!json_is_array(list) || json_array_size(list) == 0 ||
+        json_array_size(list) > WORKER_MAX_OUTPUTS) {
+        snprintf(err, errlen, "the job has no valid outputs");
+        goto out;
+    }
+    json_array_foreach(list, i, o) {
+        struct tc_error terr = {0};
+        memset(&outs[i], 0, sizeof(outs[i]));
+        if (tc_spec_parse(json_object_get(o, "spec"), &outs[i].spec, &terr) < 0) {
+            snprintf(err, errlen, "%s", terr.message);
+            goto out;
+        }
+        const char *preset = json_string_value(json_object_get(o, "preset"));
+        snprintf(outs[i].spec.preset, sizeof(outs[i].spec.preset), "%s", preset ? preset : "");
+        if (job_output_path(paths[i], sizeof(paths[i]), s->data_dir, job->id,
+                            outs[i].spec.name, outs[i].spec.container) < 0) {
+            snprintf(err, errlen, "output path too long");
+            goto out;
+        }
+        outs[i].path = paths[i];
+    }
+    *n = i;
+    ret = 0;
+out:
+    json_decref(list);
+    return ret;
+}
+
+/* results_json for a succeeded run: size and duration from the run,
+ * video/audio from probing each finished output. New string or NULL. */
+static char *results_json(const struct tc_output *outs, const struct tc_output_result *res,
+                          size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        json_t *video = NULL, *audio = NULL;
+        double duration = res[i].duration_s;
+        struct tc_media_info info;
+        struct tc_error err;
+        if (strcmp(outs[i].spec.container, "hls") != 0 &&
+            tc_probe(outs[i].path, &info, &err) == 0) {
+            json_t *in = tc_media_info_to_json(&info, NULL);
+            video = json_incref(json_object_get(in, "video"));
+            audio = json_incref(json_object_get(in, "audio"));
+            if (info.duration_s > 0)
+                duration = info.duration_s;
+            json_decref(in);
+        }
+        json_array_append_new(arr, json_pack("{s:I, s:f, s:o, s:o}", "size",
+                                             (json_int_t)res[i].size, "duration_s", duration,
+                                             "video", video ? video : json_null(), "audio",
+                                             audio ? audio : json_null()));
+    }
+    char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    return text;
+}
+
+static void *runner_main(void *arg)
+{
+    struct runner *r = arg;
+    struct sched *s = r->s;
+    struct sjob *j = r->j;
+    struct job job;
+    struct tc_output outs[WORKER_MAX_OUTPUTS];
+    char paths[WORKER_MAX_OUTPUTS][1400];
+    size_t n = 0;
+    char err[256] = "";
+    struct worker_result *wr = calloc(1, sizeof(*wr));
+    char *results = NULL;
+    char dir[1400];
+    enum job_status final = JOB_FAILED;
+    const char *code = "internal_error";
+    const char *message = "out of memory";
+    int requeue = 0;
+
+    pthread_mutex_lock(&s->lock);
+    int copied = job_copy(&job, &j->job);
+    pthread_mutex_unlock(&s->lock);
+    if (copied < 0 || !wr)
+        goto decided;
+    if (build_outputs(s, &job, outs, paths, &n, err, sizeof(err)) < 0 ||
+        job_output_dir(dir, sizeof(dir), s->data_dir, job.id) < 0 ||
+        (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
+        code = "internal_error";
+        message = err[0] ? err : "cannot create the output folder";
+        goto decided;
+    }
+    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pthread_mutex_lock(&s->lock);
+    j->wake_fd = wake;
+    pthread_mutex_unlock(&s->lock);
+    if (!atomic_load(&j->stop)) {
+        struct worker_params wp = {
+            .isolation = s->cfg.isolation,
+            .exe = s->exe,
+            .input_path = job.input_path,
+            .outputs = outs,
+            .n_outputs = n,
+            .timeout_s = s->cfg.job_timeout_s,
+            .max_memory = s->cfg.worker_max_memory,
+            .nice = s->cfg.worker_nice,
+            .stop = &j->stop,
+            .wake_fd = wake,
+            .on_start = on_start,
+            .on_progress = on_progress,
+            .opaque = r,
+        };
+        worker_run(&wp, wr);
+    } else {
+        wr->outcome = WORKER_STOPPED;
+    }
+    pthread_mutex_lock(&s->lock);
+    j->wake_fd = -1;
+    pthread_mutex_unlock(&s->lock);
+    if (wake >= 0)
+        close(wake);
+    switch (wr->outcome) {
+    case WORKER_SUCCEEDED:
+        results = results_json(outs, wr->results, n);
+        final = JOB_SUCCEEDED;
+        code = message = NULL;
+        break;
+    case WORKER_STOPPED:
+        pthread_mutex_lock(&s->lock);
+        requeue = j->requeue;
+        pthread_mutex_unlock(&s->lock);
+        final = JOB_CANCELED;
+        code = message = NULL;
+        break;
+    default:
+        final = JOB_FAILED;
+        code = wr->code;
+        message = wr->message;
+        break;
+    }
+decided:
+    if (final != JOB_SUCCEEDED)
+        job_remove_outputs(s->data_dir, r->id);
+    int rc;
+    if (requeue)
+        rc = store_job_requeue(s->st, r->id);
+    else
+        rc = store_job_finish(s->st, r->id, final, code, message, results);
+    if (rc != STORE_OK)
+        log_error("job end not stored id=%s error=%s", r->id, store_strerror(rc));
+    if (requeue)
+        log_info("job requeued id=%s", r->id);
+    else
+        log_info("job ended id=%s status=%s%s%s", r->id, job_status_name(final),
+                 code ? " error=" : "", code ? code : "");
+
+    pthread_mutex_lock(&s->lock);
+    j->pid = 0;
+    if (requeue) {
+        j->job.status = JOB_QUEUED;
+        j->job.started_at = 0;
+        memset(&j->job.progress, 0, sizeof(j->job.progress));
+        count_move(s, JOB_RUNNING, JOB_QUEUED);
+    } else {
+        double now = job_now();
+        j->job.status = final;
+        j->job.finished_at = now;
+        if (final == JOB_SUCCEEDED) {
+            j->job.progress.percent = 100;
+            j->job.progress.eta_s = 0;
+            free(j->job.results_json);
+            j->job.results_json = results;
+            results = NULL;
+        }
+        if (code) {
+            j->job.error_code = strdup(code);
+            j->job.error_message = strdup(message ? message : "");
+        }
+        count_move(s, JOB_RUNNING, final);
+        if (final != JOB_CANCELED && j->job.started_at > 0) {
+            double d = now - j->job.started_at;
+            for (int b = 0; b <= N_DURATION; b++)
+                if (b == N_DURATION || d <= duration_bounds[b])
+                    s->dur_buckets[b]++;
+            s->dur_sum += d;
+            s->dur_count++;
+        }
+        finished_add(s, j);
+    }
+    j->dirty = 1;
+    pthread_mutex_unlock(&s->lock);
+    notify(s, r->id, !requeue);
+
+    if (copied == 0)
+        job_clear(&job);
+    free(results);
+    free(wr);
+    free(r);
+    /* Last touch of the scheduler: free the slot and ask to be joined
+     * (sched_stop frees s only after joining every runner). */
+    pthread_mutex_lock(&s->lock);
+    s->ended[s->n_ended++] = pthread_self();
+    s->n_running--;
+    pthread_cond_broadcast(&s->wake);
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* --------------------------------------------------------- dispatcher */
+
+/* Join the runners that ended. Caller holds the lock; it is released
+ * while joining. */
+static void join_ended(struct sched *s)
+{
+    while (s->n_ended > 0) {
+        pthread_t th = s->ended[--s->n_ended];
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(th, NULL);
+        pthread_mutex_lock(&s->lock);
+    }
+}
+
+static void *dispatcher_main(void *arg)
+{
+    struct sched *s = arg;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        join_ended(s);
+        while (!s->stopping && s->n_ended == 0 &&
+               !(s->n_running < s->cfg.max_concurrent && s->n_ready > 0))
+            pthread_cond_wait(&s->wake, &s->lock);
+        if (s->n_ended > 0 && !s->stopping)
+            continue;
+        if (s->stopping)
+            break;
+        s->n_running++; /* the slot is ours while we claim */
+        pthread_mutex_unlock(&s->lock);
+
+        struct job *claimed = NULL;
+        int rc = store_job_claim_next(s->st, &claimed);
+
+        pthread_mutex_lock(&s->lock);
+        if (rc != STORE_OK) {
+            s->n_running--;
+            /* Nothing claimable although memory says ready: a cancel or a
+             * submit is between the store and memory; look again shortly. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            long add_ns = rc == STORE_ENOTFOUND ? 5000000L : 500000000L;
+            ts.tv_nsec += add_ns;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            if (rc != STORE_ENOTFOUND)
+                log_error("claiming the next job failed: %s", store_strerror(rc));
+            pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+            continue;
+        }
+        struct sjob *j = find(s, claimed->id);
+        if (!j) { /* claimed before its submit reached memory */
+            j = sjob_new(s, claimed);
+            if (j)
+                hash_insert(s, j);
+        } else {
+            queue_remove(s, j);
+            j->job.status = JOB_RUNNING;
+            j->job.started_at = claimed->started_at;
+            j->job.attempts = claimed->attempts;
+            memset(&j->job.progress, 0, sizeof(j->job.progress));
+            j->job.progress.eta_s = -1;
+        }
+        struct runner *r = j ? calloc(1, sizeof(*r)) : NULL;
+        pthread_t th;
+        if (r) {
+            r->j = j;
+            r->s = s;
+            snprintf(r->id, sizeof(r->id), "%s", claimed->id);
+            j->dirty = 1;
+            if (j->cancel_pending || j->cancel_requested)
+                stop_job(j);
+            count_move(s, JOB_QUEUED, JOB_RUNNING);
+        }
+        if (!r || pthread_create(&th, NULL, runner_main, r) != 0) {
+            /* Cannot run it now: back to the queue in the store. */
+            log_error("cannot start a runner for job %s", claimed->id);
+            free(r);
+            s->n_running--;
+            pthread_mutex_unlock(&s->lock);
+            store_job_requeue(s->st, claimed->id);
+            pthread_mutex_lock(&s->lock);
+            if (j) {
+                j->job.status = JOB_QUEUED;
+                queue_insert(s, j);
+            }
+        } else {
+            log_info("job started id=%s attempt=%d", claimed->id, claimed->attempts);
+        }
+        char id[JOB_ID_SIZE];
+        snprintf(id, sizeof(id), "%s", claimed->id);
+        job_free(&claimed);
+        pthread_mutex_unlock(&s->lock);
+        notify(s, id, 0);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* -------------------------------------------------------------- public */
+
+static int load_active(void *opaque, const struct job *job)
+{
+    struct sched *s = opaque;
+    if (job->status != JOB_QUEUED) /* running ones were requeued by the caller */
+        return 0;
+    struct sjob *j = sjob_new(s, job);
+    if (!j)
+        return 1;
+    hash_insert(s, j);
+    queue_insert(s, j);
+    return 0;
+}
+
+int sched_start(struct store *st, const struct sched_config *cfg, struct sched **out)
+{
+    int ret = SCHED_ENOMEM;
+    struct sched *s = calloc(1, sizeof(*s));
+    if (!s)
+        return ret;
+    s->cfg = *cfg;
+    snprintf(s->data_dir, sizeof(s->data_dir), "%s", cfg->data_dir);
+    snprintf(s->exe, sizeof(s->exe), "%s", cfg->exe ? cfg->exe : "/proc/self/exe");
+    s->cfg.data_dir = s->data_dir;
+    s->cfg.exe = s->exe;
+    if (s->cfg.max_concurrent < 1)
+        s->cfg.max_concurrent = 1;
+    s->st = st;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->wake, NULL);
+    pthread_cond_init(&s->changed, NULL);
+    ret = SCHED_EIO;
+    if (store_count_by_status(st, s->by_status) != STORE_OK ||
+        store_job_list_active(st, load_active, s) != STORE_OK)
+        goto fail;
+    if (pthread_create(&s->dispatcher, NULL, dispatcher_main, s) != 0)
+        goto fail;
+    log_info("scheduler started queued=%d max_concurrent=%d isolation=%s", s->queue.n,
+             s->cfg.max_concurrent, s->cfg.isolation == WORKER_THREAD ? "thread" : "process");
+    *out = s;
+    return SCHED_OK;
+fail:
+    s->stopping = 1;
+    for (unsigned b = 0; b < NBUCKETS; b++)
+        for (struct sjob *j = s->buckets[b], *nx; j; j = nx) {
+            nx = j->hnext;
+            sjob_free(j);
+        }
+    pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->changed);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    return ret;
+}
+
+void sched_stop(struct sched **pp, double grace_s)
+{
+    if (!pp || !*pp)
+        return;
+    struct sched *s = *pp;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->dispatcher, NULL);
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += (time_t)grace_s;
+    deadline.tv_nsec += (long)((grace_s - (double)(time_t)grace_s) * 1e9);
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->n_running > 0)
+        log_info("stopping: %d running job(s) get %.0f s to finish", s->n_running, grace_s);
+    while (s->n_running > 0)
+        if (pthread_cond_timedwait(&s->changed, &s->lock, &deadline) == ETIMEDOUT)
+            break;
+    for (unsigned b = 0; b < NBUCKETS; b++)
+        for (struct sjob *j = s->buckets[b]; j; j = j->hnext)
+            if (j->job.status == JOB_RUNNING) {
+                j->requeue = 1;
+                stop_job(j);
+            }
+    while (s->n_running > 0)
+        pthread_cond_wait(&s->changed, &s->lock);
+    join_ended(s);
+    pthread_mutex_unlock(&s->lock);
+
+    for (unsigned b = 0; b < NBUCKETS; b++)
+        for (struct sjob *j = s->buckets[b], *nx; j; j = nx) {
+            nx = j->hnext;
+            sjob_free(j);
+        }
+    pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->changed);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    *pp = NULL;
+}
+
+int sched_queue_full(struct sched *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int full = s->queue.n + s->n_reserved >= s->cfg.max_queued;
+    pthread_mutex_unlock(&s->lock);
+    return full;
+}
+
+int sched_submit(struct sched *s, struct job *job, char **json, size_t *json_len)
+{
+    int ret;
+    pthread_mutex_lock(&s->lock);
+    if (s->stopping)
+        ret = SCHED_ESHUTDOWN;
+    else if (s->queue.n + s->n_reserved >= s->cfg.max_queued)
+        ret = SCHED_EQUEUE_FULL;
+    else {
+        s->n_reserved++;
+        ret = SCHED_OK;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (ret != SCHED_OK)
+        return ret;
+
+    job->created_at = job_now();
+    int rc = store_job_create(s->st, job);
+
+    pthread_mutex_lock(&s->lock);
+    s->n_reserved--;
+    if (rc != STORE_OK) {
+        ret = store_to_sched(rc);
+        goto out;
+    }
+    s->by_status[JOB_QUEUED]++;
+    struct sjob *j = find(s, job->id);
+    if (!j) {
+        j = sjob_new(s, job);
+        if (!j) {
+            ret = SCHED_ENOMEM; /* stored: the next start picks it up */
+            goto out;
+        }
+        hash_insert(s, j);
+        queue_insert(s, j);
+        pthread_cond_signal(&s->wake);
+    }
+    ret = copy_json(s, j, json, json_len);
+out:
+    pthread_mutex_unlock(&s->lock);
+    if (ret == SCHED_OK) {
+        log_info("job queued id=%s priority=%d", job->id, job->priority);
+        notify(s, job->id, 0);
+    }
+    return ret;
+}
+
+int sched_job_json_status(struct sched *s, const char *id, char **json, size_t *json_len,
+                          enum job_status *status)
+{
+    int ret;
+    pthread_mutex_lock(&s->lock);
+    struct sjob *j = find(s, id);
+    if (j) {
+        if (status)
+            *status = j->job.status;
+        ret = copy_json(s, j, json, json_len);
+        pthread_mutex_unlock(&s->lock);
+        return ret;
+    }
+    pthread_mutex_unlock(&s->lock);
+
+    struct job *job = NULL;
+    ret = store_to_sched(store_job_get(s->st, id, &job));
+    if (ret != SCHED_OK)
+        return ret;
+    if (status)
+        *status = job->status;
+    ret = dump_job(job, json, json_len);
+    /* Keep it for the next read if it ended (active ones are always in
+     * memory; one missing here is being submitted right now). */
+    if (job_status_is_final(job->status)) {
+        pthread_mutex_lock(&s->lock);
+        if (!find(s, id)) {
+            struct sjob *j2 = sjob_new(s, job);
+            if (j2) {
+                hash_insert(s, j2);
+                finished_add(s, j2);
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    job_free(&job);
+    return ret;
+}
+
+int sched_job_json(struct sched *s, const char *id, char **json, size_t *json_len)
+{
+    return sched_job_json_status(s, id, json, json_len, NULL);
+}
+
+int sched_job_get(struct sched *s, const char *id, struct job **out)
+{
+    pthread_mutex_lock(&s->lock);
+    struct sjob *j = find(s, id);
+    if (j) {
+        struct job *copy = calloc(1, sizeof(*copy));
+        int ok = copy && job_copy(copy, &j->job) == 0;
+        pthread_mutex_unlock(&s->lock);
+        if (!ok) {
+            free(copy);
+            return SCHED_ENOMEM;
+        }
+        *out = copy;
+        return SCHED_OK;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return store_to_sched(store_job_get(s->st, id, out));
+}
+
+int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len)
+{
+    int ret;
+    pthread_mutex_lock(&s->lock);
+    struct sjob *j = find(s, id);
+    if (!j) {
+        pthread_mutex_unlock(&s->lock);
+        struct job *job = NULL;
+        ret = store_to_sched(store_job_get(s->st, id, &job));
+        if (ret == SCHED_OK) {
+            /* Not in memory: it ended long ago (or is being submitted). */
+            ret = job_status_is_final(job->status) ? SCHED_ECONFLICT : SCHED_ENOTFOUND;
+            if (dump_job(job, json, json_len) < 0)
+                ret = SCHED_ENOMEM;
+        }
+        job_free(&job);
+        return ret;
+    }
+    if (job_status_is_final(j->job.status)) {
+        ret = copy_json(s, j, json, json_len);
+        pthread_mutex_unlock(&s->lock);
+        return ret < 0 ? ret : SCHED_ECONFLICT;
+    }
+    int notify_final = 0;
+    if (j->job.status == JOB_QUEUED && !j->cancel_pending) {
+        j->cancel_pending = 1;
+        if (j->in_queue) {
+            s->n_ready--;
+            s->qver++;
+        }
+        pthread_mutex_unlock(&s->lock);
+        int rc = store_job_cancel_queued(s->st, id);
+        pthread_mutex_lock(&s->lock);
+        if (rc == STORE_OK) {
+            if (j->in_queue) {
+                list_unlink(&s->queue, j);
+                j->in_queue = 0;
+                s->qver++;
+            }
+            j->job.status = JOB_CANCELED;
+            j->job.finished_at = job_now();
+            count_move(s, JOB_QUEUED, JOB_CANCELED);
+            finished_add(s, j);
+            notify_final = 1;
+            log_info("job canceled id=%s (queued)", id);
+        } else if (rc == STORE_ECONFLICT) {
+            /* Claimed in the meantime: the runner stops it at once. */
+            j->cancel_requested = 1;
+            stop_job(j);
+        } else {
+            j->cancel_pending = 0;
+            if (j->in_queue) {
+                s->n_ready++;
+                s->qver++;
+                pthread_cond_signal(&s->wake);
+            }
+            pthread_mutex_unlock(&s->lock);
+            return store_to_sched(rc);
+        }
+    } else {
+        j->cancel_requested = 1;
+        stop_job(j);
+        log_info("job cancel requested id=%s", id);
+    }
+    j->dirty = 1;
+    ret = copy_json(s, j, json, json_len);
+    pthread_mutex_unlock(&s->lock);
+    notify(s, id, notify_final);
+    return ret;
+}
+
+struct list_ctx {
+    struct sched *s;
+    json_t *jobs;
+    int64_t last_seq;
+    int n;
+};
+
+static int list_one(void *opaque, const struct job *job)
+{
+    struct list_ctx *c = opaque;
+    struct sched *s = c->s;
+    json_t *obj = NULL;
+    pthread_mutex_lock(&s->lock);
+    struct sjob *j = find(s, job->id);
+    if (j)
+        obj = job_to_json(&j->job,
+                          j->job.status == JOB_QUEUED ? queue_position(s, j) : 0);
+    pthread_mutex_unlock(&s->lock);
+    if (!obj)
+        obj = job_to_json(job, 0);
+    if (!obj)
+        return 1;
+    json_array_append_new(c->jobs, obj);
+    c->last_seq = job->seq;
+    c->n++;
+    return 0;
+}
+
+int sched_list(struct sched *s, int status, int64_t before_seq, int limit, char **json,
+               size_t *json_len)
+{
+    int ret = SCHED_ENOMEM;
+    struct list_ctx c = {s, json_array(), 0, 0};
+    json_t *out = NULL;
+    if (!c.jobs)
+        goto out;
+    /* One more than asked tells whether there is a next page. */
+    int rc = store_job_list(s->st, status, before_seq, limit, list_one, &c);
+    if (rc != STORE_OK) {
+        ret = store_to_sched(rc);
+        goto out;
+    }
+    /* A full page may have more after it; the next page may be empty. */
+    int more = c.n == limit;
+    char cursor[32];
+    snprintf(cursor, sizeof(cursor), "%lld", (long long)c.last_seq);
+    out = json_pack("{s:O, s:o}", "jobs", c.jobs, "next",
+                    more && c.last_seq > 1 ? json_string(cursor) : json_null());
+    if (!out)
+        goto out;
+    *json = json_dumps(out, JSON_COMPACT);
+    if (!*json)
+        goto out;
+    *json_len = strlen(*json);
+    ret = SCHED_OK;
+out:
+    json_decref(out);
+    json_decref(c.jobs);
+    return ret;
+}
+
+void sched_get_metrics(struct sched *s, struct sched_metrics *m)
+{
+    memset(m, 0, sizeof(*m));
+    pthread_mutex_lock(&s->lock);
+    memcpy(m->by_status, s->by_status, sizeof(m->by_status));
+    m->queued = s->queue.n;
+    m->running = s->n_running;
+    m->n_buckets = N_DURATION + 1;
+    for (int b = 0; b < N_DURATION; b++)
+        m->duration_bounds[b] = duration_bounds[b];
+    memcpy(m->duration_buckets, s->dur_buckets, sizeof(s->dur_buckets));
+    m->duration_sum = s->dur_sum;
+    m->duration_count = s->dur_count;
+    pthread_mutex_unlock(&s->lock);
+}

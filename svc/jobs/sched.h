@@ -1,0 +1,98 @@
+/*
+ * sched.h - the scheduler: the queue of jobs, at most N running at once,
+ * and the in-memory view of every active (and recently finished) job that
+ * status reads are served from.
+ *
+ * Threading: every function may be called from any thread (HTTP threads
+ * call submit, cancel and the read functions); sched_stop from the thread
+ * that started it, after the HTTP server stopped. Observers are called on
+ * scheduler threads, never with the scheduler's lock held.
+ */
+#ifndef VIDQ_SCHED_H
+#define VIDQ_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobs/job.h"
+#include "jobs/store.h"
+#include "jobs/worker.h"
+
+enum {
+    SCHED_OK = 0,
+    SCHED_ENOTFOUND = -1,   /* no such job */
+    SCHED_ECONFLICT = -2,   /* the job already ended (cancel) */
+    SCHED_EQUEUE_FULL = -3, /* --max-queued jobs are waiting */
+    SCHED_ESHUTDOWN = -4,   /* the scheduler is stopping */
+    SCHED_EIO = -5,         /* the store failed */
+    SCHED_ENOMEM = -6,
+};
+
+struct sched_config {
+    const char *data_dir;          /* borrowed for the scheduler's life */
+    const char *exe;               /* the vidq binary for worker children */
+    int max_concurrent;
+    int max_queued;
+    enum worker_isolation isolation;
+    double job_timeout_s;
+    int64_t worker_max_memory;
+    int worker_nice;
+    /* Told about every change of a job (state or progress); final is 1
+     * when the job just ended. May be NULL. */
+    void (*observer)(void *opaque, const char *job_id, int final);
+    void *observer_opaque;
+};
+
+struct sched;
+
+/* Load the active jobs from st and start the dispatcher. The store is
+ * borrowed until sched_stop. Returns 0 or a negative SCHED_E* code. */
+int sched_start(struct store *st, const struct sched_config *cfg, struct sched **out);
+
+/* Stop: no new job starts; running jobs get grace_s seconds to finish,
+ * then are stopped and put back in the queue for the next start. Joins
+ * every thread and frees; accepts NULL and sets *pp = NULL. */
+void sched_stop(struct sched **pp, double grace_s);
+
+/* 1 if --max-queued jobs are waiting (a hint before taking an upload). */
+int sched_queue_full(struct sched *s);
+
+/* Store job (status queued; id, input, outputs, metadata filled by the
+ * caller) and queue it. On success job->seq and the rest are set, and
+ * *json (if not NULL) receives the rendered job object (malloc'd). */
+int sched_submit(struct sched *s, struct job *job, char **json, size_t *json_len);
+
+/* The job object of id as JSON text (malloc'd, caller frees). */
+int sched_job_json(struct sched *s, const char *id, char **json, size_t *json_len);
+
+/* The job object plus its status (for the events stream). */
+int sched_job_json_status(struct sched *s, const char *id, char **json, size_t *json_len,
+                          enum job_status *status);
+
+/* A copy of a job's record (job_free), from memory or the store. */
+int sched_job_get(struct sched *s, const char *id, struct job **out);
+
+/* Cancel: a queued job never starts, a running one is stopped (within a
+ * second) and its partial outputs removed. SCHED_ECONFLICT if it already
+ * ended. *json receives the job object after the request. */
+int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len);
+
+/* {"jobs": [...], "next": cursor|null}: newest first, status < 0 for
+ * all, before_seq 0 for the newest. */
+int sched_list(struct sched *s, int status, int64_t before_seq, int limit, char **json,
+               size_t *json_len);
+
+struct sched_metrics {
+    int64_t by_status[5];          /* jobs in each status (store + since) */
+    int64_t queued, running;
+    double duration_bounds[12];    /* seconds; histogram upper bounds */
+    int64_t duration_buckets[12];  /* cumulative counts, last = +Inf */
+    size_t n_buckets;
+    double duration_sum;
+    int64_t duration_count;
+};
+
+/* A snapshot of the counters for /metrics. */
+void sched_get_metrics(struct sched *s, struct sched_metrics *m);
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * store.h - the durable job store: the one place jobs are written to disk.
+ *
+ * A narrow interface so that another backend (PostgreSQL for several
+ * nodes) can sit behind it; every SQL statement lives in the backend's .c
+ * (store_sqlite.c). Each state change is ONE transaction, so that later
+ * additions written "in the same transaction" (a webhook outbox row) go
+ * into the same function.
+ *
+ * Threading: a struct store may be used from any thread at once; it hands
+ * each calling thread a connection of its own for the length of a call
+ * (SQLite connections are never shared between threads mid-statement).
+ *
+ * Errors: functions return 0 or a negative STORE_E* code.
+ */
+#ifndef VIDQ_STORE_H
+#define VIDQ_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobs/job.h"
+
+enum {
+    STORE_OK = 0,
+    STORE_ENOTFOUND = -1,  /* no such job */
+    STORE_ECONFLICT = -2,  /* the job is not in the state the call needs */
+    STORE_EIO = -3,        /* the database failed (message in the log) */
+    STORE_ENOMEM = -4,
+    STORE_EINVAL = -5,     /* bad URL or argument */
+};
+
+struct store;
+
+/* Open (creating if needed) the store at url ("sqlite:<path>"). Returns 0
+ * and *out, or a negative code with a reason in err. */
+int store_open(const char *url, struct store **out, char *err, size_t errlen);
+
+/* Close and free; accepts NULL and sets *pp = NULL. Callers first stop every
+ * thread that uses the store. */
+void store_close(struct store **pp);
+
+/* Insert a new job (status queued, attempts 0). The store assigns job->seq.
+ * job->id must be unique. */
+int store_job_create(struct store *st, struct job *job);
+
+/* Claim the next queued job (highest priority, then oldest): in one
+ * transaction it becomes running, started_at = now, attempts + 1, progress
+ * reset. *out receives a heap copy (caller frees with job_free).
+ * STORE_ENOTFOUND when nothing is queued. */
+int store_job_claim_next(struct store *st, struct job **out);
+
+/* Record the progress of a running job. STORE_ECONFLICT if not running. */
+int store_job_progress(struct store *st, const char *id, const struct job_progress *p);
+
+/* End a job: status (succeeded, failed or canceled), the error (NULL for
+ * none) and the output results JSON (NULL for none), finished_at = now.
+ * Only from queued or running; STORE_ECONFLICT if the job already ended. */
+int store_job_finish(struct store *st, const char *id, enum job_status status,
+                     const char *error_code, const char *error_message,
+                     const char *results_json);
+
+/* Cancel a job that is still queued, in one transaction. STORE_ECONFLICT
+ * if it is not queued (already claimed or ended). */
+int store_job_cancel_queued(struct store *st, const char *id);
+
+/* Put one running job back in the queue (shutdown). */
+int store_job_requeue(struct store *st, const char *id);
+
+/* Put every running job back in the queue (start-up after a crash) and
+ * call fn for each (so the caller can delete partial outputs). */
+int store_requeue_running(struct store *st, void (*fn)(void *opaque, const char *id),
+                          void *opaque);
+
+/* One job by id; *out is a heap copy (job_free). */
+int store_job_get(struct store *st, const char *id, struct job **out);
+
+/* Jobs newest first: status < 0 for all, else that status only; seq below
+ * before_seq (0 = from the newest); at most limit. fn is called with each
+ * job (borrowed for the call); a non-zero return stops the walk. */
+int store_job_list(struct store *st, int status, int64_t before_seq, int limit,
+                   int (*fn)(void *opaque, const struct job *job), void *opaque);
+
+/* Every queued and running job, oldest first (to rebuild the scheduler's
+ * view at start-up). */
+int store_job_list_active(struct store *st, int (*fn)(void *opaque, const struct job *job),
+                          void *opaque);
+
+/* Number of jobs in each status (counts[JOB_QUEUED] ...). */
+int store_count_by_status(struct store *st, int64_t counts[5]);
+
+/* A human name for a STORE_E* code. */
+const char *store_strerror(int code);
+
+/* ------------------------------------------------- webhooks and outbox
+ * Registrations (global, or for one job) and the outbox of deliveries:
+ * one row per event and URL, inserted in the same transaction as the job
+ * change that causes it (claim -> job.started, finish/cancel -> the final
+ * event, progress -> job.progress at most once a second per job), so a
+ * crash after the change still delivers after the restart. Event masks are
+ * hooks/event.h's HOOK_EVENT_* bits. The jobs.webhook_url given at upload
+ * counts as a registration of that job for the default (final) events. */
+
+enum { STORE_WEBHOOK_ID_SIZE = 40 };
+
+struct store_webhook {
+    char id[STORE_WEBHOOK_ID_SIZE]; /* "wh_<hex>" */
+    const char *job_id;             /* NULL for a global webhook */
+    const char *url;
+    int events;
+    double created_at;
+};
+
+/* Register url for events, for job_id (NULL: every job). Fills out->id
+ * and out->created_at. For a job: STORE_ENOTFOUND if it does not exist; if
+ * it already ended and events include its final event, that event's
+ * delivery is queued in the same transaction and *queued is set to 1. */
+int store_webhook_add(struct store *st, const char *job_id, const char *url, int events,
+                      struct store_webhook *out, int *queued);
+
+/* The webhooks of job_id (NULL: the global ones), oldest first. */
+int store_webhook_list(struct store *st, const char *job_id,
+                       int (*fn)(void *opaque, const struct store_webhook *w), void *opaque);
+
+/* Remove a global webhook. STORE_ENOTFOUND if there is none with id. */
+int store_webhook_delete(struct store *st, const char *id);
+
+/* One outbox row (strings borrowed for the callback). state: "pending",
+ * "delivered", "failed" (gave up) or "gone" (410). */
+struct store_delivery {
+    int64_t seq;
+    const char *msg_id, *job_id, *event, *url, *body, *state;
+    size_t body_len;
+    double created_at, next_at; /* next_at: when the next attempt is due */
+    int attempts;
+};
+
+/* One attempt at a delivery, and the state it leaves the delivery in. */
+struct store_attempt {
+    int64_t delivery_seq;
+    int attempt;          /* 1-based */
+    double at;            /* Unix s */
+    int http_status;      /* 0: no answer */
+    const char *error;    /* "" or NULL when delivered */
+    double duration_s;
+    const char *outcome;  /* hook_outcome_name() */
+    const char *state;    /* the delivery's state after it */
+    double next_at;       /* when state is pending */
+};
+
+/* Pending deliveries with seq > after_seq, by seq, at most limit. */
+int store_delivery_pending(struct store *st, int64_t after_seq, int limit,
+                           int (*fn)(void *opaque, const struct store_delivery *d), void *opaque);
+
+/* Record an attempt and move its delivery to a->state, in one transaction. */
+int store_delivery_attempt(struct store *st, const struct store_attempt *a);
+
+/* The deliveries of a job (fn_delivery, by seq) then all their attempts
+ * (fn_attempt, by delivery and attempt). STORE_ENOTFOUND if no such job. */
+int store_delivery_list(struct store *st, const char *job_id,
+                        int (*fn_delivery)(void *opaque, const struct store_delivery *d),
+                        int (*fn_attempt)(void *opaque, const struct store_attempt *a),
+                        void *opaque);
+
+#endif

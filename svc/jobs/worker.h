@@ -1,0 +1,73 @@
+/*
+ * worker.h - run one job attempt in isolation and supervise it.
+ *
+ * worker_run starts tc_run either in a child process (fork+exec of the
+ * vidq binary's hidden `worker` subcommand via posix_spawn) or in a thread
+ * of the server, and blocks the calling thread (a scheduler runner) until
+ * the attempt ends: mirroring progress at least 5 times a second, stopping
+ * it on request, enforcing the wall-clock timeout, always reaping the
+ * child. See worker.c for the protocol.
+ *
+ * Threading: worker_run may run in several threads at once (one per job).
+ * *stop is set by another thread; callbacks are called on the caller's
+ * thread.
+ */
+#ifndef VIDQ_WORKER_H
+#define VIDQ_WORKER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <transcode/tc.h>
+
+enum { WORKER_MAX_OUTPUTS = 16 };
+
+enum worker_isolation { WORKER_PROCESS = 0, WORKER_THREAD = 1 };
+
+enum worker_outcome {
+    WORKER_SUCCEEDED,   /* every output written; results filled */
+    WORKER_FAILED,      /* tc_run failed: error filled (its code name) */
+    WORKER_STOPPED,     /* *stop was set and the run ended */
+    WORKER_TIMEOUT,     /* the wall-clock limit passed; the run was killed */
+    WORKER_CRASHED,     /* the child died (signal or odd exit); message says how */
+};
+
+struct worker_params {
+    enum worker_isolation isolation;
+    const char *exe;                   /* the vidq binary ("/proc/self/exe") */
+    const char *input_path;            /* borrowed */
+    const struct tc_output *outputs;   /* borrowed, n_outputs of them */
+    size_t n_outputs;
+    double timeout_s;                  /* <= 0: none */
+    int64_t max_memory;                /* child RLIMIT_AS bytes; 0 = none */
+    int nice;                          /* CPU niceness of the run */
+    atomic_int *stop;                  /* set non-zero to stop the run */
+    int wake_fd;                       /* an eventfd written after setting
+                                        * *stop, to wake the supervisor at
+                                        * once; -1 if none */
+    /* Called when the run started (pid of the child, 0 in thread mode) and
+     * with each new progress sample. May be NULL. */
+    void (*on_start)(void *opaque, pid_t pid);
+    void (*on_progress)(void *opaque, const struct tc_progress_snapshot *snap);
+    void *opaque;
+};
+
+struct worker_result {
+    enum worker_outcome outcome;
+    char code[48];                     /* API error code ("worker_crashed") */
+    char message[256];
+    struct tc_output_result results[WORKER_MAX_OUTPUTS];
+};
+
+/* Run one attempt; blocks until it ends. Returns 0 when result describes
+ * the outcome, or -1 if the attempt could not be started at all (result
+ * says why, outcome WORKER_FAILED). */
+int worker_run(const struct worker_params *p, struct worker_result *result);
+
+/* The child side: `vidq worker` (called by cli_worker). Reads the request
+ * on fd 0, writes progress into the shared struct on fd 3 and the result
+ * on fd 1. Returns the process exit code. */
+int worker_child_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# bench_service.sh - the service against its references, in one run:
+#   1. job time through `vidq serve` (upload -> succeeded, client clock) vs the
+#      ffmpeg CLI doing the same job (mp4-720p of a 10 s 1080p clip), run
+#      alternately, medians and ratio, for --isolation process and thread;
+#   2. GET /status/<id> with wrk: requests/s and p99, idle and while 2 jobs
+#      transcode;
+#   3. upload throughput of a 1 GiB raw and multipart body with curl (MB/s) and
+#      the server's peak RSS (VmHWM) before/after.
+# usage: tests/bench/bench_service.sh [BUILD_DIR] [ROUNDS]
+# Needs ffmpeg, curl, wrk, jq. Heavy: run with `nice` on a shared machine.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build}
+rounds=${2:-3}
+bin=$PWD/$build/vidq
+work=$(mktemp -d /tmp/vidq-bench.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+now() { date +%s.%N; }
+
+src=$work/src_1080p_10s.mp4
+ffmpeg -nostdin -hide_banner -loglevel error -f lavfi -i testsrc2=size=1920x1080:rate=30:duration=10 \
+  -f lavfi -i sine=frequency=440:duration=10 -c:v libx264 -preset ultrafast -crf 18 -c:a aac -shortest "$src"
+
+start_server() { # isolation, extra flags...
+  local iso=$1; shift
+  rm -rf "$work/data"
+  "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" --isolation "$iso" \
+    --max-upload-bytes 4294967296 "$@" >"$work/out" 2>"$work/log" &
+  pid=$!
+  for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.05; done
+  port=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$work/out")
+  base=http://127.0.0.1:$port
+}
+stop_server() { kill -TERM "$pid"; wait "$pid" || true; }
+
+upload() { # file, query -> job id
+  curl -sf -X POST -H 'Content-Type: video/mp4' -H 'Expect:' --data-binary @"$1" "$base/upload?$2" | jq -r .id
+}
+wait_done() { # id
+  while :; do
+    st=$(curl -sf "$base/status/$1" | jq -r .status)
+    case $st in succeeded) return 0 ;; failed|canceled) echo "job $1 $st" >&2; return 1 ;; esac
+    sleep 0.02
+  done
+}
+
+echo "== 1. job time: service vs ffmpeg CLI (mp4-720p of 10 s 1080p30, $rounds rounds each, alternating)"
+for iso in process thread; do
+  start_server "$iso" --max-concurrent 1
+  : >"$work/t_svc"; : >"$work/t_ff"
+  for r in $(seq "$rounds"); do
+    t0=$(now)
+    ffmpeg -nostdin -hide_banner -loglevel error -y -i "$src" -vf scale=-2:720 -c:v libx264 \
+      -preset veryfast -crf 23 -profile:v high -pix_fmt yuv420p -c:a aac -b:a 128k \
+      -movflags +faststart "$work/ff.mp4"
+    echo "$(now) - $t0" | bc >>"$work/t_ff"
+    t0=$(now)
+    id=$(upload "$src" "preset=mp4-720p")
+    wait_done "$id"
+    echo "$(now) - $t0" | bc >>"$work/t_svc"
+  done
+  svc=$(median <"$work/t_svc"); ff=$(median <"$work/t_ff")
+  printf "isolation=%-8s service %.3f s  ffmpeg %.3f s  ratio %.3f\n" "$iso" "$svc" "$ff" "$(echo "$svc / $ff" | bc -l)"
+  stop_server
+done
+
+echo "== 2. GET /status/<id> with wrk (-t2 -c64 -d5s)"
+start_server process --max-concurrent 2
+id=$(upload "$src" "preset=mp4-480p"); wait_done "$id"
+run_wrk() {
+  wrk -t2 -c64 -d5s --latency "$base/status/$id" >"$work/wrk" 2>&1
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk")
+  p99=$(awk '$1=="99%" {print $2}' "$work/wrk")
+  echo "$1: $rps req/s, p99 $p99"
+}
+run_wrk "idle"
+j1=$(upload "$src" "preset=mp4-1080p"); j2=$(upload "$src" "preset=mp4-1080p")
+sleep 0.5
+run_wrk "2 jobs transcoding"
+running=$(curl -sf "$base/metrics" | awk '/^vidq_jobs_running/ {print $2}')
+echo "   (jobs running at the end of the wrk run: $running)"
+wait_done "$j1"; wait_done "$j2"
+stop_server
+
+echo "== 3. upload throughput (1 GiB) and peak RSS"
+big=$work/big.bin
+head -c 1073741824 /dev/zero >"$big"
+start_server process
+rss() { awk '/VmHWM/ {print $2 " " $3}' /proc/"$pid"/status; }
+echo "peak RSS after start: $(rss)"
+for kind in raw multipart; do
+  if [ $kind = raw ]; then
+    out=$(curl -s -o /dev/null -w '%{http_code} %{speed_upload}' -X POST -H 'Content-Type: application/octet-stream' \
+      -H 'Expect:' -T "$big" "$base/upload")
+  else
+    out=$(curl -s -o /dev/null -w '%{http_code} %{speed_upload}' -H 'Expect:' -F "file=@$big" "$base/upload")
+  fi
+  code=${out% *}; speed=${out#* }
+  # The body is zeros, so the answer is 415 after it was stored and probed.
+  printf "%-9s upload: HTTP %s, %.0f MB/s, peak RSS now %s\n" $kind "$code" "$(echo "$speed / 1000000" | bc -l)" "$(rss)"
+done
+stop_server

@@ -1,0 +1,251 @@
+/*
+ * The service under failure, both isolation modes: a job's child killed
+ * by SIGSEGV (the job fails worker_crashed, the server keeps serving), the
+ * --job-timeout wall clock, kill -9 of the server mid-job and restart (the
+ * job is requeued and completes, the queued one too), SIGTERM (uploads get
+ * 503, exit 0, the running job is requeued for the next start).
+ * ctest-labels: integration
+ * ctest-timeout: 300
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test_support.h"
+
+static const char *media(const char *name)
+{
+    static char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", ts_env("VIDQ_MEDIA"), name);
+    return path;
+}
+
+/* A few seconds: the 10 s clip with a medium x264 preset. */
+static const char MEDIUM[] = "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":"
+                             "\"h264\",\"speed\":\"medium\"},\"audio\":{\"codec\":\"aac\"}}]";
+static const char SLOW[] = "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":{\"codec\":"
+                           "\"h264\",\"speed\":\"veryslow\"},\"audio\":{\"codec\":\"aac\"}}]";
+
+static char *submit(struct ts_server *s, const char *clip, const char *outputs, long want)
+{
+    char path[2048];
+    char *esc = curl_easy_escape(NULL, outputs ? outputs : "", 0);
+    snprintf(path, sizeof(path), "/upload?outputs=%s", esc);
+    curl_free(esc);
+    struct ts_http r;
+    ts_http_upload_raw(s, &r, outputs ? path : "/upload?preset=mp4-480p", media(clip),
+                       "video/mp4", NULL);
+    TS_CHECK(r.status == want, "upload: want %ld, got %ld %s", want, r.status, r.body);
+    char *id = NULL;
+    if (r.status == 202) {
+        json_t *j = ts_http_json(&r);
+        id = strdup(json_string_value(json_object_get(j, "id")));
+        json_decref(j);
+    }
+    ts_http_free(&r);
+    return id;
+}
+
+static const char *status_of(json_t *j) { return json_string_value(json_object_get(j, "status")); }
+
+static json_t *get_job(struct ts_server *s, const char *id)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/status/%s", id);
+    struct ts_http r;
+    ts_http(s, &r, "GET", path, NULL, NULL, 0);
+    json_t *j = ts_http_json(&r);
+    ts_http_free(&r);
+    TS_CHECK(j, "status of %s: %ld", id, r.status);
+    return j;
+}
+
+/* Wait until the job runs and made some progress. */
+static void wait_progress(struct ts_server *s, const char *id, double min_pct)
+{
+    double deadline = ts_now() + 30;
+    while (ts_now() < deadline) {
+        json_t *j = get_job(s, id);
+        double pct = json_real_value(json_object_get(json_object_get(j, "progress"), "percent"));
+        int running = strcmp(status_of(j), "running") == 0;
+        json_decref(j);
+        if (running && pct >= min_pct)
+            return;
+        ts_sleep_ms(20);
+    }
+    TS_CHECK(0, "job %s made no progress", id);
+}
+
+/* The worker pid the server logged for a job (process mode). */
+static pid_t worker_pid(struct ts_server *s, const char *id)
+{
+    char needle[128];
+    snprintf(needle, sizeof(needle), "id=%s worker_pid=", id);
+    double deadline = ts_now() + 10;
+    while (ts_now() < deadline) {
+        char *log = ts_server_log(s);
+        char *p = strstr(log, needle);
+        pid_t pid = p ? (pid_t)strtol(p + strlen(needle), NULL, 10) : 0;
+        free(log);
+        if (pid > 0)
+            return pid;
+        ts_sleep_ms(20);
+    }
+    TS_CHECK(0, "no worker_pid logged for %s", id);
+    return 0;
+}
+
+static void check_output(struct ts_server *s, json_t *job, double want_dur)
+{
+    json_t *out0 = json_array_get(json_object_get(job, "outputs"), 0);
+    char file[4400];
+    snprintf(file, sizeof(file), "%s/check-%s.mp4", s->data_dir,
+             json_string_value(json_object_get(job, "id")));
+    long st = ts_http_download(s, json_string_value(json_object_get(out0, "url")), file);
+    TS_CHECK(st == 200, "download %ld", st);
+    json_t *p = ts_ffprobe(file);
+    TS_CHECK(p, "ffprobe");
+    double dur = strtod(json_string_value(json_object_get(json_object_get(p, "format"),
+                                                          "duration")),
+                        NULL);
+    TS_CHECK(dur > want_dur - 0.3 && dur < want_dur + 0.3, "duration %f", dur);
+    TS_CHECK(json_array_size(json_object_get(p, "streams")) == 2, "streams");
+    json_decref(p);
+    unlink(file);
+}
+
+static void segv_and_timeout(const char *isolation)
+{
+    char tag[64], flags[256];
+    snprintf(tag, sizeof(tag), "svc-crash1-%s", isolation);
+    char *dir = ts_mkdtemp(tag);
+    snprintf(flags, sizeof(flags), "--isolation %s --job-timeout 2", isolation);
+    struct ts_server s;
+    ts_server_start(&s, dir, flags);
+
+    if (strcmp(isolation, "process") == 0) {
+        char *a = submit(&s, "h264_aac_640x360_10s.mp4", SLOW, 202);
+        wait_progress(&s, a, 1);
+        pid_t pid = worker_pid(&s, a);
+        TS_CHECK(kill(pid, SIGSEGV) == 0, "kill -SEGV %d", (int)pid);
+        json_t *j = ts_wait_job(&s, a, 10);
+        json_t *err = json_object_get(j, "error");
+        const char *msg = json_string_value(json_object_get(err, "message"));
+        TS_CHECK(strcmp(status_of(j), "failed") == 0 &&
+                     strcmp(json_string_value(json_object_get(err, "code")), "worker_crashed") ==
+                         0 &&
+                     msg && strstr(msg, "SIGSEGV"),
+                 "a crashed child: %s", json_dumps(j, 0));
+        json_decref(j);
+        char path[4400];
+        snprintf(path, sizeof(path), "%s/outputs/%s", dir, a);
+        struct stat st;
+        TS_CHECK(stat(path, &st) != 0, "outputs of the crashed job remain");
+        /* The child is reaped: no zombie left with that pid. */
+        TS_CHECK(kill(pid, 0) != 0 && errno == ESRCH, "child %d still exists", (int)pid);
+        free(a);
+    }
+    /* The wall clock: a job longer than --job-timeout fails `timeout`. */
+    char *t = submit(&s, "h264_aac_640x360_10s.mp4", SLOW, 202);
+    json_t *j = ts_wait_job(&s, t, 15);
+    TS_CHECK(j && strcmp(status_of(j), "failed") == 0 &&
+                 strcmp(json_string_value(
+                            json_object_get(json_object_get(j, "error"), "code")),
+                        "timeout") == 0,
+             "timeout: %s", j ? json_dumps(j, 0) : "none");
+    json_decref(j);
+    free(t);
+    /* And the server still serves and runs jobs. */
+    char *ok = submit(&s, "h264_aac_640x360.mp4", NULL, 202);
+    j = ts_wait_job(&s, ok, 30);
+    TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0, "a job after the crash: %s",
+             j ? json_dumps(j, 0) : "none");
+    check_output(&s, j, 2.0);
+    json_decref(j);
+    free(ok);
+    TS_CHECK(ts_server_stop(&s, SIGTERM, 20) == 0, "clean exit");
+    free(dir);
+}
+
+static void kill9_and_sigterm(const char *isolation)
+{
+    char tag[64], flags[256];
+    snprintf(tag, sizeof(tag), "svc-crash2-%s", isolation);
+    char *dir = ts_mkdtemp(tag);
+    snprintf(flags, sizeof(flags), "--isolation %s --max-concurrent 1 --shutdown-grace 1",
+             isolation);
+    struct ts_server s;
+    ts_server_start(&s, dir, flags);
+    char *a = submit(&s, "h264_aac_640x360_10s.mp4", MEDIUM, 202);
+    char *b = submit(&s, "h264_aac_640x360.mp4", NULL, 202);
+    wait_progress(&s, a, 5);
+    pid_t child = strcmp(isolation, "process") == 0 ? worker_pid(&s, a) : 0;
+
+    /* kill -9 mid-job: nothing accepted is lost. */
+    TS_CHECK(ts_server_stop(&s, SIGKILL, 10) == 128 + SIGKILL, "kill -9");
+    if (child > 0) { /* the child dies with the server */
+        double deadline = ts_now() + 5;
+        while (ts_now() < deadline && kill(child, 0) == 0)
+            ts_sleep_ms(20);
+        TS_CHECK(kill(child, 0) != 0, "worker %d outlived the server", (int)child);
+    }
+    ts_server_start(&s, dir, flags);
+    json_t *j = ts_wait_status(&s, a, "running", 20);
+    TS_CHECK(j && strcmp(status_of(j), "running") == 0 &&
+                 json_integer_value(json_object_get(j, "attempts")) == 2,
+             "requeued and restarted: %s", j ? json_dumps(j, 0) : "none");
+    json_decref(j);
+    j = get_job(&s, b);
+    TS_CHECK(strcmp(status_of(j), "queued") == 0 &&
+                 json_integer_value(json_object_get(j, "queue_position")) == 1,
+             "the queued job survived: %s", json_dumps(j, 0));
+    json_decref(j);
+    wait_progress(&s, a, 5);
+
+    /* SIGTERM: uploads refused during the grace period, exit 0, requeued. */
+    kill(s.pid, SIGTERM);
+    ts_sleep_ms(100);
+    struct ts_http r;
+    ts_http_upload_raw(&s, &r, "/upload", media("h264_aac_640x360.mp4"), "video/mp4", NULL);
+    TS_CHECK(r.status == 503 && strstr(r.body, "shutting_down"), "upload while stopping: %ld %s",
+             r.status, r.body);
+    ts_http_free(&r);
+    TS_CHECK(ts_server_stop(&s, SIGTERM, 15) == 0, "SIGTERM exits 0");
+
+    ts_server_start(&s, dir, flags);
+    j = ts_wait_job(&s, a, 60);
+    TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0 &&
+                 json_integer_value(json_object_get(j, "attempts")) == 3,
+             "a completes after two restarts: %s", j ? json_dumps(j, 0) : "none");
+    check_output(&s, j, 10.0);
+    json_decref(j);
+    j = ts_wait_job(&s, b, 30);
+    TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0, "b completes");
+    json_decref(j);
+    char tmpdir[4200];
+    snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", dir);
+    TS_CHECK(ts_count_files(tmpdir) == 0, "tmp is empty");
+    TS_CHECK(ts_server_stop(&s, SIGINT, 20) == 0, "SIGINT exits 0");
+    free(a);
+    free(b);
+    free(dir);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    segv_and_timeout("process");
+    segv_and_timeout("thread");
+    kill9_and_sigterm("process");
+    kill9_and_sigterm("thread");
+    curl_global_cleanup();
+    printf("ok\n");
+    return 0;
+}

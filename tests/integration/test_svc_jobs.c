@@ -1,0 +1,324 @@
+/*
+ * The service's queue, end to end, in both isolation modes: progress
+ * through the event stream (monotonic, several intermediate values), the
+ * concurrency cap with 6 jobs and N=2, priority and queue_position,
+ * --max-queued (429), cancel of queued and running jobs (both forms).
+ * ctest-labels: integration
+ * ctest-timeout: 240
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test_support.h"
+
+static const char *media(const char *name)
+{
+    static char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", ts_env("VIDQ_MEDIA"), name);
+    return path;
+}
+
+/* A job of a few seconds: the 10 s clip with a slow x264 preset. */
+/* A few seconds: the 10 s clip with a medium x264 preset. */
+static const char MEDIUM[] = "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":"
+                             "\"h264\",\"speed\":\"medium\"},\"audio\":{\"codec\":\"aac\"}}]";
+static const char SLOW[] = "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":{\"codec\":"
+                           "\"h264\",\"speed\":\"veryslow\"},\"audio\":{\"codec\":\"aac\"}}]";
+/* About a second: the 2 s clip, slow preset. */
+static const char MED[] = "[{\"name\":\"m\",\"container\":\"mp4\",\"video\":{\"codec\":"
+                          "\"h264\",\"speed\":\"slow\"},\"audio\":{\"codec\":\"aac\"}}]";
+
+static char *submit(struct ts_server *s, const char *clip, const char *outputs,
+                    const char *extra, long want_status, json_t **job_out)
+{
+    char path[2048];
+    char *esc = curl_easy_escape(NULL, outputs, 0);
+    snprintf(path, sizeof(path), "/upload?outputs=%s%s", esc, extra ? extra : "");
+    curl_free(esc);
+    struct ts_http r;
+    ts_http_upload_raw(s, &r, path, media(clip), "video/mp4", NULL);
+    TS_CHECK(r.status == want_status, "upload: want %ld, got %ld %s", want_status, r.status,
+             r.body);
+    char *id = NULL;
+    json_t *j = ts_http_json(&r);
+    if (r.status == 202)
+        id = strdup(json_string_value(json_object_get(j, "id")));
+    if (job_out)
+        *job_out = j;
+    else
+        json_decref(j);
+    ts_http_free(&r);
+    return id;
+}
+
+static double rfc3339(json_t *v)
+{
+    const char *t = json_string_value(v);
+    if (!t)
+        return 0;
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    int ms = 0;
+    if (sscanf(t, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (double)timegm(&tm) + ms / 1000.0;
+}
+
+static json_t *get_job(struct ts_server *s, const char *id)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/status/%s", id);
+    struct ts_http r;
+    ts_http(s, &r, "GET", path, NULL, NULL, 0);
+    json_t *j = ts_http_json(&r);
+    ts_http_free(&r);
+    TS_CHECK(j, "status of %s", id);
+    return j;
+}
+
+static const char *status_of(json_t *j) { return json_string_value(json_object_get(j, "status")); }
+
+static void progress_stream(struct ts_server *s)
+{
+    char *id = submit(s, "h264_aac_640x360_10s.mp4", MEDIUM, NULL, 202, NULL);
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/jobs/%s/events", id);
+    struct ts_http r;
+    ts_http(s, &r, "GET", path, NULL, NULL, 0); /* returns when the job ended */
+    TS_CHECK(r.status == 200, "events %ld", r.status);
+    int n_status = 0, n_progress = 0, distinct = 0, saw_running = 0;
+    double last = -1;
+    char last_event[32] = "";
+    json_t *final = NULL;
+    char *save = NULL;
+    for (char *line = strtok_r(r.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "event: ", 7) == 0) {
+            snprintf(last_event, sizeof(last_event), "%s", line + 7);
+            continue;
+        }
+        if (strncmp(line, "data: ", 6) != 0)
+            continue;
+        json_t *j = json_loads(line + 6, 0, NULL);
+        TS_CHECK(j, "event data is JSON: %s", line);
+        if (strcmp(last_event, "status") == 0)
+            n_status++;
+        else if (strcmp(last_event, "progress") == 0)
+            n_progress++;
+        else
+            TS_CHECK(0, "unknown event %s", last_event);
+        if (strcmp(status_of(j), "running") == 0)
+            saw_running = 1;
+        double pct = json_real_value(json_object_get(json_object_get(j, "progress"), "percent"));
+        if (strcmp(status_of(j), "running") == 0) {
+            TS_CHECK(pct >= last, "percent went down: %f after %f", pct, last);
+            if (pct > last && pct > 0 && pct < 100)
+                distinct++;
+            last = pct;
+        }
+        json_decref(final);
+        final = j;
+    }
+    TS_CHECK(final && strcmp(status_of(final), "succeeded") == 0 &&
+                 json_real_value(json_object_get(json_object_get(final, "progress"),
+                                                 "percent")) == 100 &&
+                 strcmp(last_event, "status") == 0,
+             "the stream ends with the succeeded status event");
+    TS_CHECK(saw_running && n_status >= 2, "status events: %d", n_status);
+    TS_CHECK(n_progress >= 3 && distinct >= 3, "progress events %d, distinct values %d",
+             n_progress, distinct);
+    json_decref(final);
+    ts_http_free(&r);
+    free(id);
+}
+
+static void concurrency_and_queue(struct ts_server *s)
+{
+    enum { N = 6 };
+    char *ids[N + 1];
+    json_t *first = NULL;
+    for (int i = 0; i < N; i++) {
+        json_t *j = NULL;
+        ids[i] = submit(s, "h264_aac_640x360.mp4", MED, NULL, 202, &j);
+        if (i == N - 1)
+            TS_CHECK(json_integer_value(json_object_get(j, "queue_position")) == 4,
+                     "the 6th job is 4th in the queue: %s", json_dumps(j, 0));
+        if (i == 0)
+            first = j;
+        else
+            json_decref(j);
+    }
+    json_decref(first);
+    /* 2 running + 4 queued: the queue is full. */
+    submit(s, "h264_aac_640x360.mp4", MED, NULL, 429, NULL);
+    /* Cancel a queued one (DELETE form); a higher priority job goes first. */
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/jobs/%s", ids[4]);
+    struct ts_http r;
+    ts_http(s, &r, "DELETE", path, NULL, NULL, 0);
+    json_t *c = ts_http_json(&r);
+    TS_CHECK(r.status == 202 && strcmp(status_of(c), "canceled") == 0, "cancel queued: %s",
+             r.body);
+    json_decref(c);
+    ts_http_free(&r);
+    json_t *pj = NULL;
+    ids[N] = submit(s, "h264_aac_640x360.mp4", MED, "&priority=5", 202, &pj);
+    TS_CHECK(json_integer_value(json_object_get(pj, "queue_position")) == 1,
+             "priority job is next: %s", json_dumps(pj, 0));
+    json_decref(pj);
+
+    /* Watch: never more than 2 running. */
+    int max_running = 0, done = 0;
+    double deadline = ts_now() + 90;
+    while (!done && ts_now() < deadline) {
+        ts_http(s, &r, "GET", "/v1/jobs?status=running&limit=100", NULL, NULL, 0);
+        json_t *l = ts_http_json(&r);
+        ts_http_free(&r);
+        int running = (int)json_array_size(json_object_get(l, "jobs"));
+        json_decref(l);
+        if (running > max_running)
+            max_running = running;
+        ts_http(s, &r, "GET", "/metrics", NULL, NULL, 0);
+        const char *m = strstr(r.body, "\nvidq_jobs_running ");
+        int mr = m ? (int)strtol(m + 19, NULL, 10) : -1;
+        TS_CHECK(mr >= 0 && mr <= 2, "metrics running %d", mr);
+        ts_http_free(&r);
+        done = 1;
+        for (int i = 0; i <= N; i++) {
+            json_t *j = get_job(s, ids[i]);
+            const char *st = status_of(j);
+            if (strcmp(st, "queued") == 0 || strcmp(st, "running") == 0)
+                done = 0;
+            json_decref(j);
+        }
+        ts_sleep_ms(20);
+    }
+    TS_CHECK(done, "jobs did not finish");
+    TS_CHECK(max_running <= 2, "%d jobs ran at once", max_running);
+
+    /* From the records: intervals never overlap more than 2 deep. */
+    double start[N + 1], end[N + 1];
+    for (int i = 0; i <= N; i++) {
+        json_t *j = get_job(s, ids[i]);
+        if (i == 4) {
+            TS_CHECK(strcmp(status_of(j), "canceled") == 0 &&
+                         json_is_null(json_object_get(j, "started_at")) &&
+                         json_integer_value(json_object_get(j, "attempts")) == 0,
+                     "a canceled queued job never starts: %s", json_dumps(j, 0));
+            start[i] = end[i] = 0;
+        } else {
+            TS_CHECK(strcmp(status_of(j), "succeeded") == 0, "job %d: %s", i, json_dumps(j, 0));
+            start[i] = rfc3339(json_object_get(j, "started_at"));
+            end[i] = rfc3339(json_object_get(j, "finished_at"));
+            TS_CHECK(start[i] > 0 && end[i] >= start[i], "times of job %d", i);
+        }
+        json_decref(j);
+    }
+    for (int i = 0; i <= N; i++) {
+        if (i == 4)
+            continue;
+        int overlap = 0;
+        for (int k = 0; k <= N; k++)
+            if (k != 4 && start[k] <= start[i] && end[k] > start[i])
+                overlap++;
+        TS_CHECK(overlap <= 2, "%d jobs overlapped at the start of job %d", overlap, i);
+    }
+    /* The priority job started before the FIFO job queued last. */
+    TS_CHECK(start[N] <= start[5], "priority: %.3f vs %.3f", start[N], start[5]);
+    for (int i = 0; i <= N; i++)
+        free(ids[i]);
+}
+
+static void cancel_running(struct ts_server *s)
+{
+    char *a = submit(s, "h264_aac_640x360_10s.mp4", SLOW, NULL, 202, NULL);
+    char *b = submit(s, "h264_aac_640x360_10s.mp4", SLOW, NULL, 202, NULL);
+    char *q = submit(s, "h264_aac_640x360_10s.mp4", SLOW, NULL, 202, NULL);
+    char outdir[4400];
+    json_t *j = ts_wait_status(s, a, "running", 20);
+    TS_CHECK(j && strcmp(status_of(j), "running") == 0, "a runs");
+    json_decref(j);
+    /* Let it write some output first. */
+    double until = ts_now() + 10;
+    while (ts_now() < until) {
+        j = get_job(s, a);
+        double pct = json_real_value(json_object_get(json_object_get(j, "progress"), "percent"));
+        json_decref(j);
+        if (pct > 5)
+            break;
+        ts_sleep_ms(20);
+    }
+    char path[256];
+    struct ts_http r;
+    /* Queued: canceled at once, never starts. */
+    snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", q);
+    ts_http(s, &r, "POST", path, NULL, NULL, 0);
+    TS_CHECK(r.status == 202 && strstr(r.body, "\"canceled\""), "cancel queued %ld %s", r.status,
+             r.body);
+    ts_http_free(&r);
+    /* Running: stops within a second, outputs removed. */
+    snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", a);
+    double t0 = ts_now();
+    ts_http(s, &r, "POST", path, NULL, NULL, 0);
+    TS_CHECK(r.status == 202, "cancel running %ld %s", r.status, r.body);
+    ts_http_free(&r);
+    j = ts_wait_job(s, a, 5);
+    double took = ts_now() - t0;
+    TS_CHECK(j && strcmp(status_of(j), "canceled") == 0, "canceled: %s", json_dumps(j, 0));
+    TS_CHECK(took < 1.5, "cancel took %.2f s", took);
+    json_decref(j);
+    snprintf(outdir, sizeof(outdir), "%s/outputs/%s", s->data_dir, a);
+    struct stat st;
+    TS_CHECK(stat(outdir, &st) != 0, "partial outputs of a canceled job remain in %s", outdir);
+    snprintf(path, sizeof(path), "/v1/jobs/%s", b);
+    ts_http(s, &r, "DELETE", path, NULL, NULL, 0);
+    TS_CHECK(r.status == 202, "cancel b");
+    ts_http_free(&r);
+    j = ts_wait_job(s, b, 5);
+    TS_CHECK(j && strcmp(status_of(j), "canceled") == 0, "b canceled");
+    json_decref(j);
+    ts_sleep_ms(300);
+    j = get_job(s, q);
+    TS_CHECK(strcmp(status_of(j), "canceled") == 0 && json_is_null(json_object_get(j, "started_at")),
+             "the canceled queued job never started: %s", json_dumps(j, 0));
+    json_decref(j);
+    free(a);
+    free(b);
+    free(q);
+}
+
+static void run(const char *isolation)
+{
+    char tag[64], flags[4400];
+    snprintf(tag, sizeof(tag), "svc-jobs-%s", isolation);
+    char *dir = ts_mkdtemp(tag);
+    snprintf(flags, sizeof(flags), "--isolation %s --max-concurrent 2 --max-queued 4", isolation);
+    struct ts_server s;
+    ts_server_start(&s, dir, flags);
+    progress_stream(&s);
+    concurrency_and_queue(&s);
+    cancel_running(&s);
+    int st = ts_server_stop(&s, SIGTERM, 30);
+    TS_CHECK(st == 0, "exit status %d", st);
+    free(dir);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    run("process");
+    run("thread");
+    curl_global_cleanup();
+    printf("ok\n");
+    return 0;
+}

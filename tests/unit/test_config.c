@@ -1,0 +1,108 @@
+/* Unit tests of `vidq serve`'s configuration: defaults, env, flags. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/config.h"
+
+static int parse(struct config *cfg, char **argv, char *err)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    return config_parse(cfg, argc, argv, err, 256);
+}
+
+static void defaults(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[256];
+    char *argv[] = {"serve", NULL};
+    assert_int_equal(parse(&cfg, argv, err), 0);
+    assert_string_equal(cfg.listen_host, "127.0.0.1");
+    assert_int_equal(cfg.listen_port, 8080);
+    assert_string_equal(cfg.data_dir, "./var");
+    assert_string_equal(cfg.db, "sqlite:./var/vidq.db");
+    assert_int_equal(cfg.isolation, CONFIG_ISOLATION_PROCESS);
+    assert_true(cfg.max_concurrent >= 1);
+    assert_string_equal(cfg.api_key, "");
+}
+
+static void flags_env_and_precedence(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[256];
+    setenv("VIDQ_MAX_CONCURRENT", "3", 1);
+    setenv("VIDQ_API_KEY", "from-env", 1);
+    setenv("VIDQ_ISOLATION", "thread", 1);
+    char *argv[] = {"serve", "--listen", "0.0.0.0:0", "--data-dir=/tmp/d", "--api-key", "flag",
+                    "--max-upload-bytes", "1048576", "--job-timeout", "2.5", NULL};
+    assert_int_equal(parse(&cfg, argv, err), 0);
+    assert_int_equal(cfg.max_concurrent, 3);                /* env */
+    assert_string_equal(cfg.api_key, "flag");               /* flag beats env */
+    assert_int_equal(cfg.isolation, CONFIG_ISOLATION_THREAD);
+    assert_string_equal(cfg.listen_host, "0.0.0.0");
+    assert_int_equal(cfg.listen_port, 0);
+    assert_string_equal(cfg.db, "sqlite:/tmp/d/vidq.db");
+    assert_int_equal(cfg.max_upload_bytes, 1048576);
+    assert_true(cfg.job_timeout == 2.5);
+    unsetenv("VIDQ_MAX_CONCURRENT");
+    unsetenv("VIDQ_API_KEY");
+    unsetenv("VIDQ_ISOLATION");
+
+    char *v6[] = {"serve", "--listen", "[::1]:9000", NULL};
+    assert_int_equal(parse(&cfg, v6, err), 0);
+    assert_string_equal(cfg.listen_host, "::1");
+    assert_int_equal(cfg.listen_port, 9000);
+}
+
+static void bad_input(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[256];
+    char *a[] = {"serve", "--max-concurrent", "0", NULL};
+    assert_int_equal(parse(&cfg, a, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, "--max-concurrent"));
+    char *b[] = {"serve", "--max-concurrent", "2x", NULL};
+    assert_int_equal(parse(&cfg, b, err), CONFIG_ERROR);
+    char *c[] = {"serve", "--bogus", "1", NULL};
+    assert_int_equal(parse(&cfg, c, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, "unknown flag"));
+    char *d[] = {"serve", "--listen", "nocolon", NULL};
+    assert_int_equal(parse(&cfg, d, err), CONFIG_ERROR);
+    char *e[] = {"serve", "--listen", "127.0.0.1:70000", NULL};
+    assert_int_equal(parse(&cfg, e, err), CONFIG_ERROR);
+    char *f[] = {"serve", "--isolation", "container", NULL};
+    assert_int_equal(parse(&cfg, f, err), CONFIG_ERROR);
+    char *g[] = {"serve", "--data-dir", NULL};
+    assert_int_equal(parse(&cfg, g, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, "needs a value"));
+    char *h[] = {"serve", "stray", NULL};
+    assert_int_equal(parse(&cfg, h, err), CONFIG_ERROR);
+    setenv("VIDQ_MAX_QUEUED", "-1", 1);
+    char *i[] = {"serve", NULL};
+    assert_int_equal(parse(&cfg, i, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, "VIDQ_MAX_QUEUED"));
+    unsetenv("VIDQ_MAX_QUEUED");
+    char *help[] = {"serve", "--help", NULL};
+    assert_int_equal(parse(&cfg, help, err), CONFIG_HELP);
+    assert_non_null(strstr(config_usage(), "VIDQ_MAX_CONCURRENT"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults),
+        cmocka_unit_test(flags_env_and_precedence),
+        cmocka_unit_test(bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

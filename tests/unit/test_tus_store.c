@@ -1,0 +1,285 @@
+/* test_tus_store.c - durable tus upload state: create/get/save, writes and
+ * commits, checksum discard, length cap, locks, expiry sweep, recovery of
+ * unacknowledged bytes after a crash (a forked writer killed with -9). */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "uploads/tus_meta.h"
+#include "uploads/tus_store.h"
+
+struct fx {
+    char base[512];
+    char dir[600];
+    struct tus_store *ts;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    const char *base = getenv("VIDQ_TEST_TMP");
+    snprintf(f->base, sizeof(f->base), "%s/tus-unit-XXXXXX", base ? base : "/tmp");
+    if (!mkdtemp(f->base))
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "%s/uploads", f->base);
+    if (tus_store_open(f->dir, 3600, &f->ts) != TUS_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    tus_store_close(&f->ts);
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->base);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+static long long file_size(const struct fx *f, const char *id)
+{
+    char p[1200];
+    struct stat st;
+    tus_store_data_path(f->ts, id, p, sizeof(p));
+    return stat(p, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+static void make(struct fx *f, struct tus_upload *u, const char *id, int64_t length)
+{
+    memset(u, 0, sizeof(*u));
+    snprintf(u->id, sizeof(u->id), "%s", id);
+    u->length = length;
+    u->metadata = strdup("filename YS5tcDQ=");
+    assert_int_equal(tus_store_create(f->ts, u), TUS_OK);
+}
+
+static void create_get(void **state)
+{
+    struct fx *f = *state;
+    struct tus_upload u, g;
+    make(f, &u, "abcDEF_123-x", 1000);
+    assert_int_equal(tus_store_get(f->ts, "abcDEF_123-x", &g), TUS_OK);
+    assert_int_equal(g.offset, 0);
+    assert_int_equal(g.length, 1000);
+    assert_int_equal(g.phase, TUS_PARTIAL);
+    assert_string_equal(g.metadata, "filename YS5tcDQ=");
+    assert_true(g.expires_at > g.created_at + 3000);
+    assert_int_equal(file_size(f, "abcDEF_123-x"), 0);
+    tus_upload_clear(&g);
+    /* a second create of the same id fails, bad ids are refused */
+    struct tus_upload dup = u;
+    dup.metadata = NULL;
+    assert_true(tus_store_create(f->ts, &dup) < 0);
+    assert_int_equal(tus_store_get(f->ts, "nope", &g), TUS_ENOTFOUND);
+    assert_int_equal(tus_store_get(f->ts, "../etc", &g), TUS_ENOTFOUND);
+    assert_false(tus_id_valid("a/b"));
+    assert_false(tus_id_valid(""));
+    assert_int_equal(tus_store_remove(f->ts, "abcDEF_123-x"), TUS_OK);
+    assert_int_equal(tus_store_get(f->ts, "abcDEF_123-x", &g), TUS_ENOTFOUND);
+    assert_int_equal(file_size(f, "abcDEF_123-x"), -1);
+    assert_int_equal(tus_store_remove(f->ts, "abcDEF_123-x"), TUS_ENOTFOUND);
+    tus_upload_clear(&u);
+    /* no metadata at all */
+    memset(&u, 0, sizeof(u));
+    snprintf(u.id, sizeof(u.id), "nometa");
+    u.length = 5;
+    assert_int_equal(tus_store_create(f->ts, &u), TUS_OK);
+    assert_int_equal(tus_store_get(f->ts, "nometa", &g), TUS_OK);
+    assert_null(g.metadata);
+    assert_int_equal(g.length, 5);
+    tus_upload_clear(&g);
+}
+
+static void write_commit(void **state)
+{
+    struct fx *f = *state;
+    struct tus_upload u, g;
+    struct tus_write *w = NULL;
+    make(f, &u, "w1", 10);
+    assert_int_equal(tus_write_begin(f->ts, &u, NULL, &w), TUS_OK);
+    assert_int_equal(tus_write_data(w, "hello", 5), TUS_OK);
+    assert_int_equal(tus_write_count(w), 5);
+    assert_int_equal(tus_write_commit(&w, &u, NULL, 0), TUS_OK);
+    assert_null(w);
+    assert_int_equal(u.offset, 5);
+    assert_int_equal(tus_store_get(f->ts, "w1", &g), TUS_OK);
+    assert_int_equal(g.offset, 5);
+    assert_int_equal(g.phase, TUS_PARTIAL);
+    tus_upload_clear(&g);
+
+    /* past the length: refused, nothing written */
+    assert_int_equal(tus_write_begin(f->ts, &u, NULL, &w), TUS_OK);
+    assert_int_equal(tus_write_data(w, "0123456", 7), TUS_ETOOBIG);
+    tus_write_free(&w);
+    assert_int_equal(file_size(f, "w1"), 5);
+
+    /* a bad checksum discards the chunk, the offset stays */
+    char algo[16], err[128];
+    unsigned char want[TUS_DIGEST_MAX];
+    size_t wl;
+    assert_int_equal(tus_checksum_parse("sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00=", algo, want, &wl, err,
+                                        sizeof(err)),
+                     0); /* sha1("hello") */
+    assert_int_equal(tus_write_begin(f->ts, &u, algo, &w), TUS_OK);
+    assert_int_equal(tus_write_data(w, "world", 5), TUS_OK);
+    assert_int_equal(tus_write_commit(&w, &u, want, wl), TUS_ECHECKSUM);
+    assert_null(w);
+    assert_int_equal(u.offset, 5);
+    assert_int_equal(file_size(f, "w1"), 5);
+    assert_int_equal(tus_store_get(f->ts, "w1", &g), TUS_OK);
+    assert_int_equal(g.offset, 5);
+    tus_upload_clear(&g);
+
+    /* the right checksum completes it */
+    assert_int_equal(tus_write_begin(f->ts, &u, algo, &w), TUS_OK);
+    assert_int_equal(tus_write_data(w, "hello", 5), TUS_OK);
+    assert_int_equal(tus_write_commit(&w, &u, want, wl), TUS_OK);
+    assert_int_equal(u.offset, 10);
+    assert_int_equal(u.phase, TUS_COMPLETE);
+    assert_int_equal(tus_store_get(f->ts, "w1", &g), TUS_OK);
+    assert_int_equal(g.phase, TUS_COMPLETE);
+    tus_upload_clear(&g);
+    char p[1200], buf[16] = {0};
+    tus_store_data_path(f->ts, "w1", p, sizeof(p));
+    FILE *fp = fopen(p, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fread(buf, 1, sizeof(buf), fp), 10);
+    fclose(fp);
+    assert_string_equal(buf, "hellohello");
+    tus_upload_clear(&u);
+}
+
+static int count_complete;
+static void on_complete(void *opaque, struct tus_upload *u)
+{
+    count_complete++;
+    assert_string_equal(u->id, "w1");
+}
+
+static void crash_recovery(void **state)
+{
+    struct fx *f = *state;
+    struct tus_upload u, g;
+    make(f, &u, "crash", 100);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* acknowledge 10 bytes, then write 20 more and die before the commit */
+        struct tus_write *w = NULL;
+        if (tus_write_begin(f->ts, &u, NULL, &w) || tus_write_data(w, "0123456789", 10) ||
+            tus_write_commit(&w, &u, NULL, 0) || tus_write_begin(f->ts, &u, NULL, &w) ||
+            tus_write_data(w, "abcdefghijabcdefghij", 20))
+            _exit(3);
+        kill(getpid(), SIGKILL);
+        _exit(4);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_int_equal(file_size(f, "crash"), 30);
+    assert_int_equal(tus_store_get(f->ts, "crash", &g), TUS_OK);
+    assert_int_equal(g.offset, 10); /* the acknowledged part only */
+    struct tus_write *w = NULL;
+    assert_int_equal(tus_write_begin(f->ts, &g, NULL, &w), TUS_OK);
+    assert_int_equal(file_size(f, "crash"), 10); /* the rest was dropped */
+    tus_write_free(&w);
+    tus_upload_clear(&g);
+    tus_upload_clear(&u);
+
+    /* no state file left half-written, no .tmp files */
+    char cmd[700], out[64] = {0};
+    snprintf(cmd, sizeof(cmd), "ls '%s' | grep -c tmp", f->dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(fgets(out, sizeof(out), p));
+    pclose(p);
+    assert_string_equal(out, "0\n");
+    count_complete = 0;
+    assert_int_equal(tus_store_each_complete(f->ts, on_complete, NULL), TUS_OK);
+    assert_int_equal(count_complete, 0);
+}
+
+static void locks(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(tus_store_lock(f->ts, "a1"), TUS_OK);
+    assert_int_equal(tus_store_lock(f->ts, "a1"), TUS_ELOCKED);
+    assert_int_equal(tus_store_lock(f->ts, "b1"), TUS_OK);
+    /* many at once grow the table */
+    char id[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof(id), "x%d", i);
+        assert_int_equal(tus_store_lock(f->ts, id), TUS_OK);
+    }
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof(id), "x%d", i);
+        tus_store_unlock(f->ts, id);
+    }
+    tus_store_unlock(f->ts, "a1");
+    assert_int_equal(tus_store_lock(f->ts, "a1"), TUS_OK);
+    tus_store_unlock(f->ts, "a1");
+    tus_store_unlock(f->ts, "b1");
+}
+
+static void sweep(void **state)
+{
+    struct fx *f = *state;
+    struct tus_upload u1, u2, u3;
+    make(f, &u1, "old", 50);
+    make(f, &u2, "young", 50);
+    make(f, &u3, "busy", 50);
+    struct tus_write *w = NULL;
+    assert_int_equal(tus_write_begin(f->ts, &u1, NULL, &w), TUS_OK);
+    assert_int_equal(tus_write_data(w, "0123456789", 10), TUS_OK);
+    assert_int_equal(tus_write_commit(&w, &u1, NULL, 0), TUS_OK);
+    u1.expires_at = 1000; /* long past */
+    u3.expires_at = 1000;
+    assert_int_equal(tus_store_save(f->ts, &u1), TUS_OK);
+    assert_int_equal(tus_store_save(f->ts, &u3), TUS_OK);
+    assert_int_equal(tus_store_lock(f->ts, "busy"), TUS_OK);
+    assert_int_equal(tus_store_sweep(f->ts, 2000), 1);
+    struct tus_upload g;
+    assert_int_equal(tus_store_get(f->ts, "old", &g), TUS_ENOTFOUND);
+    assert_int_equal(file_size(f, "old"), -1);
+    assert_int_equal(tus_store_get(f->ts, "young", &g), TUS_OK);
+    tus_upload_clear(&g);
+    assert_int_equal(tus_store_get(f->ts, "busy", &g), TUS_OK); /* locked: kept */
+    tus_upload_clear(&g);
+    tus_store_unlock(f->ts, "busy");
+    /* the sweep thread does it on its own */
+    assert_int_equal(tus_store_sweep_start(f->ts, 0.05), TUS_OK);
+    for (int i = 0; i < 100 && file_size(f, "busy") >= 0; i++)
+        usleep(20000);
+    assert_int_equal(file_size(f, "busy"), -1);
+    assert_true(file_size(f, "young") >= 0);
+    tus_upload_clear(&u1);
+    tus_upload_clear(&u2);
+    tus_upload_clear(&u3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(create_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(write_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(crash_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(locks, setup, teardown),
+        cmocka_unit_test_setup_teardown(sweep, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
