@@ -62,6 +62,6 @@ int main(int argc, char **argv)
             return rc;
         }
     }
-    fprintf(stderr, "vidq: unknown command '%s' (try vidq --help)\n", argv[1]);
+    fprintf(stderr, "vidq: bad_request: unknown command '%s' (try vidq --help)\n", argv[1]);
     return CLI_USAGE;
 }

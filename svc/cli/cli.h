@@ -20,4 +20,8 @@ int cli_transcode(int argc, char **argv);  /* vidq transcode IN OUT [...] */
 int cli_probe(int argc, char **argv);      /* vidq probe FILE */
 int cli_presets(int argc, char **argv);    /* vidq presets [--json] */
 
+/* A tc_set_log callback that drops everything: one-shot subcommands print
+ * exactly one error line unless VIDQ_LOG_LEVEL asks for logs. */
+void cli_quiet_log(void *opaque, int level, const char *msg);
+
 #endif

@@ -1,5 +1,6 @@
 /* cli_probe.c - `vidq probe FILE`: the API's "input" object on stdout. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -32,6 +33,8 @@ int cli_probe(int argc, char **argv)
         fprintf(stderr, "vidq: bad_request: usage: vidq probe FILE\n");
         return CLI_USAGE;
     }
+    if (!getenv("VIDQ_LOG_LEVEL"))
+        tc_set_log(cli_quiet_log, NULL, 0); /* nothing but the one error line */
     int rc = tc_probe(path, &info, &err);
     if (rc < 0) {
         fprintf(stderr, "vidq: %s: %s\n", tc_errname(rc), err.message);

@@ -73,7 +73,7 @@ static void print_bar(void *opaque, const struct tc_progress_snapshot *s)
 /* The CLI prints exactly one line on failure: library and libav log lines
  * are shown (through vidq's logger, see log_init) only when VIDQ_LOG_LEVEL
  * asks for them. */
-static void quiet_log(void *opaque, int level, const char *msg)
+void cli_quiet_log(void *opaque, int level, const char *msg)
 {
     (void)opaque;
     (void)level;
@@ -218,11 +218,11 @@ int cli_transcode(int argc, char **argv)
     }
 
     if (!getenv("VIDQ_LOG_LEVEL"))
-        tc_set_log(quiet_log, NULL, 0); /* nothing but the one error line */
+        tc_set_log(cli_quiet_log, NULL, 0); /* nothing but the one error line */
 
-    /* SVT-AV1 prints its banner to stderr unless told otherwise; 1 =
-     * errors only. Set once here, before any thread starts. */
-    setenv("SVT_LOG", "1", 0);
+    /* SVT-AV1 prints to stderr itself unless told otherwise; 0 = fatal
+     * only. Set once here, before any thread starts. */
+    setenv("SVT_LOG", "0", 0);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));

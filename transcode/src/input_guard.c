@@ -116,7 +116,8 @@ int tc_input_open(const char *path, atomic_int *cancel, struct tc_input **out,
         return tc_error_set(err, TC_ENOMEM, "out of memory opening the input");
     g->io.fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (g->io.fd < 0) {
-        ret = tc_error_set(err, errno == ENOENT ? TC_EINVAL : TC_EIO, "cannot open input: %s",
+        const char *base = strrchr(path, '/');
+        ret = tc_error_set(err, TC_EIO, "cannot open input '%.200s': %s", base ? base + 1 : path,
                            strerror(errno));
         g->io.fd = -1;
         goto out;

@@ -54,6 +54,15 @@ int tc_probe_input(const struct tc_input *in, struct tc_media_info *info, int *v
     info->size = in->size;
     if (fmt->duration > 0 && fmt->duration != AV_NOPTS_VALUE)
         info->duration_s = fmt->duration / (double)AV_TIME_BASE;
+    /* libavformat's Matroska writer stores the END time as the segment
+     * Duration, so a file whose timestamps start late claims start + length:
+     * take the start off. */
+    if (!strcmp(fmt->iformat->name, "matroska,webm") && fmt->start_time != AV_NOPTS_VALUE &&
+        fmt->start_time > 0) {
+        double start = fmt->start_time / (double)AV_TIME_BASE;
+        if (info->duration_s > start)
+            info->duration_s -= start;
+    }
 
     for (unsigned i = 0; i < fmt->nb_streams; i++) {
         AVStream *st = fmt->streams[i];
