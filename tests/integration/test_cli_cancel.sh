@@ -3,7 +3,7 @@
 # right at the start) ends it with exit 130 within about a second, leaving
 # neither OUT nor OUT.part nor anything else in the output folder.
 # ctest-labels: cli
-# ctest-timeout: 120
+# ctest-timeout: 240
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built
@@ -76,7 +76,12 @@ cancel_case() {
   elapsed=$(awk -v a="$t_sig" -v b="$t_end" 'BEGIN { printf "%.2f", b - a }')
   note "$ctx: exit $rc after $elapsed s"
   [ "$rc" -eq 130 ] || fail "$ctx: exit $rc, want 130 (stderr: $(head -c 300 "$T/c$n.err"))"
-  fcmp "$elapsed" "<=" 2.0 || fail "$ctx: took $elapsed s to stop (want about 1 s)"
+  # The library stops within 1 s of the flag; allow 2 s for the process to
+  # exit, plus slack when the machine is oversubscribed (load over cores).
+  local limit load
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  limit=$(awk -v l="$load" -v c="$(nproc)" 'BEGIN { x = 2 + (l > c ? (l - c) / c : 0); print (x > 6 ? 6 : x) }')
+  fcmp "$elapsed" "<=" "$limit" || fail "$ctx: took $elapsed s to stop (want about 1 s; allowed $limit s at load $load)"
   [ "$(wc -l < "$T/c$n.err")" -le 1 ] || fail "$ctx: several stderr lines: $(head -c 300 "$T/c$n.err")"
   if [ -n "$(ls -A "$dir")" ]; then fail "$ctx: left files: $(ls -A "$dir" | tr '\n' ' ')"; fi
   if grep -q '"percent":100' "$T/c$n.out"; then fail "$ctx: a cancelled run reported 100%"; fi

@@ -4,7 +4,7 @@
 # against its preset row; refusals (duplicate names, OUT not a folder, one
 # output impossible, too many outputs) leave the folder empty.
 # ctest-labels: cli
-# ctest-timeout: 120
+# ctest-timeout: 240
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built

@@ -4,7 +4,7 @@
 # preset that the table does not describe fails here: nothing ships untested.
 # Also the default preset and a custom --output spec.
 # ctest-labels: cli
-# ctest-timeout: 180
+# ctest-timeout: 300
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built
