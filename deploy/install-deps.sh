@@ -9,9 +9,12 @@ want="build"
 [ "${1:-}" = "--test" ] && want="build|test"
 
 missing=()
-while read -r kind pkg; do
+while read -r kind pkg cmd; do
   case "$kind" in ''|\#*) continue ;; esac
   [[ "$kind" =~ ^($want)$ ]] || continue
+  if [ -n "${cmd:-}" ] && command -v "$cmd" >/dev/null 2>&1; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$pkg")
   fi

@@ -71,6 +71,30 @@ static void on_requeued(void *opaque, const char *id)
     job_remove_outputs(data_dir, id);
 }
 
+/* Uploads renamed into inputs/ whose job was never committed (a crash
+ * between the two) are dropped. */
+static void drop_orphan_inputs(struct store *st, const char *data_dir)
+{
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/inputs", data_dir);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        struct job *job = NULL;
+        if (!job_id_valid(e->d_name))
+            continue;
+        if (store_job_get(st, e->d_name, &job) == STORE_ENOTFOUND) {
+            char f[1600];
+            snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
+            log_info("dropping an upload without a job file=%s", f);
+            unlink(f);
+        }
+        job_free(&job);
+    }
+    if (d)
+        closedir(d);
+}
+
 /* Who hears of job changes: the event streams, and the webhook outbox,
  * woken at once when a job ends (it also polls the store on its own). */
 struct job_observers {
@@ -142,6 +166,7 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "vidq serve: cannot requeue interrupted jobs\n");
         goto out;
     }
+    drop_orphan_inputs(st, cfg.data_dir);
     struct hook_outbox_config hc = {
         .store = st,
         .data_dir = cfg.data_dir,

@@ -2,6 +2,8 @@
  * errors.c - API errors: the ONE place that maps an error code to an HTTP
  * status, and the JSON answer helpers (jansson only).
  */
+#define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,4 +142,51 @@ enum MHD_Result http_fail(struct MHD_Connection *conn, const char *code, const c
     vsnprintf(e.message, sizeof(e.message), fmt, ap);
     va_end(ap);
     return http_send_error(conn, &e);
+}
+
+enum { REJECT_DRAIN_MAX = 1 << 20 };
+
+enum MHD_Result http_reject(struct MHD_Connection *conn, struct request *rq,
+                            const struct api_error *e)
+{
+    const char *clen =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    int drain = 0;
+    if (clen) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(clen, &end, 10);
+        drain = !errno && end != clen && !*end && v > 0 && v <= REJECT_DRAIN_MAX;
+    } else if (te && strcasestr(te, "chunked")) {
+        drain = 1; /* up to the cap, then the connection is closed */
+    }
+    if (!drain)
+        return http_send_error(conn, e);
+    rq->rejected = 1;
+    rq->reject = *e;
+    return MHD_YES;
+}
+
+enum MHD_Result http_rejectf(struct MHD_Connection *conn, struct request *rq, const char *code,
+                             const char *fmt, ...)
+{
+    struct api_error e;
+    va_list ap;
+    e.code = code;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof(e.message), fmt, ap);
+    va_end(ap);
+    return http_reject(conn, rq, &e);
+}
+
+enum MHD_Result http_reject_continue(struct MHD_Connection *conn, struct request *rq,
+                                     size_t *upload_data_size)
+{
+    if (*upload_data_size == 0)
+        return http_send_error(conn, &rq->reject);
+    rq->dropped += *upload_data_size;
+    *upload_data_size = 0;
+    return rq->dropped > REJECT_DRAIN_MAX ? MHD_NO : MHD_YES;
 }

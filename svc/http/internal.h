@@ -2,6 +2,10 @@
  * internal.h - what the modules of svc/http/ share: the server state, the
  * per-request state, the route handler signature and the answer helpers.
  * Not for use outside svc/http/.
+ *
+ * Threading: handlers run on libmicrohttpd's pool threads; a struct request
+ * belongs to its connection (one thread at a time); struct http_server is
+ * read-only after http_listen except its atomics.
  */
 #ifndef VIDQ_HTTP_INTERNAL_H
 #define VIDQ_HTTP_INTERNAL_H
@@ -39,6 +43,12 @@ struct http_server {
 
 enum { ROUTE_MAX_PARAMS = 4 };
 
+/* An API error: code (API.md's snake_case) and a human sentence. */
+struct api_error {
+    const char *code;
+    char message[256];
+};
+
 /* One request's state (MHD's con_cls), freed when the request completes. */
 struct request {
     const struct route *route;
@@ -49,6 +59,9 @@ struct request {
     char *body;                         /* a small JSON body (webhooks.c), owned */
     size_t body_len;
     int body_started, body_too_large;
+    int rejected;                       /* answer `reject` once the body is read */
+    struct api_error reject;
+    uint64_t dropped;                   /* body bytes read and dropped */
 };
 
 typedef enum MHD_Result (*route_fn)(struct http_server *h, struct MHD_Connection *conn,
@@ -64,11 +77,6 @@ struct route {
 
 enum { ROUTE_NO_AUTH = 1, ROUTE_BODY = 2 };
 
-/* An API error: code (API.md's snake_case) and a human sentence. */
-struct api_error {
-    const char *code;
-    char message[256];
-};
 
 /* Fill e; returns -1 so callers can `return api_error_set(...)`. */
 int api_error_set(struct api_error *e, const char *code, const char *fmt, ...)
@@ -89,6 +97,20 @@ enum MHD_Result http_send_error(struct MHD_Connection *conn, const struct api_er
 /* Shorthand: build the error then send it. */
 enum MHD_Result http_fail(struct MHD_Connection *conn, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Refuse a request before its body was read. A small body (<= 1 MiB) is
+ * read and dropped first and the error answered after it, so that a
+ * client still sending it gets the answer instead of a reset connection;
+ * a larger one is answered at once (such clients use Expect: 100-continue)
+ * and the connection closed. Use at the first call of a request. */
+enum MHD_Result http_reject(struct MHD_Connection *conn, struct request *rq,
+                            const struct api_error *e);
+enum MHD_Result http_rejectf(struct MHD_Connection *conn, struct request *rq, const char *code,
+                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* For a request refused by http_reject: drop body bytes, then answer. */
+enum MHD_Result http_reject_continue(struct MHD_Connection *conn, struct request *rq,
+                                     size_t *upload_data_size);
 
 /* Answer with a JSON text; takes ownership of json (malloc'd). location
  * may be NULL. */

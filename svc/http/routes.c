@@ -264,6 +264,8 @@ enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const ch
 {
     struct http_server *h = cls;
     struct request *rq = *con_cls;
+    if (rq && rq->rejected)
+        return http_reject_continue(conn, rq, upload_data_size);
     if (rq) /* a later call of a request with a body */
         return rq->route ? rq->route->fn(h, conn, rq, upload_data, upload_data_size) : MHD_NO;
 
@@ -283,13 +285,14 @@ enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const ch
     }
     if (!rq->route) {
         if (path_matched)
-            return http_fail(conn, "method_not_allowed", "%s is not allowed on %s", method, url);
-        return http_fail(conn, "not_found", "no such endpoint: %s %s", method, url);
+            return http_rejectf(conn, rq, "method_not_allowed", "%s is not allowed on %s", method,
+                                url);
+        return http_rejectf(conn, rq, "not_found", "no such endpoint: %s %s", method, url);
     }
     if (!(rq->route->flags & ROUTE_NO_AUTH) && !http_authorized(h, conn)) {
         rq->route = NULL;
-        return http_fail(conn, "unauthorized",
-                         "this server needs an API key: Authorization: Bearer <key>");
+        return http_rejectf(conn, rq, "unauthorized",
+                            "this server needs an API key: Authorization: Bearer <key>");
     }
     return rq->route->fn(h, conn, rq, upload_data, upload_data_size);
 }

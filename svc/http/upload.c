@@ -514,14 +514,14 @@ static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *conn,
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 
     if (atomic_load(&h->draining))
-        return http_fail(conn, "shutting_down", "the server is shutting down; upload later");
+        return http_rejectf(conn, rq, "shutting_down", "the server is shutting down; upload later");
     if (!ctype)
         ctype = "";
     int multipart = strncasecmp(ctype, "multipart/form-data", 19) == 0;
     int raw = strncasecmp(ctype, "video/", 6) == 0 || strncasecmp(ctype, "audio/", 6) == 0 ||
               strncasecmp(ctype, "application/octet-stream", 24) == 0;
     if (!multipart && !raw)
-        return http_fail(conn, "unsupported_media",
+        return http_rejectf(conn, rq, "unsupported_media",
                          "send multipart/form-data with a 'file' part, or a raw body with "
                          "Content-Type video/*, audio/* or application/octet-stream");
     if (clen) {
@@ -529,20 +529,20 @@ static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *conn,
         errno = 0;
         long long v = strtoll(clen, &end, 10);
         if (errno || end == clen || *end || v < 0)
-            return http_fail(conn, "bad_request", "bad Content-Length");
+            return http_rejectf(conn, rq, "bad_request", "bad Content-Length");
         if (v > h->cfg->max_upload_bytes)
-            return http_fail(conn, "too_large",
+            return http_rejectf(conn, rq, "too_large",
                              "the upload (%lld bytes) is larger than this server's limit of "
                              "%lld bytes",
                              v, (long long)h->cfg->max_upload_bytes);
         if (v == 0)
-            return http_fail(conn, "bad_request", "the upload is empty");
+            return http_rejectf(conn, rq, "bad_request", "the upload is empty");
     } else if (!te || !strcasestr(te, "chunked")) {
-        return http_fail(conn, "length_required",
+        return http_rejectf(conn, rq, "length_required",
                          "send a Content-Length or a chunked body");
     }
     if (sched_queue_full(h->sched))
-        return http_fail(conn, "queue_full", "the queue is full; try again later");
+        return http_rejectf(conn, rq, "queue_full", "the queue is full; try again later");
 
     u = calloc(1, sizeof(*u));
     if (!u)
@@ -552,18 +552,18 @@ static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *conn,
     u->multipart = multipart;
     rq->upload = u;
     if (upload_options_from_query(conn, &u->opts, &e) < 0)
-        return http_send_error(conn, &e);
+        return http_reject(conn, rq, &e);
     /* Options known now are checked now: no body is stored for nothing. */
     if (raw && upload_options_check(&u->opts, NULL, &e) < 0)
-        return http_send_error(conn, &e);
+        return http_reject(conn, rq, &e);
     if (multipart) {
         u->pp = MHD_create_post_processor(conn, POST_BUFFER, post_iter, u);
         if (!u->pp)
-            return http_fail(conn, "bad_request", "malformed multipart/form-data header");
+            return http_rejectf(conn, rq, "bad_request", "malformed multipart/form-data header");
     }
     u->fd = upload_tmp_open(h, u->tmp_path, sizeof(u->tmp_path), &e);
     if (u->fd < 0)
-        return http_send_error(conn, &e);
+        return http_reject(conn, rq, &e);
     return MHD_YES;
 }
 

@@ -2,7 +2,8 @@
 # bench_service.sh - the service against its references, in one run:
 #   1. job time through `vidq serve` (upload -> succeeded, client clock) vs the
 #      ffmpeg CLI doing the same job (mp4-720p of a 10 s 1080p clip), run
-#      alternately, medians and ratio, for --isolation process and thread;
+#      alternately, medians and ratio, for --isolation process and thread
+#      (plus `vidq transcode`, the same library without the service);
 #   2. GET /status/<id> with wrk: requests/s and p99, idle and while 2 jobs
 #      transcode;
 #   3. upload throughput of a 1 GiB raw and multipart body with curl (MB/s) and
@@ -27,8 +28,10 @@ ffmpeg -nostdin -hide_banner -loglevel error -f lavfi -i testsrc2=size=1920x1080
 start_server() { # isolation, extra flags...
   local iso=$1; shift
   rm -rf "$work/data"
+  # The job's child runs at the bench's own niceness, so that it competes
+  # for the CPU exactly like the ffmpeg run it is compared with.
   "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" --isolation "$iso" \
-    --max-upload-bytes 4294967296 "$@" >"$work/out" 2>"$work/log" &
+    --worker-nice "$(nice)" --max-upload-bytes 4294967296 "$@" >"$work/out" 2>"$work/log" &
   pid=$!
   for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.05; done
   port=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$work/out")
@@ -47,11 +50,15 @@ wait_done() { # id
   done
 }
 
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 echo "== 1. job time: service vs ffmpeg CLI (mp4-720p of 10 s 1080p30, $rounds rounds each, alternating)"
 for iso in process thread; do
   start_server "$iso" --max-concurrent 1
-  : >"$work/t_svc"; : >"$work/t_ff"
+  : >"$work/t_svc"; : >"$work/t_ff"; : >"$work/t_cli"
   for r in $(seq "$rounds"); do
+    t0=$(now)
+    "$bin" transcode "$src" "$work/cli.mp4" --preset mp4-720p --progress none
+    echo "$(now) - $t0" | bc >>"$work/t_cli"
     t0=$(now)
     ffmpeg -nostdin -hide_banner -loglevel error -y -i "$src" -vf scale=-2:720 -c:v libx264 \
       -preset veryfast -crf 23 -profile:v high -pix_fmt yuv420p -c:a aac -b:a 128k \
@@ -62,8 +69,9 @@ for iso in process thread; do
     wait_done "$id"
     echo "$(now) - $t0" | bc >>"$work/t_svc"
   done
-  svc=$(median <"$work/t_svc"); ff=$(median <"$work/t_ff")
-  printf "isolation=%-8s service %.3f s  ffmpeg %.3f s  ratio %.3f\n" "$iso" "$svc" "$ff" "$(echo "$svc / $ff" | bc -l)"
+  svc=$(median <"$work/t_svc"); ff=$(median <"$work/t_ff"); cli=$(median <"$work/t_cli")
+  printf "isolation=%-8s service %.3f s  ffmpeg %.3f s  ratio %.3f   (vidq transcode CLI %.3f s: service/CLI %.3f)\n" \
+    "$iso" "$svc" "$ff" "$(echo "$svc / $ff" | bc -l)" "$cli" "$(echo "$svc / $cli" | bc -l)"
   stop_server
 done
 

@@ -2,8 +2,8 @@
  * End-to-end test of webhooks: the real `vidq serve`, real uploads and
  * transcodes, and a real receiver (tests/support/webhook_receiver.js) that
  * verifies every signature with the npm standardwebhooks package.
- *   - registration: webhook_url at upload (multipart field and query
- *     parameter), per job, global (POST/GET/DELETE /v1/webhooks); bad
+ *   - registration: webhook_url at upload (multipart field, query
+ *     parameter, tus Upload-Metadata), per job, global (POST/GET/DELETE /v1/webhooks); bad
  *     URLs, bad events and bad bodies get 400, unknown jobs 404;
  *   - one verified delivery per event (job.started, job.succeeded,
  *     job.canceled) with the job object as data;
@@ -28,6 +28,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "test_support.h"
 
@@ -164,6 +165,40 @@ static char *upload_raw(const struct ts_server *s, const char *file, const char 
     json_decref(j);
     ts_http_free(&r);
     return out;
+}
+
+/* A tus upload in one creation-with-upload request, webhook_url in its
+ * Upload-Metadata; returns the upload id (= the job id). */
+static char *upload_tus(const struct ts_server *s, const char *file, const char *hook_url)
+{
+    FILE *f = fopen(file, "rb");
+    TS_CHECK(f, "open %s", file);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *data = malloc((size_t)size);
+    TS_CHECK(data && fread(data, 1, (size_t)size, f) == (size_t)size, "read %s", file);
+    fclose(f);
+    unsigned char b64u[1500], b64p[64];
+    EVP_EncodeBlock(b64u, (const unsigned char *)hook_url, (int)strlen(hook_url));
+    EVP_EncodeBlock(b64p, (const unsigned char *)PRESET, (int)strlen(PRESET));
+    char meta[1700], len_h[64];
+    snprintf(meta, sizeof(meta), "Upload-Metadata: filename Y2xpcC5tcDQ=,preset %s,webhook_url %s",
+             b64p, b64u);
+    snprintf(len_h, sizeof(len_h), "Upload-Length: %ld", size);
+    const char *hdrs[] = {"Tus-Resumable: 1.0.0", len_h, meta,
+                          "Content-Type: application/offset+octet-stream", NULL};
+    struct ts_http r;
+    ts_http(s, &r, "POST", "/v1/uploads/", hdrs, data, (size_t)size);
+    free(data);
+    char *loc = ts_http_header(&r, "Location");
+    TS_CHECK(r.status == 201 && loc, "tus creation-with-upload: %ld %s", r.status, r.body);
+    const char *slash = strrchr(loc, '/');
+    char *id = strdup(slash ? slash + 1 : loc);
+    id[strcspn(id, "\r\n ")] = '\0';
+    free(loc);
+    ts_http_free(&r);
+    return id;
 }
 
 static void wait_status(const struct ts_server *s, const char *id, const char *want)
@@ -322,6 +357,16 @@ int main(void)
     check_verified(q, "query");
     tampered_body_fails(json_array_get(q, 0), dir, SECRET);
     json_decref(q);
+
+    /* webhook_url in tus Upload-Metadata */
+    snprintf(url, sizeof(url), "%s/tus", rbase);
+    char *id_tus = upload_tus(&s, clip, url);
+    wait_status(&s, id_tus, "succeeded");
+    json_t *tq = wait_delivered(log_path, "/tus", id_tus, 1, 20);
+    TS_CHECK(json_array_size(tq) == 1, "tus webhook got %zu", json_array_size(tq));
+    check_verified(tq, "tus");
+    json_decref(tq);
+    free(id_tus);
 
     /* the global webhook: job.started then job.succeeded, for each job */
     const char *ids[] = {id1, id2};

@@ -296,6 +296,42 @@ static void run(const char *isolation)
     free(ct);
     ts_http_free(&r);
 
+    /* Several outputs from one upload: a poster and an audio rendition. */
+    ts_http_upload_raw(&s, &r, "/upload?preset=thumbnail,audio-m4a", media("h264_aac_640x360.mp4"),
+                       "video/mp4", AUTH);
+    char *multi_id = accepted_id(&r);
+    ts_http_free(&r);
+    job = ts_wait_job(&s, multi_id, 60);
+    TS_CHECK(job && strcmp(json_string_value(json_object_get(job, "status")), "succeeded") == 0,
+             "multi-output job: %s", job ? json_dumps(job, 0) : "timeout");
+    TS_CHECK(json_array_size(json_object_get(job, "outputs")) == 2, "two outputs");
+    for (size_t k = 0; k < 2; k++) {
+        json_t *o = json_array_get(json_object_get(job, "outputs"), k);
+        const char *name = json_string_value(json_object_get(o, "name"));
+        int thumb = strcmp(name, "thumbnail") == 0;
+        ts_http(&s, &r, "GET", json_string_value(json_object_get(o, "url")), AUTH, NULL, 0);
+        char *ctype = ts_http_header(&r, "Content-Type");
+        TS_CHECK(r.status == 200 && ctype &&
+                     strcmp(ctype, thumb ? "image/jpeg" : "audio/mp4") == 0 &&
+                     strcmp(json_string_value(json_object_get(o, "mime")), ctype) == 0,
+                 "%s: %ld %s", name, r.status, ctype ? ctype : "-");
+        snprintf(file, sizeof(file), "%s/multi-%s", dir, name);
+        FILE *f = fopen(file, "wb");
+        fwrite(r.body, 1, r.len, f);
+        fclose(f);
+        free(ctype);
+        ts_http_free(&r);
+        json_t *p = ts_ffprobe(file);
+        json_t *st0 = json_array_get(json_object_get(p, "streams"), 0);
+        TS_CHECK(p && json_array_size(json_object_get(p, "streams")) == 1 &&
+                     strcmp(json_string_value(json_object_get(st0, "codec_name")),
+                            thumb ? "mjpeg" : "aac") == 0,
+                 "%s: ffprobe", name);
+        json_decref(p);
+    }
+    json_decref(job);
+    free(multi_id);
+
     /* Cancel of a finished job: 409, both forms. */
     snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", raw_id);
     ts_http(&s, &r, "POST", path, AUTH, NULL, 0);
@@ -405,9 +441,9 @@ static void run(const char *isolation)
 
     /* Metrics. */
     ts_http(&s, &r, "GET", "/metrics", AUTH, NULL, 0);
-    TS_CHECK(r.status == 200 && strstr(r.body, "vidq_jobs{status=\"succeeded\"} 2") &&
+    TS_CHECK(r.status == 200 && strstr(r.body, "vidq_jobs{status=\"succeeded\"} 3") &&
                  strstr(r.body, "vidq_queue_depth 0") && strstr(r.body, "vidq_jobs_running 0") &&
-                 strstr(r.body, "vidq_job_duration_seconds_count 2") &&
+                 strstr(r.body, "vidq_job_duration_seconds_count 3") &&
                  strstr(r.body, "vidq_uploaded_bytes_total"),
              "metrics:\n%s", r.body);
     ts_http_free(&r);

@@ -30,6 +30,11 @@ static const char *media(const char *name)
 /* A few seconds: the 10 s clip with a medium x264 preset. */
 static const char MEDIUM[] = "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":"
                              "\"h264\",\"speed\":\"medium\"},\"audio\":{\"codec\":\"aac\"}}]";
+/* Much longer than the --job-timeout below: two slow outputs. */
+static const char SLOW2[] =
+    "[{\"name\":\"s1\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"speed\":"
+    "\"veryslow\"},\"audio\":{\"codec\":\"aac\"}},{\"name\":\"s2\",\"container\":\"mp4\","
+    "\"video\":{\"codec\":\"h264\",\"speed\":\"veryslow\",\"crf\":18},\"audio\":null}]";
 static const char SLOW[] = "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":{\"codec\":"
                            "\"h264\",\"speed\":\"veryslow\"},\"audio\":{\"codec\":\"aac\"}}]";
 
@@ -126,7 +131,7 @@ static void segv_and_timeout(const char *isolation)
     char tag[64], flags[256];
     snprintf(tag, sizeof(tag), "svc-crash1-%s", isolation);
     char *dir = ts_mkdtemp(tag);
-    snprintf(flags, sizeof(flags), "--isolation %s --job-timeout 2", isolation);
+    snprintf(flags, sizeof(flags), "--isolation %s --job-timeout 4", isolation);
     struct ts_server s;
     ts_server_start(&s, dir, flags);
 
@@ -153,8 +158,8 @@ static void segv_and_timeout(const char *isolation)
         free(a);
     }
     /* The wall clock: a job longer than --job-timeout fails `timeout`. */
-    char *t = submit(&s, "h264_aac_640x360_10s.mp4", SLOW, 202);
-    json_t *j = ts_wait_job(&s, t, 15);
+    char *t = submit(&s, "h264_aac_640x360_10s.mp4", SLOW2, 202);
+    json_t *j = ts_wait_job(&s, t, 20);
     TS_CHECK(j && strcmp(status_of(j), "failed") == 0 &&
                  strcmp(json_string_value(
                             json_object_get(json_object_get(j, "error"), "code")),
@@ -196,7 +201,15 @@ static void kill9_and_sigterm(const char *isolation)
             ts_sleep_ms(20);
         TS_CHECK(kill(child, 0) != 0, "worker %d outlived the server", (int)child);
     }
+    /* An upload moved into inputs/ whose job was never committed. */
+    char orphan[4400];
+    snprintf(orphan, sizeof(orphan), "%s/inputs/ZZZZZZZZZZZZZZZZZZZZZZ", dir);
+    FILE *of = fopen(orphan, "w");
+    TS_CHECK(of, "orphan file");
+    fputs("left by a crash", of);
+    fclose(of);
     ts_server_start(&s, dir, flags);
+    TS_CHECK(access(orphan, F_OK) != 0, "an orphan upload survived the restart");
     json_t *j = ts_wait_status(&s, a, "running", 20);
     TS_CHECK(j && strcmp(status_of(j), "running") == 0 &&
                  json_integer_value(json_object_get(j, "attempts")) == 2,

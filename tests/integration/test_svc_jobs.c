@@ -149,7 +149,12 @@ static void concurrency_and_queue(struct ts_server *s)
     json_t *first = NULL;
     for (int i = 0; i < N; i++) {
         json_t *j = NULL;
-        ids[i] = submit(s, "h264_aac_640x360.mp4", MED, NULL, 202, &j);
+        /* The first two hold both slots for a few seconds, so the queue
+         * checks below hold even on a loaded machine. */
+        if (i < 2)
+            ids[i] = submit(s, "h264_aac_640x360_10s.mp4", MEDIUM, NULL, 202, &j);
+        else
+            ids[i] = submit(s, "h264_aac_640x360.mp4", MED, NULL, 202, &j);
         if (i == N - 1)
             TS_CHECK(json_integer_value(json_object_get(j, "queue_position")) == 4,
                      "the 6th job is 4th in the queue: %s", json_dumps(j, 0));
@@ -239,7 +244,7 @@ static void concurrency_and_queue(struct ts_server *s)
         free(ids[i]);
 }
 
-static void cancel_running(struct ts_server *s)
+static void cancel_running(struct ts_server *s, double max_cancel_s)
 {
     char *a = submit(s, "h264_aac_640x360_10s.mp4", SLOW, NULL, 202, NULL);
     char *b = submit(s, "h264_aac_640x360_10s.mp4", SLOW, NULL, 202, NULL);
@@ -275,7 +280,8 @@ static void cancel_running(struct ts_server *s)
     j = ts_wait_job(s, a, 5);
     double took = ts_now() - t0;
     TS_CHECK(j && strcmp(status_of(j), "canceled") == 0, "canceled: %s", json_dumps(j, 0));
-    TS_CHECK(took < 1.5, "cancel took %.2f s", took);
+    TS_CHECK(took < max_cancel_s, "cancel took %.2f s", took);
+    printf("cancel of a running job took %.3f s\n", took);
     json_decref(j);
     snprintf(outdir, sizeof(outdir), "%s/outputs/%s", s->data_dir, a);
     struct stat st;
@@ -307,7 +313,9 @@ static void run(const char *isolation)
     ts_server_start(&s, dir, flags);
     progress_stream(&s);
     concurrency_and_queue(&s);
-    cancel_running(&s);
+    /* A child is killed at once; a thread stops when the library next
+     * checks its cancel flag (within 1 s; slack for a loaded machine). */
+    cancel_running(&s, strcmp(isolation, "process") == 0 ? 1.0 : 2.5);
     int st = ts_server_stop(&s, SIGTERM, 30);
     TS_CHECK(st == 0, "exit status %d", st);
     free(dir);
