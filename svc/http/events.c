@@ -11,6 +11,9 @@
  * final status the stream ends. events_shutdown resumes and ends all
  * streams before the daemon stops (MHD forbids stopping with suspended
  * connections).
+ * A keep-alive thread resumes every stream every KEEPALIVE_S seconds to
+ * send a comment line, so that a client that went away while its job
+ * waited is noticed (the write fails) and its connection freed.
  *
  * Threading: one mutex (ev->lock) guards the list and every stream's
  * flags; it is never held while calling into the scheduler.
@@ -19,8 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http/internal.h"
+
+enum { KEEPALIVE_S = 15 };
 
 struct stream {
     struct events *ev;
@@ -28,7 +34,7 @@ struct stream {
     struct MHD_Connection *conn;
     char id[JOB_ID_SIZE];
     struct stream *prev, *next;
-    int dirty, suspended, ending;
+    int dirty, suspended, ending, ping;
     int last_status;          /* -1 before the first event */
     char *pending;            /* an event being sent */
     size_t pending_len, pending_off;
@@ -36,9 +42,35 @@ struct stream {
 
 struct events {
     pthread_mutex_t lock;
+    pthread_cond_t stop;
     struct stream *head;
     int shutting;
+    pthread_t keepalive;
+    int has_keepalive;
 };
+
+static void *keepalive_main(void *arg)
+{
+    struct events *ev = arg;
+    pthread_mutex_lock(&ev->lock);
+    while (!ev->shutting) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += KEEPALIVE_S;
+        pthread_cond_timedwait(&ev->stop, &ev->lock, &ts);
+        if (ev->shutting)
+            break;
+        for (struct stream *s = ev->head; s; s = s->next) {
+            s->ping = 1;
+            if (s->suspended) {
+                s->suspended = 0;
+                MHD_resume_connection(s->conn);
+            }
+        }
+    }
+    pthread_mutex_unlock(&ev->lock);
+    return NULL;
+}
 
 int events_create(struct events **out)
 {
@@ -46,6 +78,9 @@ int events_create(struct events **out)
     if (!ev)
         return -1;
     pthread_mutex_init(&ev->lock, NULL);
+    pthread_cond_init(&ev->stop, NULL);
+    if (pthread_create(&ev->keepalive, NULL, keepalive_main, ev) == 0)
+        ev->has_keepalive = 1;
     *out = ev;
     return 0;
 }
@@ -54,8 +89,16 @@ void events_free(struct events **pp)
 {
     if (!pp || !*pp)
         return;
-    pthread_mutex_destroy(&(*pp)->lock);
-    free(*pp);
+    struct events *ev = *pp;
+    pthread_mutex_lock(&ev->lock);
+    ev->shutting = 1;
+    pthread_cond_broadcast(&ev->stop);
+    pthread_mutex_unlock(&ev->lock);
+    if (ev->has_keepalive)
+        pthread_join(ev->keepalive, NULL);
+    pthread_cond_destroy(&ev->stop);
+    pthread_mutex_destroy(&ev->lock);
+    free(ev);
     *pp = NULL;
 }
 
@@ -78,6 +121,7 @@ void events_shutdown(struct events *ev)
 {
     pthread_mutex_lock(&ev->lock);
     ev->shutting = 1;
+    pthread_cond_broadcast(&ev->stop);
     for (struct stream *s = ev->head; s; s = s->next)
         if (s->suspended) {
             s->suspended = 0;
@@ -127,8 +171,18 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
             return (ssize_t)n;
         }
         pthread_mutex_lock(&ev->lock);
-        int dirty = s->dirty, ending = s->ending, shutting = ev->shutting;
+        int dirty = s->dirty, ending = s->ending, shutting = ev->shutting, ping = s->ping;
         s->dirty = 0;
+        s->ping = 0;
+        if (ping && !dirty && !ending && !shutting) {
+            pthread_mutex_unlock(&ev->lock);
+            static const char comment[] = ": keep-alive\n\n";
+            free(s->pending);
+            s->pending = strdup(comment);
+            s->pending_len = s->pending ? sizeof(comment) - 1 : 0;
+            s->pending_off = 0;
+            continue;
+        }
         if (!dirty && !ending && !shutting) {
             s->suspended = 1;
             MHD_suspend_connection(s->conn);

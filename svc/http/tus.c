@@ -43,9 +43,9 @@
 
 struct tus_request {
     struct http_server *h;
-    int answered;           /* a response was queued in the first call */
-    int locked;             /* u.id's lock is ours */
-    int creating;           /* POST: answer 201 */
+    int answered; /* a response was queued in the first call */
+    int locked;   /* u.id's lock is ours */
+    int creating; /* POST: answer 201 */
     struct tus_upload u;
     struct tus_write *w;
     int has_checksum;
@@ -53,8 +53,10 @@ struct tus_request {
     unsigned char want[TUS_DIGEST_MAX];
     size_t wlen;
     int failed;
+    uint64_t dropped; /* body bytes read and dropped after a failure */
     char fail_code[48];
-    char fail_msg[256];
+    char fail_msg[300];
+    int capped; /* refused before the body: drop at most DRAIN_MAX */
 };
 
 /* ------------------------------------------------------------- answers */
@@ -103,8 +105,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, cons
     }
     add_common_headers(r);
     if (code)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                "application/json; charset=utf-8");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
     for (size_t i = 0; hdrs && hdrs[i] && hdrs[i + 1]; i += 2)
         MHD_add_response_header(r, hdrs[i], hdrs[i + 1]);
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
@@ -124,6 +125,37 @@ static void release(struct tus_request *t)
     }
 }
 
+/* Remember an error found while the body streams in; answered at the end. */
+static void fail_later(struct tus_request *t, const char *code, const char *msg)
+{
+    if (t->failed)
+        return;
+    t->failed = 1;
+    snprintf(t->fail_code, sizeof(t->fail_code), "%s", code);
+    snprintf(t->fail_msg, sizeof(t->fail_msg), "%s", msg);
+    tus_write_free(&t->w); /* drops what this request wrote */
+}
+
+enum { DRAIN_MAX = 1 << 20 };
+
+/* 1 if the request has a body small enough to read and drop before the
+ * answer (as errors.c's http_reject does): a client still sending its body
+ * may miss an answer sent before it (the connection is closed after it). */
+static int drain_body(struct MHD_Connection *conn)
+{
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (cl) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(cl, &end, 10);
+        return !errno && end != cl && !*end && v > 0 && v <= DRAIN_MAX;
+    }
+    return te && strcasestr(te, "chunked") != NULL;
+}
+
 static enum MHD_Result fail_now(struct tus_request *t, struct MHD_Connection *conn,
                                 const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -138,33 +170,34 @@ static enum MHD_Result fail_now(struct tus_request *t, struct MHD_Connection *co
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     release(t);
+    if (drain_body(conn)) { /* answered by the last call */
+        fail_later(t, code, msg);
+        t->capped = 1;
+        return MHD_YES;
+    }
     t->answered = 1;
     const char *hdrs[] = {"Tus-Version", TUS_VERSION, NULL};
     return answer(conn, http_status_for(code), code, msg,
                   strcmp(code, "unsupported_version") == 0 ? hdrs : NULL);
 }
 
-/* Remember an error found while the body streams in; answered at the end. */
-static void fail_later(struct tus_request *t, const char *code, const char *msg)
-{
-    if (t->failed)
-        return;
-    t->failed = 1;
-    snprintf(t->fail_code, sizeof(t->fail_code), "%s", code);
-    snprintf(t->fail_msg, sizeof(t->fail_msg), "%s", msg);
-    tus_write_free(&t->w); /* drops what this request wrote */
-}
-
 static const char *code_for_tus(int rc)
 {
     switch (rc) {
-    case TUS_ENOTFOUND: return "not_found";
-    case TUS_ELOCKED: return "locked";
-    case TUS_ECHECKSUM: return "checksum_mismatch";
-    case TUS_ENOSPC: return "insufficient_storage";
-    case TUS_ETOOBIG: return "too_large";
-    case TUS_EINVAL: return "bad_request";
-    default: return "internal_error";
+    case TUS_ENOTFOUND:
+        return "not_found";
+    case TUS_ELOCKED:
+        return "locked";
+    case TUS_ECHECKSUM:
+        return "checksum_mismatch";
+    case TUS_ENOSPC:
+        return "insufficient_storage";
+    case TUS_ETOOBIG:
+        return "too_large";
+    case TUS_EINVAL:
+        return "bad_request";
+    default:
+        return "internal_error";
     }
 }
 
@@ -192,8 +225,8 @@ static int parse_i64(const char *s, int64_t *out)
 static int options_from_meta(const struct tus_meta *m, struct upload_options *o,
                              struct api_error *e)
 {
-    static const char *keys[] = {"filename", "preset", "outputs", "webhook_url", "metadata",
-                                 "priority"};
+    static const char *keys[] = {"filename",    "preset",   "outputs",
+                                 "webhook_url", "metadata", "priority"};
     memset(o, 0, sizeof(*o));
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         size_t len = 0;
@@ -215,8 +248,7 @@ static int options_from_meta(const struct tus_meta *m, struct upload_options *o,
     return 0;
 }
 
-static void upload_headers(const struct tus_upload *u, char off[24], char len[24],
-                           char exp[64])
+static void upload_headers(const struct tus_upload *u, char off[24], char len[24], char exp[64])
 {
     snprintf(off, 24, "%lld", (long long)u->offset);
     snprintf(len, 24, "%lld", (long long)u->length);
@@ -253,8 +285,7 @@ static void finish_upload(struct http_server *h, struct tus_upload *u)
     free(json);
     if (rc == 0) {
         u->phase = TUS_DONE;
-        log_info("tus: upload %s complete (%lld bytes): job queued", u->id,
-                 (long long)u->length);
+        log_info("tus: upload %s complete (%lld bytes): job queued", u->id, (long long)u->length);
     } else {
         u->phase = TUS_FAILED;
         snprintf(u->error_code, sizeof(u->error_code), "%s", e.code ? e.code : "internal_error");
@@ -293,23 +324,28 @@ static enum MHD_Result do_options(struct tus_request *t, struct MHD_Connection *
     char max[32];
     snprintf(max, sizeof(max), "%lld", (long long)t->h->cfg->max_upload_bytes);
     const char *hdrs[] = {
-        "Tus-Version", TUS_VERSION,
-        "Tus-Extension", TUS_EXTENSIONS,
-        "Tus-Max-Size", max,
-        "Tus-Checksum-Algorithm", tus_checksum_algorithms(),
-        "Access-Control-Allow-Methods", "POST, GET, HEAD, PATCH, DELETE, OPTIONS",
+        "Tus-Version",
+        TUS_VERSION,
+        "Tus-Extension",
+        TUS_EXTENSIONS,
+        "Tus-Max-Size",
+        max,
+        "Tus-Checksum-Algorithm",
+        tus_checksum_algorithms(),
+        "Access-Control-Allow-Methods",
+        "POST, GET, HEAD, PATCH, DELETE, OPTIONS",
         "Access-Control-Allow-Headers",
         "Authorization, Origin, X-Requested-With, X-Request-ID, X-HTTP-Method-Override, "
         "Content-Type, Upload-Length, Upload-Offset, Tus-Resumable, Upload-Metadata, "
         "Upload-Defer-Length, Upload-Concat, Upload-Checksum",
-        "Access-Control-Max-Age", "86400",
+        "Access-Control-Max-Age",
+        "86400",
         NULL};
     t->answered = 1;
     return answer(conn, MHD_HTTP_NO_CONTENT, NULL, NULL, hdrs);
 }
 
-static enum MHD_Result do_head(struct tus_request *t, struct MHD_Connection *conn,
-                               const char *id)
+static enum MHD_Result do_head(struct tus_request *t, struct MHD_Connection *conn, const char *id)
 {
     struct tus_upload u;
     int rc = tus_store_get(t->h->tus, id, &u);
@@ -317,22 +353,28 @@ static enum MHD_Result do_head(struct tus_request *t, struct MHD_Connection *con
         return fail_now(t, conn, code_for_tus(rc), "no upload with id '%s'", id);
     char off[24], len[24], exp[64];
     upload_headers(&u, off, len, exp);
-    const char *hdrs[] = {"Upload-Offset", off, "Upload-Length", len,
-                          "Cache-Control", "no-store", "Upload-Expires", exp,
-                          u.metadata ? "Upload-Metadata" : NULL, u.metadata, NULL};
+    const char *hdrs[] = {"Upload-Offset",
+                          off,
+                          "Upload-Length",
+                          len,
+                          "Cache-Control",
+                          "no-store",
+                          "Upload-Expires",
+                          exp,
+                          u.metadata ? "Upload-Metadata" : NULL,
+                          u.metadata,
+                          NULL};
     t->answered = 1;
     enum MHD_Result r = answer(conn, MHD_HTTP_OK, NULL, NULL, hdrs);
     tus_upload_clear(&u);
     return r;
 }
 
-static enum MHD_Result do_delete(struct tus_request *t, struct MHD_Connection *conn,
-                                 const char *id)
+static enum MHD_Result do_delete(struct tus_request *t, struct MHD_Connection *conn, const char *id)
 {
     int rc = tus_store_lock(t->h->tus, id);
     if (rc < 0)
-        return fail_now(t, conn, code_for_tus(rc), "upload '%s' is busy with another request",
-                        id);
+        return fail_now(t, conn, code_for_tus(rc), "upload '%s' is busy with another request", id);
     struct tus_upload u;
     rc = tus_store_get(t->h->tus, id, &u);
     if (rc == TUS_OK)
@@ -454,8 +496,7 @@ static enum MHD_Result do_create(struct tus_request *t, struct MHD_Connection *c
     return MHD_YES; /* answered by the last call */
 }
 
-static enum MHD_Result do_patch(struct tus_request *t, struct MHD_Connection *conn,
-                                const char *id)
+static enum MHD_Result do_patch(struct tus_request *t, struct MHD_Connection *conn, const char *id)
 {
     struct http_server *h = t->h;
     char err[256];
@@ -511,7 +552,9 @@ static enum MHD_Result finish(struct tus_request *t, struct MHD_Connection *conn
     t->answered = 1;
     if (t->failed) {
         release(t);
-        return answer(conn, http_status_for(t->fail_code), t->fail_code, t->fail_msg, NULL);
+        const char *hdrs[] = {"Tus-Version", TUS_VERSION, NULL};
+        return answer(conn, http_status_for(t->fail_code), t->fail_code, t->fail_msg,
+                      strcmp(t->fail_code, "unsupported_version") == 0 ? hdrs : NULL);
     }
     if (t->w) {
         int rc = tus_write_commit(&t->w, &t->u, t->has_checksum ? t->want : NULL, t->wlen);
@@ -538,8 +581,7 @@ static enum MHD_Result finish(struct tus_request *t, struct MHD_Connection *conn
 }
 
 /* The first call of a request: everything but the body. */
-static enum MHD_Result begin(struct tus_request *t, struct MHD_Connection *conn,
-                             struct request *rq)
+static enum MHD_Result begin(struct tus_request *t, struct MHD_Connection *conn, struct request *rq)
 {
     const char *method = rq->route->method;
     const char *ov = header(conn, "X-HTTP-Method-Override");
@@ -561,8 +603,7 @@ static enum MHD_Result begin(struct tus_request *t, struct MHD_Connection *conn,
     if (!id[0]) { /* the collection */
         if (strcmp(method, "POST") == 0)
             return do_create(t, conn);
-        return fail_now(t, conn, "method_not_allowed", "%s is not allowed on /v1/uploads/",
-                        method);
+        return fail_now(t, conn, "method_not_allowed", "%s is not allowed on /v1/uploads/", method);
     }
     if (strcmp(method, "HEAD") == 0)
         return do_head(t, conn, id);
@@ -573,9 +614,8 @@ static enum MHD_Result begin(struct tus_request *t, struct MHD_Connection *conn,
     return fail_now(t, conn, "method_not_allowed", "%s is not allowed on an upload", method);
 }
 
-enum MHD_Result tus_handle(struct http_server *h, struct MHD_Connection *conn,
-                           struct request *rq, const char *upload_data,
-                           size_t *upload_data_size)
+enum MHD_Result tus_handle(struct http_server *h, struct MHD_Connection *conn, struct request *rq,
+                           const char *upload_data, size_t *upload_data_size)
 {
     struct tus_request *t = rq->tus;
     if (!t) {
@@ -592,9 +632,15 @@ enum MHD_Result tus_handle(struct http_server *h, struct MHD_Connection *conn,
     }
     if (*upload_data_size == 0)
         return finish(t, conn);
-    if (!t->w && !t->failed) {
+    if (t->failed) {
+        t->dropped += *upload_data_size;
+        *upload_data_size = 0;
+        /* a failed request's body is dropped up to a cap, then cut */
+        return t->capped && t->dropped > DRAIN_MAX ? MHD_NO : MHD_YES;
+    }
+    if (!t->w) {
         fail_later(t, "bad_request", "this request takes no body");
-    } else if (!t->failed) {
+    } else {
         int rc = tus_write_data(t->w, upload_data, *upload_data_size);
         if (rc == TUS_ETOOBIG)
             fail_later(t, "too_large", "the body goes past Upload-Length; nothing was kept");
@@ -641,6 +687,10 @@ enum MHD_Result tus_status_answer(struct http_server *h, struct MHD_Connection *
     if (!tus_id_valid(id) || tus_store_get(h->tus, id, &u) < 0)
         return http_fail(conn, "not_found", "no job with id '%s'", id);
     enum MHD_Result r;
+    if (u.phase == TUS_DONE) { /* the job record is the truth; it is gone */
+        tus_upload_clear(&u);
+        return http_fail(conn, "not_found", "no job with id '%s'", id);
+    }
     if (u.phase != TUS_FAILED) {
         r = http_fail(conn, "not_found",
                       "upload %s is incomplete: %lld of %lld bytes received; its job starts "

@@ -15,9 +15,8 @@
 struct tus_request;
 
 /* Route handler of every /v1/uploads/ route (any method). */
-enum MHD_Result tus_handle(struct http_server *h, struct MHD_Connection *conn,
-                           struct request *rq, const char *upload_data,
-                           size_t *upload_data_size);
+enum MHD_Result tus_handle(struct http_server *h, struct MHD_Connection *conn, struct request *rq,
+                           const char *upload_data, size_t *upload_data_size);
 
 /* End of a request: keeps the bytes of an interrupted PATCH, releases the
  * upload's lock, frees. Accepts NULL and sets *pp = NULL. */

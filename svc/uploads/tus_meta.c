@@ -27,8 +27,8 @@ static int errf(char *err, size_t errlen, const char *fmt, ...)
 
 static int b64_char(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
 }
 
 /* Strict base64 (RFC 4648 with padding) of in[0..len) into a new buffer
@@ -134,8 +134,9 @@ int tus_meta_parse(const char *header, struct tus_meta *m, char *err, size_t err
         const char *v = k_end;
         if (v < b) {
             v++; /* the one space */
-            if (v >= b || *v == ' ' || b64_decode(v, (size_t)(b - v), TUS_META_VALUE_MAX,
-                                                  &pr->value, &pr->value_len) < 0) {
+            if (v >= b || *v == ' ' ||
+                b64_decode(v, (size_t)(b - v), TUS_META_VALUE_MAX, &pr->value, &pr->value_len) <
+                    0) {
                 char key[TUS_META_KEY_MAX + 1];
                 memcpy(key, pr->key, sizeof(key));
                 tus_meta_clear(m);

@@ -16,15 +16,15 @@
 enum {
     TUS_META_HEADER_MAX = 96 * 1024, /* the whole Upload-Metadata header */
     TUS_META_PAIRS_MAX = 32,
-    TUS_META_KEY_MAX = 64,           /* bytes of a key */
-    TUS_META_VALUE_MAX = 65536,      /* decoded bytes of one value */
-    TUS_DIGEST_MAX = 64,             /* bytes of the longest digest (sha512) */
+    TUS_META_KEY_MAX = 64,      /* bytes of a key */
+    TUS_META_VALUE_MAX = 65536, /* decoded bytes of one value */
+    TUS_DIGEST_MAX = 64,        /* bytes of the longest digest (sha512) */
 };
 
 struct tus_meta_pair {
     char key[TUS_META_KEY_MAX + 1];
-    char *value;       /* decoded, NUL-terminated (owned); "" when the key had no value */
-    size_t value_len;  /* decoded length (a value may hold NUL bytes) */
+    char *value;      /* decoded, NUL-terminated (owned); "" when the key had no value */
+    size_t value_len; /* decoded length (a value may hold NUL bytes) */
 };
 
 struct tus_meta {

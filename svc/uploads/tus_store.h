@@ -7,7 +7,11 @@
  *   <id>.json  its state: offset, length, raw Upload-Metadata, created and
  *              expiry times, phase, error. Replaced atomically: written to
  *              <id>.json.tmp, fsync'd, renamed over, then the folder fsync'd.
- * The offset in <id>.json is the truth: a PATCH writes its bytes past it,
+ *   <id>.off   while PARTIAL, the committed offset and expiry: a 32-byte
+ *              record with a check word, rewritten in place + fdatasync
+ *              (cheaper per chunk than replacing <id>.json); it wins over
+ *              the offset in <id>.json when valid.
+ * The stored offset is the truth: a PATCH writes its bytes past it,
  * fdatasync's them, and only then stores the new offset (and answers 204).
  * A kill -9 at any moment leaves either the old offset (the bytes past it
  * are overwritten by the next PATCH) or the new one, whose bytes are on
@@ -42,8 +46,8 @@ enum {
     TUS_ENOSPC = -4,    /* disk full */
     TUS_EIO = -5,       /* a file operation failed (logged) */
     TUS_ENOMEM = -6,
-    TUS_EINVAL = -7,    /* bad id or argument */
-    TUS_ETOOBIG = -8,   /* bytes past Upload-Length */
+    TUS_EINVAL = -7,  /* bad id or argument */
+    TUS_ETOOBIG = -8, /* bytes past Upload-Length */
 };
 
 enum { TUS_ID_MAX = 63 };
@@ -56,8 +60,8 @@ struct tus_upload {
     double created_at, expires_at; /* Unix seconds */
     double finished_at;            /* DONE/FAILED: when; else 0 */
     enum tus_phase phase;
-    char *metadata;                /* raw Upload-Metadata header, owned, or NULL */
-    char error_code[48];           /* FAILED only */
+    char *metadata;      /* raw Upload-Metadata header, owned, or NULL */
+    char error_code[48]; /* FAILED only */
     char error_message[256];
 };
 
@@ -112,8 +116,8 @@ int tus_store_sweep_start(struct tus_store *ts, double period_s);
 
 /* Call fn for every upload in phase COMPLETE (recovery after a crash
  * between the last byte and the job). */
-int tus_store_each_complete(struct tus_store *ts,
-                            void (*fn)(void *opaque, struct tus_upload *u), void *opaque);
+int tus_store_each_complete(struct tus_store *ts, void (*fn)(void *opaque, struct tus_upload *u),
+                            void *opaque);
 
 /* Free what u owns (metadata). */
 void tus_upload_clear(struct tus_upload *u);

@@ -42,12 +42,10 @@ stop_server() { kill -TERM "$pid"; wait "$pid" || true; }
 upload() { # file, query -> job id
   curl -sf -X POST -H 'Content-Type: video/mp4' -H 'Expect:' --data-binary @"$1" "$base/upload?$2" | jq -r .id
 }
-wait_done() { # id
-  while :; do
-    st=$(curl -sf "$base/status/$1" | jq -r .status)
-    case $st in succeeded) return 0 ;; failed|canceled) echo "job $1 $st" >&2; return 1 ;; esac
-    sleep 0.02
-  done
+wait_done() { # id: follow the job's event stream (it ends with the job), no polling
+  curl -sfN "$base/v1/jobs/$1/events" >/dev/null || true
+  st=$(curl -sf "$base/status/$1" | jq -r .status)
+  [ "$st" = succeeded ] || { echo "job $1 $st" >&2; return 1; }
 }
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"

@@ -35,10 +35,9 @@ static const char *err_code(const struct ts_http *r)
     return code;
 }
 
-#define EXPECT(r, st, code)                                                                 \
-    TS_CHECK((r).status == (st) && (!(code)[0] || strcmp(err_code(&(r)), (code)) == 0),     \
-             "line %d: expected %d %s, got %ld %s", __LINE__, (st), (code), (r).status,    \
-             (r).body)
+#define EXPECT(r, st, code)                                                                        \
+    TS_CHECK((r).status == (st) && (!(code)[0] || strcmp(err_code(&(r)), (code)) == 0),            \
+             "line %d: expected %d %s, got %ld %s", __LINE__, (st), (code), (r).status, (r).body)
 
 static void expect_tus_header(const struct ts_http *r)
 {
@@ -264,7 +263,8 @@ static void protocol(void)
     TS_CHECK(!create(&s, &r, 100, "preset bm9wZS1wcmVzZXQ=", NULL), "bad preset"); /* nope-preset */
     EXPECT(r, 400, "invalid_preset");
     ts_http_free(&r);
-    TS_CHECK(!create(&s, &r, 100, "outputs W3sibmFtZSI6MX1d", NULL), "bad outputs"); /* [{"name":1}] */
+    TS_CHECK(!create(&s, &r, 100, "outputs W3sibmFtZSI6MX1d", NULL),
+             "bad outputs"); /* [{"name":1}] */
     TS_CHECK(r.status == 400, "bad outputs: %ld %s", r.status, r.body);
     ts_http_free(&r);
     TS_CHECK(count_files(uploads, ".json") == 0, "a refused creation left state behind");
@@ -287,8 +287,8 @@ static void protocol(void)
     patch(&s, &r, loc, 0, data, 1000, "application/octet-stream", NULL);
     EXPECT(r, 415, "unsupported_media");
     ts_http_free(&r);
-    const char *no_off[] = {"Tus-Resumable: 1.0.0",
-                            "Content-Type: application/offset+octet-stream", NULL};
+    const char *no_off[] = {"Tus-Resumable: 1.0.0", "Content-Type: application/offset+octet-stream",
+                            NULL};
     ts_http(&s, &r, "PATCH", loc, no_off, data, 1000);
     EXPECT(r, 400, "bad_request");
     ts_http_free(&r);
@@ -447,8 +447,7 @@ static void auth_and_expiry(void)
     TS_CHECK(r.status == 401, "HEAD without key: %ld", r.status);
     ts_http_free(&r);
     /* a CORS preflight needs no key */
-    const char *pre[] = {"Origin: http://example.com", "Access-Control-Request-Method: POST",
-                         NULL};
+    const char *pre[] = {"Origin: http://example.com", "Access-Control-Request-Method: POST", NULL};
     ts_http(&s, &r, "OPTIONS", "/v1/uploads/", pre, NULL, 0);
     EXPECT(r, 204, "");
     ts_http_free(&r);
@@ -457,9 +456,8 @@ static void auth_and_expiry(void)
     char *loc = create(&s, &r, 50000, NULL, key);
     TS_CHECK(loc, "create with the key: %ld %s", r.status, r.body);
     ts_http_free(&r);
-    const char *p_h[] = {"Tus-Resumable: 1.0.0", "Authorization: Bearer s3cret",
-                         "Upload-Offset: 0", "Content-Type: application/offset+octet-stream",
-                         NULL};
+    const char *p_h[] = {"Tus-Resumable: 1.0.0", "Authorization: Bearer s3cret", "Upload-Offset: 0",
+                         "Content-Type: application/offset+octet-stream", NULL};
     char buf[1000];
     memset(buf, 7, sizeof(buf));
     ts_http(&s, &r, "PATCH", loc, p_h, buf, sizeof(buf));

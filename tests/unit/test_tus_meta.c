@@ -49,16 +49,16 @@ static void meta_ok(void **state)
 static void meta_bad(void **state)
 {
     static const char *bad[] = {
-        "filename Y2xpcC5tcDQ",       /* no padding */
-        "filename Y2xp*C5t",          /* bad char */
-        "filename Y2xpcC5tcDQ=,",     /* trailing empty pair */
-        ",filename Y2xpcC5tcDQ=",     /* leading empty pair */
-        "a YQ==,a YQ==",              /* duplicate key */
-        "a  YQ==",                    /* two spaces */
-        "a YQ== x",                   /* junk after the value */
-        "a Y===",                     /* too much padding */
-        "a =YQ=",                     /* padding inside */
-        "k\x01 YQ==",                 /* control char in key */
+        "filename Y2xpcC5tcDQ",   /* no padding */
+        "filename Y2xp*C5t",      /* bad char */
+        "filename Y2xpcC5tcDQ=,", /* trailing empty pair */
+        ",filename Y2xpcC5tcDQ=", /* leading empty pair */
+        "a YQ==,a YQ==",          /* duplicate key */
+        "a  YQ==",                /* two spaces */
+        "a YQ== x",               /* junk after the value */
+        "a Y===",                 /* too much padding */
+        "a =YQ=",                 /* padding inside */
+        "k\x01 YQ==",             /* control char in key */
     };
     struct tus_meta m;
     char err[256];
@@ -99,14 +99,13 @@ static void checksum_parse(void **state)
     unsigned char d[TUS_DIGEST_MAX];
     size_t dl = 0;
     /* sha1("hello") */
-    assert_int_equal(tus_checksum_parse("sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00=", algo, d, &dl, err,
-                                        sizeof(err)),
-                     0);
+    assert_int_equal(
+        tus_checksum_parse("sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00=", algo, d, &dl, err, sizeof(err)), 0);
     assert_string_equal(algo, "sha1");
     assert_int_equal(dl, 20);
     assert_int_equal(d[0], 0xaa);
-    assert_int_equal(tus_checksum_parse("SHA256 LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=",
-                                        algo, d, &dl, err, sizeof(err)),
+    assert_int_equal(tus_checksum_parse("SHA256 LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=", algo,
+                                        d, &dl, err, sizeof(err)),
                      0);
     assert_string_equal(algo, "sha256");
     assert_int_equal(dl, 32);
@@ -124,9 +123,9 @@ static void digest(void **state)
     unsigned char want[TUS_DIGEST_MAX];
     size_t wl = 0;
     struct tus_digest *d = NULL;
-    assert_int_equal(tus_checksum_parse("sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00=", algo, want, &wl, err,
-                                        sizeof(err)),
-                     0);
+    assert_int_equal(
+        tus_checksum_parse("sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00=", algo, want, &wl, err, sizeof(err)),
+        0);
     assert_int_equal(tus_digest_new(algo, &d), 0);
     assert_int_equal(tus_digest_update(d, "hel", 3), 0);
     assert_int_equal(tus_digest_update(d, "lo", 2), 0);

@@ -3,6 +3,7 @@
  * unacknowledged bytes after a crash (a forked writer killed with -9). */
 #define _GNU_SOURCE
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -132,9 +132,9 @@ static void write_commit(void **state)
     char algo[16], err[128];
     unsigned char want[TUS_DIGEST_MAX];
     size_t wl;
-    assert_int_equal(tus_checksum_parse("sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00=", algo, want, &wl, err,
-                                        sizeof(err)),
-                     0); /* sha1("hello") */
+    assert_int_equal(
+        tus_checksum_parse("sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00=", algo, want, &wl, err, sizeof(err)),
+        0); /* sha1("hello") */
     assert_int_equal(tus_write_begin(f->ts, &u, algo, &w), TUS_OK);
     assert_int_equal(tus_write_data(w, "world", 5), TUS_OK);
     assert_int_equal(tus_write_commit(&w, &u, want, wl), TUS_ECHECKSUM);
