@@ -79,16 +79,16 @@ rendition() { # HEIGHT: a spec like spec720 at that height
   echo "{\"name\":\"r$1\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"max_height\":$1,\"crf\":23,\"speed\":\"veryfast\"},\"audio\":{\"codec\":\"aac\",\"bitrate\":128000}}"
 }
 
-# The three renditions in one vidq pass: repeated --output, OUT a folder
-# that gets <name>.mp4 for each.
+# The three renditions in one vidq pass: --output with a JSON array of
+# specs, OUT a folder that gets <name>.mp4 for each.
 vidq_three_form() {
-  echo "vidq transcode IN DIR --progress none --output R1080 --output R720 --output R480 (R<h>: the spec above at max_height h, named r<h>)"
+  echo "vidq transcode IN DIR --progress none --output '[R1080,R720,R480]' (R<h>: the spec above at max_height h, named r<h>)"
 }
 vidq_three() {
   rm -rf "$dir/vidq3"
   mkdir -p "$dir/vidq3"
   measure three_vidq "$vidq" transcode "$in" "$dir/vidq3" --progress none \
-    --output "$(rendition 1080)" --output "$(rendition 720)" --output "$(rendition 480)"
+    --output "[$(rendition 1080),$(rendition 720),$(rendition 480)]"
 }
 
 echo "vidq:   $("$vidq" --version | head -n 1)"

@@ -30,7 +30,7 @@ cancel_case() {
   mkdir "$dir"
   if [ -n "$multi" ]; then
     ctx="$ctx (two outputs)"
-    target=("$dir" --output "$slow" --output "$slow2")
+    target=("$dir" --output "[$slow,$slow2]")
   else
     target=("$dir/out.mp4" --output "$slow")
   fi

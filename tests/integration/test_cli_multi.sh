@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Several outputs in one `vidq transcode` pass (repeated --preset/--output,
-# OUT a folder getting <name>.<ext> each): every output checked with ffprobe
-# against its preset row; refusals (duplicate names, OUT not a folder, one
-# output impossible, too many outputs) leave the folder empty.
+# Several outputs in one `vidq transcode` pass (--preset P1,P2,... or
+# --output '[SPEC, SPEC, ...]', OUT a folder getting <name>.<ext> each):
+# every output checked with ffprobe against its preset row; refusals
+# (duplicate names, OUT a file, one output impossible, too many outputs)
+# leave nothing behind.
 # ctest-labels: cli
 # ctest-timeout: 240
 set -euo pipefail
@@ -15,8 +16,7 @@ in="$VIDQ_MEDIA/portrait_1080x1920.mp4"
 d="$T/five"
 mkdir "$d"
 note "portrait 1080x1920 -> mp4-1080p mp4-720p mp4-480p thumbnail audio-m4a in one pass"
-run_vidq transcode "$in" "$d" --preset mp4-1080p --preset mp4-720p --preset mp4-480p \
-  --preset thumbnail --preset audio-m4a --progress none
+run_vidq transcode "$in" "$d" --preset mp4-1080p,mp4-720p,mp4-480p,thumbnail,audio-m4a --progress none
 if [ "$RC" -ne 0 ]; then
   fail "five presets: exit $RC: $(cat "$T/err.txt")"
 else
@@ -34,7 +34,7 @@ d="$T/three"
 mkdir "$d"
 spec() { echo "{\"name\":\"r$1\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"max_height\":$1,\"crf\":23,\"speed\":\"veryfast\"},\"audio\":{\"codec\":\"aac\",\"bitrate\":128000}}"; }
 in="$VIDQ_MEDIA/h264_aac_640x360.mp4"
-run_vidq transcode "$in" "$d" --output "$(spec 360)" --output "$(spec 240)" --output "$(spec 144)" --progress json
+run_vidq transcode "$in" "$d" --output "[$(spec 360),$(spec 240),$(spec 144)]" --progress json
 if [ "$RC" -ne 0 ]; then
   fail "three specs: exit $RC: $(cat "$T/err.txt")"
 else
@@ -57,13 +57,19 @@ refuse() { # CTX RC CODES ARGS...
   if [ -n "$(ls -A "$dir")" ]; then fail "$ctx: left files: $(ls -A "$dir" | tr '\n' ' ')"; fi
   return 0
 }
-refuse "duplicate names" 2 invalid_output "$in" "$T/refused" --preset mp4-480p --preset mp4-480p
-refuse "OUT not a folder" 1 io_error "$in" "$T/refused/x.mp4" --preset mp4-480p --preset thumbnail
+refuse "duplicate names" 2 invalid_output "$in" "$T/refused" --preset mp4-480p,mp4-480p
 refuse "one output impossible" 1 not_remuxable "$VIDQ_MEDIA/prores_pcm.mov" "$T/refused" \
-  --preset mp4-480p --preset remux-mp4
+  --preset mp4-480p,remux-mp4
 refuse "one output impossible (video-only input)" 1 "invalid_output|unsupported_media" \
-  "$VIDQ_MEDIA/video_only.mp4" "$T/refused" --preset mp4-480p --preset audio-m4a
-args=()
-for i in 1 2 3 4 5 6 7 8 9; do args+=(--output "$(spec $((i * 16)))"); done
-refuse "nine outputs" 2 "bad_request|invalid_output" "$in" "$T/refused" "${args[@]}"
+  "$VIDQ_MEDIA/video_only.mp4" "$T/refused" --preset mp4-480p,audio-m4a
+many=$(spec 16)
+for i in $(seq 2 17); do many+=",$(spec $((i * 16)))"; done
+refuse "seventeen outputs" 2 "bad_request|invalid_output" "$in" "$T/refused" --output "[$many]"
+# OUT an existing file: refused, the file untouched.
+mkdir -p "$T/refused"
+printf 'keep me\n' > "$T/refused/file"
+run_vidq transcode "$in" "$T/refused/file" --preset mp4-480p,thumbnail
+expect_error "OUT is a file" 1 io_error
+[ "$(cat "$T/refused/file")" = "keep me" ] || fail "OUT is a file: the file was changed"
+[ "$(ls -A "$T/refused")" = file ] || fail "OUT is a file: left $(ls -A "$T/refused" | tr '\n' ' ')"
 finish
