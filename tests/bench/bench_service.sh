@@ -27,7 +27,7 @@ ffmpeg -nostdin -hide_banner -loglevel error -f lavfi -i testsrc2=size=1920x1080
 
 start_server() { # isolation, extra flags...
   local iso=$1; shift
-  rm -rf "$work/data"
+  rm -rf "$work/data" "$work/out"   # no stale "listening on" line of the last server
   # The job's child runs at the bench's own niceness, so that it competes
   # for the CPU exactly like the ffmpeg run it is compared with.
   "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" --isolation "$iso" \
@@ -39,8 +39,16 @@ start_server() { # isolation, extra flags...
 }
 stop_server() { kill -TERM "$pid"; wait "$pid" || true; }
 
-upload() { # file, query -> job id
-  curl -sf -X POST -H 'Content-Type: video/mp4' -H 'Expect:' --data-binary @"$1" "$base/upload?$2" | jq -r .id
+upload() { # file, query -> job id (one retry; says why on failure)
+  local try code
+  for try in 1 2; do
+    code=$(curl -s -o "$work/resp" -w '%{http_code}' -X POST -H 'Content-Type: video/mp4' \
+      -T "$1" "$base/upload?$2" || true)
+    if [ "$code" = 202 ]; then jq -r .id "$work/resp"; return 0; fi
+    echo "upload failed (try $try): HTTP $code $(head -c 300 "$work/resp" 2>/dev/null)" >&2
+    tail -n 5 "$work/log" >&2
+  done
+  return 1
 }
 wait_done() { # id: follow the job's event stream (it ends with the job), no polling
   curl -sfN "$base/v1/jobs/$1/events" >/dev/null || true
