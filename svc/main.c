@@ -3,6 +3,7 @@
  * lives in svc/cli/ and owns its flags; see cli.h for exit codes.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -56,6 +57,9 @@ int main(int argc, char **argv)
             /* libcurl's global init is not thread-safe: once, here, before
              * any thread starts. */
             curl_global_init(CURL_GLOBAL_DEFAULT);
+            /* SVT-AV1 prints to stderr itself unless told otherwise (0 =
+             * fatal only); set before any thread can read the environment. */
+            setenv("SVT_LOG", "0", 0);
             log_init();
             int rc = commands[i].run(argc - 1, argv + 1);
             curl_global_cleanup();

@@ -1,5 +1,7 @@
 /* cli_transcode.c - `vidq transcode IN OUT [--preset P | --output SPEC]
  * [--progress json|bar|none] [--threads N]`: one run of the library.
+ * Several presets (P1,P2) or a JSON array of specs make several outputs
+ * from one decode, written into the folder OUT as <name>.<ext>.
  *
  * Progress: a bar on stderr when stderr is a terminal (default), or one
  * JSON object per update on stdout with --progress json. SIGINT/SIGTERM
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -72,13 +75,89 @@ void cli_quiet_log(void *opaque, int level, const char *msg)
     (void)msg;
 }
 
+enum { MAX_OUTPUTS = 16 };
+
+/* --preset P or --preset P1,P2,...: one output per preset. */
+static int specs_from_presets(const char *list, struct tc_output *outs, size_t *n)
+{
+    struct tc_error err = {0};
+    char name[64];
+    const char *p = list;
+    *n = 0;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof(name)) {
+            fprintf(stderr, "vidq: invalid_preset: no such preset: '%.*s' (see vidq presets)\n",
+                    (int)(len > 64 ? 64 : len), p);
+            return CLI_USAGE;
+        }
+        if (*n == MAX_OUTPUTS) {
+            fprintf(stderr, "vidq: bad_request: at most %d outputs\n", MAX_OUTPUTS);
+            return CLI_USAGE;
+        }
+        memcpy(name, p, len);
+        name[len] = '\0';
+        int rc = tc_preset_find(name, &outs[*n].spec, &err);
+        if (rc < 0) {
+            fprintf(stderr, "vidq: %s: %s\n", tc_errname(rc), err.message);
+            return CLI_USAGE;
+        }
+        (*n)++;
+        if (p[len] == '\0')
+            return 0;
+        p += len + 1;
+    }
+}
+
+/* --output SPEC or --output [SPEC, ...]. */
+static int specs_from_json(const char *text, struct tc_output *outs, size_t *n)
+{
+    struct tc_error err = {0};
+    json_error_t jerr;
+    json_t *root = json_loads(text, 0, &jerr);
+    int ret = CLI_USAGE;
+    *n = 0;
+    if (!root) {
+        fprintf(stderr, "vidq: invalid_output: --output is not valid JSON: %s\n", jerr.text);
+        return CLI_USAGE;
+    }
+    if (json_is_array(root)) {
+        if (json_array_size(root) == 0 || json_array_size(root) > MAX_OUTPUTS) {
+            fprintf(stderr, "vidq: invalid_output: --output takes 1 to %d specs\n", MAX_OUTPUTS);
+            goto out;
+        }
+        for (size_t i = 0; i < json_array_size(root); i++) {
+            int rc = tc_spec_parse(json_array_get(root, i), &outs[i].spec, &err);
+            if (rc < 0) {
+                fprintf(stderr, "vidq: %s: output %zu: %s\n", tc_errname(rc), i, err.message);
+                goto out;
+            }
+        }
+        *n = json_array_size(root);
+    } else {
+        int rc = tc_spec_parse(root, &outs[0].spec, &err);
+        if (rc < 0) {
+            fprintf(stderr, "vidq: %s: %s\n", tc_errname(rc), err.message);
+            goto out;
+        }
+        *n = 1;
+    }
+    ret = 0;
+out:
+    json_decref(root);
+    return ret;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: vidq transcode IN OUT [--preset P | --output SPEC_JSON]\n"
             "                      [--progress json|bar|none] [--threads N]\n"
-            "  --preset P      an output preset (default mp4-720p; see vidq presets)\n"
-            "  --output SPEC   a custom output spec as JSON (see API.md)\n"
+            "  --preset P      an output preset (default mp4-720p; see vidq presets);\n"
+            "                  P1,P2,... makes several outputs in one pass, written\n"
+            "                  into the folder OUT as <preset>.<ext>\n"
+            "  --output SPEC   a custom output spec as JSON (see API.md), or a JSON\n"
+            "                  array of specs (OUT is then a folder: <name>.<ext>)\n"
             "  --progress M    bar (default on a terminal), json (one object per line\n"
             "                  on stdout) or none\n"
             "  --threads N     codec threads in total (default: all cores)\n"
@@ -97,8 +176,10 @@ int cli_transcode(int argc, char **argv)
     enum progress_mode mode = isatty(STDERR_FILENO) ? PROGRESS_BAR : PROGRESS_NONE;
     int threads = 0;
     struct tc_error err = {0};
-    struct tc_output output;
-    struct tc_output_result result;
+    struct tc_output outputs[MAX_OUTPUTS];
+    struct tc_output_result results[MAX_OUTPUTS];
+    char paths[MAX_OUTPUTS][4096];
+    size_t n_outputs = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -146,39 +227,40 @@ int cli_transcode(int argc, char **argv)
     if (preset && spec_json)
         return usage_error("bad_request", "give --preset or --output, not both", NULL);
 
-    memset(&output, 0, sizeof(output));
-    if (spec_json) {
-        json_error_t jerr;
-        json_t *obj = json_loads(spec_json, 0, &jerr);
-        if (!obj) {
-            fprintf(stderr, "vidq: invalid_output: --output is not valid JSON: %s\n", jerr.text);
+    memset(outputs, 0, sizeof(outputs));
+    int rc = spec_json ? specs_from_json(spec_json, outputs, &n_outputs)
+                       : specs_from_presets(preset ? preset : "mp4-720p", outputs, &n_outputs);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n_outputs; i++) {
+        if (!strcmp(outputs[i].spec.container, "hls")) {
+            fprintf(stderr, "vidq: invalid_output: hls output is not available yet\n");
             return CLI_USAGE;
         }
-        int rc = tc_spec_parse(obj, &output.spec, &err);
-        json_decref(obj);
-        if (rc < 0) {
-            fprintf(stderr, "vidq: %s: %s\n", tc_errname(rc), err.message);
-            return CLI_USAGE;
-        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(outputs[i].spec.name, outputs[j].spec.name)) {
+                fprintf(stderr, "vidq: invalid_output: two outputs are named '%s'\n",
+                        outputs[i].spec.name);
+                return CLI_USAGE;
+            }
+    }
+    if (n_outputs == 1) {
+        outputs[0].path = out;
     } else {
-        int rc = tc_preset_find(preset ? preset : "mp4-720p", &output.spec, &err);
-        if (rc < 0) {
-            fprintf(stderr, "vidq: %s: %s\n", tc_errname(rc), err.message);
-            return CLI_USAGE;
+        /* Several outputs: OUT is a folder holding <name>.<ext> each. */
+        if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "vidq: io_error: cannot create the folder '%s': %s\n", out, strerror(errno));
+            return CLI_FAILED;
+        }
+        for (size_t i = 0; i < n_outputs; i++) {
+            snprintf(paths[i], sizeof(paths[i]), "%s/%s.%s", out, outputs[i].spec.name,
+                     tc_container_ext(outputs[i].spec.container));
+            outputs[i].path = paths[i];
         }
     }
-    if (!strcmp(output.spec.container, "hls")) {
-        fprintf(stderr, "vidq: invalid_output: hls output is not available yet\n");
-        return CLI_USAGE;
-    }
-    output.path = out;
 
     if (!getenv("VIDQ_LOG_LEVEL"))
         tc_set_log(cli_quiet_log, NULL, 0); /* nothing but the one error line */
-
-    /* SVT-AV1 prints to stderr itself unless told otherwise; 0 = fatal
-     * only. Set once here, before any thread starts. */
-    setenv("SVT_LOG", "0", 0);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -190,15 +272,15 @@ int cli_transcode(int argc, char **argv)
 
     struct tc_run_params params = {
         .input_path = in,
-        .outputs = &output,
-        .n_outputs = 1,
+        .outputs = outputs,
+        .n_outputs = n_outputs,
         .threads = threads,
         .cancel = &cancel_flag,
         .on_progress = mode == PROGRESS_JSON  ? print_json
                        : mode == PROGRESS_BAR ? print_bar
                                               : NULL,
     };
-    int rc = tc_run(&params, &result, &err);
+    rc = tc_run(&params, results, &err);
     if (mode == PROGRESS_BAR)
         fputc('\n', stderr);
     if (rc == TC_ECANCELED || (rc < 0 && atomic_load(&cancel_flag))) {

@@ -2,7 +2,8 @@
 # Smoke test of the transcode library end to end through the CLI: the
 # generated fixture through mp4-720p, checked with ffprobe; a text file is
 # refused with unsupported_media and leaves nothing behind; a hostile HLS
-# playlist naming a local file is refused without reading it.
+# playlist naming a local file is refused without reading it; several
+# presets in one pass.
 # ctest-labels: integration
 # ctest-timeout: 60
 set -euo pipefail
@@ -65,4 +66,12 @@ set +e
 set -e
 [ $rc -eq 2 ] || fail "unknown preset exit $rc"
 grep -q '^vidq: invalid_preset: ' "$tmp/err.txt" || fail "stderr: $(cat "$tmp/err.txt")"
+# 5. several presets in one pass: OUT is a folder of <preset>.<ext>.
+"$VIDQ_BIN" transcode "$in" "$tmp/multi" --preset mp4-480p,thumbnail --progress none \
+    || fail "multi-output exit $?"
+[ "$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name -of default=nw=1:nk=1 "$tmp/multi/mp4-480p.mp4")" = h264 ] \
+    || fail "multi: no mp4-480p.mp4"
+[ "$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name -of default=nw=1:nk=1 "$tmp/multi/thumbnail.jpg")" = mjpeg ] \
+    || fail "multi: no thumbnail.jpg"
+[ "$(ls "$tmp/multi" | wc -l)" -eq 2 ] || fail "multi: unexpected files: $(ls "$tmp/multi")"
 echo "ok"

@@ -250,6 +250,7 @@ static int setup_output(struct run *r, struct output *o)
 static int write_packet(void *opaque, AVPacket *pkt);
 
 struct write_ctx {
+    struct run *r;
     struct output *o;
     struct out_stream *s;
 };
@@ -257,6 +258,10 @@ struct write_ctx {
 static int write_packet(void *opaque, AVPacket *pkt)
 {
     struct write_ctx *w = opaque;
+    /* Encoders may hold many frames (lookahead): a flush can run for a
+     * while, so the cancel flag is looked at per packet too. */
+    if (canceled(w->r))
+        return AVERROR_EXIT;
     AVCodecContext *ec = tc_encoder_ctx(w->s->enc);
     return tc_mux_write(w->o->mux, w->s->index, pkt, ec->time_base.num, ec->time_base.den);
 }
@@ -266,7 +271,7 @@ static int finish_output(struct run *r, struct output *o);
 /* Move everything the chain has ready into the encoder. */
 static int drain_chain(struct run *r, struct output *o, struct out_stream *s)
 {
-    struct write_ctx w = {o, s};
+    struct write_ctx w = {r, o, s};
     for (;;) {
         int ret = tc_filter_pull(s->filter, r->filt);
         if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF)
@@ -300,7 +305,7 @@ static int flush_stream(struct run *r, struct output *o, struct out_stream *s)
         return fail_av(r, TC_EINTERNAL, ret, "filtering failed");
     if ((ret = drain_chain(r, o, s)) < 0 || o->done)
         return ret;
-    struct write_ctx w = {o, s};
+    struct write_ctx w = {r, o, s};
     ret = tc_encoder_send(s->enc, NULL, write_packet, &w);
     if (ret < 0)
         return fail_av(r, TC_EENCODE, ret, "encoding failed");
@@ -314,7 +319,7 @@ static int finish_output(struct run *r, struct output *o)
         return 0;
     o->done = 1;
     if (o->thumbnail) {
-        struct write_ctx w = {o, &o->v};
+        struct write_ctx w = {r, o, &o->v};
         ret = tc_encoder_send(o->v.enc, NULL, write_packet, &w);
         if (ret < 0)
             return fail_av(r, TC_EENCODE, ret, "encoding failed");
