@@ -7,7 +7,7 @@
 # media: they must be refused without opening what they name (the listener
 # must see no connection, and a followed reference would have succeeded).
 # ctest-labels: cli
-# ctest-timeout: 120
+# ctest-timeout: 240
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built

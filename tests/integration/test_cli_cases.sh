@@ -7,7 +7,7 @@
 # counts, channels, start near 0, duration within a frame, faststart.
 # The other presets over every fixture: test_cli_matrix_slow.sh.
 # ctest-labels: cli
-# ctest-timeout: 240
+# ctest-timeout: 400
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built

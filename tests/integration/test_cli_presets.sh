@@ -4,7 +4,7 @@
 # preset that the table does not describe fails here: nothing ships untested.
 # Also the default preset and a custom --output spec.
 # ctest-labels: cli
-# ctest-timeout: 180
+# ctest-timeout: 300
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built
@@ -13,7 +13,9 @@ load_presets
 
 note "presets: ${PRESET_NAMES[*]}"
 for p in mp4-1080p mp4-720p mp4-480p audio-m4a thumbnail remux-mp4; do
-  printf '%s\n' "${PRESET_NAMES[@]}" | grep -qx -- "$p" || fail "preset $p missing from vidq presets --json"
+  # (a here-string, not a pipe: grep -q exiting early would SIGPIPE the
+  # writer, and pipefail would call that a miss)
+  grep -qx -- "$p" <<<"$(printf '%s\n' "${PRESET_NAMES[@]}")" || fail "preset $p missing from vidq presets --json"
 done
 for p in "${PRESET_NAMES[@]}"; do
   [ -n "$(preset_row "$p")" ] || fail "preset $p has no row in PRESET_TABLE (tests/integration/lib_cli.sh): add its expectations"

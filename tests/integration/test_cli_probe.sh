@@ -3,7 +3,7 @@
 # API.md's job "input" object, and the same facts as ffprobe: size, format,
 # duration, video codec/size/fps (or null), audio codec/channels/rate (or null).
 # ctest-labels: cli
-# ctest-timeout: 60
+# ctest-timeout: 180
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built

@@ -5,7 +5,7 @@
 # and only on success, out_time and frames never down, lines no more than
 # ~1 s apart. A failed run never reports 100. --progress none is quiet.
 # ctest-labels: cli
-# ctest-timeout: 120
+# ctest-timeout: 240
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built

@@ -4,7 +4,7 @@
 # with exactly one stderr line "vidq: <code>: <message>", and never a file
 # left in the output folder. Plus --help and --version.
 # ctest-labels: cli
-# ctest-timeout: 60
+# ctest-timeout: 120
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built
