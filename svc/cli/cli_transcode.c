@@ -173,6 +173,8 @@ static int usage_error(const char *code, const char *msg, const char *arg)
 int cli_transcode(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL, *preset = NULL, *spec_json = NULL;
+    char preset_list[1024] = "";
+    int made_out_dir = 0;
     enum progress_mode mode = isatty(STDERR_FILENO) ? PROGRESS_BAR : PROGRESS_NONE;
     int threads = 0;
     struct tc_error err = {0};
@@ -192,7 +194,13 @@ int cli_transcode(int argc, char **argv)
                 return usage_error("bad_request", "missing value after", a);
             const char *v = argv[++i];
             if (!strcmp(a, "--preset")) {
-                preset = v;
+                /* Repeated --preset adds outputs, like --preset a,b. */
+                size_t used = strlen(preset_list);
+                if (used + strlen(v) + 2 > sizeof(preset_list))
+                    return usage_error("bad_request", "too many presets at", v);
+                snprintf(preset_list + used, sizeof(preset_list) - used, "%s%s",
+                         used ? "," : "", v);
+                preset = preset_list;
             } else if (!strcmp(a, "--output")) {
                 spec_json = v;
             } else if (!strcmp(a, "--progress")) {
@@ -244,7 +252,9 @@ int cli_transcode(int argc, char **argv)
         outputs[0].path = out;
     } else {
         /* Several outputs: OUT is a folder holding <name>.<ext> each. */
-        if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+        if (mkdir(out, 0755) == 0)
+            made_out_dir = 1;
+        else if (errno != EEXIST) {
             fprintf(stderr, "vidq: io_error: cannot create the folder '%s': %s\n", out, strerror(errno));
             return CLI_FAILED;
         }
@@ -279,6 +289,10 @@ int cli_transcode(int argc, char **argv)
     rc = tc_run(&params, results, &err);
     if (mode == PROGRESS_BAR)
         fputc('\n', stderr);
+    /* A refused or failed run leaves no folder it made (rmdir only removes
+     * it while empty: tc_run already removed its own files). */
+    if (rc < 0 && made_out_dir)
+        rmdir(out);
     if (rc == TC_ECANCELED || (rc < 0 && atomic_load(&cancel_flag))) {
         fprintf(stderr, "vidq: canceled: interrupted; partial output removed\n");
         return CLI_INTERRUPTED;

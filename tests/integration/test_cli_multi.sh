@@ -72,4 +72,18 @@ run_vidq transcode "$in" "$T/refused/file" --preset mp4-480p,thumbnail
 expect_error "OUT is a file" 1 io_error
 [ "$(cat "$T/refused/file")" = "keep me" ] || fail "OUT is a file: the file was changed"
 [ "$(ls -A "$T/refused")" = file ] || fail "OUT is a file: left $(ls -A "$T/refused" | tr '\n' ' ')"
+# Repeated --preset adds outputs (the same as --preset a,b).
+d="$T/repeated"
+run_vidq transcode "$VIDQ_MEDIA/h264_aac_640x360.mp4" "$d" --preset mp4-480p --preset audio-m4a --progress none
+if [ "$RC" -ne 0 ]; then
+  fail "repeated --preset: exit $RC: $(cat "$T/err.txt")"
+else
+  [ -s "$d/mp4-480p.mp4" ] && [ -s "$d/audio-m4a.m4a" ] ||
+    fail "repeated --preset: want mp4-480p.mp4 and audio-m4a.m4a, got $(ls -A "$d" | tr '\n' ' ')"
+fi
+
+# A refused run leaves no folder it made itself (thumbnail of audio-only input).
+run_vidq transcode "$VIDQ_MEDIA/audio_only.wav" "$T/made_by_vidq" --preset audio-m4a,thumbnail --progress none
+[ "$RC" -ne 0 ] || fail "thumbnail of audio-only input succeeded"
+[ ! -e "$T/made_by_vidq" ] || fail "refused run left its folder: $(ls -A "$T/made_by_vidq" | tr '\n' ' ')"
 finish
