@@ -18,13 +18,6 @@
 
 static const char *const AUTH[] = {"Authorization: Bearer k3y", NULL};
 
-static const char *media(const char *name)
-{
-    static char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", ts_env("VIDQ_MEDIA"), name);
-    return path;
-}
-
 static const char *err_code(const struct ts_http *r)
 {
     static char code[64];
@@ -116,7 +109,7 @@ static void run(const char *isolation)
     ts_http(&s, &r, "GET", "/v1/jobs", bad_auth, NULL, 0);
     EXPECT_ERROR(r, 401, "unauthorized");
     ts_http_free(&r);
-    ts_http_upload_raw(&s, &r, "/upload", media("h264_aac_640x360.mp4"), "video/mp4", NULL);
+    ts_http_upload_raw(&s, &r, "/upload", ts_media("h264_aac_640x360.mp4"), "video/mp4", NULL);
     EXPECT_ERROR(r, 401, "unauthorized");
     ts_http_free(&r);
 
@@ -126,7 +119,7 @@ static void run(const char *isolation)
 
     /* A raw upload and a multipart one, through to ffprobe-checked outputs. */
     ts_http_upload_raw(&s, &r, "/upload?preset=mp4-480p&filename=clip.mp4",
-                       media("h264_aac_640x360.mp4"), "video/mp4", AUTH);
+                       ts_media("h264_aac_640x360.mp4"), "video/mp4", AUTH);
     char *raw_id = accepted_id(&r);
     ts_http_free(&r);
     const char *fields[] = {
@@ -134,7 +127,7 @@ static void run(const char *isolation)
         "[{\"name\":\"small\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\","
         "\"max_height\":240},\"audio\":null}]",
         "metadata", "{\"customer\":\"acme\",\"n\":7}", NULL};
-    ts_http_upload_multipart(&s, &r, "/v1/jobs", media("h264_aac_640x360.mp4"), fields, AUTH);
+    ts_http_upload_multipart(&s, &r, "/v1/jobs", ts_media("h264_aac_640x360.mp4"), fields, AUTH);
     char *mp_id = accepted_id(&r);
     ts_http_free(&r);
 
@@ -297,7 +290,7 @@ static void run(const char *isolation)
     ts_http_free(&r);
 
     /* Several outputs from one upload: a poster and an audio rendition. */
-    ts_http_upload_raw(&s, &r, "/upload?preset=thumbnail,audio-m4a", media("h264_aac_640x360.mp4"),
+    ts_http_upload_raw(&s, &r, "/upload?preset=thumbnail,audio-m4a", ts_media("h264_aac_640x360.mp4"),
                        "video/mp4", AUTH);
     char *multi_id = accepted_id(&r);
     ts_http_free(&r);
@@ -344,16 +337,16 @@ static void run(const char *isolation)
 
     /* Errors of uploads: each leaves no file and no job behind. */
     int inputs_before = ts_count_files(inputs);
-    ts_http_upload_raw(&s, &r, "/upload?preset=no-such-preset", media("h264_aac_640x360.mp4"),
+    ts_http_upload_raw(&s, &r, "/upload?preset=no-such-preset", ts_media("h264_aac_640x360.mp4"),
                        "video/mp4", AUTH);
     EXPECT_ERROR(r, 400, "invalid_preset");
     ts_http_free(&r);
     ts_http_upload_raw(&s, &r, "/upload?outputs=%5B%7B%22name%22%3A1%7D%5D",
-                       media("h264_aac_640x360.mp4"), "video/mp4", AUTH);
+                       ts_media("h264_aac_640x360.mp4"), "video/mp4", AUTH);
     EXPECT_ERROR(r, 400, "invalid_output");
     ts_http_free(&r);
     const char *bad_fields[] = {"preset", "nope-preset", NULL};
-    ts_http_upload_multipart(&s, &r, "/upload", media("h264_aac_640x360.mp4"), bad_fields, AUTH);
+    ts_http_upload_multipart(&s, &r, "/upload", ts_media("h264_aac_640x360.mp4"), bad_fields, AUTH);
     EXPECT_ERROR(r, 400, "invalid_preset");
     ts_http_free(&r);
     const char *no_file[] = {"preset", "mp4-480p", NULL};
@@ -373,7 +366,7 @@ static void run(const char *isolation)
     ts_http_upload_multipart(&s, &r, "/upload", file, NULL, AUTH);
     EXPECT_ERROR(r, 415, "unsupported_media");
     ts_http_free(&r);
-    ts_http_upload_raw(&s, &r, "/upload", media("h264_aac_640x360.mp4"), "text/plain", AUTH);
+    ts_http_upload_raw(&s, &r, "/upload", ts_media("h264_aac_640x360.mp4"), "text/plain", AUTH);
     EXPECT_ERROR(r, 415, "unsupported_media");
     ts_http_free(&r);
     snprintf(file, sizeof(file), "%s/big.bin", dir);

@@ -20,13 +20,6 @@
 
 #include "test_support.h"
 
-static const char *media(const char *name)
-{
-    static char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", ts_env("VIDQ_MEDIA"), name);
-    return path;
-}
-
 /* A few seconds: the 10 s clip with a medium x264 preset. */
 static const char MEDIUM[] = "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":"
                              "\"h264\",\"speed\":\"medium\"},\"audio\":{\"codec\":\"aac\"}}]";
@@ -45,7 +38,7 @@ static char *submit(struct ts_server *s, const char *clip, const char *outputs, 
     snprintf(path, sizeof(path), "/upload?outputs=%s", esc);
     curl_free(esc);
     struct ts_http r;
-    ts_http_upload_raw(s, &r, outputs ? path : "/upload?preset=mp4-480p", media(clip),
+    ts_http_upload_raw(s, &r, outputs ? path : "/upload?preset=mp4-480p", ts_media(clip),
                        "video/mp4", NULL);
     TS_CHECK(r.status == want, "upload: want %ld, got %ld %s", want, r.status, r.body);
     char *id = NULL;
@@ -170,7 +163,7 @@ static void segv_and_timeout(const char *isolation)
     /* And the server still serves and runs jobs (a poster: quick even on a
      * loaded machine, well inside the 4 s limit). */
     struct ts_http r;
-    ts_http_upload_raw(&s, &r, "/upload?preset=thumbnail", media("h264_aac_640x360.mp4"),
+    ts_http_upload_raw(&s, &r, "/upload?preset=thumbnail", ts_media("h264_aac_640x360.mp4"),
                        "video/mp4", NULL);
     TS_CHECK(r.status == 202, "upload after the crash: %ld", r.status);
     json_t *acc = ts_http_json(&r);
@@ -244,7 +237,7 @@ static void kill9_and_sigterm(const char *isolation)
     kill(s.pid, SIGTERM);
     ts_sleep_ms(100);
     struct ts_http r;
-    ts_http_upload_raw(&s, &r, "/upload", media("h264_aac_640x360.mp4"), "video/mp4", NULL);
+    ts_http_upload_raw(&s, &r, "/upload", ts_media("h264_aac_640x360.mp4"), "video/mp4", NULL);
     TS_CHECK(r.status == 503 && strstr(r.body, "shutting_down"), "upload while stopping: %ld %s",
              r.status, r.body);
     ts_http_free(&r);

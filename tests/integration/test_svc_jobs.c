@@ -19,13 +19,6 @@
 
 #include "test_support.h"
 
-static const char *media(const char *name)
-{
-    static char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", ts_env("VIDQ_MEDIA"), name);
-    return path;
-}
-
 /* A job of a few seconds: the 10 s clip with a slow x264 preset. */
 /* A few seconds: the 10 s clip with a medium x264 preset. */
 static const char MEDIUM[] = "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":"
@@ -44,7 +37,7 @@ static char *submit(struct ts_server *s, const char *clip, const char *outputs,
     snprintf(path, sizeof(path), "/upload?outputs=%s%s", esc, extra ? extra : "");
     curl_free(esc);
     struct ts_http r;
-    ts_http_upload_raw(s, &r, path, media(clip), "video/mp4", NULL);
+    ts_http_upload_raw(s, &r, path, ts_media(clip), "video/mp4", NULL);
     TS_CHECK(r.status == want_status, "upload: want %ld, got %ld %s", want_status, r.status,
              r.body);
     char *id = NULL;

@@ -13,6 +13,15 @@
 #include <time.h>
 #include <unistd.h>
 
+int ts_failures;
+
+const char *ts_media(const char *name)
+{
+    static char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", ts_env("VIDQ_MEDIA"), name);
+    return path;
+}
+
 const char *ts_env(const char *name)
 {
     const char *v = getenv(name);

@@ -131,6 +131,25 @@ double ts_now(void);
 void ts_sleep_ms(int ms);
 
 /* Check macro for integration tests: print where and exit 1. */
+/* Path of a generated media file under VIDQ_MEDIA (a static buffer: use it
+ * before the next call). */
+const char *ts_media(const char *name);
+
+/* Checks that failed through TS_EXPECT; a test exits non-zero if any did. */
+extern int ts_failures;
+
+/* Like TS_CHECK but counts the failure and goes on, so one run reports
+ * every broken case. */
+#define TS_EXPECT(cond, ...)                                                         \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
+            fprintf(stderr, __VA_ARGS__);                                            \
+            fprintf(stderr, "\n");                                                   \
+            ts_failures++;                                                           \
+        }                                                                            \
+    } while (0)
+
 #define TS_CHECK(cond, ...)                                                          \
     do {                                                                             \
         if (!(cond)) {                                                               \
