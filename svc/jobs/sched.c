@@ -416,7 +416,7 @@ static char *results_json(const struct tc_output *outs, const struct tc_output_r
         double duration = res[i].duration_s;
         struct tc_media_info info;
         struct tc_error err;
-        if (strcmp(outs[i].spec.container, "hls") != 0 &&
+        if (!tc_container_is_folder(outs[i].spec.container) &&
             tc_probe(outs[i].path, &info, &err) == 0) {
             json_t *in = tc_media_info_to_json(&info, NULL);
             video = json_incref(json_object_get(in, "video"));

@@ -54,7 +54,8 @@ struct candidate {
 
 struct tc_poster {
     double window_start, window_len, window_end;
-    double step, next_t, last_t;
+    double step, next_t;
+    double want_t;              /* time of the last frame asked about */
     int max_cand, n;
     struct candidate c[MAX_CANDIDATES];
     struct candidate fallback; /* best frame of windows with nothing usable */
@@ -175,7 +176,7 @@ int tc_poster_open(double duration_s, int width, int height, struct tc_poster **
     p->max_cand = k > MAX_CANDIDATES   ? MAX_CANDIDATES
                   : k < MIN_CANDIDATES ? MIN_CANDIDATES
                                        : (int)k;
-    p->last_t = -1.0;
+    p->want_t = -1.0;
     p->picked = -2;
     open_window(p, 0.0, tc_poster_window(duration_s));
     *out = p;
@@ -194,11 +195,13 @@ void tc_poster_free(struct tc_poster **pp)
     *pp = NULL;
 }
 
-/* A usable time for t: frames without a timestamp count as 1/25 s apart. */
-static double clock_of(struct tc_poster *p, double t)
+/* A usable time for t: frames without a timestamp count as 1/25 s after
+ * the one before (*prev; -1 before the first). */
+static double clock_of(double *prev, double t)
 {
     if (isnan(t))
-        t = p->last_t < 0 ? 0.0 : p->last_t + 0.04;
+        t = *prev < 0 ? 0.0 : *prev + 0.04;
+    *prev = t;
     return t;
 }
 
@@ -206,7 +209,7 @@ int tc_poster_want(struct tc_poster *p, double t)
 {
     if (p->done)
         return 0;
-    t = clock_of(p, t);
+    t = clock_of(&p->want_t, t);
     if (t < p->next_t)
         return 0;
     /* Past a window with nothing usable: look at least every second. */
@@ -258,8 +261,9 @@ int tc_poster_add(struct tc_poster *p, const AVFrame *f, double t)
 {
     if (p->done)
         return 1;
-    t = clock_of(p, t);
-    p->last_t = t;
+    /* Without a timestamp: the time tc_poster_want gave the frame. */
+    if (isnan(t))
+        t = p->want_t < 0 ? 0.0 : p->want_t;
     if (t > p->window_end && p->n > 0) {
         /* This frame is past the window: decide on what came before. */
         if (any_usable(p)) {
