@@ -604,28 +604,31 @@ check_hls_playlist() {
     nseg=$((nseg + 1))
     local sp="$dir/$d/$seg" probe
     if [ ! -s "$sp" ]; then fail "$ctx: $uri lists $seg which does not exist"; continue; fi
+    # The playlist says the segments' format (a tiny TS tail segment can
+    # look like something else to ffprobe's guess).
+    local f=(-f mpegts)
     probe=$sp
-    if [ -n "$init" ]; then probe=$T/hls_seg.mp4; cat "$dir/$d/$init" "$sp" >"$probe"; fi
+    if [ -n "$init" ]; then probe=$T/hls_seg.mp4; f=(-f mp4); cat "$dir/$d/$init" "$sp" >"$probe"; fi
     local vs as
-    vs=$(ffprobe -v error -select_streams v -show_entries stream=codec_name,width,height -of csv=p=0 "$probe" </dev/null | awk NF | sort -u | tr '\n' ' ')
-    as=$(ffprobe -v error -select_streams a -show_entries stream=codec_name -of csv=p=0 "$probe" </dev/null | awk NF | sort -u | tr '\n' ' ')
+    vs=$(ffprobe -v error "${f[@]}" -select_streams v -show_entries stream=codec_name,width,height -of csv=p=0 "$probe" </dev/null | awk NF | sort -u | tr '\n' ' ')
+    as=$(ffprobe -v error "${f[@]}" -select_streams a -show_entries stream=codec_name -of csv=p=0 "$probe" </dev/null | awk NF | sort -u | tr '\n' ' ')
     if [ "$kind" = audio ]; then
       [ -z "$vs" ] && [ "$as" = "aac " ] || fail "$ctx: $d/$seg has video '$vs' audio '$as', want AAC only"
     else
       [ "$vs" = "$kind,$size " ] || fail "$ctx: $d/$seg video '$vs', want '$kind,$size '"
       [ -z "$as" ] || fail "$ctx: $d/$seg of a video variant has audio '$as' (audio goes in its own group)"
     fi
-    ffmpeg -nostdin -v error -i "$probe" -f null - 2>"$T/dec.err" </dev/null || fail "$ctx: $d/$seg does not decode: $(head -c 200 "$T/dec.err")"
+    ffmpeg -nostdin -v error "${f[@]}" -i "$probe" -f null - 2>"$T/dec.err" </dev/null || fail "$ctx: $d/$seg does not decode: $(head -c 200 "$T/dec.err")"
     [ -s "$T/dec.err" ] && fail "$ctx: $d/$seg decode errors: $(head -c 200 "$T/dec.err")"
     if [ "$kind" != audio ]; then
       local k
-      k=$(ffprobe -v error -select_streams v:0 -show_entries frame=key_frame -of csv=p=0 "$probe" </dev/null || true)
+      k=$(ffprobe -v error "${f[@]}" -select_streams v:0 -show_entries frame=key_frame -of csv=p=0 "$probe" </dev/null || true)
       k=${k%%$'\n'*}; k=${k%%,*}
       [ "$k" = 1 ] || fail "$ctx: $d/$seg does not start with a keyframe"
       if [ "$nseg" = 1 ]; then
         # CODECS from the stream's own profile and level.
         local prof lvl want
-        IFS=, read -r prof lvl < <(ffprobe -v error -select_streams v:0 -show_entries stream=profile,level -of csv=p=0 "$probe" </dev/null)
+        IFS=, read -r prof lvl < <(ffprobe -v error "${f[@]}" -select_streams v:0 -show_entries stream=profile,level -of csv=p=0 "$probe" </dev/null)
         case "$kind,$prof" in
           h264,High) want=$(printf 'avc1.6400%02X' "$lvl") ;;
           hevc,Main) want=$(printf 'hvc1.1.6.L%d' "$lvl") ;;
