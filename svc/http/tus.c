@@ -9,10 +9,10 @@
  * the first call (headers) checks auth, Tus-Resumable, the method and the
  * headers, and for a PATCH takes the upload's lock and opens the write;
  * later calls append the body (never held in memory); the last call
- * commits (fdatasync, then the new offset) and answers. A body cut off
- * mid-way (the client went away) ends in tus_request_free, which keeps the
- * bytes that arrived when no checksum was asked for; the lock is released
- * there in every case.
+ * commits (the new offset, after every byte was written; with --tus-fsync
+ * after an fdatasync) and answers. A body cut off mid-way (the client went
+ * away) ends in tus_request_free, which keeps the bytes that arrived when
+ * no checksum was asked for; the lock is released there in every case.
  *
  * GET /status/<id> of an upload that is not complete answers 404 with the
  * code not_found and a message that says how many bytes arrived; a
@@ -661,8 +661,8 @@ void tus_request_free(struct tus_request **pp)
         return;
     struct tus_request *t = *pp;
     if (t->w) {
-        /* The client went away mid-body: keep what arrived (made durable
-         * first), as tus asks, unless a checksum must vouch for it. */
+        /* The client went away mid-body: keep what arrived, as tus asks,
+         * unless a checksum must vouch for it. */
         if (!t->has_checksum && !t->failed && tus_write_count(t->w) > 0) {
             if (tus_write_commit(&t->w, &t->u, NULL, 0) == TUS_OK) {
                 log_info("tus: upload %s interrupted at %lld bytes", t->u.id,
@@ -742,7 +742,7 @@ int tus_open(struct http_server *h)
 {
     char dir[1100];
     snprintf(dir, sizeof(dir), "%s/uploads", h->cfg->data_dir);
-    int rc = tus_store_open(dir, h->cfg->tus_expiry, &h->tus);
+    int rc = tus_store_open(dir, h->cfg->tus_expiry, h->cfg->tus_fsync, &h->tus);
     if (rc < 0) {
         log_error("tus: cannot open the uploads folder %s", dir);
         return -1;
