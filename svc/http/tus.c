@@ -17,7 +17,9 @@
  * GET /status/<id> of an upload that is not complete answers 404 with the
  * code not_found and a message that says how many bytes arrived; a
  * complete upload is a job; a complete upload that was refused (not media,
- * an output that does not fit it) is a failed job whose error says why.
+ * an output that does not fit it) is a job in the job store in status
+ * failed whose error says why (the last PATCH still answers 204: its bytes
+ * were stored).
  */
 #define _GNU_SOURCE
 #include "http/tus.h"
@@ -257,30 +259,48 @@ static void upload_headers(const struct tus_upload *u, char off[24], char len[24
 
 /* ------------------------------------------------------ the last byte */
 
+/* The upload options of u's metadata, with u->id as the job id. Returns 0,
+ * or -1 with e filled (o then holds the job id alone). */
+static int options_of(const struct tus_upload *u, struct upload_options *o, struct api_error *e)
+{
+    struct tus_meta m;
+    char err[256];
+    int rc = -1;
+    memset(o, 0, sizeof(*o));
+    if (tus_meta_parse(u->metadata, &m, err, sizeof(err)) < 0) {
+        api_error_set(e, "bad_request", "%s", err);
+    } else {
+        rc = options_from_meta(&m, o, e);
+        tus_meta_clear(&m);
+    }
+    if (job_id_valid(u->id))
+        memcpy(o->job_id, u->id, JOB_ID_SIZE); /* job_id_valid: JOB_ID_LEN chars */
+    return rc;
+}
+
 /* Make the job of a complete upload (the caller holds its lock): probe,
- * store, queue, as for any upload. A refused file becomes a FAILED record
- * (its bytes removed) that GET /status reports. */
+ * store, queue, as for any upload. A refused file (not media, outputs
+ * that do not fit it) becomes a job in status failed with the reason
+ * (upload_submit records it: GET /status, /v1/jobs, job.failed), and its
+ * bytes are removed; the record keeps phase FAILED and the reason. */
 static void finish_upload(struct http_server *h, struct tus_upload *u)
 {
     struct upload_options o;
     struct api_error e;
-    struct tus_meta m;
-    char err[256], path[1200], id[JOB_ID_SIZE];
+    char path[1200], id[JOB_ID_SIZE];
     char *json = NULL;
     size_t len = 0;
+    int rc = -1, failed_job = 0;
     memset(&e, 0, sizeof(e));
     memset(&o, 0, sizeof(o));
-    int rc = -1;
-    if (tus_meta_parse(u->metadata, &m, err, sizeof(err)) < 0)
-        api_error_set(&e, "bad_request", "%s", err);
-    else if (!job_id_valid(u->id))
+    if (!job_id_valid(u->id))
         api_error_set(&e, "internal_error", "the upload id is not a job id");
-    else if (options_from_meta(&m, &o, &e) == 0 &&
-             tus_store_data_path(h->tus, u->id, path, sizeof(path)) == 0) {
-        memcpy(o.job_id, u->id, JOB_ID_SIZE); /* job_id_valid: JOB_ID_LEN chars */
-        rc = upload_submit(h, path, &o, u->length, &json, &len, id, &e);
-    }
-    tus_meta_clear(&m);
+    else if (tus_store_data_path(h->tus, u->id, path, sizeof(path)) < 0)
+        api_error_set(&e, "internal_error", "the upload's path is too long");
+    else if (options_of(u, &o, &e) == 0)
+        rc = upload_submit(h, path, &o, u->length, &json, &len, id, &e, &failed_job);
+    else /* checked at creation: only a damaged record gets here */
+        failed_job = upload_record_failed(h, &o, u->length, NULL, &e) == 0;
     upload_options_clear(&o);
     free(json);
     if (rc == 0) {
@@ -291,14 +311,16 @@ static void finish_upload(struct http_server *h, struct tus_upload *u)
         snprintf(u->error_code, sizeof(u->error_code), "%s", e.code ? e.code : "internal_error");
         snprintf(u->error_message, sizeof(u->error_message), "%s", e.message);
         tus_store_remove_data(h->tus, u->id);
-        log_info("tus: upload %s complete but refused: %s (%s)", u->id, u->error_code,
-                 u->error_message);
+        log_info("tus: upload %s complete but refused: %s (%s)%s", u->id, u->error_code,
+                 u->error_message, failed_job ? "; failed job recorded" : "");
     }
     u->finished_at = (double)time(NULL);
     if (tus_store_save(h->tus, u) < 0)
         log_error("tus: cannot record the end of upload %s", u->id);
 }
 
+/* At start: an upload whose last byte arrived before the last stop but
+ * whose job is missing (a crash in between, or the job store failed). */
 static void recover_one(void *opaque, struct tus_upload *u)
 {
     struct http_server *h = opaque;
@@ -306,13 +328,25 @@ static void recover_one(void *opaque, struct tus_upload *u)
     if (tus_store_lock(h->tus, u->id) != TUS_OK)
         return;
     if (sched_job_get(h->sched, u->id, &job) == SCHED_OK) {
-        /* the job was made; only the record's last write was lost */
-        u->phase = TUS_DONE;
-        tus_store_save(h->tus, u);
+        if (u->phase == TUS_COMPLETE) { /* only the record's last write was lost */
+            u->phase = TUS_DONE;
+            tus_store_save(h->tus, u);
+        }
         job_free(&job);
-    } else {
+    } else if (u->phase == TUS_COMPLETE) {
         log_info("tus: upload %s was complete at the last stop; making its job", u->id);
         finish_upload(h, u);
+    } else { /* FAILED, its job not recorded */
+        struct upload_options o;
+        struct api_error e;
+        memset(&e, 0, sizeof(e));
+        options_of(u, &o, &e);
+        api_error_set(&e, u->error_code[0] ? u->error_code : "internal_error", "%s",
+                      u->error_message);
+        if (upload_record_failed(h, &o, u->length, NULL, &e) == 0)
+            log_info("tus: upload %s: its refusal (%s) recorded as a failed job", u->id,
+                     u->error_code);
+        upload_options_clear(&o);
     }
     tus_store_unlock(h->tus, u->id);
 }
@@ -687,55 +721,19 @@ enum MHD_Result tus_status_answer(struct http_server *h, struct MHD_Connection *
     if (!tus_id_valid(id) || tus_store_get(h->tus, id, &u) < 0)
         return http_fail(conn, "not_found", "no job with id '%s'", id);
     enum MHD_Result r;
-    if (u.phase == TUS_DONE) { /* the job record is the truth; it is gone */
-        tus_upload_clear(&u);
-        return http_fail(conn, "not_found", "no job with id '%s'", id);
-    }
-    if (u.phase != TUS_FAILED) {
+    if (u.phase == TUS_DONE) /* the job record is the truth; it is gone */
+        r = http_fail(conn, "not_found", "no job with id '%s'", id);
+    else if (u.phase == TUS_FAILED) /* its failed job could not be stored */
+        r = http_fail(conn, "not_found",
+                      "upload %s was refused (%s: %s); its job could not be recorded", id,
+                      u.error_code, u.error_message);
+    else
         r = http_fail(conn, "not_found",
                       "upload %s is incomplete: %lld of %lld bytes received; its job starts "
                       "when the last byte lands",
                       id, (long long)u.offset, (long long)u.length);
-        tus_upload_clear(&u);
-        return r;
-    }
-    /* A refused upload: a failed job that says why. */
-    struct job job;
-    struct tus_meta m;
-    char err[64];
-    memset(&job, 0, sizeof(job));
-    snprintf(job.id, sizeof(job.id), "%s", id);
-    job.status = JOB_FAILED;
-    job.created_at = u.created_at;
-    job.finished_at = u.finished_at > 0 ? u.finished_at : u.created_at;
-    json_t *input = json_object();
-    const char *meta_json = "{}";
-    if (tus_meta_parse(u.metadata, &m, err, sizeof(err)) == 0) {
-        const char *fn = tus_meta_get(&m, "filename", NULL);
-        if (!fn)
-            fn = tus_meta_get(&m, "name", NULL);
-        if (fn)
-            json_object_set_new(input, "filename", json_string(fn));
-        const char *md = tus_meta_get(&m, "metadata", NULL);
-        json_t *mdv = md ? json_loads(md, 0, NULL) : NULL;
-        if (json_is_object(mdv))
-            meta_json = md;
-        json_decref(mdv);
-    }
-    json_object_set_new(input, "size", json_integer(u.length));
-    job.input_json = json_dumps(input, JSON_COMPACT);
-    job.outputs_json = strdup("[]");
-    job.metadata_json = strdup(meta_json);
-    job.error_code = strdup(u.error_code);
-    job.error_message = strdup(u.error_message);
-    tus_meta_clear(&m);
-    json_decref(input);
-    json_t *v = job_to_json(&job, -1);
-    job_clear(&job);
     tus_upload_clear(&u);
-    if (!v)
-        return http_fail(conn, "internal_error", "out of memory");
-    return http_send_value(conn, MHD_HTTP_OK, v);
+    return r;
 }
 
 int tus_open(struct http_server *h)

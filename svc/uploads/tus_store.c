@@ -513,7 +513,8 @@ static int complete_one(void *opaque, const char *id)
 {
     struct complete_ctx *c = opaque;
     struct tus_upload u;
-    if (tus_store_get(c->ts, id, &u) == TUS_OK && u.phase == TUS_COMPLETE)
+    if (tus_store_get(c->ts, id, &u) == TUS_OK &&
+        (u.phase == TUS_COMPLETE || u.phase == TUS_FAILED))
         c->fn(c->opaque, &u);
     tus_upload_clear(&u);
     return 1;

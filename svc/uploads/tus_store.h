@@ -123,8 +123,9 @@ int tus_store_sweep(struct tus_store *ts, double now);
 /* Run tus_store_sweep every period_s seconds on a thread until close. */
 int tus_store_sweep_start(struct tus_store *ts, double period_s);
 
-/* Call fn for every upload in phase COMPLETE (recovery after a crash
- * between the last byte and the job). */
+/* Call fn for every upload in phase COMPLETE or FAILED (recovery after a
+ * crash between the last byte and the job, or a refusal whose failed job
+ * could not be stored). */
 int tus_store_each_complete(struct tus_store *ts, void (*fn)(void *opaque, struct tus_upload *u),
                             void *opaque);
 
