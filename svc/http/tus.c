@@ -6,8 +6,10 @@
  * becomes the job id.
  *
  * One request, one state (struct tus_request in the request's con_cls):
- * the first call (headers) checks auth, Tus-Resumable, the method and the
- * headers, and for a PATCH takes the upload's lock and opens the write;
+ * the first call (headers) checks auth (the router leaves it to this
+ * module, so that a 401 carries Tus-Resumable and the CORS headers a
+ * browser needs to read it; only OPTIONS is open), Tus-Resumable, the
+ * method and the headers, and for a PATCH takes the upload's lock and opens the write;
  * later calls append the body (never held in memory); the last call
  * commits (the new offset, after every byte was written; with --tus-fsync
  * after an fdatasync) and answers. A body cut off mid-way (the client went
@@ -158,6 +160,18 @@ static int drain_body(struct MHD_Connection *conn)
     return te && strcasestr(te, "chunked") != NULL;
 }
 
+/* The headers an error answer adds for code (NULL-terminated list). */
+static const char *const *error_headers(const char *code)
+{
+    static const char *const version[] = {"Tus-Version", TUS_VERSION, NULL};
+    static const char *const auth[] = {"WWW-Authenticate", "Bearer", NULL};
+    if (strcmp(code, "unsupported_version") == 0)
+        return version;
+    if (strcmp(code, "unauthorized") == 0)
+        return auth;
+    return NULL;
+}
+
 static enum MHD_Result fail_now(struct tus_request *t, struct MHD_Connection *conn,
                                 const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -178,9 +192,7 @@ static enum MHD_Result fail_now(struct tus_request *t, struct MHD_Connection *co
         return MHD_YES;
     }
     t->answered = 1;
-    const char *hdrs[] = {"Tus-Version", TUS_VERSION, NULL};
-    return answer(conn, http_status_for(code), code, msg,
-                  strcmp(code, "unsupported_version") == 0 ? hdrs : NULL);
+    return answer(conn, http_status_for(code), code, msg, error_headers(code));
 }
 
 static const char *code_for_tus(int rc)
@@ -586,9 +598,8 @@ static enum MHD_Result finish(struct tus_request *t, struct MHD_Connection *conn
     t->answered = 1;
     if (t->failed) {
         release(t);
-        const char *hdrs[] = {"Tus-Version", TUS_VERSION, NULL};
         return answer(conn, http_status_for(t->fail_code), t->fail_code, t->fail_msg,
-                      strcmp(t->fail_code, "unsupported_version") == 0 ? hdrs : NULL);
+                      error_headers(t->fail_code));
     }
     if (t->w) {
         int rc = tus_write_commit(&t->w, &t->u, t->has_checksum ? t->want : NULL, t->wlen);
@@ -622,9 +633,10 @@ static enum MHD_Result begin(struct tus_request *t, struct MHD_Connection *conn,
     if (ov && strcmp(method, "POST") == 0)
         method = ov;
     int options = strcmp(method, "OPTIONS") == 0;
-    /* a browser's CORS preflight carries no credentials */
-    int preflight = options && header(conn, "Access-Control-Request-Method");
-    if (!preflight && !http_authorized(t->h, conn))
+    /* Every method but OPTIONS needs the API key. OPTIONS (tus discovery,
+     * a browser's CORS preflight, which carries no credentials) tells the
+     * server's capabilities only, never an upload. */
+    if (!options && !http_authorized(t->h, conn))
         return fail_now(t, conn, "unauthorized",
                         "this server needs an API key: Authorization: Bearer <key>");
     if (options)
