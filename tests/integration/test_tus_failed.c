@@ -1,8 +1,9 @@
 /*
  * A complete tus upload that is refused is a real failed job: a non-media
- * file uploaded through /v1/uploads/ in two PATCHes (the last one still
- * answers 204 with Upload-Offset = Upload-Length: its bytes were stored
- * before the probe refused them), then
+ * file uploaded through /v1/uploads/ in two PATCHes (between them GET
+ * /status answers 404 "incomplete: N of M bytes" and /v1/jobs does not list
+ * it; the last one still answers 204 with Upload-Offset = Upload-Length:
+ * its bytes were stored before the probe refused them), then
  *   - GET /status/<id> and /v1/jobs/<id>: status failed, error.code
  *     unsupported_media with a message, the upload's filename, size and
  *     metadata, finished_at set, attempts 0;
@@ -100,6 +101,19 @@ static char *upload_file(const struct ts_server *s, const char *file, const char
     long long off = -1;
     long half = size / 2;
     TS_CHECK(patch(s, loc, 0, buf, (size_t)half, &off) == 204 && off == half, "first PATCH");
+    /* incomplete: no job yet; /status says how far it got */
+    char path[256], want[128];
+    snprintf(path, sizeof(path), "/status/%s", loc + strlen("/v1/uploads/"));
+    struct ts_http r;
+    ts_http(s, &r, "GET", path, NULL, NULL, 0);
+    snprintf(want, sizeof(want), "incomplete: %ld of %ld bytes", half, size);
+    TS_EXPECT(r.status == 404 && strstr(r.body, "\"code\":\"not_found\"") && strstr(r.body, want),
+              "status of an incomplete upload: %ld %s", r.status, r.body);
+    ts_http_free(&r);
+    ts_http(s, &r, "GET", "/v1/jobs?limit=100", NULL, NULL, 0);
+    TS_EXPECT(r.status == 200 && !strstr(r.body, loc + strlen("/v1/uploads/")),
+              "an incomplete upload is listed: %s", r.body);
+    ts_http_free(&r);
     /* the last PATCH answers 204 with the full offset, refused or not */
     TS_CHECK(patch(s, loc, half, buf + half, (size_t)(size - half), &off) == 204 && off == size,
              "last PATCH: offset %lld of %ld", off, size);
