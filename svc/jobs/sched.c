@@ -406,9 +406,11 @@ out:
 }
 
 /* results_json for a succeeded run: size and duration from the run,
- * video/audio from probing each finished output. New string or NULL. */
-static char *results_json(const struct tc_output *outs, const struct tc_output_result *res,
-                          size_t n)
+ * video/audio from probing each finished output. An output can carry the
+ * input's own (copied) bitstream, so it is probed as isolated as the job
+ * was. New string or NULL. */
+static char *results_json(const struct sched *s, const struct tc_output *outs,
+                          const struct tc_output_result *res, size_t n)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
@@ -416,8 +418,16 @@ static char *results_json(const struct tc_output *outs, const struct tc_output_r
         double duration = res[i].duration_s;
         struct tc_media_info info;
         struct tc_error err;
+        struct worker_probe_params probe = {
+            .isolation = s->cfg.isolation,
+            .exe = s->cfg.exe,
+            .path = outs[i].path,
+            .max_memory = s->cfg.worker_max_memory,
+            .nice = s->cfg.worker_nice,
+            .timeout_s = 60,
+        };
         if (strcmp(outs[i].spec.container, "hls") != 0 &&
-            tc_probe(outs[i].path, &info, &err) == 0) {
+            worker_probe(&probe, &info, &err) == 0) {
             json_t *in = tc_media_info_to_json(&info, NULL);
             video = json_incref(json_object_get(in, "video"));
             audio = json_incref(json_object_get(in, "audio"));
@@ -496,7 +506,7 @@ static void *runner_main(void *arg)
         close(wake);
     switch (wr->outcome) {
     case WORKER_SUCCEEDED:
-        results = results_json(outs, wr->results, n);
+        results = results_json(s, outs, wr->results, n);
         final = JOB_SUCCEEDED;
         code = message = NULL;
         break;
