@@ -406,29 +406,18 @@ out:
 }
 
 /* results_json for a succeeded run: size and duration from the run,
- * video/audio from probing each finished output. New string or NULL. */
+ * video/audio (and whether each was copied) from probing each finished
+ * output. New string or NULL. */
 static char *results_json(const struct tc_output *outs, const struct tc_output_result *res,
                           size_t n)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
-        json_t *video = NULL, *audio = NULL;
-        double duration = res[i].duration_s;
-        struct tc_media_info info;
-        struct tc_error err;
-        if (strcmp(outs[i].spec.container, "hls") != 0 &&
-            tc_probe(outs[i].path, &info, &err) == 0) {
-            json_t *in = tc_media_info_to_json(&info, NULL);
-            video = json_incref(json_object_get(in, "video"));
-            audio = json_incref(json_object_get(in, "audio"));
-            if (info.duration_s > 0)
-                duration = info.duration_s;
-            json_decref(in);
+        json_t *o = tc_output_result_to_json(&outs[i], &res[i]);
+        if (!o || json_array_append_new(arr, o) != 0) {
+            json_decref(arr);
+            return NULL;
         }
-        json_array_append_new(arr, json_pack("{s:I, s:f, s:o, s:o}", "size",
-                                             (json_int_t)res[i].size, "duration_s", duration,
-                                             "video", video ? video : json_null(), "audio",
-                                             audio ? audio : json_null()));
     }
     char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
     json_decref(arr);
