@@ -144,8 +144,6 @@ enum MHD_Result http_fail(struct MHD_Connection *conn, const char *code, const c
     return http_send_error(conn, &e);
 }
 
-enum { REJECT_DRAIN_MAX = 1 << 20 };
-
 enum MHD_Result http_reject(struct MHD_Connection *conn, struct request *rq,
                             const struct api_error *e)
 {
@@ -153,12 +151,14 @@ enum MHD_Result http_reject(struct MHD_Connection *conn, struct request *rq,
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    int drain = 0;
+    /* No body at all: answer in the request's last call, which keeps the
+     * connection alive (see routes_dispatch). */
+    int drain = !clen && !te;
     if (clen) {
         char *end = NULL;
         errno = 0;
         long long v = strtoll(clen, &end, 10);
-        drain = !errno && end != clen && !*end && v > 0 && v <= REJECT_DRAIN_MAX;
+        drain = !errno && end != clen && !*end && v >= 0 && v <= HTTP_DRAIN_MAX;
     } else if (te && strcasestr(te, "chunked")) {
         drain = 1; /* up to the cap, then the connection is closed */
     }
@@ -188,5 +188,5 @@ enum MHD_Result http_reject_continue(struct MHD_Connection *conn, struct request
         return http_send_error(conn, &rq->reject);
     rq->dropped += *upload_data_size;
     *upload_data_size = 0;
-    return rq->dropped > REJECT_DRAIN_MAX ? MHD_NO : MHD_YES;
+    return rq->dropped > HTTP_DRAIN_MAX ? MHD_NO : MHD_YES;
 }

@@ -77,6 +77,10 @@ struct route {
 
 enum { ROUTE_NO_AUTH = 1, ROUTE_BODY = 2 };
 
+/* The most body bytes read and dropped to answer a refused request (or one
+ * sent to an endpoint that takes no body); past it the connection is closed. */
+enum { HTTP_DRAIN_MAX = 1 << 20 };
+
 
 /* Fill e; returns -1 so callers can `return api_error_set(...)`. */
 int api_error_set(struct api_error *e, const char *code, const char *fmt, ...)

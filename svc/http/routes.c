@@ -257,6 +257,15 @@ int http_authorized(struct http_server *h, struct MHD_Connection *conn)
     return strlen(auth) == kl && CRYPTO_memcmp(auth, key, kl) == 0;
 }
 
+/* A body sent to an endpoint that takes none is read and dropped (up to a
+ * cap, then the connection is closed), so the answer can still be sent. */
+static enum MHD_Result drop_body(struct request *rq, size_t *upload_data_size)
+{
+    rq->dropped += *upload_data_size;
+    *upload_data_size = 0;
+    return rq->dropped > HTTP_DRAIN_MAX ? MHD_NO : MHD_YES;
+}
+
 enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const char *url,
                                 const char *method, const char *version,
                                 const char *upload_data, size_t *upload_data_size,
@@ -266,8 +275,13 @@ enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const ch
     struct request *rq = *con_cls;
     if (rq && rq->rejected)
         return http_reject_continue(conn, rq, upload_data_size);
-    if (rq) /* a later call of a request with a body */
-        return rq->route ? rq->route->fn(h, conn, rq, upload_data, upload_data_size) : MHD_NO;
+    if (rq) { /* a later call: body data, or the end of the request */
+        if (!rq->route)
+            return MHD_NO;
+        if (!(rq->route->flags & ROUTE_BODY) && *upload_data_size)
+            return drop_body(rq, upload_data_size);
+        return rq->route->fn(h, conn, rq, upload_data, upload_data_size);
+    }
 
     rq = calloc(1, sizeof(*rq));
     if (!rq)
@@ -294,6 +308,12 @@ enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const ch
         return http_rejectf(conn, rq, "unauthorized",
                             "this server needs an API key: Authorization: Bearer <key>");
     }
+    /* libmicrohttpd 0.9.75 closes the connection after a response queued in
+     * the first call (it cannot know the request is over), so requests
+     * without a body answer in the last call: keep-alive then works, and a
+     * status poller costs one request, not one TCP connection. */
+    if (!(rq->route->flags & ROUTE_BODY))
+        return MHD_YES;
     return rq->route->fn(h, conn, rq, upload_data, upload_data_size);
 }
 

@@ -7,8 +7,11 @@
 #   2. GET /status/<id> with wrk: requests/s and p99, idle and while 2 jobs
 #      transcode;
 #   3. upload throughput of a 1 GiB raw and multipart body with curl (MB/s) and
-#      the server's peak RSS (VmHWM) before/after.
-# usage: tests/bench/bench_service.sh [BUILD_DIR] [ROUNDS]   (BENCH_PHASES="1 2 3" picks phases)
+#      the server's peak RSS (VmHWM) before/after;
+#   4. slot hand-off: with --max-concurrent 1 and 8 short jobs queued, the
+#      time from one job's finished_at to the next one's started_at (median
+#      and max; target <= 20 ms).
+# usage: tests/bench/bench_service.sh [BUILD_DIR] [ROUNDS]   (BENCH_PHASES="1 2 3 4" picks phases)
 # Needs ffmpeg, curl, wrk, jq. Heavy: run with `nice` on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -55,9 +58,9 @@ wait_done() { # id: follow the job's event stream (it ends with the job), no pol
 }
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
-echo "== 1. job time: service vs ffmpeg CLI (mp4-720p of 10 s 1080p30, $rounds rounds each, alternating)"
-phases=${BENCH_PHASES:-1 2 3}
+phases=${BENCH_PHASES:-1 2 3 4}
 case " $phases " in *" 1 "*)
+echo "== 1. job time: service vs ffmpeg CLI (mp4-720p of 10 s 1080p30, $rounds rounds each, alternating)"
 for iso in process thread; do
   # The job's child runs at the bench's own niceness, so that it competes
   # for the CPU exactly like the ffmpeg run it is compared with.
@@ -125,5 +128,24 @@ for kind in raw multipart; do
   # The body is zeros, so the answer is 415 after it was stored and probed.
   printf "%-9s upload: HTTP %s, %.0f MB/s, peak RSS now %s\n" $kind "$code" "$(echo "$speed / 1000000" | bc -l)" "$(rss)"
 done
+stop_server
+;; esac
+
+case " $phases " in *" 4 "*)
+echo "== 4. slot hand-off: finished_at of a job -> started_at of the next (--max-concurrent 1, 8 jobs)"
+short=$work/short.mp4
+ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=320x240:rate=25:duration=1 \
+  -f lavfi -i sine=duration=1 -c:v libx264 -preset ultrafast -c:a aac -shortest "$short"
+start_server process --max-concurrent 1
+ids=()
+for _ in $(seq 8); do ids+=("$(upload "$short" "preset=audio-m4a")"); done
+for id in "${ids[@]}"; do wait_done "$id"; done
+# Seconds with milliseconds from the ISO times, sorted by start.
+for id in "${ids[@]}"; do curl -sf "$base/status/$id"; echo; done |
+  jq -r '[.started_at, .finished_at] | map((.[0:19] + "Z" | fromdateiso8601) + (.[20:23] | tonumber) / 1000) | @tsv' |
+  sort -g >"$work/times"
+awk 'NR > 1 { print ($1 - prev) * 1000 } { prev = $2 }' "$work/times" >"$work/gaps"
+printf "hand-off: median %.1f ms, max %.1f ms over %d hand-offs\n" "$(median <"$work/gaps")" \
+  "$(sort -g "$work/gaps" | tail -n 1)" "$(wc -l <"$work/gaps")"
 stop_server
 ;; esac

@@ -29,35 +29,11 @@ done
 [ -x "$vidq" ] || { echo "bench_transcode.sh: no vidq binary at $vidq (build first: bash deploy/build.sh)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "bench_transcode.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
 mkdir -p "$dir"
-in="$dir/in_1080p25_10s.mp4"
 
-# The input, once: 10 s of 1080p25 with light grain at ~8 Mb/s (like a
-# phone or camera file) and stereo AAC.
-if [ ! -s "$in" ]; then
-  echo "making $in (once)..."
-  ffmpeg -nostdin -hide_banner -loglevel error -y \
-    -f lavfi -i "testsrc2=size=1920x1080:rate=25:duration=10,noise=alls=3:allf=t" \
-    -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=10" \
-    -c:v libx264 -preset veryfast -b:v 8M -maxrate 10M -bufsize 16M -pix_fmt yuv420p \
-    -c:a aac -ac 2 -b:a 192k \
-    -shortest "$in.tmp.mp4"
-  mv "$in.tmp.mp4" "$in"
-fi
-
-# measure NAME CMD...: run CMD under /usr/bin/time; append "secs kib" to
-# $dir/NAME.txt. A failing command stops the benchmark.
-measure() {
-  local name=$1
-  shift
-  if ! /usr/bin/time -f '%e %M' -o "$dir/time.tmp" "$@" >/dev/null 2>"$dir/err.tmp"; then
-    echo "bench_transcode.sh: failed: $*" >&2
-    cat "$dir/err.tmp" >&2
-    exit 1
-  fi
-  tail -n 1 "$dir/time.tmp" >> "$dir/$name.txt"
-}
+. tests/bench/lib_bench.sh
+in=$(bench_input "$dir")
+measure() { local name=$1; shift; bench_measure "$dir" "$name" "$@"; }
 # summary NAME: "median_secs median_peak_kib max_peak_kib" of NAME's runs.
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 summary() {
   echo "$(cut -d' ' -f1 "$dir/$1.txt" | median) $(cut -d' ' -f2 "$dir/$1.txt" | median) $(cut -d' ' -f2 "$dir/$1.txt" | sort -n | tail -n 1)"
 }

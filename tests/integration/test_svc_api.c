@@ -81,6 +81,58 @@ static void check_output_file(const char *file, int want_height, int want_audio)
     json_decref(p);
 }
 
+static size_t discard(char *p, size_t sz, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return sz * n;
+}
+
+/* Answers without a body keep the connection open (HTTP/1.1 keep-alive):
+ * a poller must not pay one TCP connection per status read. Errors too. */
+static void check_keep_alive(const struct ts_server *s)
+{
+    static const struct {
+        const char *method, *path, *body;
+        int auth;
+        long want;
+    } reqs[] = {
+        {"GET", "/healthz", NULL, 0, 200},
+        {"GET", "/v1/presets", NULL, 1, 200},
+        {"GET", "/v1/jobs", NULL, 0, 401},
+        {"GET", "/status/0123456789abcdef0123456789abcdef", NULL, 1, 404},
+        {"GET", "/no/such/endpoint", NULL, 1, 404},
+        {"PUT", "/healthz", NULL, 1, 405},
+        {"GET", "/v1/presets", "a body nobody asked for", 1, 200},
+        {"GET", "/healthz", NULL, 0, 200},
+    };
+    CURL *c = curl_easy_init();
+    TS_CHECK(c != NULL, "curl_easy_init");
+    struct curl_slist *auth = curl_slist_append(NULL, "Authorization: Bearer k3y");
+    char url[512];
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        snprintf(url, sizeof(url), "%s%s", s->base, reqs[i].path);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, reqs[i].method);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, reqs[i].auth ? auth : NULL);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, reqs[i].body);
+        if (!reqs[i].body)
+            curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        CURLcode rc = curl_easy_perform(c);
+        long status = 0, connects = -1;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+        TS_EXPECT(rc == CURLE_OK && status == reqs[i].want, "keep-alive %s %s: curl %d, HTTP %ld",
+                  reqs[i].method, reqs[i].path, (int)rc, status);
+        TS_EXPECT(i == 0 || connects == 0,
+                  "%s %s opened a new connection (%ld): the last answer closed it",
+                  reqs[i].method, reqs[i].path, connects);
+    }
+    curl_slist_free_all(auth);
+    curl_easy_cleanup(c);
+}
+
 static void run(const char *isolation)
 {
     char tag[64];
@@ -102,6 +154,7 @@ static void run(const char *isolation)
     ts_http(&s, &r, "GET", "/healthz", NULL, NULL, 0);
     TS_CHECK(r.status == 200 && strstr(r.body, "\"ok\""), "healthz %ld", r.status);
     ts_http_free(&r);
+    check_keep_alive(&s);
     ts_http(&s, &r, "GET", "/v1/presets", NULL, NULL, 0);
     EXPECT_ERROR(r, 401, "unauthorized");
     ts_http_free(&r);
@@ -458,6 +511,10 @@ int main(void)
     run("process");
     run("thread");
     curl_global_cleanup();
+    if (ts_failures) {
+        fprintf(stderr, "%d checks failed\n", ts_failures);
+        return 1;
+    }
     printf("ok\n");
     return 0;
 }

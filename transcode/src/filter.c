@@ -1,7 +1,6 @@
 /* filter.c - libavfilter chains from decoded frames to one encoder's
- * input: deinterlace, rotate, scale, pixel format, frame rate, thumbnail
- * pick for video; resample, sample format, channel layout and fixed frame
- * size for audio.
+ * input: deinterlace, rotate, scale, pixel format, frame rate for video;
+ * resample, sample format, channel layout and fixed frame size for audio.
  *
  * Frames are pushed by reference (AV_BUFFERSRC_FLAG_KEEP_REF), so several
  * chains fed from one decoded frame share its buffers; a chain whose
@@ -116,8 +115,6 @@ int tc_filter_video_open(const struct tc_video_chain *c, struct tc_filter **out,
     else if (c->rotation == 270)
         ADD("transpose=cclock,");
     ADD("scale=%d:%d,setsar=1,", c->out_w, c->out_h);
-    if (c->thumbnail)
-        ADD("thumbnail=n=%d,", c->thumbnail);
     ADD("format=%s", av_get_pix_fmt_name((enum AVPixelFormat)c->out_fmt));
     if (c->fps > 0)
         ADD(",fps=%.6f", c->fps);

@@ -140,7 +140,6 @@ struct tc_video_chain {
     int deinterlace;
     int out_w, out_h, out_fmt;
     double fps;                      /* 0: keep timestamps */
-    int thumbnail;                   /* pick a representative frame */
     int threads;                     /* filter graph threads, 0 = auto */
 };
 
@@ -164,6 +163,49 @@ int tc_filter_pull(struct tc_filter *f, struct AVFrame *frame);
 void tc_filter_out_timing(const struct tc_filter *f, int *tb_num, int *tb_den, int *fr_num,
                           int *fr_den);
 void tc_filter_free(struct tc_filter **f);
+
+/* --------------------------------------------------------------- poster.c */
+
+/* Luma and chroma statistics of one 8-bit frame, for the poster pick. */
+enum { TC_HIST_Y = 64, TC_HIST_C = 32, TC_HIST_BINS = TC_HIST_Y + 2 * TC_HIST_C };
+struct tc_frame_stats {
+    double mean, stddev;        /* luma, 0..255 */
+    double dark;                /* fraction of pixels with luma < 24 */
+    float hist[TC_HIST_BINS];   /* luma, then U and V; each part sums to 1 */
+};
+
+/* Statistics of a w x h luma plane and (if u and v are not NULL) its cw x
+ * ch chroma planes; 8 bits per sample, full range. */
+void tc_frame_stats_compute(const uint8_t *y, int y_stride, int w, int h, const uint8_t *u,
+                            const uint8_t *v, int c_stride, int cw, int ch,
+                            struct tc_frame_stats *st);
+/* 1 unless the frame is near-uniform (black, white, a slate, mid-fade) or
+ * mostly dark. */
+int tc_frame_usable(const struct tc_frame_stats *st);
+/* The index of the most representative usable frame of n (nearest the mean
+ * histogram of the usable ones); with none usable, the least flat one; -1
+ * if n is 0. */
+int tc_poster_choose(const struct tc_frame_stats *c, int n);
+/* The length in seconds of the start of a video the poster is picked from
+ * (duration_s 0 = unknown). */
+double tc_poster_window(double duration_s);
+
+/* The poster picker of one output (DESIGN in poster.c). */
+struct tc_poster;
+/* For a video of duration_s (0 = unknown) and a poster of width x height.
+ * Returns 0 or AVERROR(ENOMEM). */
+int tc_poster_open(double duration_s, int width, int height, struct tc_poster **out);
+/* 1 if the decoded frame at time t (seconds, NAN if unknown) should be
+ * scaled and offered to tc_poster_add; 0 to skip it. */
+int tc_poster_want(struct tc_poster *p, double t);
+/* Offer a frame of the poster's size in yuvj420p at time t (a new
+ * reference is kept; f stays the caller's). Returns 1 when the pick is
+ * made (no more frames are wanted), 0 to go on, or AVERROR(ENOMEM). */
+int tc_poster_add(struct tc_poster *p, const struct AVFrame *f, double t);
+/* The picked frame (borrowed, valid until tc_poster_free); decides now if
+ * no pick was made yet. NULL if no frame was ever offered. */
+const struct AVFrame *tc_poster_pick(struct tc_poster *p);
+void tc_poster_free(struct tc_poster **p);
 
 /* --------------------------------------------------------------- encode.c */
 

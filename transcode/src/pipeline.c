@@ -86,7 +86,7 @@ struct hls_group {
     double seg;                     /* segment duration, s */
     int renamed;
 };
-enum { THUMB_BATCH = 25, MAX_DECODE_ERRORS = 100 };
+enum { MAX_DECODE_ERRORS = 100 };
 
 struct out_stream {
     int mode;
@@ -104,9 +104,7 @@ struct output {
     struct tc_mux *mux;
     struct out_stream v, a;
     int thumbnail;
-    int64_t thumb_start;        /* video stream time base */
-    int thumb_fed;              /* frames pushed into the thumbnail chain */
-    AVFrame *thumb_last;        /* the last frame before thumb_start */
+    struct tc_poster *poster;   /* picks the thumbnail's frame (poster.c) */
     int done;                   /* finished early (thumbnail written) */
     struct tc_output_result result;
     struct hls_group *hls;      /* a rung of this group, or NULL */
@@ -206,8 +204,7 @@ static int build_video_chain(struct run *r, struct output *o, int w, int h, int 
         .rotation = rotation,
         .deinterlace = r->info.video.interlaced,
         .out_w = s->out_w, .out_h = s->out_h, .out_fmt = out_fmt,
-        .fps = vs->fps,
-        .thumbnail = o->thumbnail ? THUMB_BATCH : 0,
+        .fps = o->thumbnail ? 0 : vs->fps,
         .threads = 0,
     };
     s->in_w = w;
@@ -341,6 +338,23 @@ static int write_packet(void *opaque, AVPacket *pkt)
 
 static int finish_output(struct run *r, struct output *o);
 
+/* Encode the poster's picked frame as the thumbnail's one picture. */
+static int write_poster(struct run *r, struct output *o)
+{
+    const AVFrame *pick = tc_poster_pick(o->poster);
+    if (!pick)
+        return tc_error_set(r->err, TC_EDECODE, "no picture for the thumbnail");
+    if (av_frame_ref(r->filt, pick) < 0)
+        return tc_error_set(r->err, TC_ENOMEM, "out of memory");
+    r->filt->pts = 0;
+    struct write_ctx w = {r, o, &o->v};
+    int ret = tc_encoder_send(o->v.enc, r->filt, write_packet, &w);
+    av_frame_unref(r->filt);
+    if (ret < 0)
+        return fail_av(r, TC_EENCODE, ret, "encoding failed");
+    return finish_output(r, o);
+}
+
 /* Move everything the chain has ready into the encoder. */
 static int drain_chain(struct run *r, struct output *o, struct out_stream *s)
 {
@@ -354,6 +368,17 @@ static int drain_chain(struct run *r, struct output *o, struct out_stream *s)
         AVCodecContext *ec = tc_encoder_ctx(s->enc);
         int tbn, tbd, frn, frd;
         tc_filter_out_timing(s->filter, &tbn, &tbd, &frn, &frd);
+        if (o->thumbnail) {
+            double t = r->filt->pts != AV_NOPTS_VALUE ? r->filt->pts * av_q2d((AVRational){tbn, tbd})
+                                                      : NAN;
+            ret = tc_poster_add(o->poster, r->filt, t);
+            av_frame_unref(r->filt);
+            if (ret < 0)
+                return tc_error_set(r->err, TC_ENOMEM, "out of memory");
+            if (ret == 1)
+                return write_poster(r, o);
+            continue;
+        }
         if (o->hls && s == &o->v) {
             /* Keyframes exactly at the segment boundaries, in every rung. */
             r->filt->pict_type = AV_PICTURE_TYPE_NONE;
@@ -372,10 +397,6 @@ static int drain_chain(struct run *r, struct output *o, struct out_stream *s)
         av_frame_unref(r->filt);
         if (ret < 0)
             return fail_av(r, TC_EENCODE, ret, "encoding failed");
-        if (o->thumbnail) {
-            /* One picture is the whole output. */
-            return finish_output(r, o);
-        }
     }
 }
 
@@ -421,12 +442,10 @@ static int feed_video(struct run *r, struct output *o, AVFrame *f)
     struct out_stream *s = &o->v;
     int ret;
     if (o->thumbnail) {
-        /* Skip the opening (often black) frames: look from ~10% in. */
-        if (f->pts != AV_NOPTS_VALUE && f->pts < o->thumb_start) {
-            av_frame_unref(o->thumb_last);
-            return av_frame_ref(o->thumb_last, f) < 0 ? tc_error_set(r->err, TC_ENOMEM, "out of memory") : 0;
-        }
-        o->thumb_fed++;
+        /* Only the frames the poster picker samples are scaled. */
+        double t = f->pts != AV_NOPTS_VALUE ? f->pts * av_q2d(r->vst->time_base) : NAN;
+        if (!tc_poster_want(o->poster, t))
+            return 0;
     }
     if (f->width != s->in_w || f->height != s->in_h || f->format != s->in_fmt) {
         /* Mid-stream change: drain the old chain, build a new one to the
@@ -548,7 +567,7 @@ static void run_free(struct run *r)
         tc_encoder_free(&o->v.enc);
         tc_encoder_free(&o->a.enc);
         tc_mux_free(&o->mux); /* removes an unfinished .part */
-        av_frame_free(&o->thumb_last);
+        tc_poster_free(&o->poster);
     }
     av_free(r->outs);
     av_free(r->defs);
@@ -785,13 +804,6 @@ static int plan(struct run *r)
             o->a.mode = !strcmp(spec->audio.codec, "copy") ? MODE_COPY : MODE_ENCODE;
         auto_copy(r, o);
         o->thumbnail = !strcmp(spec->container, "jpg");
-        if (o->thumbnail) {
-            o->thumb_last = av_frame_alloc();
-            if (!o->thumb_last)
-                return tc_error_set(r->err, TC_ENOMEM, "out of memory");
-            double start = r->info.duration_s > 0 ? r->info.duration_s * 0.1 : 0.0;
-            o->thumb_start = (int64_t)(start / av_q2d(r->vst->time_base));
-        }
         need_v |= o->v.mode == MODE_ENCODE;
         need_a |= o->a.mode == MODE_ENCODE;
         r->copy_v |= o->v.mode == MODE_COPY;
@@ -819,9 +831,14 @@ static int plan(struct run *r)
     if (r->adec && (r->adec->sample_fmt == AV_SAMPLE_FMT_NONE || r->adec->sample_rate <= 0 ||
                     r->adec->ch_layout.nb_channels <= 0))
         return tc_error_set(r->err, TC_EUNSUPPORTED, "cannot tell the audio's sample format");
-    for (size_t i = 0; i < r->n_outs; i++)
-        if ((ret = setup_output(r, &r->outs[i])) < 0)
+    for (size_t i = 0; i < r->n_outs; i++) {
+        struct output *o = &r->outs[i];
+        if ((ret = setup_output(r, o)) < 0)
             return ret;
+        if (o->thumbnail && o->v.mode == MODE_ENCODE &&
+            tc_poster_open(r->info.duration_s, o->v.out_w, o->v.out_h, &o->poster) < 0)
+            return tc_error_set(r->err, TC_ENOMEM, "out of memory");
+    }
     return 0;
 }
 
@@ -898,11 +915,16 @@ static int finish(struct run *r)
         return tc_error_set(r->err, TC_EDECODE, "no audio frame could be decoded");
     for (size_t i = 0; i < r->n_outs; i++) {
         struct output *o = &r->outs[i];
-        if (o->thumbnail && !o->done && o->thumb_fed == 0 && o->thumb_last->buf[0]) {
-            /* The video ended before the pick window: use its last frame. */
-            if ((ret = feed_video(r, o, o->thumb_last)) < 0)
+        if (o->thumbnail && !o->done && o->poster) {
+            /* The video ended inside the pick window: pick from what the
+             * chain still holds and what it gave. */
+            ret = tc_filter_push(o->v.filter, NULL);
+            if (ret < 0 && ret != AVERROR_EOF)
+                return fail_av(r, TC_EINTERNAL, ret, "filtering failed");
+            if ((ret = drain_chain(r, o, &o->v)) < 0)
                 return ret;
-            o->thumb_fed = 1;
+            if (!o->done && (ret = write_poster(r, o)) < 0)
+                return ret;
         }
         if ((ret = flush_stream(r, o, &o->v)) < 0 || (ret = flush_stream(r, o, &o->a)) < 0)
             return ret;

@@ -47,7 +47,8 @@ static const struct preset {
     {"Opus 96k audio only in Ogg",
      {.name = "audio-opus", .preset = "audio-opus", .container = "ogg", .has_audio = 1,
       .video = {.crf = -1}, .audio = {.codec = "opus", .bitrate = 96000}}},
-    {"one JPEG poster frame (a representative frame about 10% in), up to 720p",
+    {"one JPEG poster frame, up to 720p: the most representative of the first 10% (5 s to 1 min), "
+     "black and flat frames skipped",
      {.name = "thumbnail", .preset = "thumbnail", .container = "jpg", .has_video = 1,
       .video = {.codec = "mjpeg", .max_height = 720, .crf = -1}}},
     {"stream copy into MP4 with faststart (no re-encode; only codecs MP4 can hold)",
