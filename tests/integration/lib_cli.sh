@@ -351,6 +351,20 @@ frames_digest() {
     grep -v '^#' | awk -F, '{ print $NF }' | md5sum | cut -d' ' -f1
 }
 
+# packets_md5 FILE KIND: md5 of the first KIND stream's packets as stored.
+packets_md5() {
+  ffmpeg -nostdin -v error -i "$1" -map "0:$2:0" -c copy -f md5 - 2>/dev/null </dev/null || true
+}
+
+# is_copy IN OUT KIND: OUT's KIND stream is a copy of IN's: the same
+# packets, or (container changes such as ADTS -> MP4) the same decoded
+# frames. (Decoded frames alone are not enough: an MP3 file's LAME header
+# trims the encoder delay that the same packets in AVI decode with.)
+is_copy() {
+  [ "$(packets_md5 "$2" "$3")" = "$(packets_md5 "$1" "$3")" ] ||
+    [ "$(frames_digest "$2" "$3")" = "$(frames_digest "$1" "$3")" ]
+}
+
 # claimed_copied FILE KIND: what `vidq transcode --progress json` said in its
 # last stdout line ({"outputs":[...]}) of the first output's KIND (video or
 # audio): true, false, or "" when it said nothing.
@@ -407,7 +421,7 @@ check_transcode() {
   # The remux fast path: which streams are copies of the input's.
   local vcopied=false acopied=false
   if [ "$kind" = av ] && [ "$wantv" -eq 1 ] && [ "$O_nv" -ge 1 ] && [ "$O_vcodec" = "$I_vcodec" ] &&
-     [ "$(frames_digest "$out" v)" = "$(frames_digest "$in" v)" ]; then
+     is_copy "$in" "$out" v; then
     vcopied=true
     [ "$prof" != "-" ] && [ "$vcodec" = h264 ] && prof=$H264_COPY_PROFILES
     [ "$O_profile" = "$I_profile" ] || fail "$ctx: copied video has profile '$O_profile', input '$I_profile'"
@@ -415,7 +429,7 @@ check_transcode() {
   fi
   if [ "$kind" = av ] || [ "$kind" = audio ]; then
     if [ "$wanta" -eq 1 ] && [ "$O_na" -ge 1 ] && [ "$O_acodec" = "$I_acodec" ] && [ "$acodec" != copy ] &&
-       [ "$(frames_digest "$out" a)" = "$(frames_digest "$in" a)" ]; then
+       is_copy "$in" "$out" a; then
       acopied=true
     fi
   fi
