@@ -26,8 +26,9 @@
 
 #include "common/log.h"
 #include "hooks/deliver.h"
+#include "jobs/worker.h"
 
-enum { POST_BUFFER = 64 * 1024, MAX_OUTPUTS = 16 };
+enum { POST_BUFFER = 64 * 1024, MAX_OUTPUTS = 16, PROBE_TIMEOUT_S = 30 };
 
 struct upload {
     struct http_server *h;
@@ -355,7 +356,17 @@ int upload_submit(struct http_server *h, const char *tmp_path, const struct uplo
 
     memset(&job, 0, sizeof(job));
     memset(&terr, 0, sizeof(terr));
-    if (tc_probe(tmp_path, &info, &terr) < 0) {
+    /* The first read of an untrusted file: isolated like a job (a child
+     * in process mode), so a hostile file costs this upload, not the server. */
+    struct worker_probe_params probe = {
+        .isolation = h->cfg->isolation == CONFIG_ISOLATION_THREAD ? WORKER_THREAD : WORKER_PROCESS,
+        .exe = "/proc/self/exe",
+        .path = tmp_path,
+        .max_memory = h->cfg->worker_max_memory,
+        .nice = 0, /* the client is waiting for the answer */
+        .timeout_s = PROBE_TIMEOUT_S,
+    };
+    if (worker_probe(&probe, &info, &terr) < 0) {
         api_error_set(e, "unsupported_media", "the upload is not a decodable audio/video file: %s",
                       terr.message[0] ? terr.message : tc_strerror(TC_EUNSUPPORTED));
         goto out;

@@ -407,17 +407,43 @@ out:
 
 /* results_json for a succeeded run: size and duration from the run,
  * video/audio (and whether each was copied) from probing each finished
- * output. New string or NULL. */
-static char *results_json(const struct tc_output *outs, const struct tc_output_result *res,
-                          size_t n)
+ * output. An output can carry the input's own (copied) bitstream, so it
+ * is probed as isolated as the job was. New string or NULL. */
+static char *results_json(const struct sched *s, const struct tc_output *outs,
+                          const struct tc_output_result *res, size_t n)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
-        json_t *o = tc_output_result_to_json(&outs[i], &res[i]);
-        if (!o || json_array_append_new(arr, o) != 0) {
-            json_decref(arr);
-            return NULL;
+        json_t *video = NULL, *audio = NULL;
+        double duration = res[i].duration_s;
+        struct tc_media_info info;
+        struct tc_error err;
+        struct worker_probe_params probe = {
+            .isolation = s->cfg.isolation,
+            .exe = s->cfg.exe,
+            .path = outs[i].path,
+            .max_memory = s->cfg.worker_max_memory,
+            .nice = s->cfg.worker_nice,
+            .timeout_s = 60,
+        };
+        if (strcmp(outs[i].spec.container, "hls") != 0 &&
+            worker_probe(&probe, &info, &err) == 0) {
+            json_t *in = tc_media_info_to_json(&info, NULL);
+            video = json_incref(json_object_get(in, "video"));
+            audio = json_incref(json_object_get(in, "audio"));
+            if (info.duration_s > 0)
+                duration = info.duration_s;
+            json_decref(in);
         }
+        /* Whether each stream was copied from the input (remux fast path). */
+        if (json_is_object(video))
+            json_object_set_new(video, "copied", json_boolean(res[i].video_copied));
+        if (json_is_object(audio))
+            json_object_set_new(audio, "copied", json_boolean(res[i].audio_copied));
+        json_array_append_new(arr, json_pack("{s:I, s:f, s:o, s:o}", "size",
+                                             (json_int_t)res[i].size, "duration_s", duration,
+                                             "video", video ? video : json_null(), "audio",
+                                             audio ? audio : json_null()));
     }
     char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
     json_decref(arr);
@@ -485,7 +511,7 @@ static void *runner_main(void *arg)
         close(wake);
     switch (wr->outcome) {
     case WORKER_SUCCEEDED:
-        results = results_json(outs, wr->results, n);
+        results = results_json(s, outs, wr->results, n);
         final = JOB_SUCCEEDED;
         code = message = NULL;
         break;

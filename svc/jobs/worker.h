@@ -70,4 +70,24 @@ int worker_run(const struct worker_params *p, struct worker_result *result);
  * on fd 1. Returns the process exit code. */
 int worker_child_main(int argc, char **argv);
 
+/* Probe an untrusted file (an upload) as a job would be isolated: in
+ * WORKER_PROCESS a child (`vidq worker --probe`) with max_memory and nice,
+ * killed after timeout_s (<= 0: 30 s); in WORKER_THREAD tc_probe in the
+ * calling thread. Blocks the caller until the answer. Returns tc_probe's
+ * result; a child that crashes, hangs or answers nothing is
+ * TC_EUNSUPPORTED with a message saying so. Any thread. */
+struct worker_probe_params {
+    enum worker_isolation isolation;
+    const char *exe;                   /* the vidq binary */
+    const char *path;                  /* the file to probe */
+    int64_t max_memory;                /* child RLIMIT_AS bytes; 0 = none */
+    int nice;
+    double timeout_s;
+};
+int worker_probe(const struct worker_probe_params *p, struct tc_media_info *info,
+                 struct tc_error *err);
+
+/* The child side of worker_probe (`vidq worker --probe FILE ...`). */
+int worker_probe_child_main(const char *path, long long max_memory, int nice_v);
+
 #endif

@@ -97,7 +97,13 @@ int worker_child_main(int argc, char **argv)
     struct tc_output_result results[WORKER_MAX_OUTPUTS];
     size_t n = 0;
 
-    for (int a = 1; a + 1 < argc; a += 2) {
+    int first = 1;
+    const char *probe_path = NULL;
+    if (argc >= 3 && strcmp(argv[1], "--probe") == 0) {
+        probe_path = argv[2];
+        first = 3;
+    }
+    for (int a = first; a + 1 < argc; a += 2) {
         long long *dst = strcmp(argv[a], "--parent") == 0       ? &parent
                          : strcmp(argv[a], "--max-memory") == 0 ? &max_mem
                          : strcmp(argv[a], "--max-cpu") == 0    ? &max_cpu
@@ -108,6 +114,8 @@ int worker_child_main(int argc, char **argv)
             return 2;
         }
     }
+    if (probe_path)
+        return worker_probe_child_main(probe_path, max_mem, (int)nice_v);
     /* Die with the runner thread that started us, and notice if it is
      * already gone. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -190,6 +190,42 @@ static void segv_and_timeout(const char *isolation)
     free(dir);
 }
 
+/* Process isolation probes each upload in a child: a demuxer crash on a
+ * hostile file (simulated: VIDQ_FAULT_PROBE=segv makes the probe child
+ * raise SIGSEGV) is a 415 for that upload; nothing of it stays, no job
+ * is made, and the server goes on serving. */
+static void probe_crash(void)
+{
+    char *dir = ts_mkdtemp("svc-crash-probe");
+    struct ts_server s;
+    setenv("VIDQ_FAULT_PROBE", "segv", 1);
+    ts_server_start(&s, dir, "--isolation process");
+    unsetenv("VIDQ_FAULT_PROBE");
+    struct ts_http r;
+    ts_http_upload_raw(&s, &r, "/upload?preset=audio-m4a", ts_media("h264_aac_640x360.mp4"),
+                       "video/mp4", NULL);
+    TS_CHECK(r.status == 415 && strstr(r.body, "unsupported_media") &&
+                 strstr(r.body, "crashed the probe"),
+             "upload whose probe crashed: %ld %s", r.status, r.body);
+    ts_http_free(&r);
+    ts_http(&s, &r, "GET", "/healthz", NULL, NULL, 0);
+    TS_CHECK(r.status == 200, "healthz after a probe crash: %ld", r.status);
+    ts_http_free(&r);
+    ts_http(&s, &r, "GET", "/v1/jobs", NULL, NULL, 0);
+    json_t *list = ts_http_json(&r);
+    TS_CHECK(r.status == 200 && list && json_array_size(json_object_get(list, "jobs")) == 0,
+             "no job from a failed probe: %s", r.body);
+    json_decref(list);
+    ts_http_free(&r);
+    char sub[4200];
+    snprintf(sub, sizeof(sub), "%s/tmp", dir);
+    TS_CHECK(ts_count_files(sub) == 0, "the refused upload stayed in tmp/");
+    snprintf(sub, sizeof(sub), "%s/inputs", dir);
+    TS_CHECK(ts_count_files(sub) == 0, "the refused upload reached inputs/");
+    TS_CHECK(ts_server_stop(&s, SIGTERM, 20) == 0, "clean exit");
+    free(dir);
+}
+
 static void kill9_and_sigterm(const char *isolation)
 {
     char tag[64], flags[256];
@@ -267,6 +303,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     segv_and_timeout("process");
     segv_and_timeout("thread");
+    probe_crash();
     kill9_and_sigterm("process");
     kill9_and_sigterm("thread");
     curl_global_cleanup();

@@ -1,0 +1,171 @@
+/*
+ * worker_probe.c - probe an untrusted upload in a child process (see
+ * worker.h, worker_probe).
+ *
+ * An upload is probed before the server answers it, so the probe is the
+ * first libavformat code to read a hostile file. In process isolation it
+ * runs where a job would: in a child (`vidq worker --probe FILE`, spawned
+ * like a job's worker, with the same address-space limit and niceness),
+ * so a demuxer crash or hang costs that upload a 415, not the server.
+ *
+ * Protocol: the child writes one struct probe_reply, raw, to fd 1 and exits
+ * 0. The parent and child are the same executable, so the layout matches.
+ * Anything else (a signal, a short reply, the time limit) is a failed
+ * probe: TC_EUNSUPPORTED with a message saying what happened.
+ */
+#define _GNU_SOURCE
+#include "jobs/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct probe_reply {
+    int rc;
+    struct tc_media_info info;
+    struct tc_error err;
+};
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int fail(struct tc_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct tc_error *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    err->code = TC_EUNSUPPORTED;
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return TC_EUNSUPPORTED;
+}
+
+int worker_probe(const struct worker_probe_params *p, struct tc_media_info *info,
+                 struct tc_error *err)
+{
+    memset(err, 0, sizeof(*err));
+    if (p->isolation == WORKER_THREAD)
+        return tc_probe(p->path, info, err);
+
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) < 0)
+        return fail(err, "cannot start the probe: %s", strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    char a_parent[32], a_mem[32], a_nice[16], a_path[4096];
+    snprintf(a_path, sizeof(a_path), "%s", p->path);
+    snprintf(a_parent, sizeof(a_parent), "%ld", (long)getpid());
+    snprintf(a_mem, sizeof(a_mem), "%lld", (long long)p->max_memory);
+    snprintf(a_nice, sizeof(a_nice), "%d", p->nice);
+    char *argv[] = {(char *)"vidq",         (char *)"worker", (char *)"--probe",
+                    a_path,        (char *)"--parent", a_parent,
+                    (char *)"--max-memory", a_mem,            (char *)"--nice",
+                    a_nice,                 NULL};
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, p->exe, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    if (rc != 0) {
+        close(out[0]);
+        return fail(err, "cannot start the probe: %s", strerror(rc));
+    }
+
+    struct probe_reply reply;
+    size_t got = 0;
+    int timed_out = 0;
+    double deadline = mono_ms() + (p->timeout_s > 0 ? p->timeout_s : 30) * 1e3;
+    while (got < sizeof(reply)) {
+        double left = deadline - mono_ms();
+        if (left <= 0) {
+            timed_out = 1;
+            break;
+        }
+        struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+        int n = poll(&pfd, 1, (int)left + 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            continue;
+        ssize_t k = read(out[0], (char *)&reply + got, sizeof(reply) - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(out[0]);
+    if (timed_out || got < sizeof(reply))
+        kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (timed_out)
+        return fail(err, "probing the file took longer than %.0f s", p->timeout_s > 0 ? p->timeout_s : 30);
+    if (WIFSIGNALED(status)) {
+        const char *abbrev = sigabbrev_np(WTERMSIG(status));
+        return fail(err, "the file crashed the probe (SIG%s)", abbrev ? abbrev : "?");
+    }
+    if (got < sizeof(reply) || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return fail(err, "the probe ended without an answer (exit status %d)",
+                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    reply.err.message[sizeof(reply.err.message) - 1] = '\0';
+    *err = reply.err;
+    if (reply.rc == 0)
+        *info = reply.info;
+    return reply.rc;
+}
+
+int worker_probe_child_main(const char *path, long long max_memory, int nice_v)
+{
+    /* Die with the server, like a job's worker. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (nice_v > 0)
+        setpriority(PRIO_PROCESS, 0, nice_v);
+#ifndef VIDQ_SANITIZE /* ASan reserves terabytes of address space */
+    if (max_memory > 0) {
+        struct rlimit rl = {(rlim_t)max_memory, (rlim_t)max_memory};
+        setrlimit(RLIMIT_AS, &rl);
+    }
+#else
+    (void)max_memory;
+#endif
+    /* Fault injection for the tests of this isolation (documented in
+     * README, Testing): the probe dies as a demuxer bug would make it. */
+    const char *fault = getenv("VIDQ_FAULT_PROBE");
+    if (fault && strcmp(fault, "segv") == 0)
+        raise(SIGSEGV);
+
+    struct probe_reply reply;
+    memset(&reply, 0, sizeof(reply));
+    reply.rc = tc_probe(path, &reply.info, &reply.err);
+    const char *p = (const char *)&reply;
+    size_t off = 0;
+    while (off < sizeof(reply)) {
+        ssize_t w = write(STDOUT_FILENO, p + off, sizeof(reply) - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return 1;
+        off += (size_t)w;
+    }
+    return 0;
+}
