@@ -571,65 +571,138 @@ transcode_case() {
   rm -f "$out"
 }
 
-# check_hls CTX INPUT DIR: DIR is the hls preset's output for INPUT, checked
-# with ffprobe: master.m3u8 has one variant per ladder rung (1080/720/480/360,
-# none above the source's shorter side; a smaller source gets one rung at its
-# size), each with BANDWIDTH, RESOLUTION and CODECS; every media playlist
-# lists segments that exist, decode, have the variant's size and codecs and
-# start with a keyframe; segment boundaries are the same in every rung.
+# check_hls CTX INPUT DIR [VCODEC]: DIR is an hls output for INPUT (video
+# VCODEC, h264 by default), checked with ffprobe: master.m3u8 has one variant
+# per ladder rung (1080/720/480/360, none above the source's shorter side; a
+# smaller source gets one rung at its size), each with BANDWIDTH, RESOLUTION
+# and CODECS; CODECS agrees with each stream's profile and level; when the
+# source has audio there is exactly one audio group (one EXT-X-MEDIA, its own
+# AAC playlist, AUDIO="audio" on every variant, video-only variants) and none
+# otherwise; every media playlist lists segments that exist, decode, have the
+# variant's size and codec and start with a keyframe (fMP4: EXT-X-MAP, its
+# init segment, version >= 6); segment boundaries are the same in every rung
+# and the audio lasts as long as the video.
 check_hls() {
-  local ctx=$1 in=$2 dir=$3 short nv na want=() got=() line res bw codecs uri seg h
-  if [ ! -s "$dir/master.m3u8" ]; then fail "$ctx: no $dir/master.m3u8"; return 0; fi
-  read -r short nv < <(ffprobe -v error -select_streams v:0 -show_entries stream=width,height -of csv=p=0 "$in" |
-    awk -F, 'NR == 1 { print ($1 < $2 ? $1 : $2), 1 }')
+  local ctx=$1 in=$2 dir=$3 vcodec=${4:-h264} short na want=() got=() line res bw codecs uri seg h
+  local master=$dir/master.m3u8
+  if [ ! -s "$master" ]; then fail "$ctx: no $master"; return 0; fi
+  short=$(ffprobe -v error -select_streams v:0 -show_entries stream=width,height -of csv=p=0 "$in" |
+    awk -F, 'NR == 1 { print ($1 < $2 ? $1 : $2) }')
   na=$(ffprobe -v error -select_streams a -show_entries stream=index -of csv=p=0 "$in" | wc -l)
   for h in 1080 720 480 360; do [ "$h" -le "$short" ] && want+=("$h"); done
   [ "${#want[@]}" -eq 0 ] && want=("$(( short / 2 * 2 ))")
-  head -n 1 "$dir/master.m3u8" | grep -qx '#EXTM3U' || fail "$ctx: master.m3u8 does not start with #EXTM3U"
-  local ref_durs="" n=0
+  head -n 1 "$master" | grep -qx '#EXTM3U' || fail "$ctx: master.m3u8 does not start with #EXTM3U"
+  local nmedia acodec="" vre
+  nmedia=$(grep -c '^#EXT-X-MEDIA:' "$master" || true)
+  case "$vcodec" in
+    h264) vre='avc1\.[0-9A-F]{6}' ;;
+    hevc) vre='hvc1\.[0-9]+\.[0-9A-F]+\.[LH][0-9]+(\.[0-9A-F]{1,2})*' ;;
+  esac
+  if [ "$na" -gt 0 ]; then
+    [ "$nmedia" = 1 ] || fail "$ctx: $nmedia EXT-X-MEDIA lines, want exactly one audio group"
+    line=$(grep '^#EXT-X-MEDIA:' "$master" | head -n 1 || true)
+    [[ "$line" == *TYPE=AUDIO* && "$line" == *'GROUP-ID="audio"'* && "$line" == *'URI="audio/index.m3u8"'* ]] ||
+      fail "$ctx: audio group line '$line'"
+    check_hls_playlist "$ctx" "$dir" audio/index.m3u8 audio "" ""
+    acodec=mp4a.40.2
+  else
+    [ "$nmedia" = 0 ] || fail "$ctx: $nmedia EXT-X-MEDIA lines for a silent source, want none"
+    [ -e "$dir/audio" ] && fail "$ctx: an audio folder for a silent source"
+  fi
+  local ref_durs="" n=0 vdur=""
   while IFS= read -r line; do
     case "$line" in '#EXT-X-STREAM-INF:'*) ;; *) continue ;; esac
     IFS= read -r uri
     n=$((n + 1))
-    bw=$(grep -o 'BANDWIDTH=[0-9]*' <<<"$line" | cut -d= -f2)
-    res=$(grep -o 'RESOLUTION=[0-9]*x[0-9]*' <<<"$line" | cut -d= -f2)
-    codecs=$(grep -o 'CODECS="[^"]*"' <<<"$line" | cut -d'"' -f2)
+    bw=$(grep -o ',BANDWIDTH=[0-9]*\|:BANDWIDTH=[0-9]*' <<<"$line" | cut -d= -f2 || true)
+    res=$(grep -o 'RESOLUTION=[0-9]*x[0-9]*' <<<"$line" | cut -d= -f2 || true)
+    codecs=$(grep -o 'CODECS="[^"]*"' <<<"$line" | cut -d'"' -f2 || true)
     [ -n "$bw" ] && [ "$bw" -gt 0 ] || fail "$ctx: variant $uri has no BANDWIDTH: $line"
     [ -n "$res" ] || { fail "$ctx: variant $uri has no RESOLUTION: $line"; continue; }
     if [ "$na" -gt 0 ]; then
-      [[ "$codecs" =~ ^avc1\.[0-9A-Fa-f]{6},mp4a\.40\.2$ ]] || fail "$ctx: variant $uri CODECS='$codecs', want avc1.xxxxxx,mp4a.40.2"
+      [[ "$codecs" =~ ^${vre},${acodec}$ ]] || fail "$ctx: variant $uri CODECS='$codecs', want $vcodec,$acodec"
+      [[ "$line" == *',AUDIO="audio"'* ]] || fail "$ctx: variant $uri does not name the audio group: $line"
     else
-      [[ "$codecs" =~ ^avc1\.[0-9A-Fa-f]{6}$ ]] || fail "$ctx: variant $uri CODECS='$codecs', want avc1.xxxxxx"
+      [[ "$codecs" =~ ^${vre}$ ]] || fail "$ctx: variant $uri CODECS='$codecs', want $vcodec only"
+      [[ "$line" == *AUDIO=* ]] && fail "$ctx: variant $uri names an audio group for a silent source"
     fi
     local w=${res%x*} hh=${res#*x}
     got+=("$(( w < hh ? w : hh ))")
-    local pl="$dir/$uri" d=${uri%/*} durs nseg=0
-    if [ ! -s "$pl" ]; then fail "$ctx: media playlist $uri missing"; continue; fi
-    grep -q '^#EXT-X-ENDLIST' "$pl" || fail "$ctx: $uri has no #EXT-X-ENDLIST"
-    durs=$(grep '^#EXTINF:' "$pl" | tr '\n' ' ')
-    if [ -z "$ref_durs" ]; then ref_durs=$durs
-    elif [ "$durs" != "$ref_durs" ]; then fail "$ctx: $uri segment durations '$durs' differ from the first rung's '$ref_durs' (keyframes not aligned)"; fi
-    while IFS= read -r seg; do
-      nseg=$((nseg + 1))
-      local sp="$dir/$d/$seg"
-      if [ ! -s "$sp" ]; then fail "$ctx: $uri lists $seg which does not exist"; continue; fi
-      local vs as
-      vs=$(ffprobe -v error -select_streams v -show_entries stream=codec_name,width,height -of csv=p=0 "$sp" </dev/null | awk NF | sort -u | tr '\n' ' ')
-      as=$(ffprobe -v error -select_streams a -show_entries stream=codec_name -of csv=p=0 "$sp" </dev/null | awk NF | sort -u | tr '\n' ' ')
-      [ "$vs" = "h264,$w,$hh " ] || fail "$ctx: $d/$seg video '$vs', want 'h264,$w,$hh '"
-      if [ "$na" -gt 0 ]; then [ "$as" = "aac " ] || fail "$ctx: $d/$seg audio '$as', want one AAC stream"
-      else [ -z "$as" ] || fail "$ctx: $d/$seg has audio '$as' from a silent source"; fi
-      ffmpeg -nostdin -v error -i "$sp" -f null - 2>"$T/dec.err" </dev/null || fail "$ctx: $d/$seg does not decode: $(head -c 200 "$T/dec.err")"
-      [ -s "$T/dec.err" ] && fail "$ctx: $d/$seg decode errors: $(head -c 200 "$T/dec.err")"
-      local k
-      k=$(ffprobe -v error -select_streams v:0 -show_entries frame=key_frame -of csv=p=0 "$sp" </dev/null || true)
-      k=${k%%$'\n'*}; k=${k%%,*}
-      [ "$k" = 1 ] || fail "$ctx: $d/$seg does not start with a keyframe"
-    done < <(grep -v '^#' "$pl" | grep -v '^$')
-    [ "$nseg" -ge 1 ] || fail "$ctx: $uri lists no segment"
-  done < "$dir/master.m3u8"
+    check_hls_playlist "$ctx" "$dir" "$uri" "$vcodec" "$w,$hh" "${codecs%%,*}" || continue
+    if [ -z "$ref_durs" ]; then ref_durs=$HLS_DURS; vdur=$HLS_TOTAL
+    elif [ "$HLS_DURS" != "$ref_durs" ]; then fail "$ctx: $uri segment durations '$HLS_DURS' differ from the first rung's '$ref_durs' (keyframes not aligned)"; fi
+  done < "$master"
   [ "${got[*]}" = "${want[*]}" ] || fail "$ctx: variant shorter sides '${got[*]}', want '${want[*]}' (source shorter side $short)"
   [ "$n" -ge 1 ] || fail "$ctx: master.m3u8 has no variant"
+  if [ "$na" -gt 0 ] && [ -n "$vdur" ]; then
+    # The whole presentation, as a player sees it (ffmpeg picks video+audio).
+    local ad vd
+    ad=$(ffprobe -v error -select_streams a -show_entries stream=codec_name -of csv=p=0 "$master" </dev/null | awk NF | sort -u | tr '\n' ' ')
+    vd=$(ffprobe -v error -select_streams v -show_entries stream=codec_name -of csv=p=0 "$master" </dev/null | awk NF | sort -u | tr '\n' ' ')
+    [ "$ad" = "aac " ] && [ "$vd" = "$vcodec " ] || fail "$ctx: master.m3u8 plays video '$vd' audio '$ad'"
+    awk -v a="$HLS_AUDIO_TOTAL" -v v="$vdur" 'BEGIN { d = a - v; exit !(d < 0.5 && d > -0.5) }' ||
+      fail "$ctx: audio lasts $HLS_AUDIO_TOTAL s, video $vdur s"
+  fi
+  return 0
+}
+
+# check_hls_playlist CTX DIR URI KIND SIZE CODECS: one media playlist of an
+# hls output (KIND h264|hevc with SIZE "w,h" and CODECS its codec string, or
+# audio). Sets HLS_DURS (its EXTINF lines) and HLS_TOTAL (their sum; for
+# audio also HLS_AUDIO_TOTAL). Returns 1 if it is missing.
+check_hls_playlist() {
+  local ctx=$1 dir=$2 uri=$3 kind=$4 size=$5 cstr=$6 pl d seg nseg=0 init="" ver
+  pl=$dir/$uri; d=${uri%/*}
+  if [ ! -s "$pl" ]; then fail "$ctx: media playlist $uri missing"; return 1; fi
+  grep -q '^#EXT-X-ENDLIST' "$pl" || fail "$ctx: $uri has no #EXT-X-ENDLIST"
+  HLS_DURS=$(grep '^#EXTINF:' "$pl" | tr '\n' ' ' || true)
+  HLS_TOTAL=$(grep '^#EXTINF:' "$pl" | cut -d: -f2 | cut -d, -f1 | awk '{ s += $1 } END { printf "%.3f", s }')
+  [ "$kind" = audio ] && HLS_AUDIO_TOTAL=$HLS_TOTAL
+  ver=$(sed -n 's/^#EXT-X-VERSION://p' "$pl" | head -n 1)
+  if grep -q '^#EXT-X-MAP:' "$pl"; then
+    init=$(sed -n 's/^#EXT-X-MAP:URI="\([^"]*\)".*/\1/p' "$pl")
+    [ -s "$dir/$d/$init" ] || fail "$ctx: $uri maps '$init' which does not exist"
+    [ "${ver:-0}" -ge 6 ] || fail "$ctx: $uri uses EXT-X-MAP with version '$ver' (< 6)"
+  fi
+  while IFS= read -r seg; do
+    nseg=$((nseg + 1))
+    local sp="$dir/$d/$seg" probe
+    if [ ! -s "$sp" ]; then fail "$ctx: $uri lists $seg which does not exist"; continue; fi
+    # The playlist says the segments' format (a tiny TS tail segment can
+    # look like something else to ffprobe's guess).
+    local f=(-f mpegts)
+    probe=$sp
+    if [ -n "$init" ]; then probe=$T/hls_seg.mp4; f=(-f mp4); cat "$dir/$d/$init" "$sp" >"$probe"; fi
+    local vs as
+    vs=$(ffprobe -v error "${f[@]}" -select_streams v -show_entries stream=codec_name,width,height -of csv=p=0 "$probe" </dev/null | awk NF | sort -u | tr '\n' ' ')
+    as=$(ffprobe -v error "${f[@]}" -select_streams a -show_entries stream=codec_name -of csv=p=0 "$probe" </dev/null | awk NF | sort -u | tr '\n' ' ')
+    if [ "$kind" = audio ]; then
+      [ -z "$vs" ] && [ "$as" = "aac " ] || fail "$ctx: $d/$seg has video '$vs' audio '$as', want AAC only"
+    else
+      [ "$vs" = "$kind,$size " ] || fail "$ctx: $d/$seg video '$vs', want '$kind,$size '"
+      [ -z "$as" ] || fail "$ctx: $d/$seg of a video variant has audio '$as' (audio goes in its own group)"
+    fi
+    ffmpeg -nostdin -v error "${f[@]}" -i "$probe" -f null - 2>"$T/dec.err" </dev/null || fail "$ctx: $d/$seg does not decode: $(head -c 200 "$T/dec.err")"
+    [ -s "$T/dec.err" ] && fail "$ctx: $d/$seg decode errors: $(head -c 200 "$T/dec.err")"
+    if [ "$kind" != audio ]; then
+      local k
+      k=$(ffprobe -v error "${f[@]}" -select_streams v:0 -show_entries frame=key_frame -of csv=p=0 "$probe" </dev/null || true)
+      k=${k%%$'\n'*}; k=${k%%,*}
+      [ "$k" = 1 ] || fail "$ctx: $d/$seg does not start with a keyframe"
+      if [ "$nseg" = 1 ]; then
+        # CODECS from the stream's own profile and level.
+        local prof lvl want
+        IFS=, read -r prof lvl < <(ffprobe -v error "${f[@]}" -select_streams v:0 -show_entries stream=profile,level -of csv=p=0 "$probe" </dev/null)
+        case "$kind,$prof" in
+          h264,High) want=$(printf 'avc1.6400%02X' "$lvl") ;;
+          hevc,Main) want=$(printf 'hvc1.1.6.L%d' "$lvl") ;;
+          *) want="?$kind/$prof" ;;
+        esac
+        [[ "$cstr" == "$want"* ]] || fail "$ctx: $uri CODECS '$cstr' but the stream is $prof level $lvl ($want)"
+      fi
+    fi
+  done < <(grep -v '^#' "$pl" | grep -v '^$')
+  [ "$nseg" -ge 1 ] || fail "$ctx: $uri lists no segment"
   return 0
 }
 

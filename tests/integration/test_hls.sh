@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The hls preset: one pass, a ladder of H.264 rungs up to the source's
-# shorter side, aligned keyframes, TS segments, master.m3u8 (check_hls in
-# lib_cli.sh does the ffprobe checks). CLI: a 360p source (one rung), a 720p
-# 3 s source (three rungs), an audio-only source (refused, nothing left),
-# an output directory that exists and is not empty (refused, kept intact).
-# Service: upload with preset=hls, fetch master.m3u8, a media playlist and a
-# segment over HTTP with their Content-Types; a traversal is refused.
+# shorter side, aligned keyframes, TS segments, the audio once in its own
+# group, master.m3u8 (check_hls in lib_cli.sh does the ffprobe checks).
+# CLI: a 360p source (one rung), a 720p 3 s source (three rungs), the same
+# with fMP4 2 s segments, HEVC (fMP4, hvc1), a video-only source (no audio
+# group), an audio-only source (refused, nothing left), an output directory
+# that exists and is not empty (refused, kept intact), bad segment options
+# (refused with the field named). Service: upload with preset=hls plus an
+# fMP4 output, fetch master.m3u8, the playlists, a video and an audio
+# segment and init.mp4 over HTTP with their Content-Types; a traversal is
+# refused; bad segment options are 400 invalid_output.
 # ctest-labels: cli
-# ctest-timeout: 120
+# ctest-timeout: 300
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built
@@ -39,6 +43,56 @@ else
   [ "$(tr ' ' '\n' <<<"$bws" | grep . | sort -rn | tr '\n' ' ')" = "$bws" ] || fail "720p -> hls: BANDWIDTH not descending: $bws"
 fi
 
+note "720p 3 s source -> hls, fMP4 segments of 2 s"
+run_vidq transcode "$in720" "$T/f720" --progress none \
+  --output '{"name":"f","preset":"hls","segment_format":"fmp4","segment_seconds":2}'
+if [ "$RC" -ne 0 ]; then fail "720p -> hls fmp4: exit $RC: $(cat "$T/err.txt")"
+else
+  check_hls "720p -> hls fmp4" "$in720" "$T/f720"
+  for pl in "$T"/f720/*/index.m3u8; do
+    grep -q '^#EXT-X-MAP:URI="init.mp4"' "$pl" || fail "fmp4: $pl has no EXT-X-MAP"
+    grep -q '^#EXT-X-TARGETDURATION:2$' "$pl" || fail "fmp4: $pl target duration is not 2"
+    ls "${pl%/*}"/*.ts >/dev/null 2>&1 && fail "fmp4: TS segments in ${pl%/*}"
+    # Every segment but the last is 2 s long.
+    grep '^#EXTINF:' "$pl" | head -n -1 | cut -d: -f2 | cut -d, -f1 |
+      awk '{ if ($1 < 1.9 || $1 > 2.1) bad = 1 } END { exit bad }' || fail "fmp4: $pl segments are not 2 s: $(grep '^#EXTINF' "$pl" | tr '\n' ' ')"
+  done
+  grep -q '^#EXT-X-VERSION:7$' "$T/f720/master.m3u8" || fail "fmp4: master.m3u8 version is not 7"
+fi
+
+note "HEVC in HLS: fMP4, tagged hvc1, aligned keyframes"
+run_vidq transcode "$in360" "$T/hevc" --progress none --output '{"name":"hv","preset":"hls","video":{"codec":"hevc"}}'
+if [ "$RC" -ne 0 ]; then fail "360p -> hls hevc: exit $RC: $(cat "$T/err.txt")"
+else
+  check_hls "360p -> hls hevc" "$in360" "$T/hevc" hevc
+  grep -q '^#EXT-X-MAP:' "$T/hevc/360p/index.m3u8" || fail "hevc: no EXT-X-MAP (not fMP4)"
+  tag=$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_tag_string -of csv=p=0 "$T/hevc/360p/init.mp4")
+  [ "$tag" = hvc1 ] || fail "hevc: init.mp4 tagged '$tag', want hvc1"
+fi
+
+note "video-only source -> hls: no audio group"
+run_vidq transcode "$VIDQ_MEDIA/video_only.mp4" "$T/vonly" --preset hls --progress none
+if [ "$RC" -ne 0 ]; then fail "video-only -> hls: exit $RC: $(cat "$T/err.txt")"
+else check_hls "video-only -> hls" "$VIDQ_MEDIA/video_only.mp4" "$T/vonly"; fi
+
+note "bad segment options: refused, field named, nothing written"
+BAD_SPECS=(
+  'segment_seconds|{"name":"b","preset":"hls","segment_seconds":1}'
+  'segment_seconds|{"name":"b","preset":"hls","segment_seconds":11}'
+  'segment_seconds|{"name":"b","preset":"hls","segment_seconds":"4"}'
+  'segment_format|{"name":"b","preset":"hls","segment_format":"mp4"}'
+  'segment_format|{"name":"b","preset":"hls","segment_format":"ts","video":{"codec":"hevc"}}'
+  'segment_format|{"name":"b","preset":"mp4-720p","segment_format":"fmp4"}'
+  'segment_seconds|{"name":"b","preset":"mp4-720p","segment_seconds":4}'
+)
+for b in "${BAD_SPECS[@]}"; do
+  field=${b%%|*}; spec=${b#*|}
+  run_vidq transcode "$in360" "$T/bad" --progress none --output "$spec"
+  expect_error "bad spec $spec" 2 invalid_output
+  grep -q "$field" "$T/err.txt" || fail "bad spec $spec: message does not name $field: $(cat "$T/err.txt")"
+  expect_no_output "bad spec $spec" "$T/bad"
+done
+
 note "audio-only source -> hls: refused"
 run_vidq transcode "$VIDQ_MEDIA/audio_only.mp3" "$T/haudio" --preset hls --progress none
 expect_error "audio-only -> hls" 1 "invalid_output|unsupported_media"
@@ -63,37 +117,60 @@ PID=$!
 for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
 if [ ! -s "$W/port" ]; then fail "server did not start: $(tail -c 300 "$W/server.log")"; finish; fi
 BASE=http://127.0.0.1:$(cat "$W/port")
-code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$in720" -F preset=hls "$BASE/v1/jobs")
-[ "$code" = 201 ] || [ "$code" = 202 ] || [ "$code" = 200 ] || fail "upload: HTTP $code $(head -c 300 "$W/up.json")"
-ID=$(jq -r '.id // .job.id // empty' "$W/up.json")
+OUTS='[{"preset":"hls"},{"name":"f4","preset":"hls","segment_format":"fmp4","segment_seconds":2}]'
+code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$in720" -F "outputs=$OUTS" "$BASE/v1/jobs")
+[ "$code" = 202 ] || fail "upload: HTTP $code $(head -c 300 "$W/up.json")"
+ID=$(jq -r '.id // empty' "$W/up.json")
 [ -n "$ID" ] || { fail "upload: no job id in $(head -c 300 "$W/up.json")"; stop_server; finish; }
 st=
-for _ in $(seq 600); do
+for _ in $(seq 900); do
   curl -s "$BASE/v1/jobs/$ID" >"$W/job.json" || true
   st=$(jq -r '.status // empty' "$W/job.json")
   case "$st" in succeeded|failed|canceled) break ;; esac
   sleep 0.1
 done
 [ "$st" = succeeded ] || fail "hls job: status '$st': $(head -c 400 "$W/job.json")"
+get() { # get URL FILE -> "code content-type"
+  curl -s -o "$2" -D "$2.h" -w '%{http_code}' "$1" >"$2.code" || true
+  echo "$(cat "$2.code") $(grep -i '^content-type:' "$2.h" | head -n 1 | cut -d' ' -f2- | tr -d '\r')"
+}
 if [ "$st" = succeeded ]; then
   name=$(jq -r '.outputs[0].name' "$W/job.json")
+  url=$(jq -r '.outputs[0].url' "$W/job.json")
+  [ "$url" = "/v1/jobs/$ID/outputs/$name/master.m3u8" ] || fail "output url '$url'"
   O=$BASE/v1/jobs/$ID/outputs/$name
   mkdir -p "$W/dl"
-  get() { # get PATH FILE -> "code content-type"
-    curl -s -o "$2" -D "$2.h" -w '%{http_code}' "$O$1" >"$2.code" || true
-    echo "$(cat "$2.code") $(grep -i '^content-type:' "$2.h" | head -n 1 | cut -d' ' -f2- | tr -d '\r')"
-  }
-  r=$(get /master.m3u8 "$W/dl/master.m3u8")
+  r=$(get "$BASE$url" "$W/dl/master.m3u8")
   [ "$r" = "200 application/vnd.apple.mpegurl" ] || fail "GET master.m3u8: '$r'"
   uri=$(grep -v '^#' "$W/dl/master.m3u8" | head -n 1)
   [ -n "$uri" ] || fail "downloaded master.m3u8 names no variant"
-  r=$(get "/$uri" "$W/dl/media.m3u8")
+  r=$(get "$O/$uri" "$W/dl/media.m3u8")
   [ "$r" = "200 application/vnd.apple.mpegurl" ] || fail "GET $uri: '$r'"
   seg=$(grep -v '^#' "$W/dl/media.m3u8" | head -n 1)
-  r=$(get "/${uri%/*}/$seg" "$W/dl/seg.ts")
+  r=$(get "$O/${uri%/*}/$seg" "$W/dl/seg.ts")
   [ "$r" = "200 video/mp2t" ] || fail "GET ${uri%/*}/$seg: '$r'"
   s=$(ffprobe -v error -show_entries stream=codec_name -of csv=p=0 "$W/dl/seg.ts" | awk NF | sort -u | tr '\n' ' ')
-  [ "$s" = "aac h264 " ] || fail "downloaded segment streams '$s'"
+  [ "$s" = "h264 " ] || fail "downloaded video segment streams '$s'"
+  auri=$(sed -n 's/^#EXT-X-MEDIA:TYPE=AUDIO.*URI="\([^"]*\)".*/\1/p' "$W/dl/master.m3u8")
+  r=$(get "$O/$auri" "$W/dl/audio.m3u8")
+  [ "$r" = "200 application/vnd.apple.mpegurl" ] || fail "GET $auri: '$r'"
+  seg=$(grep -v '^#' "$W/dl/audio.m3u8" | head -n 1)
+  r=$(get "$O/${auri%/*}/$seg" "$W/dl/aseg.ts")
+  [ "$r" = "200 video/mp2t" ] || fail "GET ${auri%/*}/$seg: '$r'"
+  s=$(ffprobe -v error -show_entries stream=codec_name -of csv=p=0 "$W/dl/aseg.ts" | awk NF | sort -u | tr '\n' ' ')
+  [ "$s" = "aac " ] || fail "downloaded audio segment streams '$s'"
+  # The fMP4 output: init segment and a .m4s.
+  F=$BASE/v1/jobs/$ID/outputs/f4
+  r=$(get "$F/720p/index.m3u8" "$W/dl/f.m3u8")
+  [ "$r" = "200 application/vnd.apple.mpegurl" ] || fail "GET f4/720p/index.m3u8: '$r'"
+  r=$(get "$F/720p/init.mp4" "$W/dl/init.mp4")
+  [ "$r" = "200 video/mp4" ] || fail "GET f4/720p/init.mp4: '$r'"
+  seg=$(grep -v '^#' "$W/dl/f.m3u8" | head -n 1)
+  r=$(get "$F/720p/$seg" "$W/dl/seg.m4s")
+  [ "$r" = "200 video/iso.segment" ] || fail "GET f4/720p/$seg: '$r'"
+  cat "$W/dl/init.mp4" "$W/dl/seg.m4s" >"$W/dl/joined.mp4"
+  s=$(ffprobe -v error -show_entries stream=codec_name,width,height -of csv=p=0 "$W/dl/joined.mp4" | awk NF | tr '\n' ' ')
+  [ "$s" = "h264,1280,720 " ] || fail "downloaded fMP4 segment '$s'"
   for bad in "/../../jobs.db" "/..%2F..%2Fserver.log" "/%2e%2e/%2e%2e/x" "/${uri%/*}/../../../x"; do
     code=$(curl -s --path-as-is -o /dev/null -w '%{http_code}' "$O$bad")
     [ "$code" = 404 ] || [ "$code" = 400 ] || fail "GET $bad: HTTP $code, want 404/400"
@@ -101,5 +178,17 @@ if [ "$st" = succeeded ]; then
   code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v1/jobs/$ID")
   [ "$code" = 200 ] || fail "server stopped serving after the traversal attempts: $code"
 fi
+
+note "service: bad segment options -> 400 invalid_output, no job"
+for b in "${BAD_SPECS[@]}"; do
+  field=${b%%|*}; spec=${b#*|}
+  code=$(curl -s -o "$W/bad.json" -w '%{http_code}' -F "file=@$in360" -F "outputs=[$spec]" "$BASE/v1/jobs")
+  [ "$code" = 400 ] || fail "upload with $spec: HTTP $code, want 400"
+  [ "$(jq -r '.error.code' "$W/bad.json")" = invalid_output ] || fail "upload with $spec: $(head -c 300 "$W/bad.json")"
+  jq -r '.error.message' "$W/bad.json" | grep -q "$field" || fail "upload with $spec: message does not name $field: $(head -c 300 "$W/bad.json")"
+done
+n=$(curl -s "$BASE/v1/jobs?limit=100" | jq '.jobs | length')
+[ "$n" = 1 ] || fail "refused uploads made jobs: $n jobs, want 1"
+[ -z "$(ls -A "$D/inputs" 2>/dev/null | grep -v "^$ID\$")" ] || fail "refused uploads left inputs: $(ls "$D/inputs")"
 stop_server
 finish

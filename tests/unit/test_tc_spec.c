@@ -116,6 +116,14 @@ static void bad_specs_name_the_field(void **state)
         {"{\"name\":\"a\",\"container\":\"jpg\",\"video\":{},\"audio\":{\"codec\":\"aac\"}}", "audio"},
         {"{\"name\":\"a\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\"},\"audio\":null,\"extra\":1}", "extra"},
         {"{\"preset\":\"nope\"}", "preset"},
+        {"{\"preset\":\"hls\",\"segment_seconds\":1.5}", "segment_seconds"},
+        {"{\"preset\":\"hls\",\"segment_seconds\":10.5}", "segment_seconds"},
+        {"{\"preset\":\"hls\",\"segment_seconds\":\"4\"}", "segment_seconds"},
+        {"{\"preset\":\"hls\",\"segment_format\":\"mp4\"}", "segment_format"},
+        {"{\"preset\":\"hls\",\"segment_format\":null}", "segment_format"},
+        {"{\"preset\":\"hls\",\"segment_format\":\"ts\",\"video\":{\"codec\":\"hevc\"}}", "segment_format"},
+        {"{\"preset\":\"mp4-720p\",\"segment_format\":\"fmp4\"}", "segment_format"},
+        {"{\"preset\":\"mp4-720p\",\"segment_seconds\":4}", "segment_seconds"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct tc_output_spec s;
@@ -125,6 +133,38 @@ static void bad_specs_name_the_field(void **state)
             fail_msg("case %zu (%s): rc %d message '%s'", i, cases[i].json, rc, err.message);
         assert_int_equal(err.code, TC_EINVALID_OUTPUT);
     }
+}
+
+static void hls_segment_options(void **state)
+{
+    (void)state;
+    struct tc_output_spec s;
+    struct tc_error err = {0};
+    assert_int_equal(parse("{\"preset\":\"hls\"}", &s, &err), 0);
+    assert_string_equal(s.segment_format, "");
+    assert_true(s.segment_seconds == 0);
+    assert_string_equal(s.preset, "hls");
+    assert_int_equal(parse("{\"preset\":\"hls\",\"segment_format\":\"fmp4\",\"segment_seconds\":6}", &s, &err), 0);
+    assert_string_equal(s.segment_format, "fmp4");
+    assert_true(s.segment_seconds == 6.0);
+    assert_string_equal(s.preset, ""); /* changed: custom */
+    assert_int_equal(parse("{\"preset\":\"hls\",\"segment_seconds\":2.5}", &s, &err), 0);
+    assert_true(s.segment_seconds == 2.5);
+    /* HEVC without a segment format gets fMP4. */
+    assert_int_equal(parse("{\"preset\":\"hls\",\"video\":{\"codec\":\"hevc\"}}", &s, &err), 0);
+    assert_string_equal(s.segment_format, "fmp4");
+    assert_string_equal(s.video.codec, "hevc");
+    /* Printed back and parsed again: the same. */
+    assert_int_equal(parse("{\"preset\":\"hls\",\"segment_format\":\"fmp4\",\"segment_seconds\":3}", &s, &err), 0);
+    json_t *j = tc_spec_to_json(&s);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "segment_format")), "fmp4");
+    assert_true(json_number_value(json_object_get(j, "segment_seconds")) == 3.0);
+    struct tc_output_spec back;
+    assert_int_equal(tc_spec_parse(j, &back, &err), 0);
+    json_decref(j);
+    assert_string_equal(back.segment_format, "fmp4");
+    assert_true(back.segment_seconds == 3.0);
 }
 
 static void json_round_trip(void **state)
@@ -185,6 +225,7 @@ int main(void)
         cmocka_unit_test(null_drops_a_stream),
         cmocka_unit_test(preset_base_with_override),
         cmocka_unit_test(bad_specs_name_the_field),
+        cmocka_unit_test(hls_segment_options),
         cmocka_unit_test(json_round_trip),
         cmocka_unit_test(check_input_rules),
     };

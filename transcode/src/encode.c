@@ -137,7 +137,21 @@ int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_
         av_dict_set(&opts, "preset", vs->speed[0] ? vs->speed : "medium", 0);
         if (vs->crf >= 0 && !vs->bitrate)
             av_dict_set_int(&opts, "crf", vs->crf, 0);
-        av_dict_set(&opts, "x265-params", "log-level=error", 0);
+        if (fixed_gop) {
+            /* As for x264: IDR frames only where the caller forces them,
+             * closed GOPs so each segment decodes on its own. */
+            e->forced_kf = 1;
+            c->gop_size = 100000;
+            av_dict_set(&opts, "forced-idr", "1", 0);
+            av_dict_set(&opts, "x265-params",
+                        "log-level=error:scenecut=0:open-gop=0:min-keyint=1:keyint=100000", 0);
+            if (vs->bitrate > 0) {
+                c->rc_max_rate = vs->bitrate * 3 / 2;
+                c->rc_buffer_size = (int)(vs->bitrate * 2);
+            }
+        } else {
+            av_dict_set(&opts, "x265-params", "log-level=error", 0);
+        }
     } else if (!strcmp(vs->codec, "vp9")) {
         static const int cpu_used[] = {8, 8, 7, 6, 5, 4, 3, 2, 1, 0};
         av_dict_set(&opts, "deadline", si <= 2 ? "realtime" : "good", 0);

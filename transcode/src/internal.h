@@ -228,6 +228,42 @@ int tc_encoder_send(struct tc_encoder *e, struct AVFrame *frame,
                     int (*write)(void *opaque, struct AVPacket *pkt), void *opaque);
 void tc_encoder_free(struct tc_encoder **e);
 
+/* ------------------------------------------------------------------ hls.c */
+
+/* An "hls" output being written: its renditions (one per ladder rung, plus
+ * one audio rendition when there is audio) are outputs of the run like any
+ * other, each with its own hls muxer in "<path>.part/<name>/". */
+struct tc_hls;
+
+enum { TC_HLS_MAX_RENDITIONS = 5 };
+
+/* Plan def (container "hls") for an input like info and create
+ * "<def->path>.part" with a folder per rendition. def is borrowed for the
+ * handle's life. TC_EINVALID_OUTPUT (no video), TC_EIO, TC_ENOMEM. */
+int tc_hls_open(const struct tc_output *def, const struct tc_media_info *info,
+                struct tc_hls **out, struct tc_error *err);
+/* The renditions: k < tc_hls_count; each path is "<part>/<name>/index.m3u8". */
+size_t tc_hls_count(const struct tc_hls *h);
+const struct tc_output *tc_hls_rendition(const struct tc_hls *h, size_t k);
+/* Segment duration (s): keyframes go at every multiple of it. */
+double tc_hls_segment_seconds(const struct tc_hls *h);
+/* 1 for fMP4 segments (init.mp4 + .m4s), 0 for MPEG-TS. */
+int tc_hls_fmp4(const struct tc_hls *h);
+/* Record rendition k's encoder (size, rate, channels, codec string from its
+ * extradata); once it is open. */
+void tc_hls_describe(struct tc_hls *h, size_t k, const struct AVCodecContext *enc);
+/* Take the codec string from a packet's parameter sets if the extradata
+ * had none. */
+void tc_hls_note_packet(struct tc_hls *h, size_t k, const struct AVCodecContext *enc,
+                        const struct AVPacket *pkt);
+/* Every rendition is finished: write master.m3u8, rename the directory
+ * into place, fill res (size of all files, duration_s as given). */
+int tc_hls_finish(struct tc_hls *h, double duration_s, struct tc_output_result *res,
+                  struct tc_error *err);
+/* Free h; removes the unfinished directory, and the finished one too if
+ * failed (a later output of the run failed). NULL is fine. */
+void tc_hls_free(struct tc_hls **h, int failed);
+
 /* ------------------------------------------------------------------ mux.c */
 
 struct tc_mux;
@@ -235,9 +271,10 @@ struct tc_mux;
 /* Start writing container to "<path>.part" (file protocol only). */
 int tc_mux_open(const char *container, const char *path, atomic_int *cancel,
                 struct tc_mux **out, struct tc_error *err);
-/* Target segment duration of an "hls" mux (opened with path = the rung's
- * index.m3u8, segments beside it); call before tc_mux_write_header. */
-void tc_mux_set_hls_time(struct tc_mux *m, double seconds);
+/* Segments of an "hls" mux (opened with path = the rendition's index.m3u8,
+ * segments beside it): target duration, fMP4 (init.mp4 + .m4s) or MPEG-TS;
+ * call before tc_mux_write_header. */
+void tc_mux_set_hls(struct tc_mux *m, double seconds, int fmp4);
 /* 1 if the muxer wants codec extradata in the stream header. */
 int tc_mux_global_header(const struct tc_mux *m);
 /* Add a stream for an encoder's output or for a copy of ist. Returns the

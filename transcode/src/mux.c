@@ -26,6 +26,7 @@ struct tc_mux {
                              * directory written aside by the pipeline; the
                              * muxer opens its own files, nothing renamed */
     double hls_time;        /* target segment duration, seconds */
+    int hls_fmp4;           /* fMP4 segments, else MPEG-TS */
 };
 
 static int interrupt_cb(void *opaque)
@@ -112,10 +113,11 @@ out:
     return ret;
 }
 
-void tc_mux_set_hls_time(struct tc_mux *m, double seconds)
+void tc_mux_set_hls(struct tc_mux *m, double seconds, int fmp4)
 {
     if (seconds > 0)
         m->hls_time = seconds;
+    m->hls_fmp4 = fmp4;
 }
 
 int tc_mux_global_header(const struct tc_mux *m)
@@ -135,8 +137,9 @@ int tc_mux_add_encoded(struct tc_mux *m, const AVCodecContext *enc, const char *
     if (enc->codec_type == AVMEDIA_TYPE_VIDEO) {
         st->avg_frame_rate = enc->framerate;
         st->sample_aspect_ratio = enc->sample_aspect_ratio;
-        /* Apple players want HEVC tagged hvc1 in MP4. */
-        if (enc->codec_id == AV_CODEC_ID_HEVC && !strcmp(container, "mp4"))
+        /* Apple players want HEVC tagged hvc1 in MP4 (and in HLS fMP4,
+         * whose segments the hls muxer writes with the tag given here). */
+        if (enc->codec_id == AV_CODEC_ID_HEVC && (!strcmp(container, "mp4") || !strcmp(container, "hls")))
             st->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');
     }
     return st->index;
@@ -183,10 +186,12 @@ int tc_mux_write_header(struct tc_mux *m, struct tc_error *err)
         av_dict_set(&opts, "hls_time", t, 0);
         av_dict_set(&opts, "hls_list_size", "0", 0);
         av_dict_set(&opts, "hls_playlist_type", "vod", 0);
-        av_dict_set(&opts, "hls_segment_type", "mpegts", 0);
+        av_dict_set(&opts, "hls_segment_type", m->hls_fmp4 ? "fmp4" : "mpegts", 0);
         av_dict_set(&opts, "hls_flags", "independent_segments", 0);
-        seg = slash ? av_asprintf("%.*s/seg%%05d.ts", (int)(slash - m->path), m->path)
-                    : av_strdup("seg%05d.ts");
+        /* fMP4: init.mp4 beside the playlist (#EXT-X-MAP). */
+        const char *ext = m->hls_fmp4 ? "m4s" : "ts";
+        seg = slash ? av_asprintf("%.*s/seg%%05d.%s", (int)(slash - m->path), m->path, ext)
+                    : av_asprintf("seg%%05d.%s", ext);
         if (!seg) {
             av_dict_free(&opts);
             return tc_error_set(err, TC_ENOMEM, "out of memory");

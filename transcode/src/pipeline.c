@@ -33,9 +33,7 @@
  *
  * Threading: tc_run blocks its calling thread; runs are independent.
  */
-#define _GNU_SOURCE 1 /* nftw FTW_DEPTH/FTW_PHYS */
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,37 +52,11 @@
 
 enum { MODE_NONE, MODE_ENCODE, MODE_COPY };
 
-/* HLS: an "hls" output expands to one internal output per ladder rung, all
- * fed from the one decode. Each rung has its own scaler, H.264 encoder (at
- * the table's bitrate, keyframes forced at every segment boundary, no
- * scene-cut keyframes, so segments line up across rungs), AAC encoder and
- * libavformat hls muxer writing "<dir>.part/<rung>/index.m3u8" + MPEG-TS
- * segments. When every rung is finished, master.m3u8 is written and the
- * directory renamed into place; on failure it is removed.
- *
- * The ladder (rungs above the source's shorter displayed side, or above the
- * spec's max_height, are left out; a small source gets the lowest rung at
- * its own size). Bitrates are video targets; the peak is 1.5x. */
-static const struct rung {
-    int height;
-    int64_t bitrate;
-} ladder[] = {
-    {1080, 5000000},
-    {720, 2800000},
-    {480, 1400000},
-    {360, 800000},
-};
-enum { N_RUNGS = sizeof(ladder) / sizeof(ladder[0]) };
-
+/* An "hls" output (hls.c): its renditions are outputs of this run. */
 struct hls_group {
-    const struct tc_output *def;    /* the user's output (path = the directory) */
+    struct tc_hls *h;
     size_t user;                    /* its index in params->outputs */
-    char *part;                     /* "<path>.part" */
-    size_t first, n;                /* its rungs in run->outs */
-    struct tc_output rungs[N_RUNGS];
-    char *paths[N_RUNGS];
-    double seg;                     /* segment duration, s */
-    int renamed;
+    size_t first;                   /* its renditions in run->outs */
 };
 enum { MAX_DECODE_ERRORS = 100 };
 
@@ -107,9 +79,9 @@ struct output {
     struct tc_poster *poster;   /* picks the thumbnail's frame (poster.c) */
     int done;                   /* finished early (thumbnail written) */
     struct tc_output_result result;
-    struct hls_group *hls;      /* a rung of this group, or NULL */
+    struct tc_hls *hls;         /* a rendition of this HLS output, or NULL */
+    size_t hls_k;               /* which one */
     double kf_next;             /* next forced keyframe time, s */
-    char codecs[16];            /* "avc1.PPCCLL" from the first SPS seen */
 };
 
 struct run {
@@ -242,7 +214,7 @@ static int setup_output(struct run *r, struct output *o)
     if (ret < 0)
         return ret;
     if (o->hls)
-        tc_mux_set_hls_time(o->mux, o->hls->seg);
+        tc_mux_set_hls(o->mux, tc_hls_segment_seconds(o->hls), tc_hls_fmp4(o->hls));
     int gh = tc_mux_global_header(o->mux);
 
     if (o->v.mode == MODE_ENCODE) {
@@ -261,6 +233,8 @@ static int setup_output(struct run *r, struct output *o)
                                     r->enc_threads, gh, o->hls != NULL, &o->v.enc, r->err);
         if (ret < 0)
             return ret;
+        if (o->hls)
+            tc_hls_describe(o->hls, o->hls_k, tc_encoder_ctx(o->v.enc));
         idx = tc_mux_add_encoded(o->mux, tc_encoder_ctx(o->v.enc), spec->container);
         if (idx < 0)
             return fail_av(r, TC_EINTERNAL, idx, "cannot add the video stream");
@@ -281,6 +255,8 @@ static int setup_output(struct run *r, struct output *o)
         ret = build_audio_chain(r, o, &r->adec->ch_layout, r->adec->sample_rate, r->adec->sample_fmt);
         if (ret < 0)
             return ret;
+        if (o->hls)
+            tc_hls_describe(o->hls, o->hls_k, tc_encoder_ctx(o->a.enc));
         idx = tc_mux_add_encoded(o->mux, tc_encoder_ctx(o->a.enc), spec->container);
         if (idx < 0)
             return fail_av(r, TC_EINTERNAL, idx, "cannot add the audio stream");
@@ -305,20 +281,6 @@ struct write_ctx {
     struct out_stream *s;
 };
 
-/* "avc1.PPCCLL" from the first H.264 SPS in data (Annex B or avcC). */
-static void find_avc1(const uint8_t *d, int size, char *out, size_t out_size)
-{
-    if (size >= 4 && d[0] == 1) { /* avcC */
-        snprintf(out, out_size, "avc1.%02X%02X%02X", d[1], d[2], d[3]);
-        return;
-    }
-    for (int i = 0; i + 6 < size; i++)
-        if (d[i] == 0 && d[i + 1] == 0 && d[i + 2] == 1 && (d[i + 3] & 0x1f) == 7) {
-            snprintf(out, out_size, "avc1.%02X%02X%02X", d[i + 4], d[i + 5], d[i + 6]);
-            return;
-        }
-}
-
 static int write_packet(void *opaque, AVPacket *pkt)
 {
     struct write_ctx *w = opaque;
@@ -327,12 +289,8 @@ static int write_packet(void *opaque, AVPacket *pkt)
     if (canceled(w->r))
         return AVERROR_EXIT;
     AVCodecContext *ec = tc_encoder_ctx(w->s->enc);
-    if (w->o->hls && w->s == &w->o->v && !w->o->codecs[0]) {
-        if (ec->extradata_size > 0)
-            find_avc1(ec->extradata, ec->extradata_size, w->o->codecs, sizeof(w->o->codecs));
-        if (!w->o->codecs[0])
-            find_avc1(pkt->data, pkt->size, w->o->codecs, sizeof(w->o->codecs));
-    }
+    if (w->o->hls)
+        tc_hls_note_packet(w->o->hls, w->o->hls_k, ec, pkt);
     return tc_mux_write(w->o->mux, w->s->index, pkt, ec->time_base.num, ec->time_base.den);
 }
 
@@ -387,7 +345,7 @@ static int drain_chain(struct run *r, struct output *o, struct out_stream *s)
                 if (t >= o->kf_next - 1e-3) {
                     r->filt->pict_type = AV_PICTURE_TYPE_I;
                     while (o->kf_next <= t + 1e-3)
-                        o->kf_next += o->hls->seg;
+                        o->kf_next += tc_hls_segment_seconds(o->hls);
                 }
             }
         }
@@ -572,11 +530,8 @@ static void run_free(struct run *r)
     av_free(r->outs);
     av_free(r->defs);
     av_free(r->user);
-    for (size_t g = 0; r->groups && g < r->n_groups; g++) {
-        for (int k = 0; k < N_RUNGS; k++)
-            av_free(r->groups[g].paths[k]);
-        av_free(r->groups[g].part);
-    }
+    for (size_t g = 0; r->groups && g < r->n_groups; g++)
+        tc_hls_free(&r->groups[g].h, 0);
     av_free(r->groups);
     avcodec_free_context(&r->vdec);
     avcodec_free_context(&r->adec);
@@ -588,56 +543,34 @@ static void run_free(struct run *r)
 
 /* Remove the outputs that were already renamed into place (a later output
  * failed, so the run as a whole failed). */
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-/* Remove a directory tree we wrote (symlinks not followed). */
-static void rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void remove_finished(struct run *r)
 {
     for (size_t i = 0; r->outs && i < r->n_outs; i++)
         if (r->outs[i].done && !r->outs[i].mux && !r->outs[i].hls)
             unlink(r->outs[i].def->path);
-    for (size_t g = 0; r->groups && g < r->n_groups; g++) {
-        if (r->groups[g].part)
-            rm_tree(r->groups[g].part);
-        if (r->groups[g].renamed)
-            rm_tree(r->groups[g].def->path);
-    }
+    for (size_t g = 0; r->groups && g < r->n_groups; g++)
+        tc_hls_free(&r->groups[g].h, 1);
 }
 
-/* Expand the outputs: an "hls" output becomes one internal output per
- * rung (after probing, the source's size is known). */
+/* Expand the outputs: an "hls" output becomes its renditions (after
+ * probing, the source's size is known). */
 static int expand(struct run *r)
 {
     const struct tc_run_params *p = r->p;
     size_t n = 0, n_hls = 0;
+    int ret;
     for (size_t i = 0; i < p->n_outputs; i++) {
         if (!strcmp(p->outputs[i].spec.container, "hls"))
             n_hls++;
         else
             n++;
     }
-    r->n_outs = n + n_hls * N_RUNGS; /* an upper bound, trimmed below */
+    r->n_outs = n + n_hls * TC_HLS_MAX_RENDITIONS; /* an upper bound, trimmed below */
     r->defs = av_calloc(r->n_outs, sizeof(*r->defs));
     r->user = av_calloc(r->n_outs, sizeof(*r->user));
     r->groups = n_hls ? av_calloc(n_hls, sizeof(*r->groups)) : NULL;
     if (!r->defs || !r->user || (n_hls && !r->groups))
         return tc_error_set(r->err, TC_ENOMEM, "out of memory");
-    int src_short = 0;
-    if (r->info.has_video)
-        src_short = r->info.video.width < r->info.video.height ? r->info.video.width
-                                                               : r->info.video.height;
     n = 0;
     for (size_t i = 0; i < p->n_outputs; i++) {
         const struct tc_output *d = &p->outputs[i];
@@ -646,112 +579,19 @@ static int expand(struct run *r)
             r->user[n++] = i;
             continue;
         }
-        if (!d->path || !d->path[0])
-            return tc_error_set(r->err, TC_EINVAL, "output '%s' has no path", d->spec.name);
-        if (!r->info.has_video || !d->spec.has_video)
-            return tc_error_set(r->err, TC_EINVALID_OUTPUT,
-                                "output '%s': an HLS ladder needs a video stream and the input has none",
-                                d->spec.name);
-        struct hls_group *g = &r->groups[r->n_groups++];
-        g->def = d;
+        struct hls_group *g = &r->groups[r->n_groups];
+        if ((ret = tc_hls_open(d, &r->info, &g->h, r->err)) < 0)
+            return ret;
+        r->n_groups++;
         g->user = i;
         g->first = n;
-        g->seg = 4.0;
-        if (r->info.duration_s > 0 && r->info.duration_s < 12.0) {
-            /* Short clips: at least ~3 segments, on whole half seconds. */
-            g->seg = floor(r->info.duration_s / 3.0 * 2.0) / 2.0;
-            if (g->seg < 1.0)
-                g->seg = 1.0;
-        }
-        if (!(g->part = av_asprintf("%s.part", d->path)))
-            return tc_error_set(r->err, TC_ENOMEM, "out of memory");
-        rm_tree(g->part); /* left by a crash */
-        if (mkdir(g->part, 0755) != 0)
-            return tc_error_set(r->err, TC_EIO, "cannot create '%s': %s", g->part, strerror(errno));
-        int cap = d->spec.video.max_height > 0 ? d->spec.video.max_height : ladder[0].height;
-        for (int k = 0; k < N_RUNGS; k++) {
-            int last = k == N_RUNGS - 1;
-            if (!(last && g->n == 0) && (ladder[k].height > cap || ladder[k].height > src_short))
-                continue;
-            struct tc_output *o = &g->rungs[g->n];
-            o->spec = d->spec;
-            snprintf(o->spec.name, sizeof(o->spec.name), "%dp", ladder[k].height);
-            o->spec.video.max_height = ladder[k].height;
-            o->spec.video.width = o->spec.video.height = 0;
-            o->spec.video.bitrate = ladder[k].bitrate;
-            o->spec.video.crf = -1;
-            char *dir = av_asprintf("%s/%dp", g->part, ladder[k].height);
-            g->paths[g->n] = av_asprintf("%s/%dp/index.m3u8", g->part, ladder[k].height);
-            if (!dir || !g->paths[g->n]) {
-                av_free(dir);
-                return tc_error_set(r->err, TC_ENOMEM, "out of memory");
-            }
-            int mk = mkdir(dir, 0755);
-            av_free(dir);
-            if (mk != 0)
-                return tc_error_set(r->err, TC_EIO, "cannot create a rung directory: %s",
-                                    strerror(errno));
-            o->path = g->paths[g->n];
-            r->defs[n] = o;
+        for (size_t k = 0; k < tc_hls_count(g->h); k++) {
+            r->defs[n] = tc_hls_rendition(g->h, k);
             r->user[n++] = i;
-            g->n++;
         }
     }
     r->n_outs = n;
     return 0;
-}
-
-static _Thread_local int64_t tree_bytes; /* nftw has no opaque pointer */
-static int size_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)path;
-    (void)ftw;
-    if (flag == FTW_F)
-        tree_bytes += st->st_size;
-    return 0;
-}
-
-/* Every rung of g is finished: master playlist, then the rename. */
-static int finish_group(struct run *r, struct hls_group *g, struct tc_output_result *res)
-{
-    char *master = av_asprintf("%s/master.m3u8", g->part);
-    FILE *f = master ? fopen(master, "w") : NULL;
-    int ret = 0;
-    if (!f) {
-        ret = tc_error_set(r->err, TC_EIO, "cannot write master.m3u8");
-        goto out;
-    }
-    fprintf(f, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    memset(res, 0, sizeof(*res));
-    for (size_t k = 0; k < g->n; k++) {
-        struct output *o = &r->outs[g->first + k];
-        const struct tc_output_spec *sp = &o->def->spec;
-        int64_t abr = o->a.mode == MODE_ENCODE ? (sp->audio.bitrate > 0 ? sp->audio.bitrate : 128000)
-                                               : 0;
-        int64_t bw = sp->video.bitrate * 3 / 2 + abr;
-        fprintf(f, "#EXT-X-STREAM-INF:BANDWIDTH=%lld,RESOLUTION=%dx%d,CODECS=\"%s%s\"\n%s/index.m3u8\n",
-                (long long)bw, o->v.out_w, o->v.out_h, o->codecs[0] ? o->codecs : "avc1.640028",
-                abr ? ",mp4a.40.2" : "", sp->name);
-        if (o->result.duration_s > res->duration_s)
-            res->duration_s = o->result.duration_s;
-    }
-    if (fclose(f) != 0) {
-        ret = tc_error_set(r->err, TC_EIO, "cannot write master.m3u8");
-        goto out;
-    }
-    tree_bytes = 0;
-    nftw(g->part, size_entry, 16, FTW_PHYS);
-    res->size = tree_bytes;
-    if (rename(g->part, g->def->path) != 0) {
-        ret = tc_error_set(r->err, TC_EIO, "cannot move the HLS directory into place at '%s': %s",
-                           g->def->path, strerror(errno));
-        goto out;
-    }
-    av_freep(&g->part);
-    g->renamed = 1;
-out:
-    av_free(master);
-    return ret;
 }
 
 /* The remux fast path: an input stream that already satisfies the spec is
@@ -788,15 +628,18 @@ static int plan(struct run *r)
     if (!r->outs)
         return tc_error_set(r->err, TC_ENOMEM, "out of memory");
     for (size_t g = 0; g < r->n_groups; g++)
-        for (size_t k = 0; k < r->groups[g].n; k++)
-            r->outs[r->groups[g].first + k].hls = &r->groups[g];
+        for (size_t k = 0; k < tc_hls_count(r->groups[g].h); k++) {
+            r->outs[r->groups[g].first + k].hls = r->groups[g].h;
+            r->outs[r->groups[g].first + k].hls_k = k;
+        }
     for (size_t i = 0; i < r->n_outs; i++) {
         struct output *o = &r->outs[i];
         const struct tc_output_spec *spec = &r->defs[i]->spec;
         o->def = r->defs[i];
         if (!o->def->path || !o->def->path[0])
             return tc_error_set(r->err, TC_EINVAL, "output '%s' has no path", spec->name);
-        if ((ret = tc_spec_check_input(spec, &r->info, r->err)) < 0)
+        /* (an HLS output was checked as a whole by tc_hls_open) */
+        if (!o->hls && (ret = tc_spec_check_input(spec, &r->info, r->err)) < 0)
             return ret;
         if (spec->has_video && r->vi >= 0)
             o->v.mode = !strcmp(spec->video.codec, "copy") ? MODE_COPY : MODE_ENCODE;
@@ -942,11 +785,16 @@ static int finish_groups(struct run *r, struct tc_output_result *results)
 {
     int ret;
     for (size_t g = 0; g < r->n_groups; g++) {
+        struct hls_group *hg = &r->groups[g];
         struct tc_output_result res;
-        if ((ret = finish_group(r, &r->groups[g], &res)) < 0)
+        double duration = 0;
+        for (size_t k = 0; k < tc_hls_count(hg->h); k++)
+            if (r->outs[hg->first + k].result.duration_s > duration)
+                duration = r->outs[hg->first + k].result.duration_s;
+        if ((ret = tc_hls_finish(hg->h, duration, &res, r->err)) < 0)
             return ret;
         if (results)
-            results[r->groups[g].user] = res;
+            results[hg->user] = res;
     }
     return 0;
 }

@@ -33,8 +33,8 @@ static const struct preset {
       .video = {.codec = "av1", .max_height = 720, .crf = 35, .speed = "veryfast"},
       .audio = {.codec = "opus", .bitrate = 96000}}},
     {"adaptive HLS ladder in one pass: H.264 1080p 5 Mb/s, 720p 2.8 Mb/s, 480p 1.4 Mb/s, 360p 0.8 Mb/s "
-     "(rungs above the source left out), AAC 128k in each rung, ~4 s MPEG-TS segments with aligned "
-     "keyframes, master.m3u8",
+     "(rungs above the source left out), AAC 128k encoded once in one audio group, ~4 s MPEG-TS "
+     "segments with aligned keyframes, master.m3u8",
      {.name = "hls", .preset = "hls", .container = "hls", .has_video = 1, .has_audio = 1,
       .video = {.codec = "h264", .max_height = 1080, .crf = -1, .speed = "veryfast"},
       .audio = {.codec = "aac", .bitrate = 128000}}},

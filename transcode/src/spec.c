@@ -13,6 +13,7 @@
 static const char *const containers[] = {"mp4", "webm", "mkv", "hls", "m4a", "mp3", "ogg", "jpg"};
 static const char *const video_codecs[] = {"h264", "hevc", "vp9", "av1", "copy", "mjpeg"};
 static const char *const audio_codecs[] = {"aac", "opus", "mp3", "copy"};
+static const char *const segment_formats[] = {"ts", "fmp4"};
 static const char *const speeds[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
                                      "medium",    "slow",      "slower",   "veryslow", "placebo"};
 
@@ -283,6 +284,18 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
             s.has_audio = 1;
             if ((ret = parse_audio(v, &s.audio, err)) < 0)
                 return ret;
+        } else if (strcmp(key, "segment_format") == 0) {
+            ret = get_enum(v, "segment_format", segment_formats, N(segment_formats),
+                           s.segment_format, sizeof(s.segment_format), err);
+            if (ret < 0)
+                return ret;
+        } else if (strcmp(key, "segment_seconds") == 0) {
+            if (!json_is_number(v))
+                return bad(err, "segment_seconds", "must be a number");
+            double d = json_number_value(v);
+            if (!(d >= 2.0 && d <= 10.0))
+                return bad(err, "segment_seconds", "must be between 2 and 10");
+            s.segment_seconds = d;
         } else {
             return tc_error_set(err, TC_EINVALID_OUTPUT, "%.64s: unknown field", key);
         }
@@ -297,6 +310,18 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
         return bad(err, "video.codec", "is required");
     if (s.has_audio && !s.audio.codec[0])
         return bad(err, "audio.codec", "is required");
+    if (strcmp(s.container, "hls") != 0) {
+        if (s.segment_format[0])
+            return bad(err, "segment_format", "is for container 'hls' only");
+        if (s.segment_seconds > 0)
+            return bad(err, "segment_seconds", "is for container 'hls' only");
+    } else if (s.has_video && !strcmp(s.video.codec, "hevc")) {
+        /* Apple players take HEVC in HLS from fMP4 segments only. */
+        if (!strcmp(s.segment_format, "ts"))
+            return bad(err, "segment_format",
+                       "HEVC in HLS needs 'fmp4' segments (Apple players do not play HEVC in MPEG-TS)");
+        snprintf(s.segment_format, sizeof(s.segment_format), "fmp4");
+    }
     if ((ret = check_combo(&s, err)) < 0)
         return ret;
     /* A spec that changed a preset's fields is custom, unless unchanged. */
@@ -306,7 +331,9 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
             (memcmp(&p.video, &s.video, sizeof(p.video)) != 0 ||
              memcmp(&p.audio, &s.audio, sizeof(p.audio)) != 0 || p.has_video != s.has_video ||
              p.has_audio != s.has_audio || p.no_auto_copy != s.no_auto_copy ||
-             strcmp(p.container, s.container) != 0))
+             strcmp(p.container, s.container) != 0 ||
+             strcmp(p.segment_format, s.segment_format) != 0 ||
+             p.segment_seconds != s.segment_seconds))
             s.preset[0] = '\0';
     }
     *spec = s;
@@ -361,6 +388,10 @@ json_t *tc_spec_to_json(const struct tc_output_spec *spec)
     } else {
         bad_set |= json_object_set_new(o, "audio", json_null());
     }
+    if (spec->segment_format[0])
+        bad_set |= json_object_set_new(o, "segment_format", json_string(spec->segment_format));
+    if (spec->segment_seconds > 0)
+        bad_set |= json_object_set_new(o, "segment_seconds", json_real(spec->segment_seconds));
     if (bad_set)
         goto fail;
     return o;

@@ -150,6 +150,10 @@ struct tc_output_spec {
                               * input stream that already fits (remux.c) */
     struct tc_video_spec video;
     struct tc_audio_spec audio;
+    /* "hls" only: "ts" or "fmp4" ("" = ts, fmp4 for HEVC), and the segment
+     * duration in seconds, 2..10 (0 = 4, shorter for clips under 12 s). */
+    char segment_format[8];
+    double segment_seconds;
 };
 
 /* Parse one output spec object of the API. On failure returns
