@@ -229,7 +229,7 @@ static void accepted_despite_full_queue(const char *dir)
     char data[4300];
     snprintf(data, sizeof(data), "%s/data-full", dir);
     struct ts_server s;
-    ts_server_start(&s, data, "--max-concurrent 1 --max-queued 1");
+    ts_server_start(&s, data, "--max-concurrent 1 --max-queued 1 --shutdown-grace 1");
     const char *file = ts_media("h264_aac_640x360.mp4");
     FILE *f = fopen(file, "rb");
     TS_CHECK(f, "open %s", file);
@@ -244,12 +244,22 @@ static void accepted_despite_full_queue(const char *dir)
     long long off = -1;
     TS_CHECK(patch(&s, loc, 0, buf, (size_t)(size / 2), &off) == 204, "first PATCH");
 
-    /* Fill the queue: one job runs (a long one), one waits; a third is 429. */
+    /* Fill the queue: one job runs (a slow one: x265 veryslow, so that it
+     * still runs at the last PATCH), one waits; a third is 429. */
     struct ts_http r;
-    ts_http_upload_raw(&s, &r, "/upload?preset=hevc-1080p", ts_media("h264_aac_640x360_10s.mp4"),
-                       "video/mp4", NULL);
+    char *slow = curl_easy_escape(NULL,
+                                  "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":"
+                                  "{\"codec\":\"hevc\",\"speed\":\"veryslow\"},\"audio\":null}]",
+                                  0);
+    char slow_path[512];
+    snprintf(slow_path, sizeof(slow_path), "/upload?outputs=%s", slow);
+    curl_free(slow);
+    ts_http_upload_raw(&s, &r, slow_path, ts_media("h264_aac_640x360_10s.mp4"), "video/mp4", NULL);
     TS_CHECK(r.status == 202, "running job: %ld %s", r.status, r.body);
+    json_t *first = ts_http_json(&r);
     ts_http_free(&r);
+    json_decref(ts_wait_status(&s, jstr(first, "id", NULL), "running", 30));
+    json_decref(first);
     ts_http_upload_raw(&s, &r, "/upload?preset=hevc-1080p", ts_media("h264_aac_640x360_10s.mp4"),
                        "video/mp4", NULL);
     TS_CHECK(r.status == 202, "queued job: %ld %s", r.status, r.body);
