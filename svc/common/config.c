@@ -61,6 +61,8 @@ static const struct opt opts[] = {
      "CPU niceness of job children and threads"},
     {"tus-expiry", OPT_DOUBLE, offsetof(struct config, tus_expiry), 0, 0.1, 1e9,
      "seconds an unfinished resumable (tus) upload is kept after its last write"},
+    {"tus-fsync", OPT_INT, offsetof(struct config, tus_fsync), 0, 0, 1,
+     "1: fdatasync every tus chunk before its 204 (survives a power cut; slower)"},
     {"port-file", OPT_STR, offsetof(struct config, port_file), sizeof(((struct config *)0)->port_file), 0, 0,
      "write the bound port number to this file once listening"},
 };

@@ -75,7 +75,10 @@ struct route {
     int flags;
 };
 
-enum { ROUTE_NO_AUTH = 1, ROUTE_BODY = 2 };
+/* ROUTE_NO_AUTH: open without the API key. ROUTE_AUTH_IN_HANDLER: the
+ * handler checks http_authorized itself in its first call, before
+ * anything else (tus: its 401 needs tus headers). ROUTE_BODY: has a body. */
+enum { ROUTE_NO_AUTH = 1, ROUTE_BODY = 2, ROUTE_AUTH_IN_HANDLER = 4 };
 
 /* The most body bytes read and dropped to answer a refused request (or one
  * sent to an endpoint that takes no body); past it the connection is closed. */

@@ -188,18 +188,20 @@ static const struct route routes[] = {
     {"GET", "/v1/presets", h_presets, 0},
     {"GET", "/healthz", h_healthz, ROUTE_NO_AUTH},
     {"GET", "/metrics", h_metrics, 0},
-    /* tus: auth is checked by tus_handle, so that even a 401 carries
-     * Tus-Resumable and a CORS preflight needs no key. */
+    /* tus: OPTIONS (discovery, CORS preflight) needs no key; the other
+     * methods need it, checked by tus_handle itself so that a 401 carries
+     * Tus-Resumable and the CORS headers (ROUTE_AUTH_IN_HANDLER). */
     {"OPTIONS", "/v1/uploads", tus_handle, ROUTE_NO_AUTH},
     {"OPTIONS", "/v1/uploads/", tus_handle, ROUTE_NO_AUTH},
-    {"POST", "/v1/uploads", tus_handle, ROUTE_NO_AUTH | ROUTE_BODY},
-    {"POST", "/v1/uploads/", tus_handle, ROUTE_NO_AUTH | ROUTE_BODY},
+    {"POST", "/v1/uploads", tus_handle, ROUTE_AUTH_IN_HANDLER | ROUTE_BODY},
+    {"POST", "/v1/uploads/", tus_handle, ROUTE_AUTH_IN_HANDLER | ROUTE_BODY},
     {"OPTIONS", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH},
-    {"HEAD", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH},
-    {"PATCH", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH | ROUTE_BODY},
-    {"DELETE", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH},
-    {"POST", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH | ROUTE_BODY}, /* X-HTTP-Method-Override */
-    {"GET", "/v1/uploads/:id", tus_handle, ROUTE_NO_AUTH},
+    {"HEAD", "/v1/uploads/:id", tus_handle, ROUTE_AUTH_IN_HANDLER},
+    {"PATCH", "/v1/uploads/:id", tus_handle, ROUTE_AUTH_IN_HANDLER | ROUTE_BODY},
+    {"DELETE", "/v1/uploads/:id", tus_handle, ROUTE_AUTH_IN_HANDLER},
+    /* X-HTTP-Method-Override */
+    {"POST", "/v1/uploads/:id", tus_handle, ROUTE_AUTH_IN_HANDLER | ROUTE_BODY},
+    {"GET", "/v1/uploads/:id", tus_handle, ROUTE_AUTH_IN_HANDLER},
     {"POST", "/v1/jobs/:id/webhooks", webhooks_job_add, ROUTE_BODY},
     {"GET", "/v1/jobs/:id/deliveries", webhooks_job_deliveries, 0},
     {"POST", "/v1/webhooks", webhooks_global_add, ROUTE_BODY},
@@ -303,7 +305,8 @@ enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const ch
                                 url);
         return http_rejectf(conn, rq, "not_found", "no such endpoint: %s %s", method, url);
     }
-    if (!(rq->route->flags & ROUTE_NO_AUTH) && !http_authorized(h, conn)) {
+    if (!(rq->route->flags & (ROUTE_NO_AUTH | ROUTE_AUTH_IN_HANDLER)) &&
+        !http_authorized(h, conn)) {
         rq->route = NULL;
         return http_rejectf(conn, rq, "unauthorized",
                             "this server needs an API key: Authorization: Bearer <key>");

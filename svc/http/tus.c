@@ -6,18 +6,22 @@
  * becomes the job id.
  *
  * One request, one state (struct tus_request in the request's con_cls):
- * the first call (headers) checks auth, Tus-Resumable, the method and the
- * headers, and for a PATCH takes the upload's lock and opens the write;
+ * the first call (headers) checks auth (the router leaves it to this
+ * module, so that a 401 carries Tus-Resumable and the CORS headers a
+ * browser needs to read it; only OPTIONS is open), Tus-Resumable, the
+ * method and the headers, and for a PATCH takes the upload's lock and opens the write;
  * later calls append the body (never held in memory); the last call
- * commits (fdatasync, then the new offset) and answers. A body cut off
- * mid-way (the client went away) ends in tus_request_free, which keeps the
- * bytes that arrived when no checksum was asked for; the lock is released
- * there in every case.
+ * commits (the new offset, after every byte was written; with --tus-fsync
+ * after an fdatasync) and answers. A body cut off mid-way (the client went
+ * away) ends in tus_request_free, which keeps the bytes that arrived when
+ * no checksum was asked for; the lock is released there in every case.
  *
  * GET /status/<id> of an upload that is not complete answers 404 with the
  * code not_found and a message that says how many bytes arrived; a
  * complete upload is a job; a complete upload that was refused (not media,
- * an output that does not fit it) is a failed job whose error says why.
+ * an output that does not fit it) is a job in the job store in status
+ * failed whose error says why (the last PATCH still answers 204: its bytes
+ * were stored).
  */
 #define _GNU_SOURCE
 #include "http/tus.h"
@@ -156,6 +160,18 @@ static int drain_body(struct MHD_Connection *conn)
     return te && strcasestr(te, "chunked") != NULL;
 }
 
+/* The headers an error answer adds for code (NULL-terminated list). */
+static const char *const *error_headers(const char *code)
+{
+    static const char *const version[] = {"Tus-Version", TUS_VERSION, NULL};
+    static const char *const auth[] = {"WWW-Authenticate", "Bearer", NULL};
+    if (strcmp(code, "unsupported_version") == 0)
+        return version;
+    if (strcmp(code, "unauthorized") == 0)
+        return auth;
+    return NULL;
+}
+
 static enum MHD_Result fail_now(struct tus_request *t, struct MHD_Connection *conn,
                                 const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -176,9 +192,7 @@ static enum MHD_Result fail_now(struct tus_request *t, struct MHD_Connection *co
         return MHD_YES;
     }
     t->answered = 1;
-    const char *hdrs[] = {"Tus-Version", TUS_VERSION, NULL};
-    return answer(conn, http_status_for(code), code, msg,
-                  strcmp(code, "unsupported_version") == 0 ? hdrs : NULL);
+    return answer(conn, http_status_for(code), code, msg, error_headers(code));
 }
 
 static const char *code_for_tus(int rc)
@@ -257,30 +271,48 @@ static void upload_headers(const struct tus_upload *u, char off[24], char len[24
 
 /* ------------------------------------------------------ the last byte */
 
+/* The upload options of u's metadata, with u->id as the job id. Returns 0,
+ * or -1 with e filled (o then holds the job id alone). */
+static int options_of(const struct tus_upload *u, struct upload_options *o, struct api_error *e)
+{
+    struct tus_meta m;
+    char err[256];
+    int rc = -1;
+    memset(o, 0, sizeof(*o));
+    if (tus_meta_parse(u->metadata, &m, err, sizeof(err)) < 0) {
+        api_error_set(e, "bad_request", "%s", err);
+    } else {
+        rc = options_from_meta(&m, o, e);
+        tus_meta_clear(&m);
+    }
+    if (job_id_valid(u->id))
+        memcpy(o->job_id, u->id, JOB_ID_SIZE); /* job_id_valid: JOB_ID_LEN chars */
+    return rc;
+}
+
 /* Make the job of a complete upload (the caller holds its lock): probe,
- * store, queue, as for any upload. A refused file becomes a FAILED record
- * (its bytes removed) that GET /status reports. */
+ * store, queue, as for any upload. A refused file (not media, outputs
+ * that do not fit it) becomes a job in status failed with the reason
+ * (upload_submit records it: GET /status, /v1/jobs, job.failed), and its
+ * bytes are removed; the record keeps phase FAILED and the reason. */
 static void finish_upload(struct http_server *h, struct tus_upload *u)
 {
     struct upload_options o;
     struct api_error e;
-    struct tus_meta m;
-    char err[256], path[1200], id[JOB_ID_SIZE];
+    char path[1200], id[JOB_ID_SIZE];
     char *json = NULL;
     size_t len = 0;
+    int rc = -1, failed_job = 0;
     memset(&e, 0, sizeof(e));
     memset(&o, 0, sizeof(o));
-    int rc = -1;
-    if (tus_meta_parse(u->metadata, &m, err, sizeof(err)) < 0)
-        api_error_set(&e, "bad_request", "%s", err);
-    else if (!job_id_valid(u->id))
+    if (!job_id_valid(u->id))
         api_error_set(&e, "internal_error", "the upload id is not a job id");
-    else if (options_from_meta(&m, &o, &e) == 0 &&
-             tus_store_data_path(h->tus, u->id, path, sizeof(path)) == 0) {
-        memcpy(o.job_id, u->id, JOB_ID_SIZE); /* job_id_valid: JOB_ID_LEN chars */
-        rc = upload_submit(h, path, &o, u->length, &json, &len, id, &e);
-    }
-    tus_meta_clear(&m);
+    else if (tus_store_data_path(h->tus, u->id, path, sizeof(path)) < 0)
+        api_error_set(&e, "internal_error", "the upload's path is too long");
+    else if (options_of(u, &o, &e) == 0)
+        rc = upload_submit(h, path, &o, u->length, &json, &len, id, &e, &failed_job);
+    else /* checked at creation: only a damaged record gets here */
+        failed_job = upload_record_failed(h, &o, u->length, NULL, &e) == 0;
     upload_options_clear(&o);
     free(json);
     if (rc == 0) {
@@ -291,14 +323,16 @@ static void finish_upload(struct http_server *h, struct tus_upload *u)
         snprintf(u->error_code, sizeof(u->error_code), "%s", e.code ? e.code : "internal_error");
         snprintf(u->error_message, sizeof(u->error_message), "%s", e.message);
         tus_store_remove_data(h->tus, u->id);
-        log_info("tus: upload %s complete but refused: %s (%s)", u->id, u->error_code,
-                 u->error_message);
+        log_info("tus: upload %s complete but refused: %s (%s)%s", u->id, u->error_code,
+                 u->error_message, failed_job ? "; failed job recorded" : "");
     }
     u->finished_at = (double)time(NULL);
     if (tus_store_save(h->tus, u) < 0)
         log_error("tus: cannot record the end of upload %s", u->id);
 }
 
+/* At start: an upload whose last byte arrived before the last stop but
+ * whose job is missing (a crash in between, or the job store failed). */
 static void recover_one(void *opaque, struct tus_upload *u)
 {
     struct http_server *h = opaque;
@@ -306,13 +340,25 @@ static void recover_one(void *opaque, struct tus_upload *u)
     if (tus_store_lock(h->tus, u->id) != TUS_OK)
         return;
     if (sched_job_get(h->sched, u->id, &job) == SCHED_OK) {
-        /* the job was made; only the record's last write was lost */
-        u->phase = TUS_DONE;
-        tus_store_save(h->tus, u);
+        if (u->phase == TUS_COMPLETE) { /* only the record's last write was lost */
+            u->phase = TUS_DONE;
+            tus_store_save(h->tus, u);
+        }
         job_free(&job);
-    } else {
+    } else if (u->phase == TUS_COMPLETE) {
         log_info("tus: upload %s was complete at the last stop; making its job", u->id);
         finish_upload(h, u);
+    } else { /* FAILED, its job not recorded */
+        struct upload_options o;
+        struct api_error e;
+        memset(&e, 0, sizeof(e));
+        options_of(u, &o, &e);
+        api_error_set(&e, u->error_code[0] ? u->error_code : "internal_error", "%s",
+                      u->error_message);
+        if (upload_record_failed(h, &o, u->length, NULL, &e) == 0)
+            log_info("tus: upload %s: its refusal (%s) recorded as a failed job", u->id,
+                     u->error_code);
+        upload_options_clear(&o);
     }
     tus_store_unlock(h->tus, u->id);
 }
@@ -552,9 +598,8 @@ static enum MHD_Result finish(struct tus_request *t, struct MHD_Connection *conn
     t->answered = 1;
     if (t->failed) {
         release(t);
-        const char *hdrs[] = {"Tus-Version", TUS_VERSION, NULL};
         return answer(conn, http_status_for(t->fail_code), t->fail_code, t->fail_msg,
-                      strcmp(t->fail_code, "unsupported_version") == 0 ? hdrs : NULL);
+                      error_headers(t->fail_code));
     }
     if (t->w) {
         int rc = tus_write_commit(&t->w, &t->u, t->has_checksum ? t->want : NULL, t->wlen);
@@ -588,9 +633,10 @@ static enum MHD_Result begin(struct tus_request *t, struct MHD_Connection *conn,
     if (ov && strcmp(method, "POST") == 0)
         method = ov;
     int options = strcmp(method, "OPTIONS") == 0;
-    /* a browser's CORS preflight carries no credentials */
-    int preflight = options && header(conn, "Access-Control-Request-Method");
-    if (!preflight && !http_authorized(t->h, conn))
+    /* Every method but OPTIONS needs the API key. OPTIONS (tus discovery,
+     * a browser's CORS preflight, which carries no credentials) tells the
+     * server's capabilities only, never an upload. */
+    if (!options && !http_authorized(t->h, conn))
         return fail_now(t, conn, "unauthorized",
                         "this server needs an API key: Authorization: Bearer <key>");
     if (options)
@@ -661,8 +707,8 @@ void tus_request_free(struct tus_request **pp)
         return;
     struct tus_request *t = *pp;
     if (t->w) {
-        /* The client went away mid-body: keep what arrived (made durable
-         * first), as tus asks, unless a checksum must vouch for it. */
+        /* The client went away mid-body: keep what arrived, as tus asks,
+         * unless a checksum must vouch for it. */
         if (!t->has_checksum && !t->failed && tus_write_count(t->w) > 0) {
             if (tus_write_commit(&t->w, &t->u, NULL, 0) == TUS_OK) {
                 log_info("tus: upload %s interrupted at %lld bytes", t->u.id,
@@ -687,62 +733,26 @@ enum MHD_Result tus_status_answer(struct http_server *h, struct MHD_Connection *
     if (!tus_id_valid(id) || tus_store_get(h->tus, id, &u) < 0)
         return http_fail(conn, "not_found", "no job with id '%s'", id);
     enum MHD_Result r;
-    if (u.phase == TUS_DONE) { /* the job record is the truth; it is gone */
-        tus_upload_clear(&u);
-        return http_fail(conn, "not_found", "no job with id '%s'", id);
-    }
-    if (u.phase != TUS_FAILED) {
+    if (u.phase == TUS_DONE) /* the job record is the truth; it is gone */
+        r = http_fail(conn, "not_found", "no job with id '%s'", id);
+    else if (u.phase == TUS_FAILED) /* its failed job could not be stored */
+        r = http_fail(conn, "not_found",
+                      "upload %s was refused (%s: %s); its job could not be recorded", id,
+                      u.error_code, u.error_message);
+    else
         r = http_fail(conn, "not_found",
                       "upload %s is incomplete: %lld of %lld bytes received; its job starts "
                       "when the last byte lands",
                       id, (long long)u.offset, (long long)u.length);
-        tus_upload_clear(&u);
-        return r;
-    }
-    /* A refused upload: a failed job that says why. */
-    struct job job;
-    struct tus_meta m;
-    char err[64];
-    memset(&job, 0, sizeof(job));
-    snprintf(job.id, sizeof(job.id), "%s", id);
-    job.status = JOB_FAILED;
-    job.created_at = u.created_at;
-    job.finished_at = u.finished_at > 0 ? u.finished_at : u.created_at;
-    json_t *input = json_object();
-    const char *meta_json = "{}";
-    if (tus_meta_parse(u.metadata, &m, err, sizeof(err)) == 0) {
-        const char *fn = tus_meta_get(&m, "filename", NULL);
-        if (!fn)
-            fn = tus_meta_get(&m, "name", NULL);
-        if (fn)
-            json_object_set_new(input, "filename", json_string(fn));
-        const char *md = tus_meta_get(&m, "metadata", NULL);
-        json_t *mdv = md ? json_loads(md, 0, NULL) : NULL;
-        if (json_is_object(mdv))
-            meta_json = md;
-        json_decref(mdv);
-    }
-    json_object_set_new(input, "size", json_integer(u.length));
-    job.input_json = json_dumps(input, JSON_COMPACT);
-    job.outputs_json = strdup("[]");
-    job.metadata_json = strdup(meta_json);
-    job.error_code = strdup(u.error_code);
-    job.error_message = strdup(u.error_message);
-    tus_meta_clear(&m);
-    json_decref(input);
-    json_t *v = job_to_json(&job, -1);
-    job_clear(&job);
     tus_upload_clear(&u);
-    if (!v)
-        return http_fail(conn, "internal_error", "out of memory");
-    return http_send_value(conn, MHD_HTTP_OK, v);
+    return r;
 }
 
 int tus_open(struct http_server *h)
 {
     char dir[1100];
     snprintf(dir, sizeof(dir), "%s/uploads", h->cfg->data_dir);
-    int rc = tus_store_open(dir, h->cfg->tus_expiry, &h->tus);
+    int rc = tus_store_open(dir, h->cfg->tus_expiry, h->cfg->tus_fsync, &h->tus);
     if (rc < 0) {
         log_error("tus: cannot open the uploads folder %s", dir);
         return -1;

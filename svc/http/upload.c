@@ -338,9 +338,70 @@ int upload_write(struct http_server *h, int fd, const char *data, size_t len,
     return 0;
 }
 
+int upload_record_failed(struct http_server *h, const struct upload_options *o, int64_t size,
+                         const json_t *input, const struct api_error *why)
+{
+    int ret = -1;
+    struct job job;
+    struct api_error e;
+    char input_path[1400];
+    char *outputs_json = NULL;
+    json_t *in = NULL;
+    memset(&job, 0, sizeof(job));
+    if (!job_id_valid(o->job_id))
+        return -1;
+    snprintf(job.id, sizeof(job.id), "%s", o->job_id);
+    /* The outputs and priority asked for, when they still parse (they did
+     * at creation). */
+    struct tc_output_spec specs[MAX_OUTPUTS];
+    size_t n = 0;
+    int priority = 0;
+    if (check_options(o, specs, &n, &outputs_json, &priority, &e) < 0) {
+        free(outputs_json);
+        outputs_json = NULL;
+        priority = 0;
+    }
+    in = input ? json_deep_copy(input) : json_object();
+    if (in && !input) {
+        if (o->filename[0])
+            json_object_set_new(in, "filename", json_string(o->filename));
+        json_object_set_new(in, "size", json_integer(size));
+        json_object_set_new(in, "format", json_null());
+        json_object_set_new(in, "duration_s", json_null());
+        json_object_set_new(in, "video", json_null());
+        json_object_set_new(in, "audio", json_null());
+    }
+    job.priority = priority;
+    job.input_json = in ? json_dumps(in, JSON_COMPACT) : NULL;
+    job.outputs_json = outputs_json ? outputs_json : strdup("[]");
+    outputs_json = NULL;
+    job.metadata_json = strdup(o->metadata && *o->metadata ? o->metadata : "{}");
+    job.webhook_url = o->webhook_url && *o->webhook_url ? strdup(o->webhook_url) : NULL;
+    job.error_code = strdup(why->code ? why->code : "internal_error");
+    job.error_message = strdup(why->message);
+    if (job_input_path(input_path, sizeof(input_path), h->cfg->data_dir, job.id) < 0 ||
+        !(job.input_path = strdup(input_path)) || !job.input_json || !job.outputs_json ||
+        !job.metadata_json || !job.error_code || !job.error_message) {
+        log_error("job %s: out of memory recording its refusal", o->job_id);
+        goto out;
+    }
+    int rc = sched_record_failed(h->sched, &job, NULL, NULL);
+    if (rc != SCHED_OK) {
+        log_error("job %s: cannot record its refusal (%s): sched error %d", o->job_id,
+                  job.error_code, rc);
+        goto out;
+    }
+    ret = 0;
+out:
+    json_decref(in);
+    free(outputs_json);
+    job_clear(&job);
+    return ret;
+}
+
 int upload_submit(struct http_server *h, const char *tmp_path, const struct upload_options *o,
                   int64_t size, char **json, size_t *json_len, char id[JOB_ID_SIZE],
-                  struct api_error *e)
+                  struct api_error *e, int *failed_job)
 {
     int ret = -1;
     struct tc_output_spec specs[MAX_OUTPUTS];
@@ -356,6 +417,8 @@ int upload_submit(struct http_server *h, const char *tmp_path, const struct uplo
 
     memset(&job, 0, sizeof(job));
     memset(&terr, 0, sizeof(terr));
+    if (failed_job)
+        *failed_job = 0;
     /* The first read of an untrusted file: isolated like a job (a child
      * in process mode), so a hostile file costs this upload, not the server. */
     struct worker_probe_params probe = {
@@ -371,6 +434,9 @@ int upload_submit(struct http_server *h, const char *tmp_path, const struct uplo
                       terr.message[0] ? terr.message : tc_strerror(TC_EUNSUPPORTED));
         goto out;
     }
+    input = tc_media_info_to_json(&info, o->filename[0] ? o->filename : NULL);
+    if (input && size >= 0)
+        json_object_set_new(input, "size", json_integer(size));
     if (check_options(o, specs, &n, &outputs_json, &priority, e) < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -388,9 +454,6 @@ int upload_submit(struct http_server *h, const char *tmp_path, const struct uplo
         api_error_set(e, "internal_error", "no random id available");
         goto out;
     }
-    input = tc_media_info_to_json(&info, o->filename[0] ? o->filename : NULL);
-    if (input && size >= 0)
-        json_object_set_new(input, "size", json_integer(size));
     job.input_json = input ? json_dumps(input, JSON_COMPACT) : NULL;
     job.outputs_json = outputs_json;
     outputs_json = NULL;
@@ -421,8 +484,11 @@ int upload_submit(struct http_server *h, const char *tmp_path, const struct uplo
     moved = 0; /* the job owns the input now */
     ret = 0;
 out:
-    if (ret < 0)
+    if (ret < 0) {
         unlink(moved ? input_path : tmp_path);
+        if (o->job_id[0] && upload_record_failed(h, o, size, input, e) == 0 && failed_job)
+            *failed_job = 1;
+    }
     json_decref(input);
     free(outputs_json);
     job_clear(&job);
@@ -606,7 +672,7 @@ static enum MHD_Result finish(struct http_server *h, struct MHD_Connection *conn
     char tmp[sizeof(u->tmp_path)];
     memcpy(tmp, u->tmp_path, sizeof(tmp));
     u->tmp_path[0] = '\0';
-    if (upload_submit(h, tmp, &u->opts, u->bytes, &json, &len, id, &e) < 0)
+    if (upload_submit(h, tmp, &u->opts, u->bytes, &json, &len, id, &e, NULL) < 0)
         return http_send_error(conn, &e);
     char location[64];
     snprintf(location, sizeof(location), "/status/%s", id);

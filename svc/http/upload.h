@@ -53,14 +53,25 @@ int upload_options_check(const struct upload_options *o, char **outputs_json,
                          struct api_error *e);
 
 /* Make a job of the complete upload at tmp_path (a file in the server's
- * tmp dir): probe it (not media: 415 and the file deleted), check the
- * outputs against it, move it into the inputs folder, store and queue
- * the job. On success the file is owned by the job and *json holds the job
- * object (malloc'd) and id its id. On failure the file is deleted and e
- * says why. Returns 0 or -1. */
+ * tmp dir, or a tus upload's data file): probe it (not media: 415 and the
+ * file deleted), check the outputs against it, move it into the inputs
+ * folder, store and queue the job. On success the file is owned by the
+ * job and *json holds the job object (malloc'd) and id its id. On failure
+ * the file is deleted and e says why; then, when o->job_id is set (a tus
+ * upload: the client already holds that id), the refusal is stored as a
+ * failed job with that id and e as its error (upload_record_failed) and
+ * *failed_job (if not NULL) is set to 1. Returns 0 or -1. */
 int upload_submit(struct http_server *h, const char *tmp_path, const struct upload_options *o,
                   int64_t size, char **json, size_t *json_len, char id[JOB_ID_SIZE],
-                  struct api_error *e);
+                  struct api_error *e, int *failed_job);
+
+/* Store a refused upload as a job in status failed with why as its error
+ * (job.failed webhooks fire; GET /status and /v1/jobs show it): id
+ * o->job_id (required), filename, metadata, webhook_url, priority and
+ * outputs from o, input the probed "input" object when there is one (else
+ * filename and size). Returns 0, or -1 (logged; e.g. the id exists). */
+int upload_record_failed(struct http_server *h, const struct upload_options *o, int64_t size,
+                         const json_t *input, const struct api_error *why);
 
 /* A new temporary file in the server's tmp dir: returns the fd (O_CLOEXEC)
  * and its path in path, or -1 with e filled. */

@@ -852,6 +852,34 @@ out:
     return ret;
 }
 
+int sched_record_failed(struct sched *s, struct job *job, char **json, size_t *json_len)
+{
+    int ret;
+    job->created_at = job_now();
+    int rc = store_job_create_failed(s->st, job);
+    if (rc != STORE_OK)
+        return store_to_sched(rc);
+    pthread_mutex_lock(&s->lock);
+    s->by_status[JOB_FAILED]++;
+    struct sjob *j = find(s, job->id);
+    ret = SCHED_OK;
+    if (!j) {
+        j = sjob_new(s, job);
+        if (j) {
+            hash_insert(s, j);
+            finished_add(s, j);
+        }
+    }
+    /* Not cached (out of memory): reads fall back to the store. */
+    if (json)
+        ret = j ? copy_json(s, j, json, json_len) : SCHED_ENOMEM;
+    pthread_mutex_unlock(&s->lock);
+    log_info("job failed id=%s error=%s (refused before it was queued)", job->id,
+             job->error_code);
+    notify(s, job->id, 1);
+    return ret;
+}
+
 int sched_job_json_status(struct sched *s, const char *id, char **json, size_t *json_len,
                           enum job_status *status)
 {

@@ -62,6 +62,14 @@ int sched_queue_full(struct sched *s);
  * *json (if not NULL) receives the rendered job object (malloc'd). */
 int sched_submit(struct sched *s, struct job *job, char **json, size_t *json_len);
 
+/* Store job as failed from the start (a complete tus upload that was
+ * refused; id, input, outputs, metadata, webhook_url and error_code/
+ * error_message filled by the caller), its job.failed webhooks queued in
+ * the same transaction; it is never queued. Observers hear of it as a
+ * final change. On success *json (if not NULL) receives the job object
+ * (malloc'd). */
+int sched_record_failed(struct sched *s, struct job *job, char **json, size_t *json_len);
+
 /* The job object of id as JSON text (malloc'd, caller frees). */
 int sched_job_json(struct sched *s, const char *id, char **json, size_t *json_len);
 

@@ -44,6 +44,14 @@ void store_close(struct store **pp);
  * job->id must be unique. */
 int store_job_create(struct store *st, struct job *job);
 
+/* Insert a job that failed before it could be queued (a complete tus
+ * upload that was refused: not media, ...), in status failed with
+ * finished_at = now, attempts 0 and job->error_code/error_message (the
+ * code is required), in one transaction with its job.failed outbox rows.
+ * The store assigns job->seq and finished_at. STORE_ECONFLICT if the id
+ * exists. */
+int store_job_create_failed(struct store *st, struct job *job);
+
 /* Claim the next queued job (highest priority, then oldest): in one
  * transaction it becomes running, started_at = now, attempts + 1, progress
  * reset. *out receives a heap copy (caller frees with job_free).

@@ -13,7 +13,8 @@
  *     index jobs_queue(status, priority DESC, seq) serves claim-next;
  *     index jobs_status_seq(status, seq) serves the filtered list.
  *   States: queued -> running -> succeeded | failed | canceled, plus
- *   running -> queued (requeue) and queued -> canceled. Every transition is
+ *   running -> queued (requeue) and queued -> canceled; a refused tus
+ *   upload is inserted as failed directly (with its job.failed rows). Every transition is
  *   one UPDATE guarded by the expected old status inside one transaction
  *   (BEGIN IMMEDIATE), so two threads can never both claim a job or end it
  *   twice; a later outbox row (webhooks) joins that same transaction.
@@ -297,29 +298,36 @@ static int update_one(sqlite3 *db, sqlite3_stmt *s, const char *id)
 
 /* ------------------------------------------------------------ the calls */
 
-int store_job_create(struct store *st, struct job *job)
+/* INSERT job in status (queued, or failed with finished_at = now and the
+ * error); the caller runs the transaction, if any. */
+static int insert_job(sqlite3 *db, struct job *job, enum job_status status,
+                      const char *error_code, const char *error_message)
 {
     int ret = STORE_EIO;
     sqlite3_stmt *s = NULL;
-    sqlite3 *db = conn_get(st);
-    if (!db)
-        goto out;
+    double finished = status == JOB_QUEUED ? 0 : job_now();
     if (sqlite3_prepare_v2(db,
-                           "INSERT INTO jobs (id, status, priority, created_at, attempts, "
-                           "input_path, input_json, outputs_json, metadata_json, webhook_url) "
-                           "VALUES (?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?)",
+                           "INSERT INTO jobs (id, status, priority, created_at, finished_at, "
+                           "attempts, input_path, input_json, outputs_json, metadata_json, "
+                           "webhook_url, error_code, error_message) "
+                           "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
                            -1, &s, NULL) != SQLITE_OK) {
         ret = fail(db, "prepare insert");
         goto out;
     }
     bind_text(s, 1, job->id);
-    sqlite3_bind_int(s, 2, job->priority);
-    sqlite3_bind_double(s, 3, job->created_at);
-    bind_text(s, 4, job->input_path);
-    bind_text(s, 5, job->input_json ? job->input_json : "{}");
-    bind_text(s, 6, job->outputs_json ? job->outputs_json : "[]");
-    bind_text(s, 7, job->metadata_json ? job->metadata_json : "{}");
-    bind_text(s, 8, job->webhook_url);
+    bind_text(s, 2, job_status_name(status));
+    sqlite3_bind_int(s, 3, job->priority);
+    sqlite3_bind_double(s, 4, job->created_at);
+    if (finished > 0)
+        sqlite3_bind_double(s, 5, finished);
+    bind_text(s, 6, job->input_path);
+    bind_text(s, 7, job->input_json ? job->input_json : "{}");
+    bind_text(s, 8, job->outputs_json ? job->outputs_json : "[]");
+    bind_text(s, 9, job->metadata_json ? job->metadata_json : "{}");
+    bind_text(s, 10, job->webhook_url);
+    bind_text(s, 11, error_code);
+    bind_text(s, 12, error_message);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_CONSTRAINT) {
         ret = STORE_ECONFLICT;
@@ -330,11 +338,52 @@ int store_job_create(struct store *st, struct job *job)
         goto out;
     }
     job->seq = sqlite3_last_insert_rowid(db);
-    job->status = JOB_QUEUED;
+    job->status = status;
     job->attempts = 0;
+    job->finished_at = finished;
     ret = STORE_OK;
 out:
     sqlite3_finalize(s);
+    return ret;
+}
+
+int store_job_create(struct store *st, struct job *job)
+{
+    int ret = STORE_EIO;
+    sqlite3 *db = conn_get(st);
+    if (db)
+        ret = insert_job(db, job, JOB_QUEUED, NULL, NULL);
+    conn_put(st, db);
+    return ret;
+}
+
+int store_job_create_failed(struct store *st, struct job *job)
+{
+    int ret = STORE_EIO;
+    int in_tx = 0;
+    sqlite3 *db = conn_get(st);
+    if (!job->error_code) {
+        ret = STORE_EINVAL;
+        goto out;
+    }
+    if (!db)
+        goto out;
+    if (exec(db, "BEGIN IMMEDIATE") != STORE_OK)
+        goto out;
+    in_tx = 1;
+    ret = insert_job(db, job, JOB_FAILED, job->error_code, job->error_message);
+    if (ret != STORE_OK)
+        goto out;
+    /* job.failed to its webhooks, in the same transaction */
+    ret = hooks_after_transition(db, job->id);
+    if (ret != STORE_OK)
+        goto out;
+    ret = exec(db, "COMMIT");
+    if (ret == STORE_OK)
+        in_tx = 0;
+out:
+    if (in_tx)
+        exec(db, "ROLLBACK");
     conn_put(st, db);
     return ret;
 }

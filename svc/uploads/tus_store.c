@@ -24,9 +24,9 @@
 enum { LOCKS_MAX = 4096, KICK_BYTES = 2 * 1024 * 1024 };
 
 /* The offset record, <id>.off: what a PATCH commits while the upload is
- * PARTIAL. Rewritten in place (one sector, one fdatasync) instead of the
- * whole state (write, fsync, rename, fsync of the folder): three journal
- * commits fewer per chunk. */
+ * PARTIAL. Rewritten in place (one small pwrite; with sync_each one
+ * fdatasync) instead of the whole state (write, rename; with sync_each
+ * fsync of the file and the folder). */
 struct offset_record {
     char magic[8];
     int64_t offset;
@@ -47,6 +47,7 @@ struct tus_store {
     char dir[1024];
     int dir_fd;
     double expiry_s;
+    int sync_each; /* fsync chunks and states (--tus-fsync) */
     pthread_mutex_t mu;
     pthread_cond_t cond;
     char (*locked)[TUS_ID_MAX + 1]; /* ids held; "" = free slot */
@@ -107,7 +108,7 @@ static int io_error(const char *what, const char *path)
     return TUS_EIO;
 }
 
-int tus_store_open(const char *dir, double expiry_s, struct tus_store **out)
+int tus_store_open(const char *dir, double expiry_s, int sync_each, struct tus_store **out)
 {
     *out = NULL;
     struct tus_store *ts = calloc(1, sizeof(*ts));
@@ -130,6 +131,7 @@ int tus_store_open(const char *dir, double expiry_s, struct tus_store **out)
         return rc;
     }
     ts->expiry_s = expiry_s;
+    ts->sync_each = sync_each;
     pthread_mutex_init(&ts->mu, NULL);
     pthread_cond_init(&ts->cond, NULL);
     *out = ts;
@@ -224,8 +226,10 @@ void tus_store_unlock(struct tus_store *ts, const char *id)
 
 static const char *phase_names[] = {"partial", "complete", "done", "failed"};
 
-/* Store offset and expiry in fd (an open <id>.off) durably. */
-static int write_offset_fd(int fd, int64_t offset, double expires_at)
+/* Store offset and expiry in fd (an open <id>.off), fdatasync'd with
+ * sync_each. One pwrite of one record: a process killed during it leaves
+ * the old record or the new one (a torn one fails the check word). */
+static int write_offset_fd(int fd, int64_t offset, double expires_at, int sync_each)
 {
     struct offset_record r;
     memset(&r, 0, sizeof(r));
@@ -237,7 +241,7 @@ static int write_offset_fd(int fd, int64_t offset, double expires_at)
     do
         n = pwrite(fd, &r, sizeof(r), 0);
     while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(r) || fdatasync(fd) < 0)
+    if (n != (ssize_t)sizeof(r) || (sync_each && fdatasync(fd) < 0))
         return io_error("cannot store the offset of", "an upload");
     return TUS_OK;
 }
@@ -251,7 +255,7 @@ static int write_offset(struct tus_store *ts, const char *id, int64_t offset, do
     int fd = open(path, O_WRONLY | O_CLOEXEC | (create ? O_CREAT : 0), 0640);
     if (fd < 0)
         return io_error("cannot open", path);
-    int rc = write_offset_fd(fd, offset, expires_at);
+    int rc = write_offset_fd(fd, offset, expires_at, ts->sync_each);
     close(fd);
     return rc;
 }
@@ -308,14 +312,14 @@ int tus_store_save(struct tus_store *ts, const struct tus_upload *u)
         }
         done += (size_t)w;
     }
-    if (fsync(fd) < 0) {
+    if (ts->sync_each && fsync(fd) < 0) {
         ret = io_error("cannot fsync", tmp);
         goto out;
     }
     close(fd);
     fd = -1;
-    /* The offset record first; the folder's fsync below makes its name
-     * durable with the state's. */
+    /* The offset record first; with sync_each the folder's fsync below
+     * makes its name durable with the state's. */
     if (u->phase == TUS_PARTIAL &&
         (ret = write_offset(ts, u->id, u->offset, u->expires_at, 1)) != TUS_OK)
         goto out;
@@ -325,7 +329,7 @@ int tus_store_save(struct tus_store *ts, const struct tus_upload *u)
         goto out;
     }
     tmp[0] = '\0';
-    if (fsync(ts->dir_fd) < 0) {
+    if (ts->sync_each && fsync(ts->dir_fd) < 0) {
         ret = io_error("cannot fsync", ts->dir);
         goto out;
     }
@@ -377,6 +381,16 @@ int tus_store_get(struct tus_store *ts, const char *id, struct tus_upload *u)
         u->offset = rec.offset;
         u->expires_at = rec.expires_at;
     }
+    /* Never claim bytes the data file does not hold (a power cut without
+     * --tus-fsync may lose the data's last pages but keep the record). */
+    struct stat sb;
+    char data[1200];
+    if (u->phase == TUS_PARTIAL && tus_store_data_path(ts, id, data, sizeof(data)) == 0 &&
+        stat(data, &sb) == 0 && (int64_t)sb.st_size < u->offset) {
+        log_warn("tus: upload %s: offset %lld past its data (%lld bytes); resuming at the data", id,
+                 (long long)u->offset, (long long)sb.st_size);
+        u->offset = (int64_t)sb.st_size;
+    }
     snprintf(u->error_code, sizeof(u->error_code), "%s", ec);
     snprintf(u->error_message, sizeof(u->error_message), "%s", em);
     if (meta && *meta && !(u->metadata = strdup(meta))) {
@@ -403,7 +417,7 @@ int tus_store_create(struct tus_store *ts, struct tus_upload *u)
     u->phase = TUS_PARTIAL;
     u->created_at = now_s();
     u->expires_at = u->created_at + ts->expiry_s;
-    rc = tus_store_save(ts, u); /* fsyncs the folder, so the data file's name too */
+    rc = tus_store_save(ts, u); /* with sync_each, fsyncs the folder: the data file's name too */
     if (rc < 0)
         unlink(path);
     return rc;
@@ -427,7 +441,8 @@ int tus_store_remove(struct tus_store *ts, const char *id)
         unlink(off);
     if (unlink(path) < 0)
         return errno == ENOENT ? TUS_ENOTFOUND : io_error("cannot remove", path);
-    fsync(ts->dir_fd);
+    if (ts->sync_each)
+        fsync(ts->dir_fd);
     return TUS_OK;
 }
 
@@ -498,7 +513,8 @@ static int complete_one(void *opaque, const char *id)
 {
     struct complete_ctx *c = opaque;
     struct tus_upload u;
-    if (tus_store_get(c->ts, id, &u) == TUS_OK && u.phase == TUS_COMPLETE)
+    if (tus_store_get(c->ts, id, &u) == TUS_OK &&
+        (u.phase == TUS_COMPLETE || u.phase == TUS_FAILED))
         c->fn(c->opaque, &u);
     tus_upload_clear(&u);
     return 1;
@@ -604,9 +620,9 @@ int tus_write_data(struct tus_write *w, const void *buf, size_t len)
         len -= (size_t)n;
         w->count += n;
     }
-    /* Start the writeback of what came so far, so that the fdatasync
-     * before the answer has little left to wait for. */
-    if (w->count - w->kicked >= KICK_BYTES) {
+    /* With sync_each, start the writeback of what came so far, so that
+     * the fdatasync before the answer has little left to wait for. */
+    if (w->ts->sync_each && w->count - w->kicked >= KICK_BYTES) {
         sync_file_range(w->fd, (off_t)(w->start + w->kicked), (off_t)(w->count - w->kicked),
                         SYNC_FILE_RANGE_WRITE);
         w->kicked = w->count;
@@ -626,7 +642,7 @@ int tus_write_commit(struct tus_write **pw, struct tus_upload *u, const unsigned
             return m == 0 ? TUS_ECHECKSUM : TUS_EIO;
         }
     }
-    if (w->count > 0 && fdatasync(w->fd) < 0) {
+    if (w->ts->sync_each && w->count > 0 && fdatasync(w->fd) < 0) {
         rc = io_error("cannot fdatasync", "an upload's data file");
         tus_write_free(pw);
         return rc;
@@ -637,7 +653,7 @@ int tus_write_commit(struct tus_write **pw, struct tus_upload *u, const unsigned
     if (next.offset == next.length)
         next.phase = TUS_COMPLETE;
     if (next.phase == TUS_PARTIAL)
-        rc = write_offset_fd(w->off_fd, next.offset, next.expires_at);
+        rc = write_offset_fd(w->off_fd, next.offset, next.expires_at, w->ts->sync_each);
     else
         rc = tus_store_save(w->ts, &next);
     if (rc == TUS_OK) {

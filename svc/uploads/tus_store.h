@@ -6,16 +6,24 @@
  *   <id>.bin   the bytes received so far (pwrite at the offset);
  *   <id>.json  its state: offset, length, raw Upload-Metadata, created and
  *              expiry times, phase, error. Replaced atomically: written to
- *              <id>.json.tmp, fsync'd, renamed over, then the folder fsync'd.
+ *              <id>.json.tmp, renamed over.
  *   <id>.off   while PARTIAL, the committed offset and expiry: a 32-byte
- *              record with a check word, rewritten in place + fdatasync
- *              (cheaper per chunk than replacing <id>.json); it wins over
- *              the offset in <id>.json when valid.
- * The stored offset is the truth: a PATCH writes its bytes past it,
- * fdatasync's them, and only then stores the new offset (and answers 204).
- * A kill -9 at any moment leaves either the old offset (the bytes past it
- * are overwritten by the next PATCH) or the new one, whose bytes are on
- * disk. Writers truncate the data file to the offset before they start.
+ *              record with a check word, rewritten in place per chunk
+ *              (cheaper than replacing <id>.json); it wins over the offset
+ *              in <id>.json when valid.
+ * Durability: a PATCH writes its bytes past the offset (write() has
+ * returned for every byte) and only then stores the new offset, then
+ * answers 204. Both are in the page cache, so a kill -9 of the server at
+ * any moment leaves either the old offset (the bytes past it are dropped
+ * by the next write) or the new one, whose bytes are in the file: every
+ * acknowledged byte survives a process crash. A torn record fails its
+ * check word and the older offset of <id>.json is used; a stored offset
+ * is never above the data file's size (clamped on read), so it never
+ * claims bytes that are not there. Nothing is fsync'd on that path: a
+ * power cut may lose the last seconds of acknowledged bytes. With
+ * sync_each (--tus-fsync 1) every chunk is fdatasync'd before its offset
+ * is stored, and the state and folder are fsync'd: acknowledged bytes
+ * then survive a power cut too, at the disk's sync speed.
  *
  * Phases: PARTIAL (bytes missing) -> COMPLETE (every byte on disk, the job
  * not yet made) -> DONE (the job exists; the data file belongs to it) or
@@ -69,8 +77,9 @@ struct tus_store;
 struct tus_write;
 
 /* Open (creating) the folder dir; uploads expire expiry_s after their last
- * write. Returns 0 or a TUS_E* code. */
-int tus_store_open(const char *dir, double expiry_s, struct tus_store **out);
+ * write. sync_each: fsync every chunk and state change (see DESIGN).
+ * Returns 0 or a TUS_E* code. */
+int tus_store_open(const char *dir, double expiry_s, int sync_each, struct tus_store **out);
 
 /* Stop the sweep and free; accepts NULL and sets *pp = NULL. */
 void tus_store_close(struct tus_store **pp);
@@ -82,13 +91,13 @@ double tus_store_expiry(const struct tus_store *ts);
 int tus_id_valid(const char *id);
 
 /* Create upload u (id, length, metadata set by the caller; offset 0): an
- * empty data file and the state, both durable. Sets created/expires. */
+ * empty data file and the state. Sets created/expires. */
 int tus_store_create(struct tus_store *ts, struct tus_upload *u);
 
 /* Read the state of id into u (tus_upload_clear it). TUS_ENOTFOUND. */
 int tus_store_get(struct tus_store *ts, const char *id, struct tus_upload *u);
 
-/* Replace the state of u->id atomically and durably. */
+/* Replace the state of u->id atomically. */
 int tus_store_save(struct tus_store *ts, const struct tus_upload *u);
 
 /* Remove the data file and the state of id. TUS_ENOTFOUND if no state. */
@@ -114,8 +123,9 @@ int tus_store_sweep(struct tus_store *ts, double now);
 /* Run tus_store_sweep every period_s seconds on a thread until close. */
 int tus_store_sweep_start(struct tus_store *ts, double period_s);
 
-/* Call fn for every upload in phase COMPLETE (recovery after a crash
- * between the last byte and the job). */
+/* Call fn for every upload in phase COMPLETE or FAILED (recovery after a
+ * crash between the last byte and the job, or a refusal whose failed job
+ * could not be stored). */
 int tus_store_each_complete(struct tus_store *ts, void (*fn)(void *opaque, struct tus_upload *u),
                             void *opaque);
 
@@ -134,9 +144,10 @@ int tus_write_data(struct tus_write *w, const void *buf, size_t len);
 int64_t tus_write_count(const struct tus_write *w);
 
 /* Finish: when want is not NULL and the digest differs, the bytes are
- * discarded and TUS_ECHECKSUM returned (u unchanged). Else the bytes are
- * made durable, u->offset advances, u->expires_at moves, and the state is
- * saved (phase COMPLETE when the last byte came). Frees w. */
+ * discarded and TUS_ECHECKSUM returned (u unchanged). Else (the bytes
+ * fdatasync'd first with sync_each) u->offset advances, u->expires_at
+ * moves, and the state is saved (phase COMPLETE when the last byte came).
+ * Frees w. */
 int tus_write_commit(struct tus_write **w, struct tus_upload *u, const unsigned char *want,
                      size_t wlen);
 

@@ -88,17 +88,20 @@ done
 ;; esac
 
 case " $phases " in *" 2 "*)
-echo "== 2. GET /status/<id> with wrk (-t2 -c64 -d5s)"
+echo "== 2. GET /status/<id> with wrk (-t2 -d5s, 16 and 64 keep-alive connections)"
 # Jobs at lower CPU priority than the HTTP threads, as in production
 # (--worker-nice is absolute: 10 above the bench's own niceness).
 wn=$(( $(nice) + 10 )); [ $wn -gt 19 ] && wn=19
 start_server process --max-concurrent 2 --worker-nice $wn
 id=$(upload "$src" "preset=mp4-480p"); wait_done "$id"
 run_wrk() {
-  wrk -t2 -c64 -d5s --latency "$base/status/$id" >"$work/wrk" 2>&1
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk")
-  p99=$(awk '$1=="99%" {print $2}' "$work/wrk")
-  echo "$1: $rps req/s, p99 $p99"
+  local c
+  for c in 16 64; do
+    wrk -t2 -c$c -d5s --latency "$base/status/$id" >"$work/wrk" 2>&1
+    rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk")
+    p99=$(awk '$1=="99%" {print $2}' "$work/wrk")
+    echo "$1, $c connections: $rps req/s, p99 $p99"
+  done
 }
 run_wrk "idle"
 j1=$(upload "$src" "preset=mp4-1080p"); j2=$(upload "$src" "preset=mp4-1080p")

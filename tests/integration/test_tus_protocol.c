@@ -5,8 +5,10 @@
  * 409 on an offset mismatch (nothing changed), 460 on a bad checksum (chunk
  * discarded), bytes past Upload-Length, X-HTTP-Method-Override,
  * creation-with-upload, termination (204 then 404), two PATCHes racing on
- * one upload (one wins, the other 409/423, no corruption), auth (401 with
- * Tus-Resumable), and expiry (the sweep removes the partial upload).
+ * one upload (one wins, the other 409/423, no corruption), auth (with
+ * --api-key every method but OPTIONS answers 401 with the error JSON,
+ * Tus-Resumable and WWW-Authenticate without the key, and works with it),
+ * and expiry (the sweep removes the partial upload).
  * ctest-labels: integration
  * ctest-timeout: 120
  */
@@ -483,11 +485,100 @@ static void auth_and_expiry(void)
     free(dir);
 }
 
+/* With --api-key every method but OPTIONS needs the key: 401 with the
+ * API's error JSON, Tus-Resumable and WWW-Authenticate, nothing changed. */
+static void expect_401(const struct ts_server *s, const char *method, const char *path,
+                       const char *const *hdrs, const void *body, size_t len)
+{
+    struct ts_http r;
+    ts_http(s, &r, method, path, hdrs, body, len);
+    if (strcmp(method, "HEAD") == 0)
+        TS_CHECK(r.status == 401, "%s %s without the key: %ld", method, path, r.status);
+    else
+        EXPECT(r, 401, "unauthorized");
+    expect_tus_header(&r);
+    char *wa = ts_http_header(&r, "WWW-Authenticate");
+    TS_CHECK(wa && strcmp(wa, "Bearer") == 0, "%s %s: no WWW-Authenticate", method, path);
+    free(wa);
+    ts_http_free(&r);
+}
+
+static void auth(void)
+{
+    char *dir = ts_mkdtemp("tus-auth");
+    struct ts_server s;
+    ts_server_start(&s, dir, "--api-key s3cret");
+    struct ts_http r;
+    const char *key[] = {"Authorization: Bearer s3cret", NULL};
+    const char *wrong[] = {"Tus-Resumable: 1.0.0", "Authorization: Bearer s3cre", NULL};
+    const char *basic[] = {"Tus-Resumable: 1.0.0", "Authorization: Basic czNjcmV0", NULL};
+    const char *create_h[] = {"Tus-Resumable: 1.0.0", "Upload-Length: 3000", NULL};
+
+    /* discovery and preflight are open */
+    ts_http(&s, &r, "OPTIONS", "/v1/uploads/", NULL, NULL, 0);
+    EXPECT(r, 204, "");
+    char *tv = ts_http_header(&r, "Tus-Version");
+    TS_CHECK(tv && strcmp(tv, "1.0.0") == 0, "OPTIONS without Tus-Version");
+    free(tv);
+    ts_http_free(&r);
+
+    /* creation: no key, a wrong key, another scheme: 401 and nothing stored */
+    expect_401(&s, "POST", "/v1/uploads/", create_h, NULL, 0);
+    expect_401(&s, "POST", "/v1/uploads/", wrong, NULL, 0);
+    expect_401(&s, "POST", "/v1/uploads/", basic, NULL, 0);
+    char uploads[4200];
+    snprintf(uploads, sizeof(uploads), "%s/uploads", dir);
+    TS_CHECK(ts_count_files(uploads) == 0, "an upload was stored without the key");
+
+    char *loc = create(&s, &r, 3000, NULL, key);
+    TS_CHECK(loc, "create with the key: %ld %s", r.status, r.body);
+    ts_http_free(&r);
+    char buf[1000];
+    memset(buf, 9, sizeof(buf));
+    const char *p_nokey[] = {"Tus-Resumable: 1.0.0", "Upload-Offset: 0",
+                             "Content-Type: application/offset+octet-stream", NULL};
+    expect_401(&s, "PATCH", loc, p_nokey, buf, sizeof(buf));
+    expect_401(&s, "HEAD", loc, TUS, NULL, 0);
+    expect_401(&s, "DELETE", loc, TUS, NULL, 0);
+    expect_401(&s, "GET", loc, TUS, NULL, 0);
+    /* X-HTTP-Method-Override does not get around it */
+    const char *ov[] = {"Tus-Resumable: 1.0.0", "X-HTTP-Method-Override: DELETE", NULL};
+    expect_401(&s, "POST", loc, ov, NULL, 0);
+
+    /* with the key: the upload is untouched (offset 0), then PATCH, HEAD,
+     * DELETE work */
+    const char *h_key[] = {"Tus-Resumable: 1.0.0", "Authorization: Bearer s3cret", NULL};
+    ts_http(&s, &r, "HEAD", loc, h_key, NULL, 0);
+    char *off = ts_http_header(&r, "Upload-Offset");
+    TS_CHECK(r.status == 200 && off && strcmp(off, "0") == 0, "HEAD with the key: %ld %s", r.status,
+             off ? off : "-");
+    free(off);
+    ts_http_free(&r);
+    const char *p_key[] = {"Tus-Resumable: 1.0.0", "Authorization: Bearer s3cret",
+                           "Upload-Offset: 0", "Content-Type: application/offset+octet-stream",
+                           NULL};
+    ts_http(&s, &r, "PATCH", loc, p_key, buf, sizeof(buf));
+    EXPECT(r, 204, "");
+    ts_http_free(&r);
+    ts_http(&s, &r, "DELETE", loc, h_key, NULL, 0);
+    EXPECT(r, 204, "");
+    ts_http_free(&r);
+    ts_http(&s, &r, "HEAD", loc, h_key, NULL, 0);
+    TS_CHECK(r.status == 404, "HEAD after DELETE: %ld", r.status);
+    ts_http_free(&r);
+    TS_CHECK(ts_count_files(uploads) == 0, "files left after DELETE");
+    free(loc);
+    int st = ts_server_stop(&s, SIGTERM, 20);
+    TS_CHECK(st == 0, "server exit %d", st);
+    free(dir);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     protocol();
     auth_and_expiry();
+    auth();
     curl_global_cleanup();
     printf("ok\n");
     return 0;

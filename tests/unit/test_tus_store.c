@@ -33,7 +33,7 @@ static int setup(void **state)
     if (!mkdtemp(f->base))
         return -1;
     snprintf(f->dir, sizeof(f->dir), "%s/uploads", f->base);
-    if (tus_store_open(f->dir, 3600, &f->ts) != TUS_OK)
+    if (tus_store_open(f->dir, 3600, 0, &f->ts) != TUS_OK)
         return -1;
     *state = f;
     return 0;
@@ -214,6 +214,39 @@ static void crash_recovery(void **state)
     assert_int_equal(count_complete, 0);
 }
 
+/* A record that claims more than the data file holds (a power cut without
+ * --tus-fsync can leave that) resumes at the data's end; --tus-fsync mode
+ * writes and commits the same way. */
+static void offset_clamped(void **state)
+{
+    struct fx *f = *state;
+    struct tus_upload u, g;
+    struct tus_write *w = NULL;
+    tus_store_close(&f->ts);
+    assert_int_equal(tus_store_open(f->dir, 3600, 1, &f->ts), TUS_OK);
+    make(f, &u, "clamp", 100);
+    assert_int_equal(tus_write_begin(f->ts, &u, NULL, &w), TUS_OK);
+    assert_int_equal(tus_write_data(w, "0123456789abcdefghij", 20), TUS_OK);
+    assert_int_equal(tus_write_commit(&w, &u, NULL, 0), TUS_OK);
+    assert_int_equal(u.offset, 20);
+    char p[1200];
+    tus_store_data_path(f->ts, "clamp", p, sizeof(p));
+    assert_int_equal(truncate(p, 12), 0);
+    assert_int_equal(tus_store_get(f->ts, "clamp", &g), TUS_OK);
+    assert_int_equal(g.offset, 12);
+    assert_int_equal(g.phase, TUS_PARTIAL);
+    /* the client resumes at 12 and completes */
+    assert_int_equal(tus_write_begin(f->ts, &g, NULL, &w), TUS_OK);
+    char rest[88];
+    memset(rest, 'x', sizeof(rest));
+    assert_int_equal(tus_write_data(w, rest, sizeof(rest)), TUS_OK);
+    assert_int_equal(tus_write_commit(&w, &g, NULL, 0), TUS_OK);
+    assert_int_equal(g.phase, TUS_COMPLETE);
+    assert_int_equal(file_size(f, "clamp"), 100);
+    tus_upload_clear(&g);
+    tus_upload_clear(&u);
+}
+
 static void locks(void **state)
 {
     struct fx *f = *state;
@@ -278,6 +311,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(create_get, setup, teardown),
         cmocka_unit_test_setup_teardown(write_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(crash_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(offset_clamped, setup, teardown),
         cmocka_unit_test_setup_teardown(locks, setup, teardown),
         cmocka_unit_test_setup_teardown(sweep, setup, teardown),
     };

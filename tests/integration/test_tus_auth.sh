@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# test_tus_auth.sh - resumable uploads with --api-key, through the real
+# tus-js-client (npm) under node: without the key the client's upload fails
+# with 401 (nothing stored), with it (headers: Authorization: Bearer <key>)
+# the upload completes and its job succeeds; GET /status needs the key too.
+# A plain OPTIONS (tus discovery) needs none.
+# ctest-timeout: 120
+set -euo pipefail
+: "${VIDQ_BIN:?}" "${VIDQ_SRC:?}" "${VIDQ_MEDIA:?}" "${VIDQ_TEST_TMP:?}"
+[ -x "$VIDQ_BIN" ] || { echo "vidq not built"; exit 77; }
+[ -d "$VIDQ_SRC/tests/support/node_modules/tus-js-client" ] || {
+  echo "tus-js-client missing: run tests/support/setup.sh"; exit 1; }
+SRC=$VIDQ_MEDIA/h264_aac_640x360.mp4
+[ -s "$SRC" ] || { echo "missing $SRC"; exit 1; }
+CLIENT=$VIDQ_SRC/tests/support/tus_upload.js
+W=$(mktemp -d "$VIDQ_TEST_TMP/tus-auth-XXXXXX")
+D=$W/data
+KEY=k3y-$RANDOM$RANDOM
+PID=
+cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; echo "--- server log"; tail -n 30 "$W/server.log" || true; exit 1; }
+
+"$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$D" --port-file "$W/port" \
+  --api-key "$KEY" >"$W/server.out" 2>"$W/server.log" &
+PID=$!
+for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
+[ -s "$W/port" ] || fail "server did not start"
+BASE=http://127.0.0.1:$(cat "$W/port")
+
+# discovery without the key
+st=$(curl -s -o /dev/null -D "$W/opt.h" -w '%{http_code}' -X OPTIONS "$BASE/v1/uploads/")
+[ "$st" = 204 ] && grep -qi '^Tus-Version: 1.0.0' "$W/opt.h" || fail "OPTIONS: $st $(cat "$W/opt.h")"
+
+# tus-js-client without the key: 401, no upload stored
+if node "$CLIENT" --endpoint "$BASE/v1/uploads/" --file "$SRC" --chunk-size 65536 \
+    >"$W/nokey.jsonl"; then
+  fail "upload without the key succeeded: $(cat "$W/nokey.jsonl")"
+fi
+grep -q '"event":"error".*"status":401' "$W/nokey.jsonl" || fail "no 401: $(cat "$W/nokey.jsonl")"
+[ -z "$(ls -A "$D/uploads")" ] || fail "something stored without the key: $(ls "$D/uploads")"
+
+# a wrong key: 401 too
+node "$CLIENT" --endpoint "$BASE/v1/uploads/" --file "$SRC" --chunk-size 65536 \
+  --header "Authorization: Bearer wrong" >"$W/wrong.jsonl" && fail "wrong key accepted"
+grep -q '"status":401' "$W/wrong.jsonl" || fail "wrong key: $(cat "$W/wrong.jsonl")"
+
+# with the key: the upload completes and the job runs
+node "$CLIENT" --endpoint "$BASE/v1/uploads/" --file "$SRC" --chunk-size 65536 \
+  --header "Authorization: Bearer $KEY" --meta filename=clip.mp4 --meta preset=thumbnail \
+  >"$W/key.jsonl" || fail "upload with the key: $(cat "$W/key.jsonl")"
+ID=$(sed -n 's/.*"event":"success","url":"[^"]*\/\([^"/]*\)".*/\1/p' "$W/key.jsonl")
+[ -n "$ID" ] || fail "no id: $(cat "$W/key.jsonl")"
+st=$(curl -s -o "$W/nostatus.json" -w '%{http_code}' "$BASE/status/$ID")
+[ "$st" = 401 ] && grep -q '"code":"unauthorized"' "$W/nostatus.json" ||
+  fail "status without the key: $st $(cat "$W/nostatus.json")"
+for _ in $(seq 300); do
+  curl -s -H "Authorization: Bearer $KEY" "$BASE/status/$ID" >"$W/job.json"
+  grep -q '"status":"\(succeeded\|failed\|canceled\)"' "$W/job.json" && break
+  sleep 0.1
+done
+grep -q '"status":"succeeded"' "$W/job.json" || fail "job: $(cat "$W/job.json")"
+
+kill -TERM "$PID"; wait "$PID" || fail "server exit status $?"; PID=
+echo "ok: tus with --api-key (401 without, works with the key)"
