@@ -223,11 +223,13 @@ int cli_serve(int argc, char **argv)
     log_info("signal %d: stopping (uploads refused, running jobs get %.0f s)", sig,
              cfg.shutdown_grace);
     http_drain(http);
-    sched_stop(&sched, cfg.shutdown_grace);
+    sched_stop(sched, cfg.shutdown_grace);
     ret = CLI_OK;
 out:
-    sched_stop(&sched, 0);
+    sched_stop(sched, 0);
+    /* The HTTP threads read the scheduler until they are gone. */
     http_destroy(&http);
+    sched_free(&sched);
     hook_outbox_stop(&hooks); /* after everything that changes jobs */
     store_close(&st);
     if (ret == CLI_OK)

@@ -471,7 +471,9 @@ int upload_submit(struct http_server *h, const char *tmp_path, const struct uplo
         goto out;
     }
     moved = 1;
-    int rc = sched_submit(h->sched, &job, json, json_len);
+    /* A tus upload passed the queue cap when it was created: its bytes are
+     * in, so it is queued whatever the queue looks like now. */
+    int rc = sched_submit(h->sched, &job, o->job_id[0] != 0, json, json_len);
     if (rc != SCHED_OK) {
         const char *code = http_code_for_sched(rc);
         api_error_set(e, code, "%s",

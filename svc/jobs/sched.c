@@ -90,6 +90,7 @@ struct sched {
     int n_running;
     uint64_t qver;
     int stopping;
+    int stopped;                   /* sched_stop is done: no thread left */
     pthread_t dispatcher;
     pthread_t ended[RUNNERS_MAX];  /* runners that ended, to be joined */
     int n_ended;
@@ -749,12 +750,15 @@ fail:
     return ret;
 }
 
-void sched_stop(struct sched **pp, double grace_s)
+void sched_stop(struct sched *s, double grace_s)
 {
-    if (!pp || !*pp)
+    if (!s)
         return;
-    struct sched *s = *pp;
     pthread_mutex_lock(&s->lock);
+    if (s->stopped) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
     s->stopping = 1;
     pthread_cond_broadcast(&s->wake);
     pthread_mutex_unlock(&s->lock);
@@ -783,8 +787,16 @@ void sched_stop(struct sched **pp, double grace_s)
     while (s->n_running > 0)
         pthread_cond_wait(&s->changed, &s->lock);
     join_ended(s);
+    s->stopped = 1;
     pthread_mutex_unlock(&s->lock);
+}
 
+void sched_free(struct sched **pp)
+{
+    if (!pp || !*pp)
+        return;
+    struct sched *s = *pp;
+    sched_stop(s, 0);
     for (unsigned b = 0; b < NBUCKETS; b++)
         for (struct sjob *j = s->buckets[b], *nx; j; j = nx) {
             nx = j->hnext;
@@ -805,13 +817,13 @@ int sched_queue_full(struct sched *s)
     return full;
 }
 
-int sched_submit(struct sched *s, struct job *job, char **json, size_t *json_len)
+int sched_submit(struct sched *s, struct job *job, int accepted, char **json, size_t *json_len)
 {
     int ret;
     pthread_mutex_lock(&s->lock);
-    if (s->stopping)
+    if (s->stopping && !accepted)
         ret = SCHED_ESHUTDOWN;
-    else if (s->queue.n + s->n_reserved >= s->cfg.max_queued)
+    else if (s->queue.n + s->n_reserved >= s->cfg.max_queued && !accepted)
         ret = SCHED_EQUEUE_FULL;
     else {
         s->n_reserved++;

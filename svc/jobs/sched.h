@@ -4,8 +4,9 @@
  * status reads are served from.
  *
  * Threading: every function may be called from any thread (HTTP threads
- * call submit, cancel and the read functions); sched_stop from the thread
- * that started it, after the HTTP server stopped. Observers are called on
+ * call submit, cancel and the read functions); sched_stop and sched_free
+ * from the thread that started it, sched_free after the HTTP server
+ * stopped (status reads go on during the grace period). Observers are called on
  * scheduler threads, never with the scheduler's lock held.
  */
 #ifndef VIDQ_SCHED_H
@@ -46,21 +47,30 @@ struct sched_config {
 struct sched;
 
 /* Load the active jobs from st and start the dispatcher. The store is
- * borrowed until sched_stop. Returns 0 or a negative SCHED_E* code. */
+ * borrowed until sched_free. Returns 0 or a negative SCHED_E* code. */
 int sched_start(struct store *st, const struct sched_config *cfg, struct sched **out);
 
 /* Stop: no new job starts; running jobs get grace_s seconds to finish,
  * then are stopped and put back in the queue for the next start. Joins
- * every thread and frees; accepts NULL and sets *pp = NULL. */
-void sched_stop(struct sched **pp, double grace_s);
+ * every thread; reads, cancels and accepted submits still work after it
+ * (until sched_free). Accepts NULL; a second call does nothing. */
+void sched_stop(struct sched *s, double grace_s);
+
+/* Free everything, after sched_stop (called here if it was not) and once
+ * nothing else (the HTTP server) can call in. Accepts NULL; sets *pp = NULL. */
+void sched_free(struct sched **pp);
 
 /* 1 if --max-queued jobs are waiting (a hint before taking an upload). */
 int sched_queue_full(struct sched *s);
 
 /* Store job (status queued; id, input, outputs, metadata filled by the
  * caller) and queue it. On success job->seq and the rest are set, and
- * *json (if not NULL) receives the rendered job object (malloc'd). */
-int sched_submit(struct sched *s, struct job *job, char **json, size_t *json_len);
+ * *json (if not NULL) receives the rendered job object (malloc'd).
+ * accepted: the upload's bytes were taken under an earlier check (a tus
+ * upload passed the queue cap at creation), so neither --max-queued nor a
+ * shutdown in progress refuses it: it is stored and queued (a stopping
+ * scheduler starts it at the next start). */
+int sched_submit(struct sched *s, struct job *job, int accepted, char **json, size_t *json_len);
 
 /* Store job as failed from the start (a complete tus upload that was
  * refused; id, input, outputs, metadata, webhook_url and error_code/

@@ -221,6 +221,68 @@ static int exists(const char *dir, const char *sub, const char *name)
     return stat(p, &st) == 0;
 }
 
+/* An upload whose creation passed the queue cap is queued when its last
+ * byte lands, even if the queue has filled up meanwhile: the client was
+ * told yes, and its bytes are not thrown away for a cap it already met. */
+static void accepted_despite_full_queue(const char *dir)
+{
+    char data[4300];
+    snprintf(data, sizeof(data), "%s/data-full", dir);
+    struct ts_server s;
+    ts_server_start(&s, data, "--max-concurrent 1 --max-queued 1 --shutdown-grace 1");
+    const char *file = ts_media("h264_aac_640x360.mp4");
+    FILE *f = fopen(file, "rb");
+    TS_CHECK(f, "open %s", file);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)size);
+    TS_CHECK(buf && fread(buf, 1, (size_t)size, f) == (size_t)size, "read %s", file);
+    fclose(f);
+    const char *kv[] = {"filename", "late.mp4", "preset", "audio-m4a", NULL};
+    char *loc = create(&s, size, kv);
+    long long off = -1;
+    TS_CHECK(patch(&s, loc, 0, buf, (size_t)(size / 2), &off) == 204, "first PATCH");
+
+    /* Fill the queue: one job runs (a slow one: x265 veryslow, so that it
+     * still runs at the last PATCH), one waits; a third is 429. */
+    struct ts_http r;
+    char *slow = curl_easy_escape(NULL,
+                                  "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":"
+                                  "{\"codec\":\"hevc\",\"speed\":\"veryslow\"},\"audio\":null}]",
+                                  0);
+    char slow_path[512];
+    snprintf(slow_path, sizeof(slow_path), "/upload?outputs=%s", slow);
+    curl_free(slow);
+    ts_http_upload_raw(&s, &r, slow_path, ts_media("h264_aac_640x360_10s.mp4"), "video/mp4", NULL);
+    TS_CHECK(r.status == 202, "running job: %ld %s", r.status, r.body);
+    json_t *first = ts_http_json(&r);
+    ts_http_free(&r);
+    json_decref(ts_wait_status(&s, jstr(first, "id", NULL), "running", 30));
+    json_decref(first);
+    ts_http_upload_raw(&s, &r, "/upload?preset=hevc-1080p", ts_media("h264_aac_640x360_10s.mp4"),
+                       "video/mp4", NULL);
+    TS_CHECK(r.status == 202, "queued job: %ld %s", r.status, r.body);
+    ts_http_free(&r);
+    ts_http_upload_raw(&s, &r, "/upload?preset=audio-m4a", file, "video/mp4", NULL);
+    TS_CHECK(r.status == 429, "the queue is not full: %ld %s", r.status, r.body);
+    ts_http_free(&r);
+
+    TS_CHECK(patch(&s, loc, size / 2, buf + size / 2, (size_t)(size - size / 2), &off) == 204 &&
+                 off == size,
+             "last PATCH with the queue full: offset %lld", off);
+    char path[256];
+    snprintf(path, sizeof(path), "/status/%s", loc + strlen("/v1/uploads/"));
+    json_t *j = get_json(&s, path, 200);
+    TS_EXPECT(strcmp(jstr(j, "status", NULL), "queued") == 0,
+              "a complete upload refused for a full queue: %s", json_dumps(j, 0));
+    json_decref(j);
+    TS_EXPECT(exists(data, "inputs", loc + strlen("/v1/uploads/")), "its bytes are gone");
+    TS_CHECK(ts_server_stop(&s, SIGTERM, 20) == 0, "server exit");
+    free(buf);
+    free(loc);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -340,6 +402,7 @@ int main(void)
     st = ts_server_stop(&s, SIGTERM, 20);
     TS_CHECK(st == 0, "server exit %d", st);
     ts_stop(rpid);
+    accepted_despite_full_queue(dir);
     free(id);
     free(id2);
     free(dir);
