@@ -148,6 +148,50 @@ out:
     return ret;
 }
 
+/* "video h264 (copied)" for a stream object of an output, "" for null. */
+static void describe_stream(const json_t *st, const char *kind, char *buf, size_t size)
+{
+    const char *codec = json_string_value(json_object_get(st, "codec"));
+    if (!json_is_object(st))
+        return;
+    snprintf(buf, size, "%s %s (%s)", kind, codec ? codec : "?",
+             json_is_true(json_object_get(st, "copied")) ? "copied" : "encoded");
+}
+
+/* After a successful run: with --progress json, one last line on stdout
+ * {"outputs": [{"name", "path", "container", "size", "duration_s",
+ * "video": {..., "copied": b}|null, "audio": {..., "copied": b}|null}]};
+ * with the bar, one line per output on stderr saying what was copied. */
+static void print_outputs(enum progress_mode mode, const struct tc_output *outs,
+                          const struct tc_output_result *res, size_t n)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < n; i++) {
+        json_t *o = tc_output_result_to_json(&outs[i], &res[i]);
+        if (!o)
+            break;
+        json_object_set_new(o, "name", json_string(outs[i].spec.name));
+        json_object_set_new(o, "path", json_string(outs[i].path));
+        json_object_set_new(o, "container", json_string(outs[i].spec.container));
+        json_array_append_new(list, o);
+        if (mode == PROGRESS_BAR) {
+            char v[64] = "", a[64] = "";
+            describe_stream(json_object_get(o, "video"), "video", v, sizeof(v));
+            describe_stream(json_object_get(o, "audio"), "audio", a, sizeof(a));
+            fprintf(stderr, "%s: %s%s%s\n", outs[i].path, v, v[0] && a[0] ? ", " : "", a);
+        }
+    }
+    if (mode == PROGRESS_JSON && list) {
+        json_t *root = json_pack("{s:O}", "outputs", list);
+        if (root && json_dumpf(root, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6)) == 0) {
+            fputc('\n', stdout);
+            fflush(stdout);
+        }
+        json_decref(root);
+    }
+    json_decref(list);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -159,7 +203,8 @@ static void usage(FILE *out)
             "  --output SPEC   a custom output spec as JSON (see API.md), or a JSON\n"
             "                  array of specs (OUT is then a folder: <name>.<ext>)\n"
             "  --progress M    bar (default on a terminal), json (one object per line\n"
-            "                  on stdout) or none\n"
+            "                  on stdout, then {\"outputs\":[...]} saying per stream\n"
+            "                  whether it was copied) or none\n"
             "  --threads N     codec threads in total (default: all cores)\n"
             "exit codes: 0 ok, 1 failed, 2 bad command line, 130 interrupted\n");
 }
@@ -301,5 +346,7 @@ int cli_transcode(int argc, char **argv)
         fprintf(stderr, "vidq: %s: %s\n", tc_errname(rc), err.message);
         return CLI_FAILED;
     }
+    if (mode != PROGRESS_NONE)
+        print_outputs(mode, outputs, results, n_outputs);
     return CLI_OK;
 }

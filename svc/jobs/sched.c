@@ -407,9 +407,9 @@ out:
 }
 
 /* results_json for a succeeded run: size and duration from the run,
- * video/audio from probing each finished output. An output can carry the
- * input's own (copied) bitstream, so it is probed as isolated as the job
- * was. New string or NULL. */
+ * video/audio (and whether each was copied) from probing each finished
+ * output. An output can carry the input's own (copied) bitstream, so it
+ * is probed as isolated as the job was. New string or NULL. */
 static char *results_json(const struct sched *s, const struct tc_output *outs,
                           const struct tc_output_result *res, size_t n)
 {
@@ -436,6 +436,11 @@ static char *results_json(const struct sched *s, const struct tc_output *outs,
                 duration = info.duration_s;
             json_decref(in);
         }
+        /* Whether each stream was copied from the input (remux fast path). */
+        if (json_is_object(video))
+            json_object_set_new(video, "copied", json_boolean(res[i].video_copied));
+        if (json_is_object(audio))
+            json_object_set_new(audio, "copied", json_boolean(res[i].audio_copied));
         json_array_append_new(arr, json_pack("{s:I, s:f, s:o, s:o}", "size",
                                              (json_int_t)res[i].size, "duration_s", duration,
                                              "video", video ? video : json_null(), "audio",

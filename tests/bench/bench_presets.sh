@@ -63,7 +63,10 @@ for p in "${presets[@]}"; do
     if [ $((r % 2)) -eq 1 ]; then order="vidq ffmpeg"; else order="ffmpeg vidq"; fi
     for who in $order; do
       if [ "$who" = vidq ]; then
-        bench_measure "$dir" p_vidq "$vidq" transcode "$in" "$dir/p_vidq.${ext[$p]}" --preset "$p" --progress none
+        # auto_copy false: this measures encoding (the 1080p input would
+        # otherwise be copied as it is by mp4-1080p, see bench_remux.sh).
+        bench_measure "$dir" p_vidq "$vidq" transcode "$in" "$dir/p_vidq.${ext[$p]}" \
+          --output "{\"name\":\"o\",\"preset\":\"$p\",\"auto_copy\":false}" --progress none
       else
         # shellcheck disable=SC2086 # args are words on purpose
         bench_measure "$dir" p_ff "${ff[@]}" -i "$in" ${args[$p]} "$dir/p_ff.${ext[$p]}"

@@ -343,9 +343,49 @@ check_duration() {
   return 0
 }
 
+# frames_digest FILE KIND: md5 of the content hashes of FILE's first KIND
+# (v or a) stream's decoded frames, timestamps left out: equal for a stream
+# copy (whatever the containers), never for a lossy re-encode.
+frames_digest() {
+  ffmpeg -nostdin -v error -i "$1" -map "0:$2:0" -f framemd5 - 2>/dev/null </dev/null |
+    grep -v '^#' | awk -F, '{ print $NF }' | md5sum | cut -d' ' -f1
+}
+
+# packets_md5 FILE KIND: md5 of the first KIND stream's packets as stored.
+packets_md5() {
+  ffmpeg -nostdin -v error -i "$1" -map "0:$2:0" -c copy -f md5 - 2>/dev/null </dev/null || true
+}
+
+# is_copy IN OUT KIND: OUT's KIND stream is a copy of IN's: the same
+# packets, or (container changes such as ADTS -> MP4) the same decoded
+# frames. (Decoded frames alone are not enough: an MP3 file's LAME header
+# trims the encoder delay that the same packets in AVI decode with.)
+is_copy() {
+  [ "$(packets_md5 "$2" "$3")" = "$(packets_md5 "$1" "$3")" ] ||
+    [ "$(frames_digest "$2" "$3")" = "$(frames_digest "$1" "$3")" ]
+}
+
+# claimed_copied FILE KIND: what `vidq transcode --progress json` said in its
+# last stdout line ({"outputs":[...]}) of the first output's KIND (video or
+# audio): true, false, or "" when it said nothing.
+claimed_copied() {
+  tail -n 1 "$1" 2>/dev/null | jq -r --arg k "$2" '.outputs[0][$k] | if type == "object" then .copied | tostring else empty end' 2>/dev/null || true
+}
+
+# Set by the caller of check_transcode when the CLI said per stream whether
+# it was copied (claimed_copied); checked against what the output shows.
+CLAIM_V="" CLAIM_A=""
+
+# The H.264 profiles a copied stream may have (remux.c: what players take).
+H264_COPY_PROFILES='^(Constrained Baseline|Baseline|Main|High)$'
+
 # check_transcode CTX INPUT OUT PRESET [MAXH]: OUT was made from INPUT with
 # PRESET (row in PRESET_TABLE; MAXH overrides the row's cap, for custom
-# specs like a preset): check it with ffprobe.
+# specs like a preset): check it with ffprobe. A stream of an encoding
+# preset may be a copy of the input's (the remux fast path): then it must
+# be the preset's codec, decode to the same frames as the input's, and
+# still meet the preset's size cap (and an H.264 copy a profile players
+# take).
 check_transcode() {
   local ctx=$1 in=$2 out=$3 preset=$4
   local row kind fmt vcodec pix prof maxh acodec fast fout
@@ -377,6 +417,28 @@ check_transcode() {
   [ "$O_nv" -eq "$wantv" ] || fail "$ctx: $O_nv video streams, want $wantv"
   [ "$O_na" -eq "$wanta" ] || fail "$ctx: $O_na audio streams, want $wanta"
   [ "$O_ns" -eq $((wantv + wanta)) ] || fail "$ctx: $O_ns streams in all, want $((wantv + wanta))"
+
+  # The remux fast path: which streams are copies of the input's.
+  local vcopied=false acopied=false
+  if [ "$kind" = av ] && [ "$wantv" -eq 1 ] && [ "$O_nv" -ge 1 ] && [ "$O_vcodec" = "$I_vcodec" ] &&
+     is_copy "$in" "$out" v; then
+    vcopied=true
+    [ "$prof" != "-" ] && [ "$vcodec" = h264 ] && prof=$H264_COPY_PROFILES
+    [ "$O_profile" = "$I_profile" ] || fail "$ctx: copied video has profile '$O_profile', input '$I_profile'"
+    [ "${O_w}x$O_h" = "${I_w}x$I_h" ] || fail "$ctx: copied video is ${O_w}x$O_h, input ${I_w}x$I_h"
+  fi
+  if [ "$kind" = av ] || [ "$kind" = audio ]; then
+    if [ "$wanta" -eq 1 ] && [ "$O_na" -ge 1 ] && [ "$O_acodec" = "$I_acodec" ] && [ "$acodec" != copy ] &&
+       is_copy "$in" "$out" a; then
+      acopied=true
+    fi
+  fi
+  if [ "$kind" = copy ]; then
+    [ "$O_nv" -ge 1 ] && vcopied=true
+    [ "$O_na" -ge 1 ] && acopied=true
+  fi
+  [ -z "$CLAIM_V" ] || [ "$CLAIM_V" = "$vcopied" ] || fail "$ctx: the CLI says video copied=$CLAIM_V, the output shows $vcopied"
+  [ -z "$CLAIM_A" ] || [ "$CLAIM_A" = "$acopied" ] || fail "$ctx: the CLI says audio copied=$CLAIM_A, the output shows $acopied"
 
   # Video.
   if [ "$wantv" -eq 1 ] && [ "$O_nv" -ge 1 ]; then
@@ -481,7 +543,7 @@ transcode_case() {
   ctx="$fx -> $preset"
   load_facts I "$(input_facts "$in")"
   refuse=$(expect_refusal "$kind")
-  run_vidq transcode "$in" "$out" --preset "$preset" --progress none
+  run_vidq transcode "$in" "$out" --preset "$preset" --progress json
   if [ -n "$refuse" ] && [ "$refuse" != maybe ]; then
     expect_error "$ctx (must be refused)" 1 "$refuse"
     expect_no_output "$ctx" "$out"
@@ -503,7 +565,9 @@ transcode_case() {
     rm -rf "$out"
     return 0
   fi
+  CLAIM_V=$(claimed_copied "$T/out.txt" video) CLAIM_A=$(claimed_copied "$T/out.txt" audio)
   check_transcode "$ctx" "$in" "$out" "$preset"
+  CLAIM_V="" CLAIM_A=""
   rm -f "$out"
 }
 

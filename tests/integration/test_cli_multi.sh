@@ -43,7 +43,9 @@ else
     got=$(ffprobe -v error -select_streams v:0 -show_entries stream=height -of csv=p=0 "$d/r$h.mp4")
     [ "$got" = "$h" ] || fail "three specs: r$h is ${got} high"
   done
-  [ "$(tail -n 1 "$T/out.txt" | jq -r .percent)" = 100 ] || fail "three specs: last progress line is not 100%"
+  [ "$(tail -n 2 "$T/out.txt" | head -n 1 | jq -r .percent)" = 100 ] || fail "three specs: last progress line is not 100%"
+  [ "$(tail -n 1 "$T/out.txt" | jq -r '[.outputs[].name] | join(",")')" = r360,r240,r144 ] ||
+    fail "three specs: the last line does not list the three outputs: $(tail -n 1 "$T/out.txt" | head -c 300)"
 fi
 
 # Refusals: nothing written.

@@ -33,7 +33,13 @@ note "$nlines progress lines in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2
 [ "$nlines" -ge 5 ] || fail "only $nlines progress lines"
 
 # Every line: an object with the six fields, of the right types.
-cut -f2- "$T/lines.txt" > "$T/json.txt"
+# The last line says what became of the output ({"outputs":[...]}, with
+# "copied" per stream); the progress lines come before it.
+cut -f2- "$T/lines.txt" > "$T/all.txt"
+tail -n 1 "$T/all.txt" | jq -e '.outputs | length == 1 and (.[0].video.copied | type) == "boolean"
+  and (.[0].audio.copied | type) == "boolean" and .[0].size > 0 and .[0].name == "mp4-480p"' >/dev/null ||
+  fail "last line is not the outputs summary: $(tail -n 1 "$T/all.txt" | head -c 300)"
+head -n -1 "$T/all.txt" > "$T/json.txt"
 bad=$(jq -c -R 'fromjson? // "NOTJSON"
   | if type != "object" then "not an object: \(.)"
     elif (.percent | type) != "number" or (.out_time_s | type) != "number"

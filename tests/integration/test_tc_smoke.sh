@@ -32,6 +32,9 @@ awk -v d="$dur" 'BEGIN { exit !(d > 1.9 && d < 2.1) }' || fail "duration $dur"
 # (grep -c reads all its input: grep -q would exit early, SIGPIPE head, and
 # pipefail would turn that race into a failure.)
 [ "$(head -c 65536 "$tmp/out.mp4" | grep -c moov)" -gt 0 ] || fail "moov not at the start (no faststart)"
+# the last line is the outputs summary; the one before it the last progress
+tail -n1 "$tmp/progress.jsonl" | grep -q '^{"outputs":\[' || fail "no outputs summary last: $(tail -n1 "$tmp/progress.jsonl")"
+head -n -1 "$tmp/progress.jsonl" > "$tmp/p.jsonl" && mv "$tmp/p.jsonl" "$tmp/progress.jsonl"
 tail -n1 "$tmp/progress.jsonl" | grep -q '"percent":100' || fail "last progress is not 100: $(tail -n1 "$tmp/progress.jsonl")"
 # every line has the fields; percent never goes down; 100 only at the end
 awk '

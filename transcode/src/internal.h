@@ -9,6 +9,7 @@
 #define VIDQ_TC_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "transcode/tc.h"
@@ -86,6 +87,25 @@ void tc_progress_compute(double out_time_s, double duration_s, double elapsed_s,
 
 /* The container's libavformat muxer name ("mp4" -> "mp4", "m4a" -> "ipod"). */
 const char *tc_container_muxer(const char *container);
+
+/* ---------------------------------------------------------------- remux.c */
+
+/* 1 if container can hold a stream of codec (a libavcodec name) by copy. */
+int tc_copy_container_ok(const char *container, const char *codec);
+
+/* The automatic remux fast path (see remux.c for the rules): 1 if the
+ * input's video (audio) stream described by info may be copied into an
+ * output of spec instead of being re-encoded, else 0 with why (may be
+ * NULL) saying what stood in the way. Never for a "copy" codec (that is
+ * not automatic), an HLS or JPEG output, or a spec with no_auto_copy. */
+int tc_copy_video_fits(const struct tc_output_spec *spec, const struct tc_media_info *info,
+                       char *why, size_t why_size);
+int tc_copy_audio_fits(const struct tc_output_spec *spec, const struct tc_media_info *info,
+                       char *why, size_t why_size);
+
+/* Highest video bitrate (bits/s) copied for a CRF-only spec, for a frame
+ * whose shorter side is short_side at fps frames/s. */
+int64_t tc_copy_ceiling(int short_side, double fps);
 
 /* ---------------------------------------------------------------- demux.c */
 

@@ -154,6 +154,10 @@ int tc_mux_add_copy(struct tc_mux *m, const AVStream *ist)
     if (r < 0)
         return r;
     st->codecpar->codec_tag = 0;
+    /* Apple players want HEVC tagged hvc1 in MP4 (parameter sets in the
+     * sample entry, which the muxer writes from the extradata). */
+    if (st->codecpar->codec_id == AV_CODEC_ID_HEVC && !strcmp(m->oc->oformat->name, "mp4"))
+        st->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');
     st->time_base = ist->time_base;
     st->avg_frame_rate = ist->avg_frame_rate;
     st->sample_aspect_ratio = ist->sample_aspect_ratio;

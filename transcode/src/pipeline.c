@@ -5,7 +5,10 @@
  *   the best audio). Each decoded frame is pushed, by reference, into the
  *   filter chain of every output that encodes that kind of stream; each
  *   chain ends in that output's encoder, whose packets go to that output's
- *   muxer. Stream-copy outputs take the demuxed packets directly. Adding
+ *   muxer. Stream-copy outputs take the demuxed packets directly: those
+ *   that ask for "copy", and (the remux fast path, remux.c) those whose
+ *   input stream already satisfies their spec. A stream no output encodes
+ *   is not decoded at all, so a run that only copies never decodes. Adding
  *   outputs (renditions, sprites) means adding entries to run->outs: the
  *   decode side does not change.
  *
@@ -62,6 +65,7 @@ struct out_stream {
     struct tc_filter *filter;
     struct tc_encoder *enc;
     int index;                  /* stream index in the muxer */
+    int started;                /* copied video: the first keyframe was written */
     /* what the chain was built for (a change rebuilds it) */
     int in_w, in_h, in_fmt, in_rate, in_channels;
     int out_w, out_h;
@@ -98,6 +102,7 @@ struct run {
     AVPacket *pkt;
     AVFrame *frame, *filt;
     int dec_threads, enc_threads;
+    int copy_v;                     /* some output copies the video */
     int vdec_errors, adec_errors;
     int64_t vframes, aframes;
     /* progress */
@@ -492,6 +497,12 @@ static int decode(struct run *r, AVCodecContext *dec, const AVPacket *pkt)
 static int copy_packet(struct run *r, struct output *o, struct out_stream *s, const AVPacket *pkt,
                        const AVStream *ist)
 {
+    /* A copy starts at a keyframe: what comes before it cannot be shown. */
+    if (s == &o->v && !s->started) {
+        if (!(pkt->flags & AV_PKT_FLAG_KEY))
+            return 0;
+        s->started = 1;
+    }
     AVPacket *cp = av_packet_clone(pkt);
     if (!cp)
         return tc_error_set(r->err, TC_ENOMEM, "out of memory");
@@ -583,6 +594,29 @@ static int expand(struct run *r)
     return 0;
 }
 
+/* The remux fast path: an input stream that already satisfies the spec is
+ * copied instead of re-encoded (rules in remux.c). A stream no output
+ * encodes is never decoded. */
+static void auto_copy(struct run *r, struct output *o)
+{
+    const struct tc_output_spec *spec = &o->def->spec;
+    char why[128];
+    if (o->v.mode == MODE_ENCODE) {
+        if (tc_copy_video_fits(spec, &r->info, why, sizeof(why)))
+            o->v.mode = MODE_COPY;
+        tc_log(TC_LOG_DEBUG, "output=%s video=%s%s%s", spec->name,
+               o->v.mode == MODE_COPY ? "copied" : "encoded", o->v.mode == MODE_COPY ? "" : " why=",
+               o->v.mode == MODE_COPY ? "" : why);
+    }
+    if (o->a.mode == MODE_ENCODE) {
+        if (tc_copy_audio_fits(spec, &r->info, why, sizeof(why)))
+            o->a.mode = MODE_COPY;
+        tc_log(TC_LOG_DEBUG, "output=%s audio=%s%s%s", spec->name,
+               o->a.mode == MODE_COPY ? "copied" : "encoded", o->a.mode == MODE_COPY ? "" : " why=",
+               o->a.mode == MODE_COPY ? "" : why);
+    }
+}
+
 static int plan(struct run *r)
 {
     const struct tc_run_params *p = r->p;
@@ -611,9 +645,11 @@ static int plan(struct run *r)
             o->v.mode = !strcmp(spec->video.codec, "copy") ? MODE_COPY : MODE_ENCODE;
         if (spec->has_audio && r->ai >= 0)
             o->a.mode = !strcmp(spec->audio.codec, "copy") ? MODE_COPY : MODE_ENCODE;
+        auto_copy(r, o);
         o->thumbnail = !strcmp(spec->container, "jpg");
         need_v |= o->v.mode == MODE_ENCODE;
         need_a |= o->a.mode == MODE_ENCODE;
+        r->copy_v |= o->v.mode == MODE_COPY;
         n_venc += o->v.mode == MODE_ENCODE && !o->thumbnail;
     }
 
@@ -693,6 +729,8 @@ static int loop(struct run *r)
                 if (!o->done && s->mode == MODE_COPY)
                     ret = copy_packet(r, o, s, r->pkt, st);
             }
+            if (si == r->vi && !r->vdec && r->copy_v)
+                r->vframes++; /* copied, not decoded: count packets as frames */
             if (ret >= 0 && si == r->vi && r->vdec)
                 ret = decode(r, r->vdec, r->pkt);
             else if (ret >= 0 && si == r->ai && r->adec)

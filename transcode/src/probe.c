@@ -186,3 +186,33 @@ json_t *tc_media_info_to_json(const struct tc_media_info *info, const char *file
     }
     return o;
 }
+
+json_t *tc_output_result_to_json(const struct tc_output *out, const struct tc_output_result *res)
+{
+    json_t *video = NULL, *audio = NULL;
+    double duration = res->duration_s;
+    struct tc_media_info info;
+    if (out->path && strcmp(out->spec.container, "hls") != 0 &&
+        tc_probe(out->path, &info, NULL) == 0) {
+        json_t *in = tc_media_info_to_json(&info, NULL);
+        if (!in)
+            return NULL;
+        video = json_incref(json_object_get(in, "video"));
+        audio = json_incref(json_object_get(in, "audio"));
+        json_decref(in);
+        if (info.duration_s > 0)
+            duration = info.duration_s;
+        int bad = 0;
+        if (json_is_object(video))
+            bad |= json_object_set_new(video, "copied", json_boolean(res->video_copied));
+        if (json_is_object(audio))
+            bad |= json_object_set_new(audio, "copied", json_boolean(res->audio_copied));
+        if (bad) {
+            json_decref(video);
+            json_decref(audio);
+            return NULL;
+        }
+    }
+    return json_pack("{s:I, s:f, s:o, s:o}", "size", (json_int_t)res->size, "duration_s", duration,
+                     "video", video ? video : json_null(), "audio", audio ? audio : json_null());
+}

@@ -251,6 +251,10 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
             if (ret < 0)
                 return ret;
             saw_container = 1;
+        } else if (strcmp(key, "auto_copy") == 0) {
+            if (!json_is_boolean(v))
+                return bad(err, "auto_copy", "must be true or false");
+            s.no_auto_copy = !json_is_true(v);
         } else if (strcmp(key, "video") == 0) {
             if (json_is_null(v)) {
                 s.has_video = 0;
@@ -326,7 +330,8 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
         if (tc_preset_find(s.preset, &p, NULL) == 0 &&
             (memcmp(&p.video, &s.video, sizeof(p.video)) != 0 ||
              memcmp(&p.audio, &s.audio, sizeof(p.audio)) != 0 || p.has_video != s.has_video ||
-             p.has_audio != s.has_audio || strcmp(p.container, s.container) != 0 ||
+             p.has_audio != s.has_audio || p.no_auto_copy != s.no_auto_copy ||
+             strcmp(p.container, s.container) != 0 ||
              strcmp(p.segment_format, s.segment_format) != 0 ||
              p.segment_seconds != s.segment_seconds))
             s.preset[0] = '\0';
@@ -343,6 +348,8 @@ json_t *tc_spec_to_json(const struct tc_output_spec *spec)
     int bad_set = 0;
     if (spec->preset[0])
         bad_set |= json_object_set_new(o, "preset", json_string(spec->preset));
+    if (spec->no_auto_copy)
+        bad_set |= json_object_set_new(o, "auto_copy", json_false());
     if (spec->has_video) {
         const struct tc_video_spec *v = &spec->video;
         json_t *vo = json_pack("{s:s}", "codec", v->codec);
@@ -393,8 +400,7 @@ fail:
     return NULL;
 }
 
-/* Codecs each container accepts by stream copy. */
-static int copy_ok(const char *container, const char *codec)
+int tc_copy_container_ok(const char *container, const char *codec)
 {
     static const char *const mp4[] = {"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video",
                                       "mjpeg", "aac", "mp3", "ac3", "eac3", "opus", "alac",
@@ -436,11 +442,11 @@ int tc_spec_check_input(const struct tc_output_spec *spec, const struct tc_media
                             spec->has_audio && !spec->has_video ? "audio"
                             : spec->has_video && !spec->has_audio ? "video"
                                                                   : "audio or video");
-    if (video && !strcmp(spec->video.codec, "copy") && !copy_ok(spec->container, info->video.codec))
+    if (video && !strcmp(spec->video.codec, "copy") && !tc_copy_container_ok(spec->container, info->video.codec))
         return tc_error_set(err, TC_ENOT_REMUXABLE,
                             "output '%s': video codec '%s' cannot be copied into %s (transcode it instead)",
                             spec->name, info->video.codec, spec->container);
-    if (audio && !strcmp(spec->audio.codec, "copy") && !copy_ok(spec->container, info->audio.codec))
+    if (audio && !strcmp(spec->audio.codec, "copy") && !tc_copy_container_ok(spec->container, info->audio.codec))
         return tc_error_set(err, TC_ENOT_REMUXABLE,
                             "output '%s': audio codec '%s' cannot be copied into %s (transcode it instead)",
                             spec->name, info->audio.codec, spec->container);

@@ -145,6 +145,9 @@ struct tc_output_spec {
     char container[8];       /* "mp4" "webm" "mkv" "hls" "m4a" "mp3" "ogg" "jpg" */
     int has_video;           /* 0: video dropped (spec said null) */
     int has_audio;           /* 0: audio dropped */
+    int no_auto_copy;        /* 1: never copy a stream the spec does not say
+                              * "copy" for ("auto_copy": false); 0: copy an
+                              * input stream that already fits (remux.c) */
     struct tc_video_spec video;
     struct tc_audio_spec audio;
     /* "hls" only: "ts" or "fmp4" ("" = ts, fmp4 for HEVC), and the segment
@@ -261,6 +264,15 @@ struct tc_output_result {
     int video_copied;              /* 1 if the video stream was copied */
     int audio_copied;              /* 1 if the audio stream was copied */
 };
+
+/* What the API says of a finished output: {"size": n, "duration_s": f,
+ * "video": {<as in the input object>, "copied": b} | null,
+ * "audio": {..., "copied": b} | null}, the streams described by probing
+ * the file at out->path ("copied": true when the stream was copied from
+ * the input instead of re-encoded). An HLS directory is not probed (video
+ * and audio null). New reference, NULL only on out-of-memory. */
+json_t *tc_output_result_to_json(const struct tc_output *out,
+                                 const struct tc_output_result *res);
 
 struct tc_run_params {
     const char *input_path;        /* borrowed */
