@@ -124,7 +124,7 @@ static void segv_and_timeout(const char *isolation)
     char tag[64], flags[256];
     snprintf(tag, sizeof(tag), "svc-crash1-%s", isolation);
     char *dir = ts_mkdtemp(tag);
-    snprintf(flags, sizeof(flags), "--isolation %s --job-timeout 4", isolation);
+    snprintf(flags, sizeof(flags), "--isolation %s --job-timeout 8", isolation);
     struct ts_server s;
     ts_server_start(&s, dir, flags);
 
@@ -161,7 +161,7 @@ static void segv_and_timeout(const char *isolation)
     json_decref(j);
     free(t);
     /* And the server still serves and runs jobs (a poster: quick even on a
-     * loaded machine, well inside the 4 s limit). */
+     * loaded machine, well inside the 8 s limit). */
     struct ts_http r;
     ts_http_upload_raw(&s, &r, "/upload?preset=thumbnail", ts_media("h264_aac_640x360.mp4"),
                        "video/mp4", NULL);
