@@ -1,7 +1,9 @@
 /* cli_transcode.c - `vidq transcode IN OUT [--preset P | --output SPEC]
  * [--progress json|bar|none] [--threads N]`: one run of the library.
  * Several presets (P1,P2) or a JSON array of specs make several outputs
- * from one decode, written into the folder OUT as <name>.<ext>.
+ * from one decode, written into the folder OUT as <name>.<ext> (a folder
+ * <name> for hls and sprite outputs). A single hls or sprite output makes
+ * the folder OUT itself.
  *
  * Progress: a bar on stderr when stderr is a terminal (default), or one
  * JSON object per update on stdout with --progress json. SIGINT/SIGTERM
@@ -199,7 +201,8 @@ static void usage(FILE *out)
             "                      [--progress json|bar|none] [--threads N]\n"
             "  --preset P      an output preset (default mp4-720p; see vidq presets);\n"
             "                  P1,P2,... makes several outputs in one pass, written\n"
-            "                  into the folder OUT as <preset>.<ext>\n"
+            "                  into the folder OUT as <preset>.<ext> (hls and sprite\n"
+            "                  outputs are folders: OUT/<preset>/)\n"
             "  --output SPEC   a custom output spec as JSON (see API.md), or a JSON\n"
             "                  array of specs (OUT is then a folder: <name>.<ext>)\n"
             "  --progress M    bar (default on a terminal), json (one object per line\n"
@@ -296,7 +299,8 @@ int cli_transcode(int argc, char **argv)
     if (n_outputs == 1) {
         outputs[0].path = out;
     } else {
-        /* Several outputs: OUT is a folder holding <name>.<ext> each. */
+        /* Several outputs: OUT is a folder holding <name>.<ext> each
+         * (or the folder <name> of an hls or sprite output). */
         if (mkdir(out, 0755) == 0)
             made_out_dir = 1;
         else if (errno != EEXIST) {
@@ -304,8 +308,12 @@ int cli_transcode(int argc, char **argv)
             return CLI_FAILED;
         }
         for (size_t i = 0; i < n_outputs; i++) {
-            snprintf(paths[i], sizeof(paths[i]), "%s/%s.%s", out, outputs[i].spec.name,
-                     tc_container_ext(outputs[i].spec.container));
+            const char *c = outputs[i].spec.container;
+            if (tc_container_is_folder(c)) /* hls, sprite: OUT/<name>/ */
+                snprintf(paths[i], sizeof(paths[i]), "%s/%s", out, outputs[i].spec.name);
+            else
+                snprintf(paths[i], sizeof(paths[i]), "%s/%s.%s", out, outputs[i].spec.name,
+                         tc_container_ext(c));
             outputs[i].path = paths[i];
         }
     }

@@ -3,6 +3,8 @@
  * output files, with ETag, Range (206/416) and the file's MIME type. Only a
  * succeeded job's outputs are served (they are complete by then: the
  * library renames them into place). Paths never leave the job's folder.
+ * A folder output (hls, sprite) serves its files by relative path, its
+ * index file (master.m3u8, thumbnails.vtt) when none is given.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -135,15 +137,15 @@ enum MHD_Result outputs_handle(struct http_server *h, struct MHD_Connection *con
                         job_status_name(job->status));
         goto out;
     }
-    int is_hls = strcmp(container, "hls") == 0;
+    int is_folder = tc_container_is_folder(container);
     char base[1400];
     if (job_output_path(base, sizeof(base), h->cfg->data_dir, id, name, container) < 0) {
         ret = http_fail(conn, "not_found", "no such output");
         goto out;
     }
     const char *mime;
-    if (is_hls) {
-        const char *rel = rq->tail[0] ? rq->tail : "master.m3u8";
+    if (is_folder) {
+        const char *rel = rq->tail[0] ? rq->tail : tc_container_index(container);
         if (!safe_relpath(rel)) {
             ret = http_fail(conn, "not_found", "no such file in output '%s'", name);
             goto out;

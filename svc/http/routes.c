@@ -173,6 +173,8 @@ static enum MHD_Result h_metrics(struct http_server *h, struct MHD_Connection *c
 /* --------------------------------------------------------------- table */
 
 static const struct route routes[] = {
+    {"GET", "/", web_handle, ROUTE_NO_AUTH},
+    {"HEAD", "/", web_handle, ROUTE_NO_AUTH},
     {"POST", "/upload", upload_handle, ROUTE_BODY},
     {"POST", "/v1/jobs", upload_handle, ROUTE_BODY},
     {"GET", "/v1/jobs", h_list, 0},

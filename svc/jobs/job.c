@@ -179,8 +179,9 @@ static json_t *outputs_to_json(const struct job *job)
         char url[256];
         if (!name || !container)
             continue;
-        if (strcmp(container, "hls") == 0)
-            snprintf(url, sizeof(url), "/v1/jobs/%s/outputs/%s/master.m3u8", job->id, name);
+        if (tc_container_is_folder(container))
+            snprintf(url, sizeof(url), "/v1/jobs/%s/outputs/%s/%s", job->id, name,
+                     tc_container_index(container));
         else
             snprintf(url, sizeof(url), "/v1/jobs/%s/outputs/%s", job->id, name);
         json_t *size = json_object_get(res, "size");
@@ -245,7 +246,7 @@ int job_output_dir(char *buf, size_t cap, const char *data_dir, const char *id)
 int job_output_path(char *buf, size_t cap, const char *data_dir, const char *id,
                     const char *name, const char *container)
 {
-    if (strcmp(container, "hls") == 0)
+    if (tc_container_is_folder(container))
         return fit(snprintf(buf, cap, "%s/outputs/%s/%s", data_dir, id, name), cap);
     return fit(snprintf(buf, cap, "%s/outputs/%s/%s.%s", data_dir, id, name,
                         tc_container_ext(container)),

@@ -72,8 +72,8 @@ json_t *job_to_json(const struct job *job, long queue_position);
 
 /* Where a job's files live under data_dir: its stored upload
  * (<data_dir>/inputs/<id>), its output folder (<data_dir>/outputs/<id>) and
- * one output (<folder>/<name>.<ext>, or the folder <folder>/<name> for
- * hls). Return 0, or -1 if buf is too small. */
+ * one output (<folder>/<name>.<ext>, or the folder <folder>/<name> for a
+ * folder container: hls, sprite). Return 0, or -1 if buf is too small. */
 int job_input_path(char *buf, size_t cap, const char *data_dir, const char *id);
 int job_output_dir(char *buf, size_t cap, const char *data_dir, const char *id);
 int job_output_path(char *buf, size_t cap, const char *data_dir, const char *id,

@@ -428,7 +428,7 @@ static char *results_json(const struct sched *s, const struct tc_output *outs,
             .nice = s->cfg.worker_nice,
             .timeout_s = 60,
         };
-        if (strcmp(outs[i].spec.container, "hls") != 0 &&
+        if (!tc_container_is_folder(outs[i].spec.container) &&
             worker_probe(&probe, &info, &err) == 0) {
             json_t *in = tc_media_info_to_json(&info, NULL);
             video = json_incref(json_object_get(in, "video"));

@@ -232,6 +232,7 @@ av1-720p      av    mp4              av1    ^yuv420p$           -       720  opu
 audio-mp3     audio mp3              -      -                   -       -    mp3    -
 audio-opus    audio ogg              -      -                   -       -    opus   -
 hls           hls   mpegts           h264   ^yuv420p$           ^High$  1080 aac    -
+thumbnails-sprite sprite image2|jpeg|mjpeg mjpeg ^yuvj420p$ -       -    -      -
 '
 
 # preset_row NAME: the row's fields (without the name), or nothing.
@@ -515,7 +516,7 @@ expect_refusal() {
   local kind=$1
   case "$kind" in
     audio) [ "$I_na" -gt 0 ] || echo "invalid_output|unsupported_media" ;;
-    image|hls) [ "$I_nv" -gt 0 ] || echo "invalid_output|unsupported_media" ;;
+    image|hls|sprite) [ "$I_nv" -gt 0 ] || echo "invalid_output|unsupported_media" ;;
     copy)
       local c cls any_no=0 any_maybe=0
       for c in $I_vcodec $I_acodec; do
@@ -562,6 +563,14 @@ transcode_case() {
   [ -e "$out.part" ] && fail "$ctx: $out.part left after success"
   if [ "$kind" = hls ]; then
     check_hls "$ctx" "$in" "$out"
+    rm -rf "$out"
+    return 0
+  fi
+  if [ "$kind" = sprite ]; then
+    local sp
+    sp=$(preset_spec "$preset")
+    check_sprite "$ctx" "$in" "$out" "$(jq -r .sprite.interval_s <<<"$sp")" \
+      "$(jq -r .video.width <<<"$sp")" "$(jq -r .sprite.columns <<<"$sp")" "$(jq -r .sprite.rows <<<"$sp")"
     rm -rf "$out"
     return 0
   fi
@@ -728,4 +737,82 @@ run_matrix() {
       transcode_case "$p" "$fx"
     done
   done
+}
+
+# vtt_cues FILE: one line per WebVTT cue, "START END SHEET X Y W H" (times
+# in seconds), or "BAD <line>" for a cue whose payload is not
+# <file>#xywh=x,y,w,h.
+vtt_cues() {
+  awk '
+    function secs(t,   p, n) { n = split(t, p, ":"); return n == 3 ? p[1] * 3600 + p[2] * 60 + p[3] : p[1] * 60 + p[2] }
+    / --> / { start = secs($1); end = secs($3); getline pl
+              if (match(pl, /^[A-Za-z0-9_.-]+#xywh=[0-9]+,[0-9]+,[0-9]+,[0-9]+$/)) {
+                split(pl, a, "#xywh="); split(a[2], r, ",")
+                printf "%.3f %.3f %s %d %d %d %d\n", start, end, a[1], r[1], r[2], r[3], r[4]
+              } else print "BAD " pl }' "$1"
+}
+
+# check_sprite CTX INPUT DIR INTERVAL TILE_W COLS ROWS: DIR is a sprite
+# output of INPUT (a tile TILE_W wide every INTERVAL s, COLS x ROWS a
+# sheet), checked against ffprobe: thumbnails.vtt starts WEBVTT and has
+# ceil(duration / INTERVAL) cues, cue i spanning [i*INTERVAL,
+# min((i+1)*INTERVAL, duration)]; each names tile i of the layout (sheet
+# i / (COLS*ROWS), row-major); tiles are TILE_W wide (or the source's width
+# if smaller) with the displayed aspect; every sheet is an MJPEG of exactly
+# the tiles it holds (cols*w x rows*h; only a lone sheet is narrower).
+check_sprite() {
+  local ctx=$1 in=$2 dir=$3 iv=$4 tw=$5 cols=$6 rows=$7 vtt=$3/thumbnails.vtt
+  if [ ! -s "$vtt" ]; then fail "$ctx: no $vtt"; return 0; fi
+  [ -e "$dir.part" ] && fail "$ctx: $dir.part left"
+  [ "$(head -n 1 "$vtt" | tr -d '\r')" = WEBVTT ] || fail "$ctx: thumbnails.vtt does not start with WEBVTT"
+  local fmt d start dw dh
+  read -r fmt d start <<<"$(ffprobe -v error -show_entries format=format_name,duration,start_time -of json "$in" |
+    jq -r '.format | "\(.format_name) \(.duration // 0) \(.start_time // 0)"')"
+  # vidq takes a late start off Matroska's duration (it stores the end time).
+  if [[ "$fmt" == matroska* ]] && fcmp "$start" ">" 0 && fcmp "$d" ">" "$start"; then
+    d=$(awk -v d="$d" -v s="$start" 'BEGIN { print d - s }')
+  fi
+  load_facts I "$(input_facts "$in")"
+  dw=$I_dw dh=$I_dh
+  local want_n w h
+  want_n=$(awk -v d="$d" -v i="$iv" 'BEGIN { n = d / i - 1e-6; c = int(n); if (c < n) c++; if (c < 1) c = 1; print c }')
+  w=$(awk -v dw="$dw" -v t="$tw" 'BEGIN { x = dw < t ? dw : t; print 2 * int(x / 2 + 1e-9) }')
+  vtt_cues "$vtt" > "$T/cues.txt"
+  if grep -q '^BAD' "$T/cues.txt"; then fail "$ctx: bad cue payload: $(grep -m1 '^BAD' "$T/cues.txt")"; return 0; fi
+  local n
+  n=$(wc -l < "$T/cues.txt")
+  [ "$n" -eq "$want_n" ] || fail "$ctx: $n cues, want ceil($d / $iv) = $want_n"
+  h=$(awk 'NR == 1 { print $7 }' "$T/cues.txt")
+  [ "$(awk 'NR == 1 { print $6 }' "$T/cues.txt")" = "$w" ] || fail "$ctx: tile width $(awk 'NR == 1 { print $6 }' "$T/cues.txt"), want $w (source displayed ${dw}x$dh, tile width $tw)"
+  awk -v w="$w" -v h="$h" -v a="$dw" -v b="$dh" 'BEGIN { r = (w / h) / (a / b); exit !(r > 0.96 && r < 1.04 && h % 2 == 0) }' ||
+    fail "$ctx: tile ${w}x$h does not keep the displayed aspect ${dw}x$dh (or odd height)"
+  local errs
+  errs=$(awk -v iv="$iv" -v d="$d" -v w="$w" -v h="$h" -v cols="$cols" -v rows="$rows" '
+    function abs(x) { return x < 0 ? -x : x }
+    { i = NR - 1; ws = i * iv; we = (i + 1) * iv; if (we > d) we = d
+      if (abs($1 - ws) > 0.0015 || abs($2 - we) > 0.0015) { printf "cue %d is %s --> %s, want %.3f --> %.3f; ", i, $1, $2, ws, we; bad++ }
+      per = cols * rows; sheet = int(i / per); cell = i % per
+      f = sprintf("sheet-%04d.jpg", sheet)
+      if ($3 != f || $4 != (cell % cols) * w || $5 != int(cell / cols) * h || $6 != w || $7 != h) {
+        printf "cue %d names %s#xywh=%d,%d,%d,%d, want %s#xywh=%d,%d,%d,%d; ", i, $3, $4, $5, $6, $7, f, (cell % cols) * w, int(cell / cols) * h, w, h; bad++ }
+      if (bad > 3) exit }' "$T/cues.txt")
+  [ -z "$errs" ] || fail "$ctx: $errs"
+  # Each sheet: MJPEG, exactly the cells it holds.
+  local sheets s cnt sw sh want_w want_h got
+  sheets=$(awk '{ print $3 }' "$T/cues.txt" | sort -u)
+  for s in $sheets; do
+    if [ ! -s "$dir/$s" ]; then fail "$ctx: $s is named by the index but missing"; continue; fi
+    cnt=$(awk -v f="$s" '$3 == f' "$T/cues.txt" | wc -l)
+    sw=$cols
+    [ "$(wc -w <<<"$sheets")" -eq 1 ] && [ "$cnt" -lt "$cols" ] && sw=$cnt
+    sh=$(( (cnt + cols - 1) / cols ))
+    want_w=$((sw * w)) want_h=$((sh * h))
+    got=$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height -of csv=p=0 "$dir/$s" || true)
+    [ "$got" = "mjpeg,$want_w,$want_h" ] || fail "$ctx: $s is '$got', want 'mjpeg,$want_w,$want_h' ($cnt tiles, $cols columns)"
+  done
+  # Nothing else in the folder.
+  local extra
+  extra=$(cd "$dir" && ls -1 | grep -vx 'thumbnails.vtt' | grep -vxF "$sheets" || true)
+  [ -z "$extra" ] || fail "$ctx: unexpected files in the sprite folder: $extra"
+  return 0
 }

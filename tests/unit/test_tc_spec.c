@@ -182,6 +182,7 @@ static void json_round_trip(void **state)
         json_decref(j);
         assert_memory_equal(&a.video, &b.video, sizeof(a.video));
         assert_memory_equal(&a.audio, &b.audio, sizeof(a.audio));
+        assert_memory_equal(&a.sprite, &b.sprite, sizeof(a.sprite));
         assert_string_equal(a.container, b.container);
         assert_string_equal(a.name, b.name);
         assert_string_equal(a.preset, b.preset);
@@ -218,6 +219,62 @@ static void check_input_rules(void **state)
     assert_non_null(strstr(err.message, "vorbis"));
 }
 
+static void sprite_specs(void **state)
+{
+    (void)state;
+    struct tc_output_spec s;
+    struct tc_error err = {0};
+    /* The container alone: the defaults. */
+    assert_int_equal(parse("{\"container\":\"sprite\"}", &s, &err), 0);
+    assert_true(s.has_video && !s.has_audio);
+    assert_string_equal(s.video.codec, "mjpeg");
+    assert_int_equal(s.video.width, 160);
+    assert_true(s.sprite.interval_s == 5.0);
+    assert_int_equal(s.sprite.columns, 10);
+    assert_int_equal(s.sprite.rows, 10);
+    assert_true(tc_container_is_folder("sprite") && tc_container_is_folder("hls"));
+    assert_false(tc_container_is_folder("jpg") || tc_container_is_folder("nope"));
+    assert_string_equal(tc_container_index("sprite"), "thumbnails.vtt");
+    assert_string_equal(tc_container_index("hls"), "master.m3u8");
+    assert_null(tc_container_index("mp4"));
+    assert_string_equal(tc_container_mime("sprite"), "text/vtt");
+    /* The preset with one field changed is custom; a height box keeps no
+     * default width. */
+    assert_int_equal(parse("{\"preset\":\"thumbnails-sprite\",\"sprite\":{\"interval_s\":2.5}}", &s,
+                           &err), 0);
+    assert_string_equal(s.preset, "");
+    assert_true(s.sprite.interval_s == 2.5);
+    assert_int_equal(s.sprite.columns, 10);
+    assert_int_equal(parse("{\"container\":\"sprite\",\"video\":{\"height\":90}}", &s, &err), 0);
+    assert_int_equal(s.video.width, 0);
+    assert_int_equal(s.video.height, 90);
+    /* Printed with its layout. */
+    json_t *j = tc_spec_to_json(&s);
+    assert_non_null(j);
+    assert_true(json_real_value(json_object_get(json_object_get(j, "sprite"), "interval_s")) == 5.0);
+    json_decref(j);
+    /* Sprite fields elsewhere, and a preset moved to another container. */
+    assert_int_equal(parse("{\"container\":\"jpg\",\"sprite\":{}}", &s, &err), TC_EINVALID_OUTPUT);
+    assert_non_null(strstr(err.message, "sprite"));
+    assert_int_equal(parse("{\"preset\":\"thumbnails-sprite\",\"container\":\"jpg\"}", &s, &err), 0);
+    assert_true(s.sprite.interval_s == 0 && s.sprite.columns == 0);
+    /* Tile count cap against a known duration. */
+    struct tc_media_info in;
+    memset(&in, 0, sizeof(in));
+    in.has_video = 1;
+    snprintf(in.video.codec, sizeof(in.video.codec), "h264");
+    in.duration_s = 1000.0;
+    assert_int_equal(parse("{\"container\":\"sprite\",\"sprite\":{\"interval_s\":0.1}}", &s, &err), 0);
+    assert_int_equal(tc_spec_check_input(&s, &in, &err), 0); /* exactly 10000 */
+    in.duration_s = 1000.2;
+    assert_int_equal(tc_spec_check_input(&s, &in, &err), TC_EINVALID_OUTPUT);
+    assert_non_null(strstr(err.message, "10000"));
+    in.has_video = 0;
+    in.has_audio = 1;
+    in.duration_s = 10;
+    assert_int_equal(tc_spec_check_input(&s, &in, &err), TC_EINVALID_OUTPUT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +285,7 @@ int main(void)
         cmocka_unit_test(hls_segment_options),
         cmocka_unit_test(json_round_trip),
         cmocka_unit_test(check_input_rules),
+        cmocka_unit_test(sprite_specs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -207,6 +207,39 @@ int tc_poster_add(struct tc_poster *p, const struct AVFrame *f, double t);
 const struct AVFrame *tc_poster_pick(struct tc_poster *p);
 void tc_poster_free(struct tc_poster **p);
 
+/* --------------------------------------------------------------- sprite.c */
+
+#define TC_SPRITE_INDEX "thumbnails.vtt"
+
+/* A sprite-sheet output being written (DESIGN in sprite.c). */
+struct tc_sprite;
+/* Start the folder "<path>.part" for tiles of tile_w x tile_h laid out as
+ * ss says, for a video of duration_s (0 = unknown). TC_EIO/TC_ENOSPC,
+ * TC_ENOMEM or TC_EINVALID_OUTPUT on failure. */
+int tc_sprite_open(const char *path, const struct tc_sprite_spec *ss, int tile_w, int tile_h,
+                   double duration_s, struct tc_sprite **out, struct tc_error *err);
+/* 1 if the decoded frame at t (seconds, NAN if unknown) starts a tile and
+ * should be scaled and given to tc_sprite_add; 0 to skip it. */
+int tc_sprite_want(struct tc_sprite *s, double t);
+/* Add a tile-sized yuvj420p frame shown from t (f stays the caller's);
+ * writes each sheet as it fills. 0 or a negative TC_E* code. */
+int tc_sprite_add(struct tc_sprite *s, const struct AVFrame *f, double t, struct tc_error *err);
+/* Write the last sheet and thumbnails.vtt (cue ends capped at duration_s
+ * if > 0) and rename the folder into place; *size gets the bytes of all
+ * files. 0 or a negative TC_E* code (TC_EDECODE if no tile was made). */
+int tc_sprite_finish(struct tc_sprite *s, double duration_s, int64_t *size,
+                     struct tc_error *err);
+/* Remove what was written, the .part folder or (after a finish) the final
+ * one: a later output of the run failed. */
+void tc_sprite_discard(struct tc_sprite *s);
+/* Free; an unfinished .part folder is removed. NULL-safe. */
+void tc_sprite_free(struct tc_sprite **s);
+/* The number of cues for a duration: ceil(duration_s / interval_s); 0 if
+ * the duration is unknown. */
+int64_t tc_sprite_cue_count(double duration_s, double interval_s);
+/* A WebVTT timestamp "HH:MM:SS.mmm" for t seconds. */
+void tc_sprite_vtt_time(double t, char *buf, size_t size);
+
 /* --------------------------------------------------------------- encode.c */
 
 struct tc_encoder;

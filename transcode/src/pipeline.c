@@ -10,7 +10,10 @@
  *   input stream already satisfies their spec. A stream no output encodes
  *   is not decoded at all, so a run that only copies never decodes. Adding
  *   outputs (renditions, sprites) means adding entries to run->outs: the
- *   decode side does not change.
+ *   decode side does not change. Two outputs take only some frames: a
+ *   thumbnail ("jpg") scales the frames poster.c samples and encodes the
+ *   one it picks; a "sprite" output scales one frame per tile and hands it
+ *   to sprite.c, which writes its folder (no muxer, no encoder here).
  *
  *   Chains are configured up front from the decoder's parameters (known
  *   after the input's stream info was read), so every header is written
@@ -80,6 +83,7 @@ struct output {
     struct out_stream v, a;
     int thumbnail;
     struct tc_poster *poster;   /* picks the thumbnail's frame (poster.c) */
+    struct tc_sprite *sprite;   /* a "sprite" output's sheets (sprite.c); no mux */
     int done;                   /* finished early (thumbnail written) */
     struct tc_output_result result;
     struct tc_hls *hls;         /* a rendition of this HLS output, or NULL */
@@ -179,7 +183,7 @@ static int build_video_chain(struct run *r, struct output *o, int w, int h, int 
         .rotation = rotation,
         .deinterlace = r->info.video.interlaced,
         .out_w = s->out_w, .out_h = s->out_h, .out_fmt = out_fmt,
-        .fps = o->thumbnail ? 0 : vs->fps,
+        .fps = o->thumbnail || o->sprite ? 0 : vs->fps,
         .threads = r->budget ? r->enc_threads : 0,
     };
     s->in_w = w;
@@ -213,6 +217,14 @@ static int setup_output(struct run *r, struct output *o)
     const struct tc_output_spec *spec = &o->def->spec;
     int ret, idx;
 
+    if (!strcmp(spec->container, "sprite")) {
+        /* Tiles are scaled by a chain of their own and tiled by sprite.c. */
+        ret = build_video_chain(r, o, r->vdec->width, r->vdec->height, r->vdec->pix_fmt);
+        if (ret < 0)
+            return ret;
+        return tc_sprite_open(o->def->path, &spec->sprite, o->v.out_w, o->v.out_h,
+                              r->info.duration_s, &o->sprite, r->err);
+    }
     ret = tc_mux_open(spec->container, o->def->path, r->p->cancel, &o->mux, r->err);
     if (ret < 0)
         return ret;
@@ -326,9 +338,18 @@ static int drain_chain(struct run *r, struct output *o, struct out_stream *s)
             return 0;
         if (ret < 0)
             return fail_av(r, TC_EINTERNAL, ret, "filtering failed");
-        AVCodecContext *ec = tc_encoder_ctx(s->enc);
         int tbn, tbd, frn, frd;
         tc_filter_out_timing(s->filter, &tbn, &tbd, &frn, &frd);
+        if (o->sprite) {
+            double t = r->filt->pts != AV_NOPTS_VALUE ? r->filt->pts * av_q2d((AVRational){tbn, tbd})
+                                                      : NAN;
+            ret = tc_sprite_add(o->sprite, r->filt, t, r->err);
+            av_frame_unref(r->filt);
+            if (ret < 0)
+                return canceled(r) ? tc_error_set(r->err, TC_ECANCELED, "canceled") : ret;
+            continue;
+        }
+        AVCodecContext *ec = tc_encoder_ctx(s->enc);
         if (o->thumbnail) {
             double t = r->filt->pts != AV_NOPTS_VALUE ? r->filt->pts * av_q2d((AVRational){tbn, tbd})
                                                       : NAN;
@@ -370,7 +391,7 @@ static int flush_stream(struct run *r, struct output *o, struct out_stream *s)
     ret = tc_filter_push(s->filter, NULL);
     if (ret < 0 && ret != AVERROR_EOF)
         return fail_av(r, TC_EINTERNAL, ret, "filtering failed");
-    if ((ret = drain_chain(r, o, s)) < 0 || o->done)
+    if ((ret = drain_chain(r, o, s)) < 0 || o->done || o->sprite)
         return ret;
     struct write_ctx w = {r, o, s};
     ret = tc_encoder_send(s->enc, NULL, write_packet, &w);
@@ -385,6 +406,10 @@ static int finish_output(struct run *r, struct output *o)
     if (o->done)
         return 0;
     o->done = 1;
+    if (o->sprite) {
+        o->result.duration_s = r->info.duration_s > 0 ? r->info.duration_s : r->out_time;
+        return tc_sprite_finish(o->sprite, r->info.duration_s, &o->result.size, r->err);
+    }
     if (o->thumbnail) {
         struct write_ctx w = {r, o, &o->v};
         ret = tc_encoder_send(o->v.enc, NULL, write_packet, &w);
@@ -406,6 +431,10 @@ static int feed_video(struct run *r, struct output *o, AVFrame *f)
         /* Only the frames the poster picker samples are scaled. */
         double t = f->pts != AV_NOPTS_VALUE ? f->pts * av_q2d(r->vst->time_base) : NAN;
         if (!tc_poster_want(o->poster, t))
+            return 0;
+    } else if (o->sprite) {
+        double t = f->pts != AV_NOPTS_VALUE ? f->pts * av_q2d(r->vst->time_base) : NAN;
+        if (!tc_sprite_want(o->sprite, t))
             return 0;
     }
     if (f->width != s->in_w || f->height != s->in_h || f->format != s->in_fmt) {
@@ -529,6 +558,7 @@ static void run_free(struct run *r)
         tc_encoder_free(&o->a.enc);
         tc_mux_free(&o->mux); /* removes an unfinished .part */
         tc_poster_free(&o->poster);
+        tc_sprite_free(&o->sprite);
     }
     av_free(r->outs);
     av_free(r->defs);
@@ -548,9 +578,12 @@ static void run_free(struct run *r)
  * failed, so the run as a whole failed). */
 static void remove_finished(struct run *r)
 {
-    for (size_t i = 0; r->outs && i < r->n_outs; i++)
-        if (r->outs[i].done && !r->outs[i].mux && !r->outs[i].hls)
+    for (size_t i = 0; r->outs && i < r->n_outs; i++) {
+        if (r->outs[i].sprite)
+            tc_sprite_discard(r->outs[i].sprite);
+        else if (r->outs[i].done && !r->outs[i].mux && !r->outs[i].hls)
             unlink(r->outs[i].def->path);
+    }
     for (size_t g = 0; r->groups && g < r->n_groups; g++)
         tc_hls_free(&r->groups[g].h, 1);
 }
@@ -653,7 +686,7 @@ static int plan(struct run *r)
         need_v |= o->v.mode == MODE_ENCODE;
         need_a |= o->a.mode == MODE_ENCODE;
         r->copy_v |= o->v.mode == MODE_COPY;
-        n_venc += o->v.mode == MODE_ENCODE && !o->thumbnail;
+        n_venc += o->v.mode == MODE_ENCODE && !o->thumbnail && strcmp(spec->container, "sprite");
     }
 
     /* A budget the job asked for itself (an output's "threads") wins. */

@@ -51,6 +51,11 @@ static const struct preset {
      "black and flat frames skipped",
      {.name = "thumbnail", .preset = "thumbnail", .container = "jpg", .has_video = 1,
       .video = {.codec = "mjpeg", .max_height = 720, .crf = -1}}},
+    {"JPEG sprite sheets for seek-bar previews: a tile 160 px wide every 5 s, 10 x 10 tiles a "
+     "sheet, and the WebVTT index thumbnails.vtt (cues sheet-NNNN.jpg#xywh=x,y,w,h)",
+     {.name = "thumbnails-sprite", .preset = "thumbnails-sprite", .container = "sprite",
+      .has_video = 1, .video = {.codec = "mjpeg", .width = 160, .crf = -1},
+      .sprite = {.interval_s = 5.0, .columns = 10, .rows = 10}}},
     {"stream copy into MP4 with faststart (no re-encode; only codecs MP4 can hold)",
      {.name = "remux-mp4", .preset = "remux-mp4", .container = "mp4", .has_video = 1, .has_audio = 1,
       .video = {.codec = "copy", .crf = -1}, .audio = {.codec = "copy"}}},
@@ -110,17 +115,20 @@ fail:
     return NULL;
 }
 
+/* index: the file a folder output is entered by (NULL: one file). The
+ * sprite folder is written by sprite.c, not by a muxer. */
 static const struct container {
-    const char *name, *mime, *ext, *muxer;
+    const char *name, *mime, *ext, *muxer, *index;
 } containers[] = {
-    {"mp4", "video/mp4", "mp4", "mp4"},
-    {"webm", "video/webm", "webm", "webm"},
-    {"mkv", "video/x-matroska", "mkv", "matroska"},
-    {"hls", "application/vnd.apple.mpegurl", "m3u8", "hls"},
-    {"m4a", "audio/mp4", "m4a", "ipod"},
-    {"mp3", "audio/mpeg", "mp3", "mp3"},
-    {"ogg", "audio/ogg", "ogg", "ogg"},
-    {"jpg", "image/jpeg", "jpg", "mjpeg"},
+    {"mp4", "video/mp4", "mp4", "mp4", NULL},
+    {"webm", "video/webm", "webm", "webm", NULL},
+    {"mkv", "video/x-matroska", "mkv", "matroska", NULL},
+    {"hls", "application/vnd.apple.mpegurl", "m3u8", "hls", "master.m3u8"},
+    {"m4a", "audio/mp4", "m4a", "ipod", NULL},
+    {"mp3", "audio/mpeg", "mp3", "mp3", NULL},
+    {"ogg", "audio/ogg", "ogg", "ogg", NULL},
+    {"jpg", "image/jpeg", "jpg", "mjpeg", NULL},
+    {"sprite", "text/vtt", "vtt", NULL, TC_SPRITE_INDEX},
 };
 
 static const struct container *container_find(const char *name)
@@ -147,4 +155,16 @@ const char *tc_container_muxer(const char *container)
 {
     const struct container *c = container_find(container);
     return c ? c->muxer : NULL;
+}
+
+int tc_container_is_folder(const char *container)
+{
+    const struct container *c = container_find(container);
+    return c && c->index != NULL;
+}
+
+const char *tc_container_index(const char *container)
+{
+    const struct container *c = container_find(container);
+    return c ? c->index : NULL;
 }

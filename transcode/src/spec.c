@@ -10,7 +10,8 @@
 #include "transcode/tc.h"
 #include "internal.h"
 
-static const char *const containers[] = {"mp4", "webm", "mkv", "hls", "m4a", "mp3", "ogg", "jpg"};
+static const char *const containers[] = {"mp4", "webm", "mkv", "hls", "m4a",
+                                         "mp3", "ogg", "jpg", "sprite"};
 static const char *const video_codecs[] = {"h264", "hevc", "vp9", "av1", "copy", "mjpeg"};
 static const char *const audio_codecs[] = {"aac", "opus", "mp3", "copy"};
 static const char *const segment_formats[] = {"ts", "fmp4"};
@@ -136,6 +137,36 @@ static int parse_audio(const json_t *obj, struct tc_audio_spec *as, struct tc_er
     return 0;
 }
 
+static int parse_sprite(const json_t *obj, struct tc_sprite_spec *ss, struct tc_error *err)
+{
+    const char *key;
+    json_t *v;
+    int64_t x;
+    int ret;
+    json_object_foreach(unconst(obj), key, v) {
+        if (strcmp(key, "interval_s") == 0) {
+            if (!json_is_number(v))
+                return bad(err, "sprite.interval_s", "must be a number (seconds)");
+            double f = json_number_value(v);
+            if (!(f >= 0.1 && f <= 3600.0))
+                return bad(err, "sprite.interval_s", "must be between 0.1 and 3600 seconds");
+            ss->interval_s = f;
+            ret = 0;
+        } else if (strcmp(key, "columns") == 0) {
+            ret = get_int(v, "sprite.columns", 1, 32, &x, err);
+            ss->columns = (int)x;
+        } else if (strcmp(key, "rows") == 0) {
+            ret = get_int(v, "sprite.rows", 1, 32, &x, err);
+            ss->rows = (int)x;
+        } else {
+            return tc_error_set(err, TC_EINVALID_OUTPUT, "sprite.%.64s: unknown field", key);
+        }
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
 static int name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -159,6 +190,26 @@ static int check_combo(const struct tc_output_spec *s, struct tc_error *err)
     if (audio_only && s->has_video)
         return tc_error_set(err, TC_EINVALID_OUTPUT,
                             "video: container '%s' holds audio only (set video to null)", c);
+    if (!strcmp(c, "sprite")) {
+        const struct tc_video_spec *v = &s->video;
+        if (!s->has_video)
+            return bad(err, "video", "container 'sprite' needs video (omit it for the defaults)");
+        if (s->has_audio)
+            return bad(err, "audio", "container 'sprite' holds no audio (set audio to null)");
+        if (strcmp(vc, "mjpeg") != 0)
+            return tc_error_set(err, TC_EINVALID_OUTPUT,
+                                "video.codec: '%s' cannot go into 'sprite' (omit it)", vc);
+        if (v->crf >= 0 || v->bitrate || v->fps > 0 || v->speed[0])
+            return bad(err, "video",
+                       "container 'sprite' takes only width, height or max_height (the tile "
+                       "size; the tile interval is sprite.interval_s)");
+        if (v->width && (int64_t)v->width * s->sprite.columns > TC_SPRITE_MAX_SIDE)
+            return tc_error_set(err, TC_EINVALID_OUTPUT,
+                                "sprite.columns: %d tiles of video.width %d make a sheet wider "
+                                "than %d pixels",
+                                s->sprite.columns, v->width, TC_SPRITE_MAX_SIDE);
+        return 0;
+    }
     if (!strcmp(c, "jpg")) {
         if (!s->has_video)
             return bad(err, "video", "container 'jpg' needs video");
@@ -236,6 +287,7 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
     const char *key;
     json_t *v;
     int saw_container = s.container[0] != '\0';
+    int saw_video = 0, saw_sprite = 0;
     json_object_foreach(unconst(obj), key, v) {
         if (strcmp(key, "preset") == 0)
             continue;
@@ -261,6 +313,7 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
                 return bad(err, "auto_copy", "must be true or false");
             s.no_auto_copy = !json_is_true(v);
         } else if (strcmp(key, "video") == 0) {
+            saw_video = 1;
             if (json_is_null(v)) {
                 s.has_video = 0;
                 memset(&s.video, 0, sizeof(s.video));
@@ -289,6 +342,12 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
             s.has_audio = 1;
             if ((ret = parse_audio(v, &s.audio, err)) < 0)
                 return ret;
+        } else if (strcmp(key, "sprite") == 0) {
+            if (!json_is_object(v))
+                return bad(err, "sprite", "must be an object");
+            saw_sprite = 1;
+            if ((ret = parse_sprite(v, &s.sprite, err)) < 0)
+                return ret;
         } else if (strcmp(key, "segment_format") == 0) {
             ret = get_enum(v, "segment_format", segment_formats, N(segment_formats),
                            s.segment_format, sizeof(s.segment_format), err);
@@ -307,9 +366,30 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
     }
     if (!saw_container)
         return bad(err, "container", "is required");
+    if (!strcmp(s.container, "sprite")) {
+        /* {"container": "sprite"} alone is a sheet with the defaults. */
+        if (!saw_video && !s.has_video) {
+            s.has_video = 1;
+            memset(&s.video, 0, sizeof(s.video));
+            s.video.crf = -1;
+        }
+        if (!s.video.width && !s.video.height && !s.video.max_height)
+            s.video.width = 160;
+        if (s.sprite.interval_s <= 0)
+            s.sprite.interval_s = 5.0;
+        if (!s.sprite.columns)
+            s.sprite.columns = 10;
+        if (!s.sprite.rows)
+            s.sprite.rows = 10;
+    } else if (saw_sprite) {
+        return bad(err, "sprite", "only for container 'sprite'");
+    } else {
+        memset(&s.sprite, 0, sizeof(s.sprite));
+    }
     if (!s.name[0])
         snprintf(s.name, sizeof(s.name), "%s", s.preset[0] ? s.preset : "output");
-    if (!strcmp(s.container, "jpg") && s.has_video && !s.video.codec[0])
+    if ((!strcmp(s.container, "jpg") || !strcmp(s.container, "sprite")) && s.has_video &&
+        !s.video.codec[0])
         snprintf(s.video.codec, sizeof(s.video.codec), "mjpeg");
     if (s.has_video && !s.video.codec[0])
         return bad(err, "video.codec", "is required");
@@ -334,7 +414,8 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
         struct tc_output_spec p;
         if (tc_preset_find(s.preset, &p, NULL) == 0 &&
             (memcmp(&p.video, &s.video, sizeof(p.video)) != 0 ||
-             memcmp(&p.audio, &s.audio, sizeof(p.audio)) != 0 || p.has_video != s.has_video ||
+             memcmp(&p.audio, &s.audio, sizeof(p.audio)) != 0 ||
+             memcmp(&p.sprite, &s.sprite, sizeof(p.sprite)) != 0 || p.has_video != s.has_video ||
              p.has_audio != s.has_audio || p.no_auto_copy != s.no_auto_copy ||
              strcmp(p.container, s.container) != 0 ||
              strcmp(p.segment_format, s.segment_format) != 0 ||
@@ -395,6 +476,11 @@ json_t *tc_spec_to_json(const struct tc_output_spec *spec)
     } else {
         bad_set |= json_object_set_new(o, "audio", json_null());
     }
+    if (!strcmp(spec->container, "sprite"))
+        bad_set |= json_object_set_new(o, "sprite",
+                                       json_pack("{s:f, s:i, s:i}", "interval_s",
+                                                 spec->sprite.interval_s, "columns",
+                                                 spec->sprite.columns, "rows", spec->sprite.rows));
     if (spec->segment_format[0])
         bad_set |= json_object_set_new(o, "segment_format", json_string(spec->segment_format));
     if (spec->segment_seconds > 0)
@@ -439,6 +525,19 @@ int tc_spec_check_input(const struct tc_output_spec *spec, const struct tc_media
         return tc_error_set(err, TC_EINVALID_OUTPUT,
                             "output '%s': an HLS ladder needs a video stream and the input has none",
                             spec->name);
+    if (!strcmp(spec->container, "sprite")) {
+        if (!info->has_video || !spec->has_video)
+            return tc_error_set(err, TC_EINVALID_OUTPUT,
+                                "output '%s': sprite sheets need a video stream and the input has none",
+                                spec->name);
+        int64_t n = tc_sprite_cue_count(info->duration_s, spec->sprite.interval_s);
+        if (n > TC_SPRITE_MAX_TILES)
+            return tc_error_set(err, TC_EINVALID_OUTPUT,
+                                "output '%s': sprite.interval_s %g over %.0f s makes %lld tiles, "
+                                "at most %d (raise the interval)",
+                                spec->name, spec->sprite.interval_s, info->duration_s,
+                                (long long)n, TC_SPRITE_MAX_TILES);
+    }
     if (!strcmp(spec->container, "jpg") && !info->has_video)
         return tc_error_set(err, TC_EINVALID_OUTPUT,
                             "output '%s': a JPEG thumbnail needs a video stream and the input has none",

@@ -138,11 +138,23 @@ struct tc_audio_spec {
     int sample_rate;       /* 0 = codec's choice near the source */
 };
 
+/* A "sprite" output's layout: a tile every interval_s seconds, columns x
+ * rows tiles a sheet. The tile size is the video spec's (width, default 160). */
+struct tc_sprite_spec {
+    double interval_s;     /* 0.1 .. 3600 */
+    int columns, rows;     /* 1 .. 32 each */
+};
+
+enum {
+    TC_SPRITE_MAX_TILES = 10000,  /* tiles (cues) of one sprite output */
+    TC_SPRITE_MAX_SIDE = 4096,    /* pixels, each side of a sheet */
+};
+
 /* One output: what to produce. Plain data, safe to copy. */
 struct tc_output_spec {
     char name[TC_NAME_MAX];  /* URL-safe: [A-Za-z0-9_-]{1,63} */
     char preset[32];         /* the preset it came from, "" if custom */
-    char container[8];       /* "mp4" "webm" "mkv" "hls" "m4a" "mp3" "ogg" "jpg" */
+    char container[8];       /* "mp4" "webm" "mkv" "hls" "m4a" "mp3" "ogg" "jpg" "sprite" */
     int has_video;           /* 0: video dropped (spec said null) */
     int has_audio;           /* 0: audio dropped */
     int threads;             /* codec thread budget asked for the run
@@ -157,6 +169,7 @@ struct tc_output_spec {
      * duration in seconds, 2..10 (0 = 4, shorter for clips under 12 s). */
     char segment_format[8];
     double segment_seconds;
+    struct tc_sprite_spec sprite;  /* container "sprite" only, else zero */
 };
 
 /* Parse one output spec object of the API. On failure returns
@@ -189,6 +202,14 @@ const char *tc_container_mime(const char *container);
 /* The file extension of a container, without the dot ("mp4"). For "hls"
  * the output is a directory and this gives "m3u8" (its master playlist). */
 const char *tc_container_ext(const char *container);
+
+/* 1 if a container's output is a folder of files ("hls", "sprite"), 0 if
+ * it is one file. */
+int tc_container_is_folder(const char *container);
+
+/* The file a folder output is entered by: "master.m3u8" for hls,
+ * "thumbnails.vtt" for sprite; NULL for a one-file container. */
+const char *tc_container_index(const char *container);
 
 /* Check that spec can be made from an input like info (for example
  * remux-mp4 of a codec MP4 cannot hold; video output from audio-only input
@@ -254,7 +275,8 @@ typedef void (*tc_progress_fn)(void *opaque,
                                const struct tc_progress_snapshot *snap);
 
 /* One output of a run: its spec and where it goes. path is the final file
- * (for "hls", the final directory holding master.m3u8). */
+ * (for a folder container, "hls" or "sprite", the final directory holding
+ * its files; see tc_container_index). */
 struct tc_output {
     struct tc_output_spec spec;
     const char *path;              /* borrowed */
@@ -262,7 +284,7 @@ struct tc_output {
 
 /* What became of one output. */
 struct tc_output_result {
-    int64_t size;                  /* bytes (for hls: all files) */
+    int64_t size;                  /* bytes (for a folder: all its files) */
     double duration_s;
     int video_copied;              /* 1 if the video stream was copied */
     int audio_copied;              /* 1 if the audio stream was copied */

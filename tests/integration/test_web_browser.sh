@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The web page in a real browser (headless Debian chromium driven by
+# playwright-core, tests/support/web_page.js): choose a file, watch both
+# progress bars reach 100, and the mp4-480p output play in the page's
+# <video> (metadata loaded: size and duration from the server's file).
+# Once against an open server (progress by EventSource, the video from its
+# URL) and once with --api-key (the page asks for the key, polls the
+# status and plays the output from a blob fetched with the key).
+# Needs chromium (deploy/packages.txt, test) and playwright-core
+# (tests/support/setup.sh): missing either fails the test, it never skips.
+# ctest-labels: cli
+# ctest-timeout: 240
+set -euo pipefail
+source "$(dirname "$0")/lib_cli.sh"
+skip_if_not_built
+ensure_media
+
+SUPPORT=$VIDQ_SRC/tests/support
+command -v chromium >/dev/null || { fail "chromium is not installed (deploy/install-deps.sh --test)"; finish; }
+[ -d "$SUPPORT/node_modules/playwright-core" ] || { fail "playwright-core missing: run tests/support/setup.sh"; finish; }
+
+W=$T/svc; mkdir -p "$W"
+PID=
+stop_server() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
+trap 'stop_server; lib_cleanup' EXIT
+start_server() {
+  rm -f "$W/port"
+  "$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$W/data" --port-file "$W/port" \
+    --max-concurrent 1 "$@" >"$W/server.out" 2>"$W/server.log" &
+  PID=$!
+  for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
+  [ -s "$W/port" ] || { fail "server did not start: $(tail -c 300 "$W/server.log")"; finish; }
+  BASE=http://127.0.0.1:$(cat "$W/port")
+}
+
+in=$VIDQ_MEDIA/h264_aac_640x360.mp4
+# browse CTX [web_page.js args]: run the browser; the played video must be
+# the 480p rendition of the 640x360 input (never upscaled: 640x360).
+browse() {
+  local ctx=$1 rc=0
+  shift
+  timeout -k 5 180 node "$SUPPORT/web_page.js" --base "$BASE" --file "$in" --preset mp4-480p \
+    --timeout-s 120 "$@" >"$W/browser.out" 2>"$W/browser.err" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    fail "$ctx: browser run exit $rc: $(head -c 600 "$W/browser.err")"
+    return 0
+  fi
+  local v
+  v=$(jq -r '.video | "\(.w)x\(.h) \(.d > 1.5 and .d < 2.5)"' "$W/browser.out")
+  [ "$v" = "640x360 true" ] || fail "$ctx: the page played '$v' ($(cat "$W/browser.out")), want 640x360 of about 2 s"
+}
+
+note "open server: upload, EventSource progress, play"
+start_server
+browse "open server"
+stop_server
+
+note "server with --api-key: the page asks for the key, polls, plays a blob"
+start_server --api-key "browser-test-key"
+browse "keyed server" --key "browser-test-key"
+stop_server
+finish
