@@ -193,6 +193,7 @@ int cli_serve(int argc, char **argv)
         .job_timeout_s = cfg.job_timeout,
         .worker_max_memory = cfg.worker_max_memory,
         .worker_nice = cfg.worker_nice,
+        .job_threads = cfg.job_threads,
         .observer = on_job_changed,
         .observer_opaque = &observers,
     };

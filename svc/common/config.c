@@ -57,6 +57,8 @@ static const struct opt opts[] = {
      "close an idle HTTP connection after this many seconds"},
     {"worker-max-memory", OPT_I64, offsetof(struct config, worker_max_memory), 0, 0, 1e15,
      "address-space limit of a job's child process, bytes (0 = none)"},
+    {"job-threads", OPT_INT, offsetof(struct config, job_threads), 0, 0, 256,
+     "codec threads per job (0 = cores / --max-concurrent, at least 1)"},
     {"worker-nice", OPT_INT, offsetof(struct config, worker_nice), 0, 0, 19,
      "CPU niceness of job children and threads"},
     {"tus-expiry", OPT_DOUBLE, offsetof(struct config, tus_expiry), 0, 0.1, 1e9,

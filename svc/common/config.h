@@ -37,6 +37,7 @@ struct config {
     int connection_timeout;      /* --connection-timeout S (idle) */
     int64_t worker_max_memory;   /* --worker-max-memory: child RLIMIT_AS bytes */
     int worker_nice;             /* --worker-nice: child CPU niceness */
+    int job_threads;             /* --job-threads: codec threads per job; 0 = auto */
     double tus_expiry;           /* --tus-expiry S: unfinished tus uploads kept after their last byte */
     int tus_fsync;               /* --tus-fsync 0|1: fdatasync each tus chunk before its answer */
     char port_file[1024];        /* --port-file: write the bound port here */

@@ -28,11 +28,12 @@
  *   Stop: no new claims; running jobs get the grace period, then are
  *   stopped and requeued in the store (their partial outputs removed).
  */
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* also sched_getaffinity, CPU_COUNT */
 #include "jobs/sched.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -451,6 +452,16 @@ static char *results_json(const struct sched *s, const struct tc_output *outs,
     return text;
 }
 
+/* CPUs this process may run on (its affinity mask), at least 1. */
+static int usable_cores(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 static void *runner_main(void *arg)
 {
     struct runner *r = arg;
@@ -495,12 +506,19 @@ static void *runner_main(void *arg)
             .timeout_s = s->cfg.job_timeout_s,
             .max_memory = s->cfg.worker_max_memory,
             .nice = s->cfg.worker_nice,
+            .threads = s->cfg.job_threads,
             .stop = &j->stop,
             .wake_fd = wake,
             .on_start = on_start,
             .on_progress = on_progress,
             .opaque = r,
         };
+        int asked = 0;
+        for (size_t i = 0; i < n; i++)
+            if (outs[i].spec.threads > asked)
+                asked = outs[i].spec.threads;
+        log_info("job threads id=%s threads=%d source=%s", job.id,
+                 asked > 0 ? asked : s->cfg.job_threads, asked > 0 ? "job" : "server");
         worker_run(&wp, wr);
     } else {
         wr->outcome = WORKER_STOPPED;
@@ -727,6 +745,14 @@ int sched_start(struct store *st, const struct sched_config *cfg, struct sched *
     s->cfg.exe = s->exe;
     if (s->cfg.max_concurrent < 1)
         s->cfg.max_concurrent = 1;
+    int cores = usable_cores();
+    if (s->cfg.job_threads <= 0) {
+        /* N jobs on C cores: C/N codec threads each, so that the jobs
+         * together keep every core busy without C x N threads fighting. */
+        s->cfg.job_threads = cores / s->cfg.max_concurrent;
+        if (s->cfg.job_threads < 1)
+            s->cfg.job_threads = 1;
+    }
     s->st = st;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
@@ -737,8 +763,9 @@ int sched_start(struct store *st, const struct sched_config *cfg, struct sched *
         goto fail;
     if (pthread_create(&s->dispatcher, NULL, dispatcher_main, s) != 0)
         goto fail;
-    log_info("scheduler started queued=%d max_concurrent=%d isolation=%s", s->queue.n,
-             s->cfg.max_concurrent, s->cfg.isolation == WORKER_THREAD ? "thread" : "process");
+    log_info("scheduler started queued=%d max_concurrent=%d isolation=%s cores=%d job_threads=%d",
+             s->queue.n, s->cfg.max_concurrent,
+             s->cfg.isolation == WORKER_THREAD ? "thread" : "process", cores, s->cfg.job_threads);
     *out = s;
     return SCHED_OK;
 fail:

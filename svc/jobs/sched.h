@@ -38,6 +38,9 @@ struct sched_config {
     double job_timeout_s;
     int64_t worker_max_memory;
     int worker_nice;
+    int job_threads;               /* codec thread budget per job; 0 = the
+                                    * cores this process may use divided by
+                                    * max_concurrent, at least 1 */
     /* Told about every change of a job (state or progress); final is 1
      * when the job just ended. May be NULL. */
     void (*observer)(void *opaque, const char *job_id, int final);

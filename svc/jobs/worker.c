@@ -111,7 +111,8 @@ static char *request_json(const struct worker_params *p)
         json_array_append_new(outs, json_pack("{s:o, s:s, s:s}", "spec", spec, "preset",
                                               o->spec.preset, "path", o->path));
     }
-    json_t *req = json_pack("{s:s, s:o}", "input", p->input_path, "outputs", outs);
+    json_t *req = json_pack("{s:s, s:o, s:i}", "input", p->input_path, "outputs", outs, "threads",
+                            p->threads);
     outs = NULL;
     if (req)
         text = json_dumps(req, JSON_COMPACT);
@@ -340,7 +341,7 @@ static void *thread_main(void *arg)
         .input_path = t->p->input_path,
         .outputs = t->p->outputs,
         .n_outputs = t->p->n_outputs,
-        .threads = 0,
+        .threads = t->p->threads,
         .cancel = &t->cancel,
         .progress = &t->progress,
     };

@@ -42,6 +42,8 @@ struct worker_params {
     double timeout_s;                  /* <= 0: none */
     int64_t max_memory;                /* child RLIMIT_AS bytes; 0 = none */
     int nice;                          /* CPU niceness of the run */
+    int threads;                       /* codec thread budget (tc_run_params);
+                                        * an output spec's "threads" wins */
     atomic_int *stop;                  /* set non-zero to stop the run */
     int wake_fd;                       /* an eventfd written after setting
                                         * *stop, to wake the supervisor at

@@ -174,7 +174,7 @@ int worker_child_main(int argc, char **argv)
         .input_path = input,
         .outputs = outs,
         .n_outputs = n,
-        .threads = 0,
+        .threads = (int)json_integer_value(json_object_get(req, "threads")),
         .cancel = &cancel_flag,
         .progress = prog,
     };

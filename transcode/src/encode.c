@@ -1,6 +1,8 @@
 /* encode.c - open and drive one encoder: codec choice and options from the
  * spec (x264/x265 preset and CRF, VP9/AV1 speed, AAC/Opus/MP3 bitrate),
- * threads from the run's budget, and packets handed to the muxer.
+ * threads from the run's budget (thread_count for x264/libvpx/mjpeg,
+ * x265-params pools for libx265, svtav1-params lp for SVT-AV1), and
+ * packets handed to the muxer.
  *
  * Audio encoders with a fixed frame size (AAC, MP3, Opus) get frames of
  * exactly that size from their filter chain's sink (see filter.c), which
@@ -9,6 +11,7 @@
  *
  * Threading: the thread running the pipeline; codecs run their own
  * worker threads. */
+#include <stdio.h>
 #include <string.h>
 
 #include <libavcodec/avcodec.h>
@@ -137,21 +140,26 @@ int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_
         av_dict_set(&opts, "preset", vs->speed[0] ? vs->speed : "medium", 0);
         if (vs->crf >= 0 && !vs->bitrate)
             av_dict_set_int(&opts, "crf", vs->crf, 0);
+        /* libx265 ignores thread_count: its pool size is "pools". */
+        char x265[128] = "log-level=error";
         if (fixed_gop) {
             /* As for x264: IDR frames only where the caller forces them,
              * closed GOPs so each segment decodes on its own. */
             e->forced_kf = 1;
             c->gop_size = 100000;
             av_dict_set(&opts, "forced-idr", "1", 0);
-            av_dict_set(&opts, "x265-params",
-                        "log-level=error:scenecut=0:open-gop=0:min-keyint=1:keyint=100000", 0);
+            snprintf(x265, sizeof(x265), "%s",
+                     "log-level=error:scenecut=0:open-gop=0:min-keyint=1:keyint=100000");
             if (vs->bitrate > 0) {
                 c->rc_max_rate = vs->bitrate * 3 / 2;
                 c->rc_buffer_size = (int)(vs->bitrate * 2);
             }
-        } else {
-            av_dict_set(&opts, "x265-params", "log-level=error", 0);
         }
+        if (threads > 0) {
+            size_t used = strlen(x265);
+            snprintf(x265 + used, sizeof(x265) - used, ":pools=%d", threads);
+        }
+        av_dict_set(&opts, "x265-params", x265, 0);
     } else if (!strcmp(vs->codec, "vp9")) {
         static const int cpu_used[] = {8, 8, 7, 6, 5, 4, 3, 2, 1, 0};
         av_dict_set(&opts, "deadline", si <= 2 ? "realtime" : "good", 0);
@@ -165,6 +173,12 @@ int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_
     } else if (!strcmp(vs->codec, "av1")) {
         static const int preset[] = {12, 11, 10, 9, 8, 7, 6, 5, 4, 3};
         av_dict_set_int(&opts, "preset", preset[si], 0);
+        /* SVT-AV1 sizes its threads from "lp" (logical processors). */
+        if (threads > 0) {
+            char lp[32];
+            snprintf(lp, sizeof(lp), "lp=%d", threads);
+            av_dict_set(&opts, "svtav1-params", lp, 0);
+        }
         if (vs->crf >= 0 && !vs->bitrate)
             av_dict_set_int(&opts, "crf", vs->crf, 0);
     } else if (!strcmp(vs->codec, "mjpeg")) {

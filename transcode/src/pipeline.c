@@ -30,9 +30,12 @@
  *   interrupt callbacks, so a run stops well within a second. Every exit
  *   goes through one cleanup that frees everything and removes .part files.
  *
- *   Threads: params->threads is the codec thread budget (0 = let each codec
- *   pick, as the ffmpeg CLI does); the video decoder gets half of it and the
- *   video encoders share the rest.
+ *   Threads: params->threads (or the largest "threads" of the output specs)
+ *   is the codec thread budget (0 = let each codec pick, as the ffmpeg CLI
+ *   does); the video decoder gets half of it and the video encoders share
+ *   the rest (each encoder's filter graph gets the encoder's share); audio
+ *   codecs run on one thread. The service sizes it from the cores and the
+ *   jobs running at once.
  *
  * Threading: tc_run blocks its calling thread; runs are independent.
  */
@@ -105,7 +108,7 @@ struct run {
     size_t n_groups;
     AVPacket *pkt;
     AVFrame *frame, *filt;
-    int dec_threads, enc_threads;
+    int budget, dec_threads, enc_threads;  /* 0: codecs pick */
     int copy_v;                     /* some output copies the video */
     int vdec_errors, adec_errors;
     int64_t vframes, aframes;
@@ -181,7 +184,7 @@ static int build_video_chain(struct run *r, struct output *o, int w, int h, int 
         .deinterlace = r->info.video.interlaced,
         .out_w = s->out_w, .out_h = s->out_h, .out_fmt = out_fmt,
         .fps = o->thumbnail || o->sprite ? 0 : vs->fps,
-        .threads = 0,
+        .threads = r->budget ? r->enc_threads : 0,
     };
     s->in_w = w;
     s->in_h = h;
@@ -686,7 +689,13 @@ static int plan(struct run *r)
         n_venc += o->v.mode == MODE_ENCODE && !o->thumbnail && strcmp(spec->container, "sprite");
     }
 
-    int budget = p->threads > 0 ? p->threads : 0;
+    /* A budget the job asked for itself (an output's "threads") wins. */
+    int asked = 0;
+    for (size_t i = 0; i < p->n_outputs; i++)
+        if (p->outputs[i].spec.threads > asked)
+            asked = p->outputs[i].spec.threads;
+    int budget = asked > 0 ? asked : p->threads > 0 ? p->threads : 0;
+    r->budget = budget;
     if (budget == 0) {
         r->dec_threads = 0;
         r->enc_threads = 0;
@@ -698,6 +707,9 @@ static int plan(struct run *r)
         if (r->dec_threads < 1)
             r->dec_threads = 1;
     }
+    tc_log(TC_LOG_INFO, "threads budget=%d video_decoder=%d video_encoders=%d x%d%s", budget,
+           need_v ? r->dec_threads : 0, n_venc, r->enc_threads,
+           budget ? "" : " (0: each codec picks)");
     if (need_v && (ret = tc_decoder_open(r->vst, r->dec_threads, &r->vdec, r->err)) < 0)
         return ret;
     if (need_a && (ret = tc_decoder_open(r->ast, 1, &r->adec, r->err)) < 0)

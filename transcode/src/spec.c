@@ -303,6 +303,11 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
             if (ret < 0)
                 return ret;
             saw_container = 1;
+        } else if (strcmp(key, "threads") == 0) {
+            int64_t x;
+            if ((ret = get_int(v, "threads", 1, 64, &x, err)) < 0)
+                return ret;
+            s.threads = (int)x;
         } else if (strcmp(key, "auto_copy") == 0) {
             if (!json_is_boolean(v))
                 return bad(err, "auto_copy", "must be true or false");
@@ -431,6 +436,8 @@ json_t *tc_spec_to_json(const struct tc_output_spec *spec)
         bad_set |= json_object_set_new(o, "preset", json_string(spec->preset));
     if (spec->no_auto_copy)
         bad_set |= json_object_set_new(o, "auto_copy", json_false());
+    if (spec->threads)
+        bad_set |= json_object_set_new(o, "threads", json_integer(spec->threads));
     if (spec->has_video) {
         const struct tc_video_spec *v = &spec->video;
         json_t *vo = json_pack("{s:s}", "codec", v->codec);

@@ -157,6 +157,9 @@ struct tc_output_spec {
     char container[8];       /* "mp4" "webm" "mkv" "hls" "m4a" "mp3" "ogg" "jpg" "sprite" */
     int has_video;           /* 0: video dropped (spec said null) */
     int has_audio;           /* 0: audio dropped */
+    int threads;             /* codec thread budget asked for the run
+                              * ("threads", 1..64); 0 = the caller's (see
+                              * tc_run_params.threads) */
     int no_auto_copy;        /* 1: never copy a stream the spec does not say
                               * "copy" for ("auto_copy": false); 0: copy an
                               * input stream that already fits (remux.c) */
@@ -300,7 +303,13 @@ struct tc_run_params {
     const char *input_path;        /* borrowed */
     const struct tc_output *outputs;   /* borrowed, n_outputs of them */
     size_t n_outputs;
-    int threads;                   /* total codec threads; 0 = all cores */
+    int threads;                   /* codec thread budget of the run: the
+                                    * video decoder gets half, the video
+                                    * encoders (and their filter graphs)
+                                    * share the rest, audio codecs 1 each;
+                                    * 0 = every codec picks (all cores). An
+                                    * output spec's "threads" overrides it
+                                    * (the largest of them). */
     atomic_int *cancel;            /* optional; set non-zero to stop */
     struct tc_progress *progress;  /* optional; written during the run */
     tc_progress_fn on_progress;    /* optional */
