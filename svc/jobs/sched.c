@@ -409,8 +409,8 @@ out:
 
 /* results_json for a succeeded run: size and duration from the run,
  * video/audio (and whether each was copied) from probing each finished
- * output. An output can carry the input's own (copied) bitstream, so it
- * is probed as isolated as the job was. New string or NULL. */
+ * output. An output can carry the input's own (copied) bitstream: that
+ * one is probed as isolated as the job was. New string or NULL. */
 static char *results_json(const struct sched *s, const struct tc_output *outs,
                           const struct tc_output_result *res, size_t n)
 {
@@ -420,8 +420,12 @@ static char *results_json(const struct sched *s, const struct tc_output *outs,
         double duration = res[i].duration_s;
         struct tc_media_info info;
         struct tc_error err;
+        /* What our own encoders and muxer wrote is trusted and probed
+         * here (a child costs ~0.13 s); an output that carries a copied
+         * (input) stream is probed as isolated as its job was. */
+        int copied = res[i].video_copied || res[i].audio_copied;
         struct worker_probe_params probe = {
-            .isolation = s->cfg.isolation,
+            .isolation = copied ? s->cfg.isolation : WORKER_THREAD,
             .exe = s->cfg.exe,
             .path = outs[i].path,
             .max_memory = s->cfg.worker_max_memory,
@@ -746,9 +750,11 @@ int sched_start(struct store *st, const struct sched_config *cfg, struct sched *
     if (s->cfg.max_concurrent < 1)
         s->cfg.max_concurrent = 1;
     int cores = usable_cores();
-    if (s->cfg.job_threads <= 0) {
-        /* N jobs on C cores: C/N codec threads each, so that the jobs
-         * together keep every core busy without C x N threads fighting. */
+    if (s->cfg.job_threads <= 0 && cores / s->cfg.max_concurrent < cores) {
+        /* N jobs on C cores: C/N cores' worth of codec threads each, so
+         * that the jobs together keep every core busy without C x N
+         * threads fighting. One job at a time keeps 0: every codec picks
+         * its own count for all the cores, exactly as the ffmpeg CLI. */
         s->cfg.job_threads = cores / s->cfg.max_concurrent;
         if (s->cfg.job_threads < 1)
             s->cfg.job_threads = 1;

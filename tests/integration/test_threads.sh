@@ -53,7 +53,7 @@ check_transcode "--threads 1" "$in" "$T/one.mp4" mp4-480p
 
 note "spec \"threads\": 2 wins over --threads 1"
 peak_threads "$T/two.mp4" --output "$(spec ',"threads":2')" --threads 1 >/dev/null
-grep -q 'threads budget=2 video_decoder=1 video_encoders=1 x1' "$T/log.txt" ||
+grep -q 'threads budget=2 video_decoder=2 video_encoders=1 x2' "$T/log.txt" ||
   fail "spec threads 2: $(grep -m1 threads "$T/log.txt" || true)"
 
 note "bad values"

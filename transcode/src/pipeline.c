@@ -32,8 +32,8 @@
  *
  *   Threads: params->threads (or the largest "threads" of the output specs)
  *   is the codec thread budget (0 = let each codec pick, as the ffmpeg CLI
- *   does); the video decoder gets half of it and the video encoders share
- *   the rest (each encoder's filter graph gets the encoder's share); audio
+ *   does); the video decoder gets all of it and the video encoders split
+ *   it (each encoder's filter graph gets the encoder's share); audio
  *   codecs run on one thread. The service sizes it from the cores and the
  *   jobs running at once.
  *
@@ -700,8 +700,11 @@ static int plan(struct run *r)
         r->dec_threads = 0;
         r->enc_threads = 0;
     } else {
-        r->dec_threads = need_v && n_venc ? (budget + 1) / 2 : budget;
-        r->enc_threads = n_venc ? (budget - budget / 2 + n_venc - 1) / n_venc : 1;
+        /* The budget is cores, not threads: a frame-threaded decoder
+         * mostly waits on the encoders it feeds, so it gets the whole
+         * budget, and the video encoders split it (at least one each). */
+        r->dec_threads = budget;
+        r->enc_threads = n_venc ? budget / n_venc : 1;
         if (r->enc_threads < 1)
             r->enc_threads = 1;
         if (r->dec_threads < 1)
