@@ -461,7 +461,13 @@ static void run(const char *isolation)
         memset(cut + hl, 'x', 200000);
         ts_raw_request(&s, cut, hl + 200000, 0, NULL, 0);
         free(cut);
-        /* At the latest when the connection times out (3 s). */
+        /* The server may not have opened its temporary file yet when the
+         * client is gone: give it a moment to appear (it may also come and
+         * go before we look), then it must be removed, at the latest when
+         * the connection times out (3 s). */
+        double appear = ts_now() + 2;
+        while (ts_now() < appear && ts_count_files(tmpdir) == 0)
+            ts_sleep_ms(10);
         double deadline = ts_now() + 10;
         while (ts_now() < deadline && ts_count_files(tmpdir) != 0)
             ts_sleep_ms(20);
