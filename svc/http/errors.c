@@ -186,6 +186,11 @@ enum MHD_Result http_reject_continue(struct MHD_Connection *conn, struct request
 {
     if (*upload_data_size == 0)
         return http_send_error(conn, &rq->reject);
+    return http_drop_body(rq, upload_data_size);
+}
+
+enum MHD_Result http_drop_body(struct request *rq, size_t *upload_data_size)
+{
     rq->dropped += *upload_data_size;
     *upload_data_size = 0;
     return rq->dropped > HTTP_DRAIN_MAX ? MHD_NO : MHD_YES;

@@ -119,6 +119,10 @@ enum MHD_Result http_rejectf(struct MHD_Connection *conn, struct request *rq, co
 enum MHD_Result http_reject_continue(struct MHD_Connection *conn, struct request *rq,
                                      size_t *upload_data_size);
 
+/* Read and drop a body nobody wants (counted in rq->dropped); MHD_NO, which
+ * closes the connection, past HTTP_DRAIN_MAX. */
+enum MHD_Result http_drop_body(struct request *rq, size_t *upload_data_size);
+
 /* Answer with a JSON text; takes ownership of json (malloc'd). location
  * may be NULL. */
 enum MHD_Result http_send_json(struct MHD_Connection *conn, unsigned status, char *json,

@@ -261,15 +261,6 @@ int http_authorized(struct http_server *h, struct MHD_Connection *conn)
     return strlen(auth) == kl && CRYPTO_memcmp(auth, key, kl) == 0;
 }
 
-/* A body sent to an endpoint that takes none is read and dropped (up to a
- * cap, then the connection is closed), so the answer can still be sent. */
-static enum MHD_Result drop_body(struct request *rq, size_t *upload_data_size)
-{
-    rq->dropped += *upload_data_size;
-    *upload_data_size = 0;
-    return rq->dropped > HTTP_DRAIN_MAX ? MHD_NO : MHD_YES;
-}
-
 enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const char *url,
                                 const char *method, const char *version,
                                 const char *upload_data, size_t *upload_data_size,
@@ -283,7 +274,7 @@ enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const ch
         if (!rq->route)
             return MHD_NO;
         if (!(rq->route->flags & ROUTE_BODY) && *upload_data_size)
-            return drop_body(rq, upload_data_size);
+            return http_drop_body(rq, upload_data_size);
         return rq->route->fn(h, conn, rq, upload_data, upload_data_size);
     }
 

@@ -86,17 +86,25 @@ static long patch(const struct ts_server *s, const char *loc, long long off, con
     return st;
 }
 
-/* Upload a whole file in two PATCHes; returns the upload id (malloc'd). */
-static char *upload_file(const struct ts_server *s, const char *file, const char *const *kv)
+/* The whole file (malloc'd); *size its length. */
+static char *slurp(const char *file, long *size)
 {
     FILE *f = fopen(file, "rb");
     TS_CHECK(f, "open %s", file);
     fseek(f, 0, SEEK_END);
-    long size = ftell(f);
+    *size = ftell(f);
     fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)size);
-    TS_CHECK(buf && fread(buf, 1, (size_t)size, f) == (size_t)size, "read %s", file);
+    char *buf = malloc((size_t)*size);
+    TS_CHECK(buf && fread(buf, 1, (size_t)*size, f) == (size_t)*size, "read %s", file);
     fclose(f);
+    return buf;
+}
+
+/* Upload a whole file in two PATCHes; returns the upload id (malloc'd). */
+static char *upload_file(const struct ts_server *s, const char *file, const char *const *kv)
+{
+    long size = 0;
+    char *buf = slurp(file, &size);
     char *loc = create(s, size, kv);
     long long off = -1;
     long half = size / 2;
@@ -231,14 +239,8 @@ static void accepted_despite_full_queue(const char *dir)
     struct ts_server s;
     ts_server_start(&s, data, "--max-concurrent 1 --max-queued 1 --shutdown-grace 1");
     const char *file = ts_media("h264_aac_640x360.mp4");
-    FILE *f = fopen(file, "rb");
-    TS_CHECK(f, "open %s", file);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)size);
-    TS_CHECK(buf && fread(buf, 1, (size_t)size, f) == (size_t)size, "read %s", file);
-    fclose(f);
+    long size = 0;
+    char *buf = slurp(file, &size);
     const char *kv[] = {"filename", "late.mp4", "preset", "audio-m4a", NULL};
     char *loc = create(&s, size, kv);
     long long off = -1;
