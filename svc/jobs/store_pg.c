@@ -6,9 +6,10 @@
  *   Schema (version 1, in vidq_meta(key, value) under 'schema_version'),
  *   the same tables and columns as store_sqlite.c with PostgreSQL types
  *   (Unix-second times as double precision, seq as identity columns),
- *   plus jobs.node_id / jobs.lease_until (who runs a job, until when its
- *   lease holds: set at claim, extended at each progress write) and
- *   webhooks.seq (registration order). Created on open, idempotently,
+ *   plus webhooks.seq (registration order) and what several nodes need:
+ *   nodes(id, alive_until), jobs.node_id (the node running the job),
+ *   jobs.cancel_requested, hook_deliveries.claimed_by (not used yet: one
+ *   node per database for now). Created on open, idempotently,
  *   under an advisory lock so that nodes starting together do not race.
  *   States and guards: as in SQLite, every transition is one UPDATE
  *   guarded by the expected old status in one transaction (READ
@@ -81,9 +82,13 @@ static const char schema_sql[] =
     " p_frames BIGINT NOT NULL DEFAULT 0, p_fps DOUBLE PRECISION NOT NULL DEFAULT 0,"
     " p_speed DOUBLE PRECISION NOT NULL DEFAULT 0, p_eta DOUBLE PRECISION NOT NULL DEFAULT -1,"
     " error_code TEXT, error_message TEXT,"
-    " node_id TEXT, lease_until DOUBLE PRECISION);"
+    " node_id TEXT, cancel_requested BOOLEAN NOT NULL DEFAULT false);"
     "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"
     "CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs(status, seq);"
+    "CREATE INDEX IF NOT EXISTS jobs_running_node ON jobs(node_id) WHERE status = 'running';"
+    "CREATE TABLE IF NOT EXISTS nodes ("
+    " id TEXT PRIMARY KEY, started_at DOUBLE PRECISION NOT NULL,"
+    " alive_until DOUBLE PRECISION NOT NULL);"
     "CREATE TABLE IF NOT EXISTS webhooks ("
     " seq BIGINT GENERATED ALWAYS AS IDENTITY,"
     " id TEXT PRIMARY KEY, job_id TEXT, url TEXT NOT NULL,"
@@ -94,7 +99,7 @@ static const char schema_sql[] =
     " msg_id TEXT NOT NULL, job_id TEXT NOT NULL, event TEXT NOT NULL,"
     " url TEXT NOT NULL, body TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,"
     " state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
-    " next_at DOUBLE PRECISION NOT NULL);"
+    " next_at DOUBLE PRECISION NOT NULL, claimed_by TEXT);"
     "CREATE INDEX IF NOT EXISTS hook_deliveries_state ON hook_deliveries(state, seq);"
     "CREATE INDEX IF NOT EXISTS hook_deliveries_job ON hook_deliveries(job_id, event, created_at);"
     "CREATE TABLE IF NOT EXISTS hook_attempts ("
@@ -651,7 +656,7 @@ static int pg_job_finish(struct store *st, const char *id, enum job_status statu
                       "UPDATE jobs SET status = $1, finished_at = $2, error_code = $3, "
                       "error_message = $4, results_json = $5, "
                       "p_percent = CASE WHEN $6::boolean THEN 100 ELSE p_percent END, "
-                      "p_eta = -1, lease_until = NULL "
+                      "p_eta = -1 "
                       "WHERE id = $7 AND status IN ('queued', 'running')",
                       &p);
 }
@@ -673,7 +678,7 @@ static int pg_job_requeue(struct store *st, const char *id)
     p_text(&p, id);
     return transition(st, id, "requeue",
                       "UPDATE jobs SET status = 'queued', started_at = NULL, " PROGRESS_RESET
-                      ", node_id = NULL, lease_until = NULL "
+                      ", node_id = NULL "
                       "WHERE id = $1 AND status = 'running'",
                       &p);
 }
@@ -688,7 +693,7 @@ static int pg_requeue_running(struct store *st, void (*fn)(void *opaque, const c
         goto out;
     r = run(c, "requeue running",
             "UPDATE jobs SET status = 'queued', started_at = NULL, " PROGRESS_RESET
-            ", node_id = NULL, lease_until = NULL WHERE status = 'running' RETURNING id",
+            ", node_id = NULL WHERE status = 'running' RETURNING id",
             NULL, NULL, NULL);
     if (!r)
         goto out;
