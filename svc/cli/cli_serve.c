@@ -1,8 +1,10 @@
 /*
  * cli_serve.c - `vidq serve` (wiring only) and the hidden `vidq worker`.
  *
- * serve: parse the config, prepare the data dir, open the store, requeue
- * the jobs a previous run left running (deleting their partial outputs),
+ * serve: parse the config, prepare the data dir, open the store, drop
+ * leftovers of interrupted uploads, requeue the jobs a previous run left
+ * running (deleting their partial outputs; a shared store: only those of
+ * nodes that are gone),
  * start the webhook sender, the scheduler and the HTTP server, wait for
  * SIGTERM/SIGINT, then stop in reverse: refuse uploads, let running jobs
  * finish for the grace period (the rest go back to the queue), stop HTTP,
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -37,7 +40,7 @@ static int make_dir(const char *path)
     return 0;
 }
 
-/* The data dir's folders; leftovers of interrupted uploads are dropped. */
+/* The data dir's folders. */
 static int prepare_data_dir(const char *dir)
 {
     char path[1200];
@@ -49,6 +52,25 @@ static int prepare_data_dir(const char *dir)
         if (make_dir(path) < 0)
             return -1;
     }
+    return 0;
+}
+
+/* With a shared store the data dir is shared too: a file another node is
+ * writing right now is young; leftovers are only files untouched this long. */
+enum { SHARED_LEFTOVER_AGE_S = 600 };
+
+static int is_leftover(const char *path, int shared)
+{
+    struct stat sb;
+    if (!shared)
+        return 1;
+    return stat(path, &sb) == 0 && time(NULL) - sb.st_mtime > SHARED_LEFTOVER_AGE_S;
+}
+
+/* Leftovers of interrupted uploads in tmp/ are dropped. */
+static void clean_tmp(const char *dir, int shared)
+{
+    char path[1200];
     snprintf(path, sizeof(path), "%s/tmp", dir);
     DIR *d = opendir(path);
     struct dirent *e;
@@ -57,11 +79,11 @@ static int prepare_data_dir(const char *dir)
             continue;
         char f[1600];
         snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
-        unlink(f);
+        if (is_leftover(f, shared))
+            unlink(f);
     }
     if (d)
         closedir(d);
-    return 0;
 }
 
 static void on_requeued(void *opaque, const char *id)
@@ -83,9 +105,10 @@ static void drop_orphan_inputs(struct store *st, const char *data_dir)
         struct job *job = NULL;
         if (!job_id_valid(e->d_name))
             continue;
-        if (store_job_get(st, e->d_name, &job) == STORE_ENOTFOUND) {
-            char f[1600];
-            snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
+        char f[1600];
+        snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
+        if (store_job_get(st, e->d_name, &job) == STORE_ENOTFOUND &&
+            is_leftover(f, store_is_shared(st))) {
             log_info("dropping an upload without a job file=%s", f);
             unlink(f);
         }
@@ -162,6 +185,9 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "vidq serve: %s\n", err);
         goto out;
     }
+    /* PostgreSQL: several nodes may share the store and the data dir. */
+    store_set_node_lease(st, cfg.node_lease);
+    clean_tmp(cfg.data_dir, store_is_shared(st));
     if (store_requeue_running(st, on_requeued, cfg.data_dir) != STORE_OK) {
         fprintf(stderr, "vidq serve: cannot requeue interrupted jobs\n");
         goto out;

@@ -65,6 +65,8 @@ static const struct opt opts[] = {
      "seconds an unfinished resumable (tus) upload is kept after its last write"},
     {"tus-fsync", OPT_INT, offsetof(struct config, tus_fsync), 0, 0, 1,
      "1: fdatasync every tus chunk before its 204 (survives a power cut; slower)"},
+    {"node-lease", OPT_DOUBLE, offsetof(struct config, node_lease), 0, 1, 3600,
+     "PostgreSQL store: seconds after which the jobs of a node that stopped renewing go to others"},
     {"port-file", OPT_STR, offsetof(struct config, port_file), sizeof(((struct config *)0)->port_file), 0, 0,
      "write the bound port number to this file once listening"},
 };
@@ -94,6 +96,7 @@ static void set_defaults(struct config *cfg)
     cfg->connection_timeout = 60;
     cfg->worker_max_memory = (int64_t)8 << 30;
     cfg->worker_nice = 10;
+    cfg->node_lease = 10;
 }
 
 static int parse_double(const char *s, double min, double max, double *out)

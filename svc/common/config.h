@@ -40,6 +40,7 @@ struct config {
     int job_threads;             /* --job-threads: codec threads per job; 0 = auto */
     double tus_expiry;           /* --tus-expiry S: unfinished tus uploads kept after their last byte */
     int tus_fsync;               /* --tus-fsync 0|1: fdatasync each tus chunk before its answer */
+    double node_lease;           /* --node-lease S: shared store, a silent node's jobs are requeued after this */
     char port_file[1024];        /* --port-file: write the bound port here */
 };
 

@@ -16,6 +16,7 @@
 
 #define POLL_MS 200
 #define BATCH 500
+#define RESCAN_MS 5000 /* shared store: look for rows of dead nodes */
 #define BODY_MAX (64 * 1024)
 
 struct hook_outbox {
@@ -27,6 +28,7 @@ struct hook_outbox {
     pthread_cond_t cond;
     int stop, poke;
     int64_t watermark; /* outbox thread only: highest seq handed over */
+    int shared;        /* several nodes share the store (claims, rescans) */
 };
 
 static const char *state_for(enum hook_outcome outcome)
@@ -62,6 +64,7 @@ static void on_attempt(void *ctx, const struct hook_attempt *a)
 
 struct poll_ctx {
     struct hook_outbox *o;
+    int64_t cursor; /* this pass: highest seq seen */
     int n, full;
 };
 
@@ -81,6 +84,7 @@ static int submit_row(void *opaque, const struct store_delivery *row)
     int r = hook_deliverer_submit(c->o->deliverer, &del);
     if (r == -EAGAIN || r == -ENOMEM) {
         c->full = 1; /* try again at the next poll, from this row */
+        store_delivery_release(c->o->st, row->seq); /* claimed, not taken */
         return 1;
     }
     if (r != 0) {
@@ -96,7 +100,9 @@ static int submit_row(void *opaque, const struct store_delivery *row)
         };
         store_delivery_attempt(c->o->st, &sa);
     }
-    c->o->watermark = row->seq;
+    c->cursor = row->seq;
+    if (row->seq > c->o->watermark)
+        c->o->watermark = row->seq;
     c->n++;
     return 0;
 }
@@ -104,11 +110,25 @@ static int submit_row(void *opaque, const struct store_delivery *row)
 static void *outbox_thread(void *arg)
 {
     struct hook_outbox *o = arg;
+    struct timespec last_rescan;
+    clock_gettime(CLOCK_MONOTONIC, &last_rescan);
     for (;;) {
-        struct poll_ctx c = {.o = o};
+        struct poll_ctx c = {.o = o, .cursor = o->watermark};
+        if (o->shared) {
+            /* Rows below the watermark that a node which died had
+             * claimed: from the start now and then (the store hands out
+             * only rows that are free; never this node's own). */
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if ((now.tv_sec - last_rescan.tv_sec) * 1000 +
+                    (now.tv_nsec - last_rescan.tv_nsec) / 1000000 >= RESCAN_MS) {
+                c.cursor = 0;
+                last_rescan = now;
+            }
+        }
         do {
             c.n = 0;
-            int r = store_delivery_pending(o->st, o->watermark, BATCH, submit_row, &c);
+            int r = store_delivery_pending(o->st, c.cursor, BATCH, submit_row, &c);
             if (r != STORE_OK)
                 log_error("webhook outbox: cannot read pending deliveries: %s",
                           store_strerror(r));
@@ -163,6 +183,11 @@ int hook_outbox_start(const struct hook_outbox_config *cfg, struct hook_outbox *
         goto out;
     }
     o->st = cfg->store;
+    o->shared = store_is_shared(o->st);
+    /* A new outbox owns no delivery yet (a restart of the outbox on the
+     * same store: the rows the old one had in flight are free again). */
+    if (store_delivery_release(o->st, 0) != STORE_OK)
+        log_warn("webhook outbox: could not release this node's earlier claims");
     pthread_mutex_init(&o->lock, NULL);
     pthread_cond_init(&o->cond, NULL);
     dc.timeout_ms = (int64_t)(cfg->timeout_s * 1000.0);

@@ -16,6 +16,11 @@
  *   resumes where it was; an attempt that was on the wire when the process
  *   died is simply made again (at-least-once: receivers dedupe on
  *   webhook-id, which is the row's msg_id, the same on every attempt).
+ *   Several nodes (a shared store): reading pending rows claims them for
+ *   this node in the store, so no two nodes send the same row; every
+ *   RESCAN_MS the outbox also reads from the first row, to take over the
+ *   pending rows of a node that died (their claims lapse with its lease).
+ *   A row the engine cannot take now (queue full) is released again.
  *   Threads: the outbox thread (store reads, submit), the delivery thread
  *   (network, store writes of attempts), and callers of the API functions
  *   (HTTP threads: registrations and listings go straight to the store).

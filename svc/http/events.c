@@ -106,7 +106,7 @@ void events_notify(struct events *ev, const char *job_id)
 {
     pthread_mutex_lock(&ev->lock);
     for (struct stream *s = ev->head; s; s = s->next) {
-        if (strcmp(s->id, job_id) != 0)
+        if (job_id && strcmp(s->id, job_id) != 0)
             continue;
         s->dirty = 1;
         if (s->suspended) {

@@ -35,7 +35,8 @@ void http_set_hooks(struct http_server *h, struct hook_outbox *o);
 /* Stop taking uploads (503 shutting_down); other requests still served. */
 void http_drain(struct http_server *h);
 
-/* Scheduler observer: a job changed (wakes its event streams). */
+/* Scheduler observer: a job changed (wakes its event streams; job_id NULL:
+ * any job may have changed, every stream re-reads its job). */
 void http_job_changed(void *opaque, const char *job_id, int final);
 
 /* End the event streams, stop the daemon, free; accepts NULL and sets

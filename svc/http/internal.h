@@ -163,6 +163,7 @@ enum MHD_Result webhooks_global_delete(struct http_server *h, struct MHD_Connect
 
 /* The event-stream registry (events.c). */
 int events_create(struct events **out);
+/* Wake the streams of job_id (NULL: every stream). */
 void events_notify(struct events *ev, const char *job_id);
 void events_shutdown(struct events *ev);
 void events_free(struct events **pp);

@@ -27,6 +27,18 @@
  *   transaction), then updates memory and wakes the dispatcher.
  *   Stop: no new claims; running jobs get the grace period, then are
  *   stopped and requeued in the store (their partial outputs removed).
+ *   Shared store (several nodes on one PostgreSQL, store_is_shared): the
+ *   queue lives in the store only, since other nodes claim from it too.
+ *   Memory holds this node's running jobs and the finished ones (final,
+ *   so never stale); a queued job or another node's running job is read
+ *   from the store (its queue_position by a count query). The dispatcher
+ *   claims when a slot is free and it was poked (a local submit) or
+ *   SHARED_POLL_MS passed. A ticker thread, every TICK_MS: stops local
+ *   jobs whose cancel another node requested, requeues the running jobs
+ *   of dead nodes (store_requeue_running; their partial outputs removed),
+ *   and refreshes the counts (/metrics, --max-queued) from the store.
+ *   A cancel of a job this node does not run goes through the store
+ *   (store_job_cancel_request).
  */
 #define _GNU_SOURCE /* also sched_getaffinity, CPU_COUNT */
 #include "jobs/sched.h"
@@ -47,6 +59,7 @@
 #include "common/log.h"
 
 enum { NBUCKETS = 4096, FINISHED_CAP = 4096, PERSIST_EVERY_S = 2, RUNNERS_MAX = 512 };
+enum { SHARED_POLL_MS = 500, TICK_MS = 1000 };
 
 static const double duration_bounds[] = {1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
 enum { N_DURATION = sizeof(duration_bounds) / sizeof(duration_bounds[0]) };
@@ -99,6 +112,12 @@ struct sched {
     int64_t dur_buckets[N_DURATION + 1];
     double dur_sum;
     int64_t dur_count;
+    /* shared store only */
+    int shared;
+    int poke;                      /* a submit: claim now */
+    int64_t shared_queued;         /* queued jobs in the store, last tick */
+    pthread_t ticker;
+    int has_ticker;
 };
 
 /* ------------------------------------------------------ memory helpers */
@@ -360,7 +379,7 @@ static void on_progress(void *opaque, const struct tc_progress_snapshot *snap)
         p.percent = r->j->job.progress.percent;
     r->j->job.progress = p;
     r->j->dirty = 1;
-    if (now - r->j->last_persist >= PERSIST_EVERY_S) {
+    if (now - r->j->last_persist >= (s->shared ? 1 : PERSIST_EVERY_S)) {
         r->j->last_persist = now;
         persist = 1;
     }
@@ -569,7 +588,17 @@ decided:
 
     pthread_mutex_lock(&s->lock);
     j->pid = 0;
-    if (requeue) {
+    /* Shared store: a requeued job is the store's again (another node may
+     * claim it), and a job whose end was refused (this node was presumed
+     * dead and the job taken over) is not ours: memory forgets both. */
+    struct sjob *forget = NULL;
+    if (s->shared && (requeue || rc == STORE_ECONFLICT)) {
+        hash_remove(s, j);
+        forget = j;
+        if (!requeue)
+            log_warn("job end refused id=%s: another node has it now", r->id);
+        count_move(s, JOB_RUNNING, -1);
+    } else if (requeue) {
         j->job.status = JOB_QUEUED;
         j->job.started_at = 0;
         memset(&j->job.progress, 0, sizeof(j->job.progress));
@@ -602,7 +631,8 @@ decided:
     }
     j->dirty = 1;
     pthread_mutex_unlock(&s->lock);
-    notify(s, r->id, !requeue);
+    notify(s, r->id, !requeue && !forget);
+    sjob_free(forget);
 
     if (copied == 0)
         job_clear(&job);
@@ -638,11 +668,31 @@ static void *dispatcher_main(void *arg)
 {
     struct sched *s = arg;
     pthread_mutex_lock(&s->lock);
+    double next_poll = 0; /* shared store: when to look for work again */
     for (;;) {
         join_ended(s);
-        while (!s->stopping && s->n_ended == 0 &&
-               !(s->n_running < s->cfg.max_concurrent && s->n_ready > 0))
-            pthread_cond_wait(&s->wake, &s->lock);
+        if (s->shared) {
+            /* The queue is in the store: claim when a slot is free and a
+             * submit poked us or the poll interval passed. */
+            while (!s->stopping && s->n_ended == 0 &&
+                   !(s->n_running < s->cfg.max_concurrent &&
+                     (s->poke || job_now() >= next_poll))) {
+                if (s->n_running >= s->cfg.max_concurrent) {
+                    pthread_cond_wait(&s->wake, &s->lock);
+                    continue;
+                }
+                struct timespec ts;
+                double until = next_poll;
+                ts.tv_sec = (time_t)until;
+                ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
+                pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+            }
+            s->poke = 0;
+        } else {
+            while (!s->stopping && s->n_ended == 0 &&
+                   !(s->n_running < s->cfg.max_concurrent && s->n_ready > 0))
+                pthread_cond_wait(&s->wake, &s->lock);
+        }
         if (s->n_ended > 0 && !s->stopping)
             continue;
         if (s->stopping)
@@ -654,6 +704,18 @@ static void *dispatcher_main(void *arg)
         int rc = store_job_claim_next(s->st, &claimed);
 
         pthread_mutex_lock(&s->lock);
+        if (rc != STORE_OK && s->shared) {
+            /* Nothing queued in the store (or it failed): look again at
+             * the next poll or submit. */
+            s->n_running--;
+            next_poll = job_now() + SHARED_POLL_MS / 1000.0;
+            if (rc != STORE_ENOTFOUND)
+                log_error("claiming the next job failed: %s", store_strerror(rc));
+            continue;
+        }
+        next_poll = 0; /* claimed: there may be more */
+        if (rc == STORE_OK && s->shared && s->shared_queued > 0)
+            s->shared_queued--;
         if (rc != STORE_OK) {
             s->n_running--;
             /* Nothing claimable although memory says ready: a cancel or a
@@ -703,7 +765,10 @@ static void *dispatcher_main(void *arg)
             pthread_mutex_unlock(&s->lock);
             store_job_requeue(s->st, claimed->id);
             pthread_mutex_lock(&s->lock);
-            if (j) {
+            if (j && s->shared) {
+                hash_remove(s, j); /* the store's again */
+                sjob_free(j);
+            } else if (j) {
                 j->job.status = JOB_QUEUED;
                 queue_insert(s, j);
             }
@@ -719,6 +784,85 @@ static void *dispatcher_main(void *arg)
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
+}
+
+/* ------------------------------------------------------ shared store */
+
+static void on_remote_cancel(void *opaque, const char *id)
+{
+    struct sched *s = opaque;
+    pthread_mutex_lock(&s->lock);
+    struct sjob *j = find(s, id);
+    if (j && j->job.status == JOB_RUNNING && !j->cancel_requested) {
+        j->cancel_requested = 1;
+        j->dirty = 1;
+        stop_job(j);
+        log_info("job cancel requested id=%s (through the store)", id);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void on_orphan_requeued(void *opaque, const char *id)
+{
+    struct sched *s = opaque;
+    log_info("job requeued id=%s (its node is gone)", id);
+    job_remove_outputs(s->data_dir, id);
+}
+
+static void *ticker_main(void *arg)
+{
+    struct sched *s = arg;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping) {
+        pthread_mutex_unlock(&s->lock);
+        int64_t counts[5];
+        if (store_cancel_requested(s->st, on_remote_cancel, s) != STORE_OK)
+            log_error("cannot read the cancels requested through the store");
+        if (store_requeue_running(s->st, on_orphan_requeued, s) != STORE_OK)
+            log_error("cannot requeue the jobs of dead nodes");
+        int counted = store_count_by_status(s->st, counts) == STORE_OK;
+        pthread_mutex_lock(&s->lock);
+        if (counted) {
+            memcpy(s->by_status, counts, sizeof(counts));
+            s->shared_queued = counts[JOB_QUEUED];
+            if (counts[JOB_QUEUED] > 0)
+                pthread_cond_signal(&s->wake); /* a requeued or remote job may wait */
+        }
+        if (s->stopping)
+            break;
+        pthread_mutex_unlock(&s->lock);
+        notify(s, NULL, 0); /* event streams of jobs that other nodes run */
+        pthread_mutex_lock(&s->lock);
+        if (s->stopping)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (TICK_MS % 1000) * 1000000L;
+        ts.tv_sec += TICK_MS / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&s->changed, &s->lock, &ts);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* The job object of a job this node does not hold, from the store (with
+ * its queue position when queued). */
+static int dump_stored(struct sched *s, const struct job *job, char **json, size_t *len)
+{
+    long pos = 0;
+    if (!json)
+        return 0;
+    if (job->status == JOB_QUEUED && s->shared && store_queue_position(s->st, job->id, &pos) != STORE_OK)
+        pos = 0;
+    json_t *obj = job_to_json(job, pos);
+    *json = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!*json)
+        return SCHED_ENOMEM;
+    if (len)
+        *len = strlen(*json);
+    return 0;
 }
 
 /* -------------------------------------------------------------- public */
@@ -763,15 +907,31 @@ int sched_start(struct store *st, const struct sched_config *cfg, struct sched *
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
     pthread_cond_init(&s->changed, NULL);
+    s->shared = store_is_shared(st);
     ret = SCHED_EIO;
+    /* Shared store: nothing to load, the queue stays in the store. */
     if (store_count_by_status(st, s->by_status) != STORE_OK ||
-        store_job_list_active(st, load_active, s) != STORE_OK)
+        (!s->shared && store_job_list_active(st, load_active, s) != STORE_OK))
         goto fail;
+    s->shared_queued = s->by_status[JOB_QUEUED];
     if (pthread_create(&s->dispatcher, NULL, dispatcher_main, s) != 0)
         goto fail;
-    log_info("scheduler started queued=%d max_concurrent=%d isolation=%s cores=%d job_threads=%d",
-             s->queue.n, s->cfg.max_concurrent,
-             s->cfg.isolation == WORKER_THREAD ? "thread" : "process", cores, s->cfg.job_threads);
+    if (s->shared) {
+        if (pthread_create(&s->ticker, NULL, ticker_main, s) != 0) {
+            pthread_mutex_lock(&s->lock);
+            s->stopping = 1;
+            pthread_cond_broadcast(&s->wake);
+            pthread_mutex_unlock(&s->lock);
+            pthread_join(s->dispatcher, NULL);
+            goto fail;
+        }
+        s->has_ticker = 1;
+    }
+    log_info("scheduler started queued=%lld max_concurrent=%d isolation=%s cores=%d "
+             "job_threads=%d shared=%d node_id=%s",
+             (long long)(s->shared ? s->shared_queued : s->queue.n), s->cfg.max_concurrent,
+             s->cfg.isolation == WORKER_THREAD ? "thread" : "process", cores, s->cfg.job_threads,
+             s->shared, s->shared ? store_node_id(st) : "-");
     *out = s;
     return SCHED_OK;
 fail:
@@ -799,8 +959,15 @@ void sched_stop(struct sched *s, double grace_s)
     }
     s->stopping = 1;
     pthread_cond_broadcast(&s->wake);
+    pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->dispatcher, NULL);
+    if (s->has_ticker) {
+        /* Before the grace period: a cancel from another node during it
+         * is not seen (the job is requeued or ends on its own). */
+        pthread_join(s->ticker, NULL);
+        s->has_ticker = 0;
+    }
 
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -850,7 +1017,8 @@ void sched_free(struct sched **pp)
 int sched_queue_full(struct sched *s)
 {
     pthread_mutex_lock(&s->lock);
-    int full = s->queue.n + s->n_reserved >= s->cfg.max_queued;
+    int64_t queued = s->shared ? s->shared_queued : s->queue.n;
+    int full = queued + s->n_reserved >= s->cfg.max_queued;
     pthread_mutex_unlock(&s->lock);
     return full;
 }
@@ -861,7 +1029,8 @@ int sched_submit(struct sched *s, struct job *job, int accepted, char **json, si
     pthread_mutex_lock(&s->lock);
     if (s->stopping && !accepted)
         ret = SCHED_ESHUTDOWN;
-    else if (s->queue.n + s->n_reserved >= s->cfg.max_queued && !accepted)
+    else if ((s->shared ? s->shared_queued : s->queue.n) + s->n_reserved >= s->cfg.max_queued &&
+             !accepted)
         ret = SCHED_EQUEUE_FULL;
     else {
         s->n_reserved++;
@@ -881,6 +1050,16 @@ int sched_submit(struct sched *s, struct job *job, int accepted, char **json, si
         goto out;
     }
     s->by_status[JOB_QUEUED]++;
+    if (s->shared) {
+        /* The store's queue: the dispatcher claims it (or another node). */
+        s->shared_queued++;
+        s->poke = 1;
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->lock);
+        ret = dump_stored(s, job, json, json_len);
+        pthread_mutex_lock(&s->lock);
+        goto out;
+    }
     struct sjob *j = find(s, job->id);
     if (!j) {
         j = sjob_new(s, job);
@@ -951,7 +1130,7 @@ int sched_job_json_status(struct sched *s, const char *id, char **json, size_t *
         return ret;
     if (status)
         *status = job->status;
-    ret = dump_job(job, json, json_len);
+    ret = dump_stored(s, job, json, json_len);
     /* Keep it for the next read if it ended (active ones are always in
      * memory; one missing here is being submitted right now). */
     if (job_status_is_final(job->status)) {
@@ -998,6 +1177,33 @@ int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len)
     int ret;
     pthread_mutex_lock(&s->lock);
     struct sjob *j = find(s, id);
+    if (!j && s->shared) {
+        /* Queued (in the store) or run by another node. */
+        pthread_mutex_unlock(&s->lock);
+        int running = 0;
+        int rc = store_job_cancel_request(s->st, id, &running);
+        struct job *job = NULL;
+        ret = store_to_sched(store_job_get(s->st, id, &job));
+        if (ret == SCHED_OK) {
+            if (dump_stored(s, job, json, json_len) < 0)
+                ret = SCHED_ENOMEM;
+            else if (rc != STORE_OK)
+                ret = store_to_sched(rc);
+        }
+        if (rc == STORE_OK && !running) {
+            pthread_mutex_lock(&s->lock);
+            count_move(s, JOB_QUEUED, JOB_CANCELED);
+            if (s->shared_queued > 0)
+                s->shared_queued--;
+            pthread_mutex_unlock(&s->lock);
+            log_info("job canceled id=%s (queued)", id);
+            notify(s, id, 1);
+        } else if (rc == STORE_OK) {
+            log_info("job cancel requested id=%s (running on another node)", id);
+        }
+        job_free(&job);
+        return ret;
+    }
     if (!j) {
         pthread_mutex_unlock(&s->lock);
         struct job *job = NULL;
@@ -1130,7 +1336,7 @@ void sched_get_metrics(struct sched *s, struct sched_metrics *m)
     memset(m, 0, sizeof(*m));
     pthread_mutex_lock(&s->lock);
     memcpy(m->by_status, s->by_status, sizeof(m->by_status));
-    m->queued = s->queue.n;
+    m->queued = s->shared ? s->shared_queued : s->queue.n;
     m->running = s->n_running;
     m->n_buckets = N_DURATION + 1;
     for (int b = 0; b < N_DURATION; b++)

@@ -42,7 +42,8 @@ struct sched_config {
                                     * cores this process may use divided by
                                     * max_concurrent, at least 1 */
     /* Told about every change of a job (state or progress); final is 1
-     * when the job just ended. May be NULL. */
+     * when the job just ended. job_id NULL (a shared store, once a tick):
+     * jobs other nodes run may have changed. May be NULL. */
     void (*observer)(void *opaque, const char *job_id, int final);
     void *observer_opaque;
 };

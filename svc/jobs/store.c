@@ -156,3 +156,43 @@ int store_delivery_list(struct store *st, const char *job_id,
 {
     return st->ops->delivery_list(st, job_id, fn_delivery, fn_attempt, opaque);
 }
+
+int store_is_shared(const struct store *st)
+{
+    return st->ops->node_id != NULL;
+}
+
+const char *store_node_id(const struct store *st)
+{
+    return st->ops->node_id ? st->ops->node_id(st) : "";
+}
+
+void store_set_node_lease(struct store *st, double seconds)
+{
+    if (st->ops->set_node_lease)
+        st->ops->set_node_lease(st, seconds < 1 ? 1 : seconds);
+}
+
+int store_job_cancel_request(struct store *st, const char *id, int *running)
+{
+    *running = 0;
+    return st->ops->job_cancel_request ? st->ops->job_cancel_request(st, id, running)
+                                       : STORE_EINVAL;
+}
+
+int store_cancel_requested(struct store *st, void (*fn)(void *opaque, const char *id),
+                           void *opaque)
+{
+    return st->ops->cancel_requested ? st->ops->cancel_requested(st, fn, opaque) : STORE_EINVAL;
+}
+
+int store_queue_position(struct store *st, const char *id, long *pos)
+{
+    *pos = 0;
+    return st->ops->queue_position ? st->ops->queue_position(st, id, pos) : STORE_EINVAL;
+}
+
+int store_delivery_release(struct store *st, int64_t seq)
+{
+    return st->ops->delivery_release ? st->ops->delivery_release(st, seq) : STORE_OK;
+}

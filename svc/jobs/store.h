@@ -68,7 +68,9 @@ int store_job_progress(struct store *st, const char *id, const struct job_progre
 
 /* End a job: status (succeeded, failed or canceled), the error (NULL for
  * none) and the output results JSON (NULL for none), finished_at = now.
- * Only from queued or running; STORE_ECONFLICT if the job already ended. */
+ * Only from queued or running (a shared store: only a job this node runs,
+ * so that a node presumed dead cannot end a job that was requeued);
+ * STORE_ECONFLICT if the job already ended. */
 int store_job_finish(struct store *st, const char *id, enum job_status status,
                      const char *error_code, const char *error_message,
                      const char *results_json);
@@ -80,10 +82,48 @@ int store_job_cancel_queued(struct store *st, const char *id);
 /* Put one running job back in the queue (shutdown). */
 int store_job_requeue(struct store *st, const char *id);
 
-/* Put every running job back in the queue (start-up after a crash) and
- * call fn for each (so the caller can delete partial outputs). */
+/* Put running jobs back in the queue and call fn for each (so the caller
+ * can delete partial outputs). SQLite: every running job (start-up after
+ * a crash). Shared store: only the jobs of nodes that are no longer alive
+ * (their lease ran out, or they closed the store), never this node's nor
+ * another live node's; the scheduler also calls it periodically. */
 int store_requeue_running(struct store *st, void (*fn)(void *opaque, const char *id),
                           void *opaque);
+
+/* ------------------------------------------------------ several nodes
+ * A shared store (PostgreSQL) may be used by several vidq nodes at once.
+ * Each open store is one node with a random id; it stays alive while its
+ * process renews its lease (a thread of the store does, every lease / 4).
+ * A running job belongs to the node that claimed it: progress, finish and
+ * requeue of a running job succeed only for that node (STORE_ECONFLICT
+ * otherwise), so a node that was presumed dead cannot overwrite the job's
+ * next attempt. Times of leases are the database server's clock. */
+
+/* 1 for a store that several nodes may share (PostgreSQL), 0 (SQLite). */
+int store_is_shared(const struct store *st);
+
+/* This node's id (a shared store), "" otherwise. Borrowed. */
+const char *store_node_id(const struct store *st);
+
+/* How long this node stays alive without renewing (default 10 s, at
+ * least 1 s); no effect on SQLite. */
+void store_set_node_lease(struct store *st, double seconds);
+
+/* Shared store: cancel a job whichever node has it, in one transaction. A
+ * queued job becomes canceled (with its outbox rows; *running = 0); a
+ * running one is flagged (*running = 1) and its node stops it when it
+ * sees the flag (store_cancel_requested). STORE_ECONFLICT if it already
+ * ended, STORE_EINVAL on SQLite. */
+int store_job_cancel_request(struct store *st, const char *id, int *running);
+
+/* Shared store: call fn with each job this node runs whose cancel was
+ * requested. STORE_EINVAL on SQLite. */
+int store_cancel_requested(struct store *st, void (*fn)(void *opaque, const char *id),
+                           void *opaque);
+
+/* Shared store: the 1-based position of queued job id in the claim order,
+ * 0 if it is not queued. STORE_EINVAL on SQLite. */
+int store_queue_position(struct store *st, const char *id, long *pos);
 
 /* One job by id; *out is a heap copy (job_free). */
 int store_job_get(struct store *st, const char *id, struct job **out);
@@ -161,9 +201,17 @@ struct store_attempt {
     double next_at;       /* when state is pending */
 };
 
-/* Pending deliveries with seq > after_seq, by seq, at most limit. */
+/* Pending deliveries with seq > after_seq, by seq, at most limit. A
+ * shared store claims them for this node in the same statement: rows
+ * claimed by this node or another live node are left out, rows of a dead
+ * node are taken over; so two nodes never send the same row. */
 int store_delivery_pending(struct store *st, int64_t after_seq, int limit,
                            int (*fn)(void *opaque, const struct store_delivery *d), void *opaque);
+
+/* Shared store: give back this node's claim on delivery seq (one the
+ * caller could not take after all), or on all its pending rows when seq
+ * is 0 (an outbox that starts owns none). No effect on SQLite. */
+int store_delivery_release(struct store *st, int64_t seq);
 
 /* Record an attempt and move its delivery to a->state, in one transaction. */
 int store_delivery_attempt(struct store *st, const struct store_attempt *a);

@@ -47,6 +47,15 @@ struct store_ops {
                          int (*fn_delivery)(void *opaque, const struct store_delivery *d),
                          int (*fn_attempt)(void *opaque, const struct store_attempt *a),
                          void *opaque);
+    /* Several nodes; NULL in a backend that is not shared (store.c then
+     * answers as store.h says for SQLite). */
+    const char *(*node_id)(const struct store *st);
+    void (*set_node_lease)(struct store *st, double seconds);
+    int (*job_cancel_request)(struct store *st, const char *id, int *running);
+    int (*cancel_requested)(struct store *st, void (*fn)(void *opaque, const char *id),
+                            void *opaque);
+    int (*queue_position)(struct store *st, const char *id, long *pos);
+    int (*delivery_release)(struct store *st, int64_t seq);
 };
 
 /* The head of every backend's handle. */

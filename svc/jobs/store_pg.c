@@ -8,8 +8,7 @@
  *   (Unix-second times as double precision, seq as identity columns),
  *   plus webhooks.seq (registration order) and what several nodes need:
  *   nodes(id, alive_until), jobs.node_id (the node running the job),
- *   jobs.cancel_requested, hook_deliveries.claimed_by (not used yet: one
- *   node per database for now). Created on open, idempotently,
+ *   jobs.cancel_requested, hook_deliveries.claimed_by (see NODES). Created on open, idempotently,
  *   under an advisory lock so that nodes starting together do not race.
  *   States and guards: as in SQLite, every transition is one UPDATE
  *   guarded by the expected old status in one transaction (READ
@@ -25,6 +24,21 @@
  *   commit seq 11 before seq 10 and a reader past 11 would skip 10).
  *   SQL: parameterised only (PQexecParams, text parameters); no value is
  *   ever spliced into SQL text.
+ *   NODES: each open store is a node (id "<host>-<pid>-<random>") with a
+ *   row in nodes and a presence connection of its own that holds a session
+ *   advisory lock keyed by the id; a heartbeat thread renews alive_until =
+ *   db now + lease on it every lease / 4 (lease 10 s unless set). A node
+ *   is alive while it holds its lock AND alive_until is ahead of the
+ *   database's clock: a process killed (-9, OOM, crash) drops its
+ *   connection and so its lock at once; a hung or cut-off one loses it
+ *   when the lease runs out (the nodes' own clocks never enter). Claims write jobs.node_id; progress, finish and requeue
+ *   of a running job are guarded by node_id = this node (a node presumed
+ *   dead cannot overwrite the next attempt). requeue_running takes only
+ *   jobs of dead nodes. A cancel from another node sets cancel_requested;
+ *   the owner reads it (cancel_requested). Delivery rows are claimed
+ *   (claimed_by) in the statement that reads them: rows of live nodes are
+ *   left alone, rows of dead nodes taken over. Closing the store marks
+ *   the node dead at once and releases its claims.
  *   Threads: a pool of connections (at most POOL_MAX idle); a call borrows
  *   one for its length. A connection that broke or is left inside a
  *   transaction is closed, not pooled; the next call opens a new one.
@@ -38,6 +52,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <openssl/rand.h>
@@ -56,10 +72,33 @@ enum { POOL_MAX = 16, SCHEMA_VERSION = 1, MAX_PARAMS = 16, HOOKS_MAX_TARGETS = 2
 struct pg_store {
     struct store base; /* first: store.c sees only this */
     char *url;
-    pthread_mutex_t lock;
+    char node_id[128];
+    pthread_mutex_t lock; /* guards idle, n_idle, lease, stop */
     PGconn *idle[POOL_MAX];
     int n_idle;
+    pthread_cond_t wake;  /* heartbeat thread: lease changed or stop */
+    pthread_t heartbeat;
+    int heartbeat_started, stop;
+    double lease;
+    PGconn *presence; /* heartbeat thread (and open/close): holds the lock */
 };
+
+/* The database server's clock, Unix seconds: leases are compared with it. */
+#define DB_NOW "extract(epoch from clock_timestamp())::double precision"
+/* The advisory lock (PRESENCE_LOCK, hashtext(node id)) that a node holds
+ * on its presence connection for its life. */
+#define PRESENCE_LOCK "7617"
+/* Nodes that are alive: their lease holds AND their presence lock is held
+ * (a process that died lost its connection, so its lock is gone at once;
+ * one that hangs or is cut off keeps it until its lease runs out). A hash
+ * collision only makes a dead node look locked: its lease still ends it. */
+#define LIVE_NODES                                                                       \
+    "(SELECT n.id FROM nodes n WHERE n.alive_until > " DB_NOW " AND EXISTS (SELECT 1 "   \
+    "FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND " \
+    "l.classid = " PRESENCE_LOCK "::oid AND "                                            \
+    "l.objid = (hashtext(n.id)::bigint & 4294967295)::oid))"
+
+enum { LEASE_DEFAULT_S = 10 };
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS vidq_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -287,7 +326,7 @@ static int64_t i64(const PGresult *r, int row, int col)
     return v ? (int64_t)strtoll(v, NULL, 10) : 0;
 }
 
-static int dup(const PGresult *r, int row, int col, char **out)
+static int col_dup(const PGresult *r, int row, int col, char **out)
 {
     const char *v = val(r, row, col);
     *out = NULL;
@@ -311,20 +350,20 @@ static int row_to_job(const PGresult *r, int row, struct job *job)
     job->finished_at = num(r, row, 6);
     job->attempts = (int)i64(r, row, 7);
     int bad = 0;
-    bad |= dup(r, row, 8, &job->input_path);
-    bad |= dup(r, row, 9, &job->input_json);
-    bad |= dup(r, row, 10, &job->outputs_json);
-    bad |= dup(r, row, 11, &job->results_json);
-    bad |= dup(r, row, 12, &job->metadata_json);
-    bad |= dup(r, row, 13, &job->webhook_url);
+    bad |= col_dup(r, row, 8, &job->input_path);
+    bad |= col_dup(r, row, 9, &job->input_json);
+    bad |= col_dup(r, row, 10, &job->outputs_json);
+    bad |= col_dup(r, row, 11, &job->results_json);
+    bad |= col_dup(r, row, 12, &job->metadata_json);
+    bad |= col_dup(r, row, 13, &job->webhook_url);
     job->progress.percent = num(r, row, 14);
     job->progress.out_time_s = num(r, row, 15);
     job->progress.frames = i64(r, row, 16);
     job->progress.fps = num(r, row, 17);
     job->progress.speed = num(r, row, 18);
     job->progress.eta_s = num(r, row, 19);
-    bad |= dup(r, row, 20, &job->error_code);
-    bad |= dup(r, row, 21, &job->error_message);
+    bad |= col_dup(r, row, 20, &job->error_code);
+    bad |= col_dup(r, row, 21, &job->error_message);
     if (bad) {
         job_clear(job);
         return STORE_ENOMEM;
@@ -360,8 +399,30 @@ static int update_one(PGconn *c, const char *what, const char *sql, const struct
 static void pg_close(struct store *base)
 {
     struct pg_store *st = pg(base);
+    if (st->heartbeat_started) {
+        pthread_mutex_lock(&st->lock);
+        st->stop = 1;
+        pthread_cond_signal(&st->wake);
+        pthread_mutex_unlock(&st->lock);
+        pthread_join(st->heartbeat, NULL);
+        /* Dead at once (its jobs and deliveries are free for the other
+         * nodes now, rather than when the lease runs out). */
+        PGconn *c = st->presence;
+        struct params p = {0};
+        p_text(&p, st->node_id);
+        if (!c || exec(c, "node stop", "UPDATE nodes SET alive_until = 0 WHERE id = $1", &p) !=
+                      STORE_OK ||
+            exec(c, "release deliveries",
+                 "UPDATE hook_deliveries SET claimed_by = NULL WHERE claimed_by = $1 AND "
+                 "state = 'pending'",
+                 &p) != STORE_OK)
+            log_warn("store: node %s not marked stopped (its lease runs out instead)",
+                     st->node_id);
+    }
+    PQfinish(st->presence); /* and its lock goes with it */
     for (int i = 0; i < st->n_idle; i++)
         PQfinish(st->idle[i]);
+    pthread_cond_destroy(&st->wake);
     pthread_mutex_destroy(&st->lock);
     free(st->url);
     free(st);
@@ -425,6 +486,90 @@ out:
     return ret;
 }
 
+/* Renew this node's lease (insert its row the first time). */
+static int node_renew(PGconn *c, const char *node_id, double lease)
+{
+    struct params p = {0};
+    p_text(&p, node_id);
+    p_double(&p, lease);
+    return exec(c, "node lease",
+                "INSERT INTO nodes (id, started_at, alive_until) VALUES ($1, " DB_NOW ", " DB_NOW
+                " + $2) ON CONFLICT (id) DO UPDATE SET alive_until = EXCLUDED.alive_until",
+                &p);
+}
+
+/* Open the presence connection and take the node's lock on it. */
+static int presence_open(struct pg_store *st, char *err, size_t errlen)
+{
+    st->presence = conn_open(st->url, err, errlen);
+    if (!st->presence)
+        return STORE_EIO;
+    struct params p = {0};
+    p_text(&p, st->node_id);
+    if (exec(st->presence, "presence lock",
+             "SELECT pg_advisory_lock(" PRESENCE_LOCK ", hashtext($1))", &p) != STORE_OK) {
+        snprintf(err, errlen, "cannot take the presence lock of node %s", st->node_id);
+        PQfinish(st->presence);
+        st->presence = NULL;
+        return STORE_EIO;
+    }
+    return STORE_OK;
+}
+
+static void *heartbeat_main(void *arg)
+{
+    struct pg_store *st = arg;
+    pthread_mutex_lock(&st->lock);
+    while (!st->stop) {
+        double lease = st->lease;
+        pthread_mutex_unlock(&st->lock);
+        if (!st->presence || PQstatus(st->presence) != CONNECTION_OK) {
+            /* Lost (a database restart): the other nodes saw this node
+             * die and may have requeued its jobs (its writes to them are
+             * refused); it comes back as the same node. */
+            char err[512];
+            PQfinish(st->presence);
+            st->presence = NULL;
+            if (presence_open(st, err, sizeof(err)) != STORE_OK)
+                log_error("store: %s", err);
+            else
+                log_warn("store: presence of node %s restored", st->node_id);
+        }
+        if (!st->presence || node_renew(st->presence, st->node_id, lease) != STORE_OK)
+            log_error("store: cannot renew the lease of node %s", st->node_id);
+        pthread_mutex_lock(&st->lock);
+        if (st->stop)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double wait = st->lease / 4;
+        ts.tv_sec += (time_t)wait;
+        ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (st->lease == lease)
+            pthread_cond_timedwait(&st->wake, &st->lock, &ts);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return NULL;
+}
+
+static int node_id_new(char *out, size_t cap)
+{
+    unsigned char rnd[4];
+    char host[64] = "";
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return -1;
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "node");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(out, cap, "%s-%d-%02x%02x%02x%02x", host, (int)getpid(), rnd[0], rnd[1], rnd[2],
+             rnd[3]);
+    return 0;
+}
+
 static int pg_open(const char *url, struct store **out, char *err, size_t errlen)
 {
     int ret = STORE_ENOMEM;
@@ -441,6 +586,13 @@ static int pg_open(const char *url, struct store **out, char *err, size_t errlen
         goto out;
     }
     pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->wake, NULL);
+    st->lease = LEASE_DEFAULT_S;
+    if (node_id_new(st->node_id, sizeof(st->node_id)) != 0) {
+        snprintf(err, errlen, "cannot make a node id");
+        ret = STORE_EIO;
+        goto out;
+    }
     if (!(st->url = strdup(url))) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -452,8 +604,25 @@ static int pg_open(const char *url, struct store **out, char *err, size_t errlen
     ret = schema_setup(c, err, errlen);
     if (ret != STORE_OK)
         goto out;
+    ret = presence_open(st, err, errlen);
+    if (ret != STORE_OK)
+        goto out;
+    if (node_renew(st->presence, st->node_id, st->lease) != STORE_OK) {
+        snprintf(err, errlen, "cannot register node %s: %s", st->node_id,
+                 PQerrorMessage(st->presence));
+        chomp(err);
+        ret = STORE_EIO;
+        goto out;
+    }
     st->idle[st->n_idle++] = c;
     c = NULL;
+    if (pthread_create(&st->heartbeat, NULL, heartbeat_main, st) != 0) {
+        snprintf(err, errlen, "cannot start the store's heartbeat thread");
+        ret = STORE_EIO;
+        goto out;
+    }
+    st->heartbeat_started = 1;
+    log_info("store node registered node_id=%s", st->node_id);
     *out = &st->base;
     st = NULL;
     ret = STORE_OK;
@@ -555,10 +724,12 @@ static int pg_job_claim_next(struct store *st, struct job **out)
         goto out;
     struct params p = {0};
     p_double(&p, job_now());
+    p_text(&p, pg(st)->node_id);
     /* SKIP LOCKED: a row another transaction is claiming is passed over,
      * so concurrent claimers get different jobs without waiting. */
     r = run(c, "claim",
             "UPDATE jobs SET status = 'running', started_at = $1, attempts = attempts + 1, "
+            "node_id = $2, cancel_requested = false, "
             PROGRESS_RESET " WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' "
             "ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
             "AND status = 'queued' RETURNING " JOB_COLUMNS,
@@ -603,9 +774,11 @@ static int pg_job_progress(struct store *st, const char *id, const struct job_pr
     p_double(&p, pr->speed);
     p_double(&p, pr->eta_s);
     p_text(&p, id);
+    p_text(&p, pg(st)->node_id);
     ret = update_one(c, "progress",
                      "UPDATE jobs SET p_percent = $1, p_out_time = $2, p_frames = $3, "
-                     "p_fps = $4, p_speed = $5, p_eta = $6 WHERE id = $7 AND status = 'running'",
+                     "p_fps = $4, p_speed = $5, p_eta = $6 "
+                     "WHERE id = $7 AND status = 'running' AND node_id = $8",
                      &p, id);
     if (ret == STORE_OK)
         ret = hooks_enqueue(c, id, HOOK_EVENT_PROGRESS); /* throttled to 1/s per job */
@@ -652,12 +825,13 @@ static int pg_job_finish(struct store *st, const char *id, enum job_status statu
     p_text(&p, results_json);
     p_text(&p, status == JOB_SUCCEEDED ? "true" : "false");
     p_text(&p, id);
+    p_text(&p, pg(st)->node_id);
     return transition(st, id, "finish",
                       "UPDATE jobs SET status = $1, finished_at = $2, error_code = $3, "
                       "error_message = $4, results_json = $5, "
                       "p_percent = CASE WHEN $6::boolean THEN 100 ELSE p_percent END, "
                       "p_eta = -1 "
-                      "WHERE id = $7 AND status IN ('queued', 'running')",
+                      "WHERE id = $7 AND status = 'running' AND node_id = $8",
                       &p);
 }
 
@@ -676,10 +850,11 @@ static int pg_job_requeue(struct store *st, const char *id)
 {
     struct params p = {0};
     p_text(&p, id);
+    p_text(&p, pg(st)->node_id);
     return transition(st, id, "requeue",
                       "UPDATE jobs SET status = 'queued', started_at = NULL, " PROGRESS_RESET
                       ", node_id = NULL "
-                      "WHERE id = $1 AND status = 'running'",
+                      "WHERE id = $1 AND status = 'running' AND node_id = $2",
                       &p);
 }
 
@@ -691,10 +866,14 @@ static int pg_requeue_running(struct store *st, void (*fn)(void *opaque, const c
     PGconn *c = conn_get(st);
     if (!c || begin(c) != STORE_OK)
         goto out;
+    struct params p = {0};
+    p_text(&p, pg(st)->node_id);
+    /* Only jobs whose node is gone: its lease ran out or it closed. */
     r = run(c, "requeue running",
             "UPDATE jobs SET status = 'queued', started_at = NULL, " PROGRESS_RESET
-            ", node_id = NULL WHERE status = 'running' RETURNING id",
-            NULL, NULL, NULL);
+            ", node_id = NULL WHERE status = 'running' AND (node_id IS NULL OR "
+            "(node_id <> $1 AND node_id NOT IN " LIVE_NODES ")) RETURNING id",
+            &p, NULL, NULL);
     if (!r)
         goto out;
     ret = commit(c);
@@ -1135,9 +1314,15 @@ static int pg_delivery_pending(struct store *st, int64_t after_seq, int limit,
     struct params p = {0};
     p_i64(&p, after_seq);
     p_i64(&p, limit);
+    p_text(&p, pg(st)->node_id);
+    /* Read and claim in one statement; SKIP LOCKED: two nodes polling at
+     * once split the rows rather than wait. */
     r = run(c, "pending deliveries",
-            "SELECT " DELIVERY_COLUMNS " FROM hook_deliveries "
-            "WHERE state = 'pending' AND seq > $1 ORDER BY seq LIMIT $2",
+            "WITH claimed AS (UPDATE hook_deliveries SET claimed_by = $3 WHERE seq IN ("
+            "SELECT seq FROM hook_deliveries WHERE state = 'pending' AND seq > $1 AND "
+            "(claimed_by IS NULL OR (claimed_by <> $3 AND claimed_by NOT IN " LIVE_NODES "))"
+            " ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING " DELIVERY_COLUMNS ") "
+            "SELECT * FROM claimed ORDER BY seq",
             &p, NULL, NULL);
     conn_put(st, c);
     c = NULL;
@@ -1256,6 +1441,116 @@ out:
     return ret;
 }
 
+static int pg_delivery_release(struct store *st, int64_t seq)
+{
+    int ret = STORE_EIO;
+    PGconn *c = conn_get(st);
+    if (!c)
+        return ret;
+    struct params p = {0};
+    p_text(&p, pg(st)->node_id);
+    p_i64(&p, seq);
+    ret = exec(c, "release delivery",
+               "UPDATE hook_deliveries SET claimed_by = NULL WHERE claimed_by = $1 AND "
+               "state = 'pending' AND ($2 = 0 OR seq = $2)",
+               &p);
+    conn_put(st, c);
+    return ret;
+}
+
+static const char *pg_node_id(const struct store *st)
+{
+    return ((const struct pg_store *)st)->node_id;
+}
+
+static void pg_set_node_lease(struct store *base, double seconds)
+{
+    struct pg_store *st = pg(base);
+    pthread_mutex_lock(&st->lock);
+    st->lease = seconds;
+    pthread_cond_signal(&st->wake); /* renew with the new lease now */
+    pthread_mutex_unlock(&st->lock);
+}
+
+static int pg_job_cancel_request(struct store *st, const char *id, int *running)
+{
+    int ret = STORE_EIO;
+    PGresult *r = NULL;
+    PGconn *c = conn_get(st);
+    if (!c || begin(c) != STORE_OK)
+        goto out;
+    struct params p = {0};
+    p_double(&p, job_now());
+    p_text(&p, id);
+    r = run(c, "cancel request",
+            "UPDATE jobs SET status = 'canceled', finished_at = $1 "
+            "WHERE id = $2 AND status = 'queued'",
+            &p, NULL, NULL);
+    if (!r)
+        goto out;
+    if (strcmp(PQcmdTuples(r), "1") == 0) {
+        ret = hooks_after_transition(c, id); /* job.canceled, same transaction */
+        if (ret == STORE_OK)
+            ret = commit(c);
+        goto out;
+    }
+    struct params q = {0};
+    p_text(&q, id);
+    ret = update_one(c, "cancel request",
+                     "UPDATE jobs SET cancel_requested = true WHERE id = $1 AND status = 'running'",
+                     &q, id);
+    if (ret == STORE_OK)
+        ret = commit(c);
+    if (ret == STORE_OK)
+        *running = 1;
+out:
+    PQclear(r);
+    rollback(c);
+    conn_put(st, c);
+    return ret;
+}
+
+static int pg_cancel_requested(struct store *st, void (*fn)(void *opaque, const char *id),
+                               void *opaque)
+{
+    PGconn *c = conn_get(st);
+    if (!c)
+        return STORE_EIO;
+    struct params p = {0};
+    p_text(&p, pg(st)->node_id);
+    PGresult *r = run(c, "cancel requested",
+                      "SELECT id FROM jobs WHERE status = 'running' AND node_id = $1 AND "
+                      "cancel_requested",
+                      &p, NULL, NULL);
+    conn_put(st, c);
+    if (!r)
+        return STORE_EIO;
+    for (int i = 0; i < PQntuples(r); i++)
+        fn(opaque, PQgetvalue(r, i, 0));
+    PQclear(r);
+    return STORE_OK;
+}
+
+static int pg_queue_position(struct store *st, const char *id, long *pos)
+{
+    PGconn *c = conn_get(st);
+    if (!c)
+        return STORE_EIO;
+    struct params p = {0};
+    p_text(&p, id);
+    PGresult *r = run(c, "queue position",
+                      "SELECT count(*) FROM jobs j JOIN jobs q ON q.status = 'queued' AND "
+                      "(q.priority > j.priority OR (q.priority = j.priority AND q.seq <= j.seq)) "
+                      "WHERE j.id = $1 AND j.status = 'queued'",
+                      &p, NULL, NULL);
+    conn_put(st, c);
+    if (!r)
+        return STORE_EIO;
+    *pos = PQntuples(r) > 0 ? (long)i64(r, 0, 0) : 0;
+    PQclear(r);
+    return STORE_OK;
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -1278,4 +1573,10 @@ const struct store_ops store_pg_ops = {
     .delivery_pending = pg_delivery_pending,
     .delivery_attempt = pg_delivery_attempt,
     .delivery_list = pg_delivery_list,
+    .node_id = pg_node_id,
+    .set_node_lease = pg_set_node_lease,
+    .job_cancel_request = pg_job_cancel_request,
+    .cancel_requested = pg_cancel_requested,
+    .queue_position = pg_queue_position,
+    .delivery_release = pg_delivery_release,
 };

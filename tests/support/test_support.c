@@ -183,6 +183,9 @@ void ts_server_start(struct ts_server *s, const char *data_dir, const char *flag
         db = strdup(ts_store_url(s->data_dir));
         argv[argc++] = (char *)"--db";
         argv[argc++] = db;
+        /* a server killed -9 gives its jobs back to the next start soon */
+        argv[argc++] = (char *)"--node-lease";
+        argv[argc++] = (char *)"3";
     }
     argv[argc] = NULL;
     pid_t pid = fork();

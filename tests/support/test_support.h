@@ -74,8 +74,9 @@ struct ts_server {
 const char *ts_store_url(const char *data_dir);
 
 /* Start the server with data_dir (created if needed) and extra flags (a
- * space-separated string, may be NULL); without --db in flags it gets
- * --db ts_store_url(data_dir). Environment from the caller.
+ * space-separated string, may be NULL); under with_pg.sh and without --db
+ * in flags it gets --db ts_store_url(data_dir) --node-lease 3. Environment
+ * from the caller.
  * Aborts the test if it does not listen within 20 s. */
 void ts_server_start(struct ts_server *s, const char *data_dir, const char *flags);
 

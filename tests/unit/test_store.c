@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include <cmocka.h>
 
@@ -107,7 +110,15 @@ static void claim_order_and_states(void **state)
     assert_string_equal(j->results_json, "[{\"size\":1}]");
     job_free(&j);
 
-    /* A crash while b runs: requeued at start-up, attempts grow on claim. */
+    /* A crash while b runs: requeued at start-up, attempts grow on claim.
+     * A shared store requeues only the jobs of nodes that are gone: this
+     * node goes (close) and a new one starts. */
+    if (store_is_shared(st)) {
+        char err[256];
+        store_close(&st);
+        assert_int_equal(store_open(db_url, &st, err, sizeof(err)), STORE_OK);
+        *state = st;
+    }
     assert_int_equal(store_requeue_running(st, NULL, NULL), STORE_OK);
     assert_int_equal(store_job_get(st, b.id, &j), STORE_OK);
     assert_int_equal(j->status, JOB_QUEUED);
@@ -119,6 +130,12 @@ static void claim_order_and_states(void **state)
     job_free(&j);
     assert_int_equal(store_job_requeue(st, b.id), STORE_OK);
     assert_int_equal(store_job_requeue(st, b.id), STORE_ECONFLICT);
+    if (store_is_shared(st)) {
+        /* A shared store ends only jobs this node runs. */
+        assert_int_equal(store_job_finish(st, b.id, JOB_FAILED, "x", "y", NULL), STORE_ECONFLICT);
+        assert_int_equal(store_job_claim_next(st, &j), STORE_OK);
+        job_free(&j);
+    }
     assert_int_equal(store_job_finish(st, b.id, JOB_FAILED, "worker_crashed", "signal 11", NULL),
                      STORE_OK);
     assert_int_equal(store_job_get(st, b.id, &j), STORE_OK);
@@ -186,9 +203,14 @@ static void list_pages_and_reopen(void **state)
     assert_int_equal(s.n, 5);
     assert_string_equal(s.ids[0], js[0].id); /* oldest first */
 
-    /* Durable: a second open sees everything; running comes back queued. */
+    /* Durable: a second open sees everything; running comes back queued
+     * (a shared store: once the node that runs it is gone). */
     struct store *st2 = NULL;
     char err[256];
+    if (store_is_shared(st)) {
+        store_close(&st);
+        *state = NULL;
+    }
     assert_int_equal(store_open(db_url, &st2, err, sizeof(err)), STORE_OK);
     s.n = 0;
     assert_int_equal(store_requeue_running(st2, requeued_ids, &s), STORE_OK);
@@ -197,6 +219,209 @@ static void list_pages_and_reopen(void **state)
     store_close(&st2);
     for (int i = 0; i < 5; i++)
         job_clear(&js[i]);
+}
+
+
+/* ------------------------------------------------- several nodes (pg) */
+
+struct claimer {
+    struct store *st;
+    char ids[40][JOB_ID_SIZE];
+    int n;
+};
+
+static void *claim_all(void *arg)
+{
+    struct claimer *c = arg;
+    struct job *j = NULL;
+    int rc;
+    while ((rc = store_job_claim_next(c->st, &j)) == STORE_OK) {
+        snprintf(c->ids[c->n++], JOB_ID_SIZE, "%s", j->id);
+        /* the claimer's node ends it; finishing is guarded by node */
+        if (store_job_finish(c->st, j->id, JOB_SUCCEEDED, NULL, NULL, "[]") != STORE_OK)
+            c->n = -1000;
+        job_free(&j);
+        if (c->n >= 40)
+            break;
+    }
+    return NULL;
+}
+
+static int count_delivery(void *opaque, const struct store_delivery *d)
+{
+    int64_t *seqs = opaque;
+    seqs[++seqs[0]] = d->seq;
+    return 0;
+}
+
+static void one_id(void *opaque, const char *id)
+{
+    snprintf(opaque, JOB_ID_SIZE, "%s", id);
+}
+
+static void exec_sql(const char *url, const char *sql, const char *param)
+{
+    /* The URL as libpq takes it (a store URL is a libpq URL). */
+    PGconn *c = PQconnectdb(url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    const char *v[1] = {param};
+    PGresult *r = PQexecParams(c, sql, param ? 1 : 0, NULL, v, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void shared_nodes(void **state)
+{
+    struct store *a = *state, *b = NULL;
+    char err[256];
+    assert_true(store_is_shared(a));
+    assert_int_equal(store_open(db_url, &b, err, sizeof(err)), STORE_OK);
+    assert_true(store_node_id(a)[0] && strcmp(store_node_id(a), store_node_id(b)) != 0);
+
+    /* Four claimers on two nodes drain one queue: every job once. */
+    struct job js[30];
+    char id[JOB_ID_SIZE];
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof(id), "Q%021d", i);
+        new_job(a, id, i % 3, &js[i]);
+    }
+    struct claimer cs[4] = {{.st = a}, {.st = b}, {.st = a}, {.st = b}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, claim_all, &cs[i]), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    int total = 0;
+    for (int i = 0; i < 30; i++) {
+        int seen = 0;
+        for (int k = 0; k < 4; k++)
+            for (int m = 0; m < cs[k].n; m++)
+                seen += strcmp(cs[k].ids[m], js[i].id) == 0;
+        assert_int_equal(seen, 1);
+        total += seen;
+        job_clear(&js[i]);
+    }
+    assert_int_equal(total, 30);
+    assert_true(cs[0].n >= 0 && cs[1].n >= 0 && cs[2].n >= 0 && cs[3].n >= 0);
+
+    /* Queue position across nodes: priority, then first come. */
+    struct job p1, p2, p3, x;
+    new_job(a, "P1AAAAAAAAAAAAAAAAAAAA", 0, &p1);
+    new_job(b, "P2AAAAAAAAAAAAAAAAAAAA", 5, &p2);
+    new_job(a, "P3AAAAAAAAAAAAAAAAAAAA", 0, &p3);
+    long pos = -1;
+    assert_int_equal(store_queue_position(b, p2.id, &pos), STORE_OK);
+    assert_int_equal(pos, 1);
+    assert_int_equal(store_queue_position(b, p1.id, &pos), STORE_OK);
+    assert_int_equal(pos, 2);
+    assert_int_equal(store_queue_position(a, p3.id, &pos), STORE_OK);
+    assert_int_equal(pos, 3);
+    assert_int_equal(store_queue_position(a, "nope", &pos), STORE_OK);
+    assert_int_equal(pos, 0);
+
+    /* A claims p2; only A may move it on. */
+    struct job *j = NULL;
+    assert_int_equal(store_job_claim_next(a, &j), STORE_OK);
+    assert_string_equal(j->id, p2.id);
+    job_free(&j);
+    assert_int_equal(store_queue_position(b, p2.id, &pos), STORE_OK);
+    assert_int_equal(pos, 0);
+    assert_int_equal(store_queue_position(b, p1.id, &pos), STORE_OK);
+    assert_int_equal(pos, 1);
+    struct job_progress pr = {10, 1, 1, 1, 1, 1};
+    assert_int_equal(store_job_progress(b, p2.id, &pr), STORE_ECONFLICT);
+    assert_int_equal(store_job_finish(b, p2.id, JOB_FAILED, "x", "y", NULL), STORE_ECONFLICT);
+    assert_int_equal(store_job_requeue(b, p2.id), STORE_ECONFLICT);
+    assert_int_equal(store_job_progress(a, p2.id, &pr), STORE_OK);
+    /* A is alive: B's requeue of dead nodes' jobs leaves it. */
+    struct seen sn = {.n = 0};
+    assert_int_equal(store_requeue_running(b, requeued_ids, &sn), STORE_OK);
+    assert_int_equal(sn.n, 0);
+
+    /* Cancel through the store: B asks, A sees it, A ends the job. */
+    int running = -1;
+    char asked[JOB_ID_SIZE] = "";
+    assert_int_equal(store_cancel_requested(a, one_id, asked), STORE_OK);
+    assert_string_equal(asked, "");
+    assert_int_equal(store_job_cancel_request(b, p2.id, &running), STORE_OK);
+    assert_int_equal(running, 1);
+    assert_int_equal(store_cancel_requested(b, one_id, asked), STORE_OK);
+    assert_string_equal(asked, "");
+    assert_int_equal(store_cancel_requested(a, one_id, asked), STORE_OK);
+    assert_string_equal(asked, p2.id);
+    assert_int_equal(store_job_finish(a, p2.id, JOB_CANCELED, NULL, NULL, NULL), STORE_OK);
+    assert_int_equal(store_job_cancel_request(b, p2.id, &running), STORE_ECONFLICT);
+    assert_int_equal(store_job_cancel_request(b, "nope", &running), STORE_ENOTFOUND);
+    /* A queued job is canceled at once, by any node. */
+    assert_int_equal(store_job_cancel_request(b, p3.id, &running), STORE_OK);
+    assert_int_equal(running, 0);
+    assert_int_equal(store_job_get(a, p3.id, &j), STORE_OK);
+    assert_int_equal(j->status, JOB_CANCELED);
+    job_free(&j);
+
+    /* Webhook deliveries: claimed by the node that reads them first. */
+    struct store_webhook w;
+    int queued = 0;
+    assert_int_equal(store_webhook_add(a, NULL, "http://127.0.0.1:9/x", 0x7, &w, &queued),
+                     STORE_OK);
+    assert_int_equal(store_job_claim_next(b, &j), STORE_OK); /* p1 */
+    assert_string_equal(j->id, p1.id);
+    job_free(&j);
+    assert_int_equal(store_job_finish(b, p1.id, JOB_SUCCEEDED, NULL, NULL, "[]"), STORE_OK);
+    int64_t got_a[64] = {0}, got_b[64] = {0};
+    assert_int_equal(store_delivery_pending(a, 0, 50, count_delivery, got_a), STORE_OK);
+    assert_int_equal(store_delivery_pending(b, 0, 50, count_delivery, got_b), STORE_OK);
+    assert_true(got_a[0] >= 1);
+    assert_int_equal(got_b[0], 0);
+    /* A gives one back: B gets it, A does not get it again. */
+    assert_int_equal(store_delivery_release(a, got_a[1]), STORE_OK);
+    got_b[0] = 0;
+    assert_int_equal(store_delivery_pending(b, 0, 50, count_delivery, got_b), STORE_OK);
+    assert_int_equal(got_b[0], 1);
+    assert_true(got_b[1] == got_a[1]);
+
+    /* A node presumed dead (its lease ran out, here by hand): its running
+     * job is requeued by another node, and its own writes are refused. */
+    new_job(a, "XAAAAAAAAAAAAAAAAAAAAA", 9, &x);
+    assert_int_equal(store_job_claim_next(a, &j), STORE_OK);
+    assert_string_equal(j->id, x.id);
+    job_free(&j);
+    store_set_node_lease(a, 3600); /* no renewal during the rest */
+    ts_sleep_ms(300);
+    exec_sql(db_url, "UPDATE nodes SET alive_until = 0 WHERE id = $1", store_node_id(a));
+    sn.n = 0;
+    assert_int_equal(store_requeue_running(b, requeued_ids, &sn), STORE_OK);
+    assert_int_equal(sn.n, 1);
+    assert_string_equal(sn.ids[0], x.id);
+    assert_int_equal(store_job_finish(a, x.id, JOB_SUCCEEDED, NULL, NULL, "[]"), STORE_ECONFLICT);
+    assert_int_equal(store_job_claim_next(b, &j), STORE_OK);
+    assert_string_equal(j->id, x.id);
+    assert_int_equal(j->attempts, 2);
+    job_free(&j);
+    assert_int_equal(store_job_progress(a, x.id, &pr), STORE_ECONFLICT);
+    assert_int_equal(store_job_finish(b, x.id, JOB_SUCCEEDED, NULL, NULL, "[]"), STORE_OK);
+    /* ... and the deliveries it had claimed are taken over. */
+    got_b[0] = 0;
+    assert_int_equal(store_delivery_pending(b, 0, 50, count_delivery, got_b), STORE_OK);
+    assert_true(got_b[0] >= got_a[0] - 1);
+
+    /* A node that closes is gone at once: its running job goes back. */
+    struct job y;
+    new_job(b, "YAAAAAAAAAAAAAAAAAAAAA", 9, &y);
+    assert_int_equal(store_job_claim_next(b, &j), STORE_OK);
+    assert_string_equal(j->id, y.id);
+    job_free(&j);
+    store_close(&b);
+    sn.n = 0;
+    assert_int_equal(store_requeue_running(a, requeued_ids, &sn), STORE_OK);
+    assert_int_equal(sn.n, 1);
+    assert_string_equal(sn.ids[0], y.id);
+    job_clear(&p1);
+    job_clear(&p2);
+    job_clear(&p3);
+    job_clear(&x);
+    job_clear(&y);
 }
 
 static void bad_urls(void **state)
@@ -234,5 +459,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(list_pages_and_reopen, setup, teardown),
         cmocka_unit_test(bad_urls),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest pg_tests[] = {
+        cmocka_unit_test_setup_teardown(shared_nodes, setup, teardown),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    /* Several nodes: a PostgreSQL store only (unit.test_store.pg). */
+    const char *pg = getenv("VIDQ_TEST_PG_HOST");
+    if (pg && *pg)
+        failed += cmocka_run_group_tests(pg_tests, NULL, NULL);
+    return failed;
 }
