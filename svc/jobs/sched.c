@@ -73,6 +73,7 @@ struct sjob {
     int cancel_pending;            /* a cancel of this queued job is in the store */
     int cancel_requested;          /* stop it as soon as it runs */
     int requeue;                   /* stopping for shutdown, not cancel */
+    int lost;                      /* shared store: another node has it now */
     atomic_int stop;               /* read by the worker's supervisor */
     int wake_fd;                   /* eventfd that wakes the supervisor; -1 */
     pid_t pid;
@@ -385,8 +386,17 @@ static void on_progress(void *opaque, const struct tc_progress_snapshot *snap)
     }
     pthread_mutex_unlock(&s->lock);
     notify(s, r->id, 0);
-    if (persist)
-        store_job_progress(s->st, r->id, &p);
+    if (!persist)
+        return;
+    if (store_job_progress(s->st, r->id, &p) == STORE_ECONFLICT && s->shared) {
+        /* This node was presumed dead and the job requeued: stop working
+         * on it, touch neither its row nor its files. */
+        log_warn("job taken over by another node id=%s: stopping it here", r->id);
+        pthread_mutex_lock(&s->lock);
+        r->j->lost = 1;
+        stop_job(r->j);
+        pthread_mutex_unlock(&s->lock);
+    }
 }
 
 /* The outputs of job as the library wants them; paths in paths[]. */
@@ -570,15 +580,29 @@ static void *runner_main(void *arg)
         message = wr->message;
         break;
     }
-decided:
-    if (final != JOB_SUCCEEDED)
-        job_remove_outputs(s->data_dir, r->id);
+decided:;
+    pthread_mutex_lock(&s->lock);
+    int lost = j->lost;
+    pthread_mutex_unlock(&s->lock);
     int rc;
-    if (requeue)
-        rc = store_job_requeue(s->st, r->id);
-    else
+    if (lost) {
+        rc = STORE_ECONFLICT; /* not ours: forget it (below) */
+    } else if (s->shared && !requeue) {
+        /* Several nodes: the end first, the files after, and only if the
+         * job was still ours (once it is requeued its folder is the next
+         * attempt's, maybe on another node). */
         rc = store_job_finish(s->st, r->id, final, code, message, results);
-    if (rc != STORE_OK)
+        if (rc == STORE_OK && final != JOB_SUCCEEDED)
+            job_remove_outputs(s->data_dir, r->id);
+    } else {
+        if (final != JOB_SUCCEEDED)
+            job_remove_outputs(s->data_dir, r->id);
+        if (requeue)
+            rc = store_job_requeue(s->st, r->id);
+        else
+            rc = store_job_finish(s->st, r->id, final, code, message, results);
+    }
+    if (rc != STORE_OK && !lost)
         log_error("job end not stored id=%s error=%s", r->id, store_strerror(rc));
     if (requeue)
         log_info("job requeued id=%s", r->id);
