@@ -116,7 +116,10 @@ struct sched {
     /* shared store only */
     int shared;
     int poke;                      /* a submit: claim now */
-    int64_t shared_queued;         /* queued jobs in the store, last tick */
+    int64_t shared_queued;         /* queued jobs in the store, last tick
+                                    * plus this node's changes since */
+    uint64_t shared_gen;           /* bumped by each local change of it */
+    int shared_inflight;           /* store calls that change it, under way */
     pthread_t ticker;
     int has_ticker;
 };
@@ -722,12 +725,15 @@ static void *dispatcher_main(void *arg)
         if (s->stopping)
             break;
         s->n_running++; /* the slot is ours while we claim */
+        s->shared_inflight++;
         pthread_mutex_unlock(&s->lock);
 
         struct job *claimed = NULL;
         int rc = store_job_claim_next(s->st, &claimed);
 
         pthread_mutex_lock(&s->lock);
+        s->shared_inflight--;
+        s->shared_gen++;
         if (rc != STORE_OK && s->shared) {
             /* Nothing queued in the store (or it failed): look again at
              * the next poll or submit. */
@@ -838,6 +844,8 @@ static void *ticker_main(void *arg)
     struct sched *s = arg;
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
+        uint64_t gen = s->shared_gen;
+        int quiet = s->shared_inflight == 0;
         pthread_mutex_unlock(&s->lock);
         int64_t counts[5];
         if (store_cancel_requested(s->st, on_remote_cancel, s) != STORE_OK)
@@ -846,7 +854,9 @@ static void *ticker_main(void *arg)
             log_error("cannot requeue the jobs of dead nodes");
         int counted = store_count_by_status(s->st, counts) == STORE_OK;
         pthread_mutex_lock(&s->lock);
-        if (counted) {
+        /* A count taken while this node queued, claimed or canceled a
+         * job may miss that change: keep ours until a quiet tick. */
+        if (counted && quiet && s->shared_inflight == 0 && gen == s->shared_gen) {
             memcpy(s->by_status, counts, sizeof(counts));
             s->shared_queued = counts[JOB_QUEUED];
             if (counts[JOB_QUEUED] > 0)
@@ -1058,6 +1068,7 @@ int sched_submit(struct sched *s, struct job *job, int accepted, char **json, si
         ret = SCHED_EQUEUE_FULL;
     else {
         s->n_reserved++;
+        s->shared_inflight++;
         ret = SCHED_OK;
     }
     pthread_mutex_unlock(&s->lock);
@@ -1069,6 +1080,8 @@ int sched_submit(struct sched *s, struct job *job, int accepted, char **json, si
 
     pthread_mutex_lock(&s->lock);
     s->n_reserved--;
+    s->shared_inflight--;
+    s->shared_gen++;
     if (rc != STORE_OK) {
         ret = store_to_sched(rc);
         goto out;
@@ -1203,9 +1216,16 @@ int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len)
     struct sjob *j = find(s, id);
     if (!j && s->shared) {
         /* Queued (in the store) or run by another node. */
+        s->shared_inflight++;
         pthread_mutex_unlock(&s->lock);
         int running = 0;
         int rc = store_job_cancel_request(s->st, id, &running);
+        pthread_mutex_lock(&s->lock);
+        s->shared_inflight--;
+        s->shared_gen++;
+        if (rc == STORE_OK && !running && s->shared_queued > 0)
+            s->shared_queued--;
+        pthread_mutex_unlock(&s->lock);
         struct job *job = NULL;
         ret = store_to_sched(store_job_get(s->st, id, &job));
         if (ret == SCHED_OK) {
@@ -1217,8 +1237,6 @@ int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len)
         if (rc == STORE_OK && !running) {
             pthread_mutex_lock(&s->lock);
             count_move(s, JOB_QUEUED, JOB_CANCELED);
-            if (s->shared_queued > 0)
-                s->shared_queued--;
             pthread_mutex_unlock(&s->lock);
             log_info("job canceled id=%s (queued)", id);
             notify(s, id, 1);
