@@ -881,13 +881,14 @@ static void *ticker_main(void *arg)
 }
 
 /* The job object of a job this node does not hold, from the store (with
- * its queue position when queued). */
-static int dump_stored(struct sched *s, const struct job *job, char **json, size_t *len)
+ * its queue position when queued: pos, or < 0 to ask the store). */
+static int dump_stored(struct sched *s, const struct job *job, long pos, char **json,
+                       size_t *len)
 {
-    long pos = 0;
     if (!json)
         return 0;
-    if (job->status == JOB_QUEUED && s->shared && store_queue_position(s->st, job->id, &pos) != STORE_OK)
+    if (pos < 0 && (job->status != JOB_QUEUED || !s->shared ||
+                    store_queue_position(s->st, job->id, &pos) != STORE_OK))
         pos = 0;
     json_t *obj = job_to_json(job, pos);
     *json = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
@@ -1093,7 +1094,7 @@ int sched_submit(struct sched *s, struct job *job, int accepted, char **json, si
         s->poke = 1;
         pthread_cond_signal(&s->wake);
         pthread_mutex_unlock(&s->lock);
-        ret = dump_stored(s, job, json, json_len);
+        ret = dump_stored(s, job, -1, json, json_len);
         pthread_mutex_lock(&s->lock);
         goto out;
     }
@@ -1161,13 +1162,16 @@ int sched_job_json_status(struct sched *s, const char *id, char **json, size_t *
     }
     pthread_mutex_unlock(&s->lock);
 
+    /* Not held here: a job another node runs or a queued one (shared
+     * store), or an old one. One query, the position with it. */
     struct job *job = NULL;
-    ret = store_to_sched(store_job_get(s->st, id, &job));
+    long pos = 0;
+    ret = store_to_sched(store_job_get_position(s->st, id, &job, &pos));
     if (ret != SCHED_OK)
         return ret;
     if (status)
         *status = job->status;
-    ret = dump_stored(s, job, json, json_len);
+    ret = dump_stored(s, job, pos, json, json_len);
     /* Keep it for the next read if it ended (active ones are always in
      * memory; one missing here is being submitted right now). */
     if (job_status_is_final(job->status)) {
@@ -1229,7 +1233,7 @@ int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len)
         struct job *job = NULL;
         ret = store_to_sched(store_job_get(s->st, id, &job));
         if (ret == SCHED_OK) {
-            if (dump_stored(s, job, json, json_len) < 0)
+            if (dump_stored(s, job, -1, json, json_len) < 0)
                 ret = SCHED_ENOMEM;
             else if (rc != STORE_OK)
                 ret = store_to_sched(rc);

@@ -196,3 +196,11 @@ int store_delivery_release(struct store *st, int64_t seq)
 {
     return st->ops->delivery_release ? st->ops->delivery_release(st, seq) : STORE_OK;
 }
+
+int store_job_get_position(struct store *st, const char *id, struct job **out, long *pos)
+{
+    *pos = 0;
+    if (!st->ops->job_get_position)
+        return st->ops->job_get(st, id, out);
+    return st->ops->job_get_position(st, id, out, pos);
+}

@@ -125,6 +125,10 @@ int store_cancel_requested(struct store *st, void (*fn)(void *opaque, const char
  * 0 if it is not queued. STORE_EINVAL on SQLite. */
 int store_queue_position(struct store *st, const char *id, long *pos);
 
+/* store_job_get plus, on a shared store, the queue position of a queued
+ * job (0 otherwise, and always 0 on SQLite) in one query. */
+int store_job_get_position(struct store *st, const char *id, struct job **out, long *pos);
+
 /* One job by id; *out is a heap copy (job_free). */
 int store_job_get(struct store *st, const char *id, struct job **out);
 

@@ -55,6 +55,7 @@ struct store_ops {
     int (*cancel_requested)(struct store *st, void (*fn)(void *opaque, const char *id),
                             void *opaque);
     int (*queue_position)(struct store *st, const char *id, long *pos);
+    int (*job_get_position)(struct store *st, const char *id, struct job **out, long *pos);
     int (*delivery_release)(struct store *st, int64_t seq);
 };
 

@@ -888,7 +888,9 @@ out:
     return ret;
 }
 
-static int pg_job_get(struct store *st, const char *id, struct job **out)
+/* One job by id; with pos, also its queue position, in the same query
+ * (one round trip: the status of a queued job is read this way). */
+static int job_get(struct store *st, const char *id, struct job **out, long *pos)
 {
     int ret = STORE_EIO;
     PGresult *r = NULL;
@@ -898,7 +900,13 @@ static int pg_job_get(struct store *st, const char *id, struct job **out)
         goto out;
     struct params p = {0};
     p_text(&p, id);
-    r = run(c, "get", "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1", &p, NULL, NULL);
+    r = run(c, "get",
+            pos ? "SELECT " JOB_COLUMNS ", CASE WHEN j.status = 'queued' THEN (SELECT count(*) "
+                  "FROM jobs q WHERE q.status = 'queued' AND (q.priority > j.priority OR "
+                  "(q.priority = j.priority AND q.seq <= j.seq))) ELSE 0 END "
+                  "FROM jobs j WHERE j.id = $1"
+                : "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1",
+            &p, NULL, NULL);
     /* The connection is not needed for the copy below. */
     conn_put(st, c);
     c = NULL;
@@ -912,6 +920,8 @@ static int pg_job_get(struct store *st, const char *id, struct job **out)
     job = calloc(1, sizeof(*job));
     if (!job || row_to_job(r, 0, job) != STORE_OK)
         goto out;
+    if (pos)
+        *pos = (long)i64(r, 0, 22);
     *out = job;
     job = NULL;
     ret = STORE_OK;
@@ -920,6 +930,16 @@ out:
     PQclear(r);
     conn_put(st, c);
     return ret;
+}
+
+static int pg_job_get(struct store *st, const char *id, struct job **out)
+{
+    return job_get(st, id, out, NULL);
+}
+
+static int pg_job_get_position(struct store *st, const char *id, struct job **out, long *pos)
+{
+    return job_get(st, id, out, pos);
 }
 
 /* Run a job SELECT and call fn for each row (the result is fetched whole
@@ -1578,5 +1598,6 @@ const struct store_ops store_pg_ops = {
     .job_cancel_request = pg_job_cancel_request,
     .cancel_requested = pg_cancel_requested,
     .queue_position = pg_queue_position,
+    .job_get_position = pg_job_get_position,
     .delivery_release = pg_delivery_release,
 };

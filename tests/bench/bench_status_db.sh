@@ -34,7 +34,7 @@ start_server() { # db URL
   n=$((n + 1))
   rm -rf "$work/data"
   if [[ $1 == postgres* ]]; then
-    psql -X -q "$VIDQ_TEST_DB" -c "DROP DATABASE IF EXISTS bench_$n" -c "CREATE DATABASE bench_$n"
+    PGOPTIONS="-c client_min_messages=warning" psql -X -q "$VIDQ_TEST_DB" -c "DROP DATABASE IF EXISTS bench_$n" -c "CREATE DATABASE bench_$n"
     db="postgresql://$VIDQ_TEST_PG_USER@/bench_$n?host=$VIDQ_TEST_PG_HOST"
   else
     db="sqlite:$work/data/vidq.db"

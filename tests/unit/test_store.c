@@ -150,6 +150,10 @@ static void claim_order_and_states(void **state)
     assert_int_equal(counts[JOB_CANCELED], 1);
     assert_int_equal(counts[JOB_QUEUED], 0);
     assert_int_equal(store_job_get(st, "nope", &j), STORE_ENOTFOUND);
+    long pos = -1;
+    assert_int_equal(store_job_get_position(st, b.id, &j, &pos), STORE_OK);
+    assert_int_equal(pos, 0); /* ended */
+    job_free(&j);
     job_clear(&a);
     job_clear(&b);
     job_clear(&c);
@@ -319,6 +323,13 @@ static void shared_nodes(void **state)
     assert_int_equal(pos, 3);
     assert_int_equal(store_queue_position(a, "nope", &pos), STORE_OK);
     assert_int_equal(pos, 0);
+    struct job *got = NULL;
+    assert_int_equal(store_job_get_position(b, p1.id, &got, &pos), STORE_OK);
+    assert_string_equal(got->id, p1.id);
+    assert_int_equal(got->status, JOB_QUEUED);
+    assert_int_equal(pos, 2);
+    job_free(&got);
+    assert_int_equal(store_job_get_position(b, "nope", &got, &pos), STORE_ENOTFOUND);
 
     /* A claims p2; only A may move it on. */
     struct job *j = NULL;
