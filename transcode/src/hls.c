@@ -411,6 +411,11 @@ static void measure(const struct tc_hls *h, const struct rendition *r, int64_t *
     if (total_d > 0) {
         *avg = (int64_t)ceil(total_b * 8.0 / total_d);
         *peak = peak_bps > 0 ? (int64_t)ceil(peak_bps) : *avg;
+        /* The peak leaves out a short last segment; if that one raised the
+         * average above it (TS overhead in a small audio segment), the
+         * average is the peak: BANDWIDTH is never below AVERAGE-BANDWIDTH. */
+        if (*peak < *avg)
+            *peak = *avg;
     }
 }
 
