@@ -3,8 +3,10 @@
 # shorter side, aligned keyframes, TS segments, the audio once in its own
 # group, master.m3u8 (check_hls in lib_cli.sh does the ffprobe checks).
 # CLI: a 360p source (one rung), a 720p 3 s source (three rungs), the same
-# with fMP4 2 s segments, HEVC (fMP4, hvc1), a video-only source (no audio
-# group), an audio-only source (one audio variant), an output directory
+# with fMP4 2 s segments, a rotated 720p source (each rung's pictures match
+# ffmpeg's direct downscale: the cascade from rung to rung is right), HEVC
+# (fMP4, hvc1), a video-only source (no audio group), an audio-only source
+# (one audio variant), an output directory
 # that exists and is not empty (refused, kept intact), bad segment options
 # (refused with the field named). Service: upload with preset=hls plus an
 # fMP4 output, fetch master.m3u8, the playlists, a video and an audio
@@ -75,6 +77,32 @@ else
       awk '{ if ($1 < 1.9 || $1 > 2.1) bad = 1 } END { exit bad }' || fail "fmp4: $pl segments are not 2 s: $(grep '^#EXTINF' "$pl" | tr '\n' ' ')"
   done
   grep -q '^#EXT-X-VERSION:7$' "$T/f720/master.m3u8" || fail "fmp4: master.m3u8 version is not 7"
+fi
+
+note "rotated 720p source -> hls: every rung (each scaled from the rung above) is the source's picture"
+# rotated90.mp4: 1280x720 coded, displayed 720x1280: rungs 720, 480, 360
+# (portrait). The 480 and 360 rungs are scaled from the rung above, which
+# was rotated already: each rung's frames must match ffmpeg's own direct
+# downscale of the (auto-rotated) source, frame for frame.
+rot=$VIDQ_MEDIA/rotated90.mp4
+frames_of() {
+  ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames \
+    -of default=nw=1:nk=1 "$1" </dev/null | grep -m 1 -x '[0-9]*'
+}
+run_vidq transcode "$rot" "$T/hrot" --preset hls --progress none
+if [ "$RC" -ne 0 ]; then fail "rotated -> hls: exit $RC: $(cat "$T/err.txt")"
+else
+  check_hls "rotated -> hls" "$rot" "$T/hrot"
+  for r in 720p:720x1280 480p:480x854 360p:360x640; do
+    name=${r%%:*} size=${r#*:}
+    n=$(frames_of "$T/hrot/$name/index.m3u8") want=$(frames_of "$rot")
+    [ "$n" = "$want" ] || fail "rotated -> hls: $name has $n frames, the source $want"
+    ssim=$(ffmpeg -nostdin -i "$T/hrot/$name/index.m3u8" -i "$rot" -lavfi \
+      "[0:v]setpts=PTS-STARTPTS[a];[1:v]scale=${size/x/:}:flags=lanczos,setpts=PTS-STARTPTS[b];[a][b]ssim" \
+      -f null - 2>&1 | sed -n 's/.*SSIM.* All:\([0-9.]*\).*/\1/p')
+    awk -v s="${ssim:-0}" 'BEGIN { exit !(s >= 0.9) }' ||
+      fail "rotated -> hls: $name SSIM against ffmpeg's downscale of the source is '${ssim}' (want >= 0.9: wrong picture?)"
+  done
 fi
 
 note "HEVC in HLS: fMP4, tagged hvc1, aligned keyframes"

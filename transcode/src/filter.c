@@ -114,7 +114,10 @@ int tc_filter_video_open(const struct tc_video_chain *c, struct tc_filter **out,
         ADD("hflip,vflip,");
     else if (c->rotation == 270)
         ADD("transpose=cclock,");
-    ADD("scale=%d:%d,setsar=1,", c->out_w, c->out_h);
+    if (c->sharp)
+        ADD("scale=%d:%d:flags=lanczos,setsar=1,", c->out_w, c->out_h);
+    else
+        ADD("scale=%d:%d,setsar=1,", c->out_w, c->out_h);
     ADD("format=%s", av_get_pix_fmt_name((enum AVPixelFormat)c->out_fmt));
     if (c->fps > 0)
         ADD(",fps=%.6f", c->fps);

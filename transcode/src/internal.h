@@ -146,6 +146,8 @@ struct tc_video_chain {
     int out_w, out_h, out_fmt;
     double fps;                      /* 0: keep timestamps */
     int threads;                     /* filter graph threads, 0 = auto */
+    int sharp;                       /* lanczos instead of bicubic (a ladder
+                                      * rung scaled from the rung above) */
 };
 
 struct tc_audio_chain {

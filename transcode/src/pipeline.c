@@ -89,6 +89,11 @@ struct output {
     struct tc_hls *hls;         /* a rendition of this HLS output, or NULL */
     size_t hls_k;               /* which one */
     double kf_next;             /* next forced keyframe time, s */
+    /* Ladder cascade: a rung's pictures are scaled from the next larger
+     * rung's (already rotated, deinterlaced, square-pixelled) instead of
+     * from the decoded frame. */
+    struct output *smaller;     /* rung fed from this one's chain, or NULL */
+    struct output *larger;      /* rung this one is fed from, or NULL */
 };
 
 struct run {
@@ -186,6 +191,32 @@ static int build_video_chain(struct run *r, struct output *o, int w, int h, int 
         .fps = o->thumbnail || o->sprite ? 0 : vs->fps,
         .threads = r->budget ? r->enc_threads : 0,
     };
+    if (o->larger && (s->out_w > o->larger->v.out_w || s->out_h > o->larger->v.out_h)) {
+        /* Not a smaller rung after all (cannot happen with the ladder's
+         * order, but a cascade must never upscale): fed from the decoder. */
+        o->larger->smaller = NULL;
+        o->larger = NULL;
+    }
+    if (o->larger) {
+        /* Its size was computed from the source above, as for any rung;
+         * its input is the larger rung's output, already rotated,
+         * deinterlaced, square and at the spec's frame rate. */
+        const struct out_stream *ls = &o->larger->v;
+        int tbn, tbd, frn, frd;
+        tc_filter_out_timing(ls->filter, &tbn, &tbd, &frn, &frd);
+        c.in_w = w = ls->out_w;
+        c.in_h = h = ls->out_h;
+        c.in_fmt = fmt = AV_PIX_FMT_YUV420P;
+        c.in_tb_num = tbn;
+        c.in_tb_den = tbd;
+        c.sar_num = c.sar_den = 1;
+        c.fr_num = frn;
+        c.fr_den = frd;
+        c.rotation = 0;
+        c.deinterlace = 0;
+        c.fps = 0;
+        c.sharp = 1;
+    }
     s->in_w = w;
     s->in_h = h;
     s->in_fmt = fmt;
@@ -349,6 +380,16 @@ static int drain_chain(struct run *r, struct output *o, struct out_stream *s)
                 return canceled(r) ? tc_error_set(r->err, TC_ECANCELED, "canceled") : ret;
             continue;
         }
+        struct output *smaller = s == &o->v && o->smaller && !o->smaller->done ? o->smaller : NULL;
+        if (smaller) {
+            /* A reference of the picture as the chain gave it (the
+             * keyframe flag and pts below are this encoder's business). */
+            ret = tc_filter_push(smaller->v.filter, r->filt);
+            if (ret < 0) {
+                av_frame_unref(r->filt);
+                return fail_av(r, TC_EINTERNAL, ret, "filtering failed");
+            }
+        }
         AVCodecContext *ec = tc_encoder_ctx(s->enc);
         if (o->thumbnail) {
             double t = r->filt->pts != AV_NOPTS_VALUE ? r->filt->pts * av_q2d((AVRational){tbn, tbd})
@@ -379,6 +420,9 @@ static int drain_chain(struct run *r, struct output *o, struct out_stream *s)
         av_frame_unref(r->filt);
         if (ret < 0)
             return fail_av(r, TC_EENCODE, ret, "encoding failed");
+        /* (r->filt is free again: the smaller rung may use it) */
+        if (smaller && (ret = drain_chain(r, smaller, &smaller->v)) < 0)
+            return ret;
     }
 }
 
@@ -515,7 +559,7 @@ static int decode(struct run *r, AVCodecContext *dec, const AVPacket *pkt)
             struct output *o = &r->outs[i];
             if (o->done)
                 continue;
-            if (video && o->v.mode == MODE_ENCODE)
+            if (video && o->v.mode == MODE_ENCODE && !o->larger)
                 ret = feed_video(r, o, r->frame);
             else if (!video && o->a.mode == MODE_ENCODE)
                 ret = feed_audio(r, o, r->frame);
@@ -653,6 +697,29 @@ static void auto_copy(struct run *r, struct output *o)
     }
 }
 
+/* Each ladder rung that encodes video is fed from the next larger one
+ * (renditions come largest first), scaled with lanczos: 720p to 480p
+ * with lanczos costs less than 1080p (let alone 4K) to 480p with bicubic,
+ * and the pictures come out closer to a careful direct downscale (a
+ * bicubic cascade would be cheaper still but visibly softer: 0.5 dB
+ * PSNR lost at 360p after encoding). */
+static void link_ladder(struct run *r)
+{
+    for (size_t g = 0; g < r->n_groups; g++) {
+        struct output *larger = NULL;
+        for (size_t k = 0; k < tc_hls_count(r->groups[g].h); k++) {
+            struct output *o = &r->outs[r->groups[g].first + k];
+            if (o->v.mode != MODE_ENCODE)
+                continue;
+            if (larger) {
+                larger->smaller = o;
+                o->larger = larger;
+            }
+            larger = o;
+        }
+    }
+}
+
 static int plan(struct run *r)
 {
     const struct tc_run_params *p = r->p;
@@ -688,6 +755,8 @@ static int plan(struct run *r)
         r->copy_v |= o->v.mode == MODE_COPY;
         n_venc += o->v.mode == MODE_ENCODE && !o->thumbnail && strcmp(spec->container, "sprite");
     }
+
+    link_ladder(r);
 
     /* A budget the job asked for itself (an output's "threads") wins. */
     int asked = 0;
