@@ -25,7 +25,7 @@ static const struct opt opts[] = {
     {"data-dir", OPT_STR, offsetof(struct config, data_dir), sizeof(((struct config *)0)->data_dir), 0, 0,
      "folder for the database, uploads and outputs"},
     {"db", OPT_STR, offsetof(struct config, db), sizeof(((struct config *)0)->db), 0, 0,
-     "job store: sqlite:<path> (default sqlite:<data-dir>/vidq.db)"},
+     "job store: sqlite:<path> (default sqlite:<data-dir>/vidq.db) or postgres://user@host/db"},
     {"max-concurrent", OPT_INT, offsetof(struct config, max_concurrent), 0, 1, 256, "jobs running at once"},
     {"isolation", OPT_ISOLATION, 0, 0, 0, 0, "process (a child per job) or thread"},
     {"max-queued", OPT_INT, offsetof(struct config, max_queued), 0, 1, 1000000, "queued jobs before 429"},

@@ -1,15 +1,16 @@
 /*
  * store.h - the durable job store: the one place jobs are written to disk.
  *
- * A narrow interface so that another backend (PostgreSQL for several
- * nodes) can sit behind it; every SQL statement lives in the backend's .c
- * (store_sqlite.c). Each state change is ONE transaction, so that later
- * additions written "in the same transaction" (a webhook outbox row) go
- * into the same function.
+ * A narrow interface with two backends behind it, picked by the URL's
+ * scheme in store.c: SQLite (store_sqlite.c, one node) and PostgreSQL
+ * (store_pg.c, one or several nodes sharing the database). Every SQL
+ * statement lives in the backend's .c. Each state change is ONE
+ * transaction, so that additions written "in the same transaction" (a
+ * webhook outbox row) go into the same function.
  *
  * Threading: a struct store may be used from any thread at once; it hands
  * each calling thread a connection of its own for the length of a call
- * (SQLite connections are never shared between threads mid-statement).
+ * (connections are never shared between threads mid-statement).
  *
  * Errors: functions return 0 or a negative STORE_E* code.
  */
@@ -32,8 +33,12 @@ enum {
 
 struct store;
 
-/* Open (creating if needed) the store at url ("sqlite:<path>"). Returns 0
- * and *out, or a negative code with a reason in err. */
+/* Open (creating the schema if needed) the store at url: "sqlite:<path>"
+ * or a libpq URL "postgres://..." / "postgresql://...". Returns 0 and
+ * *out, or a negative code with a reason in err: STORE_EINVAL for an
+ * unknown scheme or a schema version this build does not know, STORE_EIO
+ * when the database cannot be opened or reached (err names the problem
+ * but never repeats the URL, which may hold a password). */
 int store_open(const char *url, struct store **out, char *err, size_t errlen);
 
 /* Close and free; accepts NULL and sets *pp = NULL. Callers first stop every

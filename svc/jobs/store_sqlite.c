@@ -23,6 +23,7 @@
  *   Threads: a small pool of connections; a call borrows one for its length.
  */
 #include "jobs/store.h"
+#include "jobs/store_backend.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -38,7 +39,8 @@
 
 enum { POOL_MAX = 16 };
 
-struct store {
+struct sqlite_store {
+    struct store base; /* first: store.c sees only this */
     char path[1100];
     pthread_mutex_t lock;
     sqlite3 *idle[POOL_MAX];
@@ -77,19 +79,6 @@ static int hooks_after_transition(sqlite3 *db, const char *job_id);
     "input_json, outputs_json, results_json, metadata_json, webhook_url, p_percent, "        \
     "p_out_time, p_frames, p_fps, p_speed, p_eta, error_code, error_message"
 
-const char *store_strerror(int code)
-{
-    switch (code) {
-    case STORE_OK: return "ok";
-    case STORE_ENOTFOUND: return "no such job";
-    case STORE_ECONFLICT: return "the job is not in a state that allows this";
-    case STORE_EIO: return "database error";
-    case STORE_ENOMEM: return "out of memory";
-    case STORE_EINVAL: return "invalid argument";
-    default: return "unknown store error";
-    }
-}
-
 static sqlite3 *conn_open(const char *path, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
@@ -117,8 +106,9 @@ static sqlite3 *conn_open(const char *path, char *err, size_t errlen)
 }
 
 /* Borrow a connection for this thread; NULL on failure (logged). */
-static sqlite3 *conn_get(struct store *st)
+static sqlite3 *conn_get(struct store *base)
 {
+    struct sqlite_store *st = (struct sqlite_store *)base;
     sqlite3 *db = NULL;
     pthread_mutex_lock(&st->lock);
     if (st->n_idle > 0)
@@ -133,8 +123,9 @@ static sqlite3 *conn_get(struct store *st)
     return db;
 }
 
-static void conn_put(struct store *st, sqlite3 *db)
+static void conn_put(struct store *base, sqlite3 *db)
 {
+    struct sqlite_store *st = (struct sqlite_store *)base;
     if (!db)
         return;
     pthread_mutex_lock(&st->lock);
@@ -146,10 +137,12 @@ static void conn_put(struct store *st, sqlite3 *db)
     sqlite3_close(db);
 }
 
-int store_open(const char *url, struct store **out, char *err, size_t errlen)
+static void sq_close(struct store *base);
+
+static int sq_open(const char *url, struct store **out, char *err, size_t errlen)
 {
     int ret = STORE_EINVAL;
-    struct store *st = NULL;
+    struct sqlite_store *st = NULL;
     sqlite3 *db = NULL;
     char *msg = NULL;
 
@@ -182,26 +175,24 @@ int store_open(const char *url, struct store **out, char *err, size_t errlen)
     }
     st->idle[st->n_idle++] = db;
     db = NULL;
-    *out = st;
+    *out = &st->base;
     st = NULL;
     ret = STORE_OK;
 out:
     sqlite3_free(msg);
     sqlite3_close(db);
-    store_close(&st);
+    if (st)
+        sq_close(&st->base);
     return ret;
 }
 
-void store_close(struct store **pp)
+static void sq_close(struct store *base)
 {
-    if (!pp || !*pp)
-        return;
-    struct store *st = *pp;
+    struct sqlite_store *st = (struct sqlite_store *)base;
     for (int i = 0; i < st->n_idle; i++)
         sqlite3_close(st->idle[i]);
     pthread_mutex_destroy(&st->lock);
     free(st);
-    *pp = NULL;
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -347,7 +338,7 @@ out:
     return ret;
 }
 
-int store_job_create(struct store *st, struct job *job)
+static int sq_job_create(struct store *st, struct job *job)
 {
     int ret = STORE_EIO;
     sqlite3 *db = conn_get(st);
@@ -357,7 +348,7 @@ int store_job_create(struct store *st, struct job *job)
     return ret;
 }
 
-int store_job_create_failed(struct store *st, struct job *job)
+static int sq_job_create_failed(struct store *st, struct job *job)
 {
     int ret = STORE_EIO;
     int in_tx = 0;
@@ -388,7 +379,7 @@ out:
     return ret;
 }
 
-int store_job_claim_next(struct store *st, struct job **out)
+static int sq_job_claim_next(struct store *st, struct job **out)
 {
     int ret = STORE_EIO;
     int in_tx = 0;
@@ -453,7 +444,7 @@ out:
     return ret;
 }
 
-int store_job_progress(struct store *st, const char *id, const struct job_progress *p)
+static int sq_job_progress(struct store *st, const char *id, const struct job_progress *p)
 {
     int ret = STORE_EIO;
     sqlite3_stmt *s = NULL;
@@ -538,7 +529,7 @@ static void bind_finish(sqlite3_stmt *s, const void *arg)
     bind_text(s, 7, a->id);
 }
 
-int store_job_finish(struct store *st, const char *id, enum job_status status,
+static int sq_job_finish(struct store *st, const char *id, enum job_status status,
                      const char *error_code, const char *error_message, const char *results_json)
 {
     if (!job_status_is_final(status))
@@ -560,7 +551,7 @@ static void bind_time_id(sqlite3_stmt *s, const void *arg)
     bind_text(s, 2, arg);
 }
 
-int store_job_cancel_queued(struct store *st, const char *id)
+static int sq_job_cancel_queued(struct store *st, const char *id)
 {
     return transition(st, id,
                       "UPDATE jobs SET status = 'canceled', finished_at = ? "
@@ -568,7 +559,7 @@ int store_job_cancel_queued(struct store *st, const char *id)
                       bind_time_id, id);
 }
 
-int store_job_requeue(struct store *st, const char *id)
+static int sq_job_requeue(struct store *st, const char *id)
 {
     return transition(st, id,
                       "UPDATE jobs SET status = 'queued', started_at = NULL, p_percent = 0, "
@@ -577,7 +568,7 @@ int store_job_requeue(struct store *st, const char *id)
                       bind_id, id);
 }
 
-int store_requeue_running(struct store *st, void (*fn)(void *opaque, const char *id),
+static int sq_requeue_running(struct store *st, void (*fn)(void *opaque, const char *id),
                           void *opaque)
 {
     int ret = STORE_EIO;
@@ -618,7 +609,7 @@ out:
     return ret;
 }
 
-int store_job_get(struct store *st, const char *id, struct job **out)
+static int sq_job_get(struct store *st, const char *id, struct job **out)
 {
     int ret = STORE_EIO;
     sqlite3_stmt *s = NULL;
@@ -711,7 +702,7 @@ static void bind_list(sqlite3_stmt *s, const void *arg)
     sqlite3_bind_int(s, 3, a->limit);
 }
 
-int store_job_list(struct store *st, int status, int64_t before_seq, int limit,
+static int sq_job_list(struct store *st, int status, int64_t before_seq, int limit,
                    int (*fn)(void *opaque, const struct job *job), void *opaque)
 {
     struct list_args a = {status, before_seq, limit};
@@ -722,7 +713,7 @@ int store_job_list(struct store *st, int status, int64_t before_seq, int limit,
     return walk(st, sql, bind_list, &a, fn, opaque);
 }
 
-int store_job_list_active(struct store *st, int (*fn)(void *opaque, const struct job *job),
+static int sq_job_list_active(struct store *st, int (*fn)(void *opaque, const struct job *job),
                           void *opaque)
 {
     return walk(st,
@@ -731,7 +722,7 @@ int store_job_list_active(struct store *st, int (*fn)(void *opaque, const struct
                 NULL, NULL, fn, opaque);
 }
 
-int store_count_by_status(struct store *st, int64_t counts[5])
+static int sq_count_by_status(struct store *st, int64_t counts[5])
 {
     int ret = STORE_EIO;
     sqlite3_stmt *s = NULL;
@@ -954,7 +945,7 @@ static int hooks_new_id(char id[STORE_WEBHOOK_ID_SIZE])
     return STORE_OK;
 }
 
-int store_webhook_add(struct store *st, const char *job_id, const char *url, int events,
+static int sq_webhook_add(struct store *st, const char *job_id, const char *url, int events,
                       struct store_webhook *out, int *queued)
 {
     int ret = STORE_EIO;
@@ -1032,7 +1023,7 @@ out:
     return ret;
 }
 
-int store_webhook_list(struct store *st, const char *job_id,
+static int sq_webhook_list(struct store *st, const char *job_id,
                        int (*fn)(void *opaque, const struct store_webhook *w), void *opaque)
 {
     int ret = STORE_EIO;
@@ -1068,7 +1059,7 @@ out:
     return ret;
 }
 
-int store_webhook_delete(struct store *st, const char *id)
+static int sq_webhook_delete(struct store *st, const char *id)
 {
     int ret = STORE_EIO;
     sqlite3_stmt *s = NULL;
@@ -1110,7 +1101,7 @@ static void row_to_delivery(sqlite3_stmt *s, struct store_delivery *d)
     d->attempts = sqlite3_column_int(s, 9);
 }
 
-int store_delivery_pending(struct store *st, int64_t after_seq, int limit,
+static int sq_delivery_pending(struct store *st, int64_t after_seq, int limit,
                            int (*fn)(void *opaque, const struct store_delivery *d), void *opaque)
 {
     int ret = STORE_EIO;
@@ -1143,7 +1134,7 @@ out:
     return ret;
 }
 
-int store_delivery_attempt(struct store *st, const struct store_attempt *a)
+static int sq_delivery_attempt(struct store *st, const struct store_attempt *a)
 {
     int ret = STORE_EIO;
     int in_tx = 0;
@@ -1192,7 +1183,7 @@ out:
     return ret;
 }
 
-int store_delivery_list(struct store *st, const char *job_id,
+static int sq_delivery_list(struct store *st, const char *job_id,
                         int (*fn_delivery)(void *opaque, const struct store_delivery *d),
                         int (*fn_attempt)(void *opaque, const struct store_attempt *a),
                         void *opaque)
@@ -1255,3 +1246,27 @@ out:
     conn_put(st, db);
     return ret;
 }
+
+const struct store_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .job_create = sq_job_create,
+    .job_create_failed = sq_job_create_failed,
+    .job_claim_next = sq_job_claim_next,
+    .job_progress = sq_job_progress,
+    .job_finish = sq_job_finish,
+    .job_cancel_queued = sq_job_cancel_queued,
+    .job_requeue = sq_job_requeue,
+    .requeue_running = sq_requeue_running,
+    .job_get = sq_job_get,
+    .job_list = sq_job_list,
+    .job_list_active = sq_job_list_active,
+    .count_by_status = sq_count_by_status,
+    .webhook_add = sq_webhook_add,
+    .webhook_list = sq_webhook_list,
+    .webhook_delete = sq_webhook_delete,
+    .delivery_pending = sq_delivery_pending,
+    .delivery_attempt = sq_delivery_attempt,
+    .delivery_list = sq_delivery_list,
+};

@@ -1,6 +1,6 @@
 /*
  * Integration test of the webhook outbox (svc/hooks/outbox.c) on a real
- * SQLite job store and a real receiver (tests/support/webhook_receiver.js,
+ * job store (SQLite, or PostgreSQL under with_pg.sh: it.test_hook_outbox.pg) and a real receiver (tests/support/webhook_receiver.js,
  * verifying with the npm standardwebhooks package):
  *   - events come out of the store's job transitions: job.started at
  *     claim, the final event at finish/cancel, to the upload webhook_url
@@ -159,7 +159,7 @@ int main(void)
     char *dir = ts_mkdtemp("hook_outbox");
     char db[4200], url[512], body[1024], err[512];
     snprintf(log_path, sizeof(log_path), "%s/receiver.jsonl", dir);
-    snprintf(db, sizeof(db), "sqlite:%s/vidq.db", dir);
+    snprintf(db, sizeof(db), "%s", ts_store_url(dir));
     int port = 0;
     int rpid = ts_receiver_start(SECRET, log_path, NULL, &port);
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 int ts_failures;
 
 const char *ts_media(const char *name)
@@ -111,6 +113,46 @@ static char *read_file(const char *path)
     return buf;
 }
 
+const char *ts_store_url(const char *data_dir)
+{
+    static char url[4400];
+    const char *host = getenv("VIDQ_TEST_PG_HOST");
+    if (!host || !*host) {
+        snprintf(url, sizeof(url), "sqlite:%s/vidq.db", data_dir);
+        return url;
+    }
+    const char *user = getenv("VIDQ_TEST_PG_USER");
+    const char *admin = getenv("VIDQ_TEST_DB");
+    if (!user || !*user || !admin || !*admin) {
+        fprintf(stderr, "VIDQ_TEST_PG_HOST is set but VIDQ_TEST_PG_USER or VIDQ_TEST_DB is not "
+                        "(run the test through tests/support/with_pg.sh)\n");
+        exit(1);
+    }
+    /* One database per data dir: a restart on the same dir finds its jobs. */
+    uint64_t h = 14695981039346656037ull;
+    for (const char *p = data_dir; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    char name[40];
+    snprintf(name, sizeof(name), "t_%016llx", (unsigned long long)h);
+    PGconn *c = PQconnectdb(admin);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "cannot reach the test PostgreSQL (%s): %s", admin, PQerrorMessage(c));
+        exit(1);
+    }
+    char sql[128];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name); /* our own name: [t_0-9a-f] */
+    PGresult *r = PQexec(c, sql);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && !(state && strcmp(state, "42P04") == 0)) {
+        fprintf(stderr, "cannot create the test database %s: %s", name, PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(r);
+    PQfinish(c);
+    snprintf(url, sizeof(url), "postgresql://%s@/%s?host=%s", user, name, host);
+    return url;
+}
+
 void ts_server_start(struct ts_server *s, const char *data_dir, const char *flags)
 {
     static int counter;
@@ -133,8 +175,15 @@ void ts_server_start(struct ts_server *s, const char *data_dir, const char *flag
     argv[argc++] = (char *)"--data-dir";
     argv[argc++] = s->data_dir;
     char *save = NULL;
-    for (char *t = strtok_r(copy, " ", &save); t && argc < 62; t = strtok_r(NULL, " ", &save))
+    for (char *t = strtok_r(copy, " ", &save); t && argc < 60; t = strtok_r(NULL, " ", &save))
         argv[argc++] = t;
+    char *db = NULL;
+    const char *pg_host = getenv("VIDQ_TEST_PG_HOST");
+    if (pg_host && *pg_host && !strstr(flags ? flags : "", "--db")) {
+        db = strdup(ts_store_url(s->data_dir));
+        argv[argc++] = (char *)"--db";
+        argv[argc++] = db;
+    }
     argv[argc] = NULL;
     pid_t pid = fork();
     if (pid < 0) {
@@ -153,6 +202,7 @@ void ts_server_start(struct ts_server *s, const char *data_dir, const char *flag
     }
     free(copy);
     free(bin);
+    free(db);
     s->pid = pid;
     double deadline = ts_now() + 20;
     while (ts_now() < deadline) {

@@ -66,8 +66,16 @@ struct ts_server {
     const char *const *auth; /* headers ts_wait_* send (e.g. the API key), or NULL */
 };
 
+/* The store URL for a server or store on data_dir: sqlite:<data_dir>/vidq.db,
+ * or, when the test runs under tests/support/with_pg.sh (VIDQ_TEST_PG_HOST
+ * set), a PostgreSQL database of the throwaway cluster, one per data_dir
+ * (created if needed; exits 1 if the cluster cannot be reached). A static
+ * buffer: copy it before the next call. */
+const char *ts_store_url(const char *data_dir);
+
 /* Start the server with data_dir (created if needed) and extra flags (a
- * space-separated string, may be NULL). Environment from the caller.
+ * space-separated string, may be NULL); without --db in flags it gets
+ * --db ts_store_url(data_dir). Environment from the caller.
  * Aborts the test if it does not listen within 20 s. */
 void ts_server_start(struct ts_server *s, const char *data_dir, const char *flags);
 

@@ -1,4 +1,6 @@
-/* Unit tests of the SQLite job store: states, order, guards, paging. */
+/* Unit tests of the job store: states, order, guards, paging, bad URLs.
+ * The same cases run on SQLite and, under tests/support/with_pg.sh (ctest
+ * unit.test_store.pg), on PostgreSQL: ts_store_url picks the backend. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <cmocka.h>
 
 #include "jobs/store.h"
+#include "test_support.h"
 
 static char db_url[4200];
 
@@ -20,7 +23,7 @@ static int setup(void **state)
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s/store.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     assert_non_null(mkdtemp(dir));
-    snprintf(db_url, sizeof(db_url), "sqlite:%s/jobs.db", dir);
+    snprintf(db_url, sizeof(db_url), "%s", ts_store_url(dir));
     struct store *st = NULL;
     char err[256];
     assert_int_equal(store_open(db_url, &st, err, sizeof(err)), STORE_OK);
@@ -201,11 +204,26 @@ static void bad_urls(void **state)
     (void)state;
     struct store *st = NULL;
     char err[256];
-    assert_int_equal(store_open("postgres://x", &st, err, sizeof(err)), STORE_EINVAL);
+    assert_int_equal(store_open("mysql://x", &st, err, sizeof(err)), STORE_EINVAL);
     assert_non_null(strstr(err, "sqlite:"));
+    assert_non_null(strstr(err, "postgres://"));
+    assert_int_equal(store_open("", &st, err, sizeof(err)), STORE_EINVAL);
     assert_int_equal(store_open("sqlite:", &st, err, sizeof(err)), STORE_EINVAL);
     assert_int_equal(store_open("sqlite:/nonexistent/dir/x.db", &st, err, sizeof(err)),
                      STORE_EIO);
+    assert_null(st);
+    /* PostgreSQL that cannot be reached: the reason, not a hang; the
+     * password of the URL is not repeated. */
+    assert_int_equal(store_open("postgres://u:s3cret@nohost.invalid/x", &st, err, sizeof(err)),
+                     STORE_EIO);
+    assert_non_null(strstr(err, "nohost.invalid"));
+    assert_null(strstr(err, "s3cret"));
+    assert_int_equal(store_open("postgresql:///x?host=/nonexistent", &st, err, sizeof(err)),
+                     STORE_EIO);
+    assert_non_null(strstr(err, "/nonexistent"));
+    assert_null(strchr(err, '\n'));
+    assert_int_equal(store_open("postgres://127.0.0.1:1/x", &st, err, sizeof(err)), STORE_EIO);
+    assert_non_null(strstr(err, "refused"));
     assert_null(st);
 }
 

@@ -1,0 +1,60 @@
+/*
+ * store_backend.h - what a job store backend provides (internal to
+ * svc/jobs/store*.c; callers use store.h only).
+ *
+ * store.c picks the backend by the URL's scheme and forwards every
+ * store.h call through the backend's ops table. A backend's handle embeds
+ * struct store as its first member, so the backend casts the struct store *
+ * it is given back to its own type. Each op has the contract of the
+ * store.h function of the same name.
+ */
+#ifndef VIDQ_STORE_BACKEND_H
+#define VIDQ_STORE_BACKEND_H
+
+#include "jobs/store.h"
+
+struct store_ops {
+    const char *name; /* "sqlite", "postgres" (logs) */
+    int (*open)(const char *url, struct store **out, char *err, size_t errlen);
+    void (*close)(struct store *st);
+    int (*job_create)(struct store *st, struct job *job);
+    int (*job_create_failed)(struct store *st, struct job *job);
+    int (*job_claim_next)(struct store *st, struct job **out);
+    int (*job_progress)(struct store *st, const char *id, const struct job_progress *p);
+    int (*job_finish)(struct store *st, const char *id, enum job_status status,
+                      const char *error_code, const char *error_message,
+                      const char *results_json);
+    int (*job_cancel_queued)(struct store *st, const char *id);
+    int (*job_requeue)(struct store *st, const char *id);
+    int (*requeue_running)(struct store *st, void (*fn)(void *opaque, const char *id),
+                           void *opaque);
+    int (*job_get)(struct store *st, const char *id, struct job **out);
+    int (*job_list)(struct store *st, int status, int64_t before_seq, int limit,
+                    int (*fn)(void *opaque, const struct job *job), void *opaque);
+    int (*job_list_active)(struct store *st, int (*fn)(void *opaque, const struct job *job),
+                           void *opaque);
+    int (*count_by_status)(struct store *st, int64_t counts[5]);
+    int (*webhook_add)(struct store *st, const char *job_id, const char *url, int events,
+                       struct store_webhook *out, int *queued);
+    int (*webhook_list)(struct store *st, const char *job_id,
+                        int (*fn)(void *opaque, const struct store_webhook *w), void *opaque);
+    int (*webhook_delete)(struct store *st, const char *id);
+    int (*delivery_pending)(struct store *st, int64_t after_seq, int limit,
+                            int (*fn)(void *opaque, const struct store_delivery *d),
+                            void *opaque);
+    int (*delivery_attempt)(struct store *st, const struct store_attempt *a);
+    int (*delivery_list)(struct store *st, const char *job_id,
+                         int (*fn_delivery)(void *opaque, const struct store_delivery *d),
+                         int (*fn_attempt)(void *opaque, const struct store_attempt *a),
+                         void *opaque);
+};
+
+/* The head of every backend's handle. */
+struct store {
+    const struct store_ops *ops;
+};
+
+extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
+
+#endif
