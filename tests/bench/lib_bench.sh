@@ -4,8 +4,9 @@
 #                       phone or camera file) + stereo AAC 192k.
 #   median              the median of the numbers on stdin, one per line.
 #   bench_measure DIR NAME CMD...
-#                       runs CMD under /usr/bin/time and appends "secs kib"
-#                       (wall time, peak RSS) to DIR/NAME.txt; a failing
+#                       runs CMD under /usr/bin/time and appends "secs kib
+#                       user sys" (wall time, peak RSS, CPU seconds) to
+#                       DIR/NAME.txt; a failing
 #                       command stops the benchmark with its stderr.
 
 bench_input() {
@@ -29,7 +30,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 bench_measure() {
   local dir=$1 name=$2
   shift 2
-  if ! /usr/bin/time -f '%e %M' -o "$dir/time.tmp" "$@" >/dev/null 2>"$dir/err.tmp"; then
+  if ! /usr/bin/time -f '%e %M %U %S' -o "$dir/time.tmp" "$@" >/dev/null 2>"$dir/err.tmp"; then
     echo "benchmark: failed: $*" >&2
     cat "$dir/err.tmp" >&2
     exit 1

@@ -4,7 +4,8 @@
 # group, master.m3u8 (check_hls in lib_cli.sh does the ffprobe checks).
 # CLI: a 360p source (one rung), a 720p 3 s source (three rungs), the same
 # with fMP4 2 s segments, a rotated 720p source (each rung's pictures match
-# ffmpeg's direct downscale: the cascade from rung to rung is right), HEVC
+# ffmpeg's direct downscale: the cascade from rung to rung is right), a
+# source whose size changes mid-way (every rung keeps its size), HEVC
 # (fMP4, hvc1), a video-only source (no audio group), an audio-only source
 # (one audio variant), an output directory
 # that exists and is not empty (refused, kept intact), bad segment options
@@ -87,7 +88,7 @@ note "rotated 720p source -> hls: every rung (each scaled from the rung above) i
 rot=$VIDQ_MEDIA/rotated90.mp4
 frames_of() {
   ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames \
-    -of default=nw=1:nk=1 "$1" </dev/null | grep -m 1 -x '[0-9]*'
+    -of default=nw=1:nk=1 "$1" </dev/null | awk '/^[0-9]+$/ && !n { print; n = 1 }'
 }
 run_vidq transcode "$rot" "$T/hrot" --preset hls --progress none
 if [ "$RC" -ne 0 ]; then fail "rotated -> hls: exit $RC: $(cat "$T/err.txt")"
@@ -103,6 +104,44 @@ else
     awk -v s="${ssim:-0}" 'BEGIN { exit !(s >= 0.9) }' ||
       fail "rotated -> hls: $name SSIM against ffmpeg's downscale of the source is '${ssim}' (want >= 0.9: wrong picture?)"
   done
+fi
+
+note "a source whose picture size changes mid-way (720p then 360p pieces joined) -> hls and mp4"
+# The decoder's frames change size half-way: the top rung's chain is
+# rebuilt, the rungs below it keep taking its (constant-size) pictures.
+ff_piece() { ffmpeg -nostdin -v error -y -f lavfi -i "testsrc2=size=$1:rate=25:duration=1" \
+  -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=1" -c:v libx264 -preset ultrafast \
+  -pix_fmt yuv420p -c:a aac -shortest "${@:3}" -f mpegts "$2"; }
+ff_piece 1280x720 "$T/p1.ts" && ff_piece 640x360 "$T/p2.ts" -output_ts_offset 1
+cat "$T/p1.ts" "$T/p2.ts" >"$T/sizes.ts"
+sizes_of() { # FILE -> the distinct WxH of its decoded video frames
+  ffprobe -v error -select_streams v:0 -show_entries frame=width,height -of csv=p=0 "$1" </dev/null |
+    awk -F, 'NF >= 2 { print $1 "," $2 }' | sort -u | tr '\n' ' '
+}
+run_vidq transcode "$T/sizes.ts" "$T/hsizes" --preset hls --progress none
+if [ "$RC" -ne 0 ]; then fail "size change -> hls: exit $RC: $(cat "$T/err.txt")"
+else
+  for r in 720p:1280,720 480p:854,480 360p:640,360; do
+    name=${r%%:*}
+    got=$(sizes_of "$T/hsizes/$name/index.m3u8")
+    [ "$got" = "${r#*:} " ] || fail "size change -> hls: $name frames are '$got', want '${r#*:}' throughout"
+    n=$(frames_of "$T/hsizes/$name/index.m3u8")
+    [ "$n" = 50 ] || fail "size change -> hls: $name has $n frames, want 50"
+    # Decoded by ffprobe (the pieces meet 19 ms apart, as in the source,
+    # which ffmpeg's null muxer would round onto one 1/25 s slot and call
+    # non-monotonic).
+    ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames \
+      "$T/hsizes/$name/index.m3u8" </dev/null >/dev/null 2>"$T/dec.err"
+    if [ -s "$T/dec.err" ]; then fail "size change -> hls: $name decode errors: $(head -c 200 "$T/dec.err")"; fi
+  done
+fi
+run_vidq transcode "$T/sizes.ts" "$T/sizes.mp4" --progress none \
+  --output '{"name":"o","preset":"mp4-720p","auto_copy":false}'
+if [ "$RC" -ne 0 ]; then fail "size change -> mp4: exit $RC: $(cat "$T/err.txt")"
+else
+  got=$(sizes_of "$T/sizes.mp4")
+  [ "$got" = "1280,720 " ] || fail "size change -> mp4: frames are '$got', want 1280x720 throughout"
+  [ "$(frames_of "$T/sizes.mp4")" = 50 ] || fail "size change -> mp4: $(frames_of "$T/sizes.mp4") frames, want 50"
 fi
 
 note "HEVC in HLS: fMP4, tagged hvc1, aligned keyframes"

@@ -25,7 +25,7 @@ struct tc_encoder {
     AVCodecContext *ctx;
     AVPacket *pkt;
     int64_t last_pts;      /* video: keep pts strictly increasing */
-    int64_t next_pts;      /* audio: samples so far */
+    int64_t next_pts;      /* audio: where the next frame starts */
     int64_t frame_dur;     /* video: one frame in ctx->time_base, for pkt durations */
     int64_t prev_pts;      /* video: the frame before last_pts */
     AVPacket *held;        /* video: the last packet, written when its duration is known */
@@ -84,7 +84,7 @@ static struct tc_encoder *encoder_alloc(const AVCodec *codec)
     e->ctx = avcodec_alloc_context3(codec);
     e->pkt = av_packet_alloc();
     e->held = av_packet_alloc();
-    e->last_pts = e->prev_pts = e->end_pts = AV_NOPTS_VALUE;
+    e->last_pts = e->prev_pts = e->end_pts = e->next_pts = AV_NOPTS_VALUE;
     e->first_dts = e->min_pts = AV_NOPTS_VALUE;
     if (!e->ctx || !e->pkt || !e->held)
         tc_encoder_free(&e);
@@ -270,6 +270,12 @@ int tc_encoder_send(struct tc_encoder *e, AVFrame *frame,
             /* The sink's re-framing keeps exact timestamps; a frame
              * without one continues from the previous. */
             if (frame->pts == AV_NOPTS_VALUE)
+                frame->pts = e->next_pts != AV_NOPTS_VALUE ? e->next_pts : 0;
+            else if (e->next_pts != AV_NOPTS_VALUE && frame->pts < e->next_pts)
+                /* Overlapping audio (files cut and joined: the next part
+                 * starts before the last one's audio ended) plays right
+                 * after what was sent: packets never go back in time,
+                 * which muxers refuse. */
                 frame->pts = e->next_pts;
             e->next_pts = frame->pts + frame->nb_samples;
         } else {

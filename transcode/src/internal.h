@@ -323,6 +323,9 @@ void tc_mux_set_hls(struct tc_mux *m, double seconds, int fmp4);
 int tc_mux_global_header(const struct tc_mux *m);
 /* Add a stream for an encoder's output or for a copy of ist. Returns the
  * new stream's index or an AVERROR. */
+/* Streams per output whose timestamps tc_mux_write keeps moving forward
+ * (a video and an audio; more are written as given). */
+enum { TC_MUX_MAX_STREAMS = 4 };
 int tc_mux_add_encoded(struct tc_mux *m, const struct AVCodecContext *enc, const char *container);
 int tc_mux_add_copy(struct tc_mux *m, const struct AVStream *ist);
 int tc_mux_write_header(struct tc_mux *m, struct tc_error *err);

@@ -4,6 +4,7 @@
  *
  * Threading: the thread running the pipeline. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/avstring.h>
+#include <libavutil/common.h>
 #include <libavutil/mem.h>
 
 #include "transcode/tc.h"
@@ -27,6 +29,8 @@ struct tc_mux {
                              * muxer opens its own files, nothing renamed */
     double hls_time;        /* target segment duration, seconds */
     int hls_fmp4;           /* fMP4 segments, else MPEG-TS */
+    int64_t last_dts[TC_MUX_MAX_STREAMS]; /* per stream, its time base */
+    int64_t bumped;         /* packets whose dts was moved forward */
 };
 
 static int interrupt_cb(void *opaque)
@@ -73,6 +77,8 @@ int tc_mux_open(const char *container, const char *path, atomic_int *cancel, str
         }
         return tc_error_set(err, TC_ENOMEM, "out of memory opening an output");
     }
+    for (int i = 0; i < TC_MUX_MAX_STREAMS; i++)
+        m->last_dts[i] = AV_NOPTS_VALUE;
     m->max_end = 0;
     r = avformat_alloc_output_context2(&m->oc, NULL, muxer, m->part);
     if (r < 0 || !m->oc) {
@@ -212,6 +218,25 @@ int tc_mux_write(struct tc_mux *m, int index, AVPacket *pkt, int tb_num, int tb_
     AVRational tb = {tb_num, tb_den};
     pkt->stream_index = index;
     av_packet_rescale_ts(pkt, tb, st->time_base);
+    /* Inputs joined from pieces (camera files, cut recordings) can step
+     * back in time where the pieces meet; muxers refuse a dts that does
+     * not move forward. As the ffmpeg CLI does, such a packet is moved
+     * just after the previous one. */
+    if (index < TC_MUX_MAX_STREAMS && pkt->dts != AV_NOPTS_VALUE) {
+        int64_t last = m->last_dts[index];
+        if (last != AV_NOPTS_VALUE) {
+            int64_t min = last + !(m->oc->oformat->flags & AVFMT_TS_NONSTRICT);
+            if (pkt->dts < min) {
+                if (!m->bumped++)
+                    tc_log(TC_LOG_WARNING, "output %s stream %d: timestamps go back (%" PRId64
+                           " after %" PRId64 "): moved forward", m->path, index, pkt->dts, last);
+                if (pkt->pts != AV_NOPTS_VALUE && pkt->pts >= pkt->dts)
+                    pkt->pts = FFMAX(pkt->pts, min);
+                pkt->dts = min;
+            }
+        }
+        m->last_dts[index] = pkt->dts;
+    }
     if (pkt->pts != AV_NOPTS_VALUE) {
         int64_t end = av_rescale_q(pkt->pts + (pkt->duration > 0 ? pkt->duration : 0), st->time_base,
                                    AV_TIME_BASE_Q);
