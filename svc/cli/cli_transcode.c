@@ -162,7 +162,9 @@ static void describe_stream(const json_t *st, const char *kind, char *buf, size_
 
 /* After a successful run: with --progress json, one last line on stdout
  * {"outputs": [{"name", "path", "container", "size", "duration_s",
- * "video": {..., "copied": b}|null, "audio": {..., "copied": b}|null}]};
+ * "video": {..., "copied": b}|null, "audio": {..., "copied": b}|null}]}
+ * (hls and sprite outputs: also "renditions" with a "path" each, or
+ * "sprite"; see tc_output_result_to_json);
  * with the bar, one line per output on stderr saying what was copied. */
 static void print_outputs(enum progress_mode mode, const struct tc_output *outs,
                           const struct tc_output_result *res, size_t n)
@@ -175,6 +177,15 @@ static void print_outputs(enum progress_mode mode, const struct tc_output *outs,
         json_object_set_new(o, "name", json_string(outs[i].spec.name));
         json_object_set_new(o, "path", json_string(outs[i].path));
         json_object_set_new(o, "container", json_string(outs[i].spec.container));
+        /* Each HLS variant's media playlist as a path too. */
+        size_t k;
+        json_t *variant;
+        json_array_foreach(json_object_get(o, "renditions"), k, variant) {
+            char path[4200];
+            const char *uri = json_string_value(json_object_get(variant, "uri"));
+            if (uri && snprintf(path, sizeof(path), "%s/%s", outs[i].path, uri) < (int)sizeof(path))
+                json_object_set_new(variant, "path", json_string(path));
+        }
         json_array_append_new(list, o);
         if (mode == PROGRESS_BAR) {
             char v[64] = "", a[64] = "";

@@ -162,6 +162,36 @@ static json_t *parse_or(const char *text, json_t *fallback)
     return v;
 }
 
+/* The extension fields of a folder output's result ("renditions" of hls,
+ * "sprite"; see tc_output_result_to_json) onto obj, each file named
+ * relative to the folder given as a URL under base; url is the index's. */
+static void add_folder_fields(json_t *obj, const json_t *res, const char *base, const char *url)
+{
+    json_t *list = json_object_get(res, "renditions");
+    json_t *sprite = json_object_get(res, "sprite");
+    if (json_is_array(list)) {
+        json_t *out = json_array();
+        size_t k;
+        json_t *v;
+        json_array_foreach(list, k, v) {
+            const char *uri = json_string_value(json_object_get(v, "uri"));
+            char u[512];
+            if (!uri || snprintf(u, sizeof(u), "%s/%s", base, uri) >= (int)sizeof(u))
+                continue;
+            json_t *r = json_pack("{s:O, s:s}", "name", json_object_get(v, "name"), "url", u);
+            if (r && json_object_update_missing(r, v) == 0)
+                json_object_del(r, "uri");
+            json_array_append_new(out, r);
+        }
+        json_object_set_new(obj, "renditions", out);
+    }
+    if (json_is_object(sprite)) {
+        json_t *c = json_deep_copy(sprite);
+        json_object_set_new(c, "vtt_url", json_string(url));
+        json_object_set_new(obj, "sprite", c);
+    }
+}
+
 static json_t *outputs_to_json(const struct job *job)
 {
     json_t *list = json_array();
@@ -176,25 +206,27 @@ static json_t *outputs_to_json(const struct job *job)
         const char *container = json_string_value(json_object_get(spec, "container"));
         json_t *preset = json_object_get(o, "preset");
         json_t *res = json_array_get(results, i);
-        char url[256];
+        char base[256], url[320];
         if (!name || !container)
             continue;
+        snprintf(base, sizeof(base), "/v1/jobs/%s/outputs/%s", job->id, name);
         if (tc_container_is_folder(container))
-            snprintf(url, sizeof(url), "/v1/jobs/%s/outputs/%s/%s", job->id, name,
-                     tc_container_index(container));
+            snprintf(url, sizeof(url), "%s/%s", base, tc_container_index(container));
         else
-            snprintf(url, sizeof(url), "/v1/jobs/%s/outputs/%s", job->id, name);
+            snprintf(url, sizeof(url), "%s", base);
         json_t *size = json_object_get(res, "size");
         json_t *dur = json_object_get(res, "duration_s");
         json_t *video = json_object_get(res, "video");
         json_t *audio = json_object_get(res, "audio");
-        json_array_append_new(
-            list, json_pack("{s:s, s:O, s:s, s:s, s:O, s:s, s:O, s:O, s:O}", "name", name,
-                            "preset", preset ? preset : json_null(), "container", container,
-                            "url", url, "size", size ? size : json_null(), "mime",
-                            tc_container_mime(container), "duration_s",
-                            dur ? dur : json_null(), "video", video ? video : json_null(),
-                            "audio", audio ? audio : json_null()));
+        json_t *obj = json_pack("{s:s, s:O, s:s, s:s, s:O, s:s, s:O, s:O, s:O}", "name", name,
+                                "preset", preset ? preset : json_null(), "container",
+                                container, "url", url, "size", size ? size : json_null(),
+                                "mime", tc_container_mime(container), "duration_s",
+                                dur ? dur : json_null(), "video", video ? video : json_null(),
+                                "audio", audio ? audio : json_null());
+        if (obj && tc_container_is_folder(container))
+            add_folder_fields(obj, res, base, url);
+        json_array_append_new(list, obj);
     }
     json_decref(outs);
     json_decref(results);

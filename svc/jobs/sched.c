@@ -441,13 +441,21 @@ out:
 
 /* results_json for a succeeded run: size and duration from the run,
  * video/audio (and whether each was copied) from probing each finished
- * output. An output can carry the input's own (copied) bitstream: that
- * one is probed as isolated as the job was. New string or NULL. */
+ * file output. An output can carry the input's own (copied) bitstream:
+ * that one is probed as isolated as the job was. A folder output (hls,
+ * sprite) is described by the run's result alone. New string or NULL. */
 static char *results_json(const struct sched *s, const struct tc_output *outs,
                           const struct tc_output_result *res, size_t n)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
+        if (tc_container_is_folder(outs[i].spec.container)) {
+            if (json_array_append_new(arr, tc_output_result_to_json(&outs[i], &res[i])) < 0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+            continue;
+        }
         json_t *video = NULL, *audio = NULL;
         double duration = res[i].duration_s;
         struct tc_media_info info;
@@ -464,8 +472,7 @@ static char *results_json(const struct sched *s, const struct tc_output *outs,
             .nice = s->cfg.worker_nice,
             .timeout_s = 60,
         };
-        if (!tc_container_is_folder(outs[i].spec.container) &&
-            worker_probe(&probe, &info, &err) == 0) {
+        if (worker_probe(&probe, &info, &err) == 0) {
             json_t *in = tc_media_info_to_json(&info, NULL);
             video = json_incref(json_object_get(in, "video"));
             audio = json_incref(json_object_get(in, "audio"));

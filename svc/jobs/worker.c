@@ -13,7 +13,7 @@
  *     {"input": path, "outputs": [{"spec": {...}, "preset": s, "path": s}]}
  *   runs tc_run with the shared progress and a cancel flag that SIGTERM
  *   sets, writes one result JSON line
- *     {"results": [{"size", "duration_s", ...}]} | {"error": {"code","message"}}
+ *     {"results": [<tc_output_result_pack>, ...]} | {"error": {"code","message"}}
  *   and exits 0 (succeeded) or 1 (failed).
  *   The runner polls the result pipe and a wake-up eventfd with a 200 ms
  *   timeout: each wake it reads the progress seqlock (>= 5 samples/s),
@@ -135,14 +135,14 @@ static void parse_child_result(const char *buf, const struct worker_params *p,
         set_result(r, WORKER_FAILED, code ? code : "internal_error", "%s",
                    msg ? msg : "the transcode failed");
     } else if (json_is_array(list) && json_array_size(list) == p->n_outputs) {
-        for (size_t i = 0; i < p->n_outputs; i++) {
-            json_t *o = json_array_get(list, i);
-            r->results[i].size = json_integer_value(json_object_get(o, "size"));
-            r->results[i].duration_s = json_number_value(json_object_get(o, "duration_s"));
-            r->results[i].video_copied = json_is_true(json_object_get(o, "video_copied"));
-            r->results[i].audio_copied = json_is_true(json_object_get(o, "audio_copied"));
-        }
-        set_result(r, WORKER_SUCCEEDED, "", "ok");
+        int bad = 0;
+        for (size_t i = 0; i < p->n_outputs; i++)
+            bad |= tc_output_result_unpack(json_array_get(list, i), &r->results[i]) < 0;
+        if (bad)
+            set_result(r, WORKER_CRASHED, "worker_crashed",
+                       "the worker process sent a malformed result");
+        else
+            set_result(r, WORKER_SUCCEEDED, "", "ok");
     } else {
         set_result(r, WORKER_CRASHED, "worker_crashed", "the worker process sent no result");
     }

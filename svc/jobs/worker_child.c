@@ -186,11 +186,7 @@ int worker_child_main(int argc, char **argv)
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:I, s:f, s:b, s:b}", "size",
-                                             (json_int_t)results[i].size, "duration_s",
-                                             results[i].duration_s, "video_copied",
-                                             results[i].video_copied, "audio_copied",
-                                             results[i].audio_copied));
+        json_array_append_new(arr, tc_output_result_pack(&results[i]));
     reply(json_pack("{s:o}", "results", arr));
     ret = 0;
 out:

@@ -516,7 +516,7 @@ expect_refusal() {
   local kind=$1
   case "$kind" in
     audio) [ "$I_na" -gt 0 ] || echo "invalid_output|unsupported_media" ;;
-    image|hls|sprite) [ "$I_nv" -gt 0 ] || echo "invalid_output|unsupported_media" ;;
+    image|sprite) [ "$I_nv" -gt 0 ] || echo "invalid_output|unsupported_media" ;;
     copy)
       local c cls any_no=0 any_maybe=0
       for c in $I_vcodec $I_acodec; do
@@ -562,7 +562,9 @@ transcode_case() {
   fi
   [ -e "$out.part" ] && fail "$ctx: $out.part left after success"
   if [ "$kind" = hls ]; then
-    check_hls "$ctx" "$in" "$out"
+    if [ "$I_nv" -gt 0 ]; then check_hls "$ctx" "$in" "$out"; else check_hls_audio "$ctx" "$out"; fi
+    tail -n 1 "$T/out.txt" | jq '.outputs[0]' >"$T/result.json" || true
+    check_hls_result "$ctx (its description)" "$out" "$T/result.json"
     rm -rf "$out"
     return 0
   fi
@@ -571,6 +573,9 @@ transcode_case() {
     sp=$(preset_spec "$preset")
     check_sprite "$ctx" "$in" "$out" "$(jq -r .sprite.interval_s <<<"$sp")" \
       "$(jq -r .video.width <<<"$sp")" "$(jq -r .sprite.columns <<<"$sp")" "$(jq -r .sprite.rows <<<"$sp")"
+    tail -n 1 "$T/out.txt" | jq '.outputs[0]' >"$T/result.json" || true
+    check_sprite_result "$ctx (its description)" "$out" "$T/result.json" "$(jq -r .sprite.interval_s <<<"$sp")" \
+      "$(jq -r .sprite.columns <<<"$sp")" "$(jq -r .sprite.rows <<<"$sp")"
     rm -rf "$out"
     return 0
   fi
@@ -655,6 +660,21 @@ check_hls() {
   return 0
 }
 
+# check_hls_audio CTX DIR: DIR is an hls output of an audio-only input: its
+# master.m3u8 has one variant, audio/index.m3u8 (CODECS "mp4a.40.2", no
+# RESOLUTION, no EXT-X-MEDIA), a valid AAC playlist, and nothing else.
+check_hls_audio() {
+  local ctx=$1 dir=$2 master=$2/master.m3u8
+  if [ ! -s "$master" ]; then fail "$ctx: no $master"; return 0; fi
+  [ "$(grep -A1 '^#EXT-X-STREAM-INF:' "$master" | grep -v '^#' | tr '\n' ' ')" = "audio/index.m3u8 " ] ||
+    fail "$ctx: master.m3u8 variants are not audio/index.m3u8 alone: $(tr '\n' ' ' <"$master")"
+  grep -q '^#EXT-X-STREAM-INF:.*CODECS="mp4a.40.2"$' "$master" || fail "$ctx: the audio variant's CODECS: $(grep STREAM-INF "$master")"
+  grep -q 'RESOLUTION=\|^#EXT-X-MEDIA' "$master" && fail "$ctx: RESOLUTION or EXT-X-MEDIA in an audio-only master: $(tr '\n' ' ' <"$master")"
+  [ "$(cd "$dir" && ls | tr '\n' ' ')" = "audio master.m3u8 " ] || fail "$ctx: the folder holds $(cd "$dir" && ls | tr '\n' ' ')"
+  check_hls_playlist "$ctx" "$dir" audio/index.m3u8 audio "" ""
+  return 0
+}
+
 # check_hls_playlist CTX DIR URI KIND SIZE CODECS: one media playlist of an
 # hls output (KIND h264|hevc with SIZE "w,h" and CODECS its codec string, or
 # audio). Sets HLS_DURS (its EXTINF lines) and HLS_TOTAL (their sum; for
@@ -712,6 +732,122 @@ check_hls_playlist() {
     fi
   done < <(grep -v '^#' "$pl" | grep -v '^$')
   [ "$nseg" -ge 1 ] || fail "$ctx: $uri lists no segment"
+  return 0
+}
+
+# dir_bytes DIR: the bytes of every file under DIR.
+dir_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
+
+# near A B TOL: |A - B| <= TOL.
+near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; exit !(d <= t && -d <= t) }'; }
+
+# stream_facts FILE v|a: ffprobe's first video (audio) stream of FILE (an
+# HLS media playlist works) as the keys vidq's stream objects use.
+stream_facts() {
+  ffprobe -v error -select_streams "$2:0" -of json -show_entries \
+    stream=codec_name,profile,pix_fmt,width,height,avg_frame_rate,r_frame_rate,channels,sample_rate "$1" </dev/null |
+    jq -c '.streams[0] // {} | def rate(r): (r | split("/") | map(tonumber)) as [$n, $d] | if $d > 0 then $n / $d else 0 end;
+      {codec: .codec_name, profile, pix_fmt, width, height, channels, sample_rate: (.sample_rate // null | if . then tonumber else null end),
+       fps: (if (.avg_frame_rate // "0/0") != "0/0" then rate(.avg_frame_rate) else rate(.r_frame_rate // "0/0") end)}'
+}
+
+# check_hls_result CTX DIR OBJ_FILE: OBJ_FILE holds the description of the
+# hls output in DIR (one object of `vidq transcode --progress json`'s or of
+# the job's "outputs"); checked against the files: valid JSON; size = the
+# bytes of DIR; duration_s = ffprobe's of master.m3u8 (within 0.15 s); one
+# rendition per variant of master.m3u8 in its order, with its URI (the
+# rendition's "uri", "url" or "path" ends with it), BANDWIDTH,
+# AVERAGE-BANDWIDTH and CODECS; average_bandwidth = the bytes of the
+# variant's segments (and the audio's) over ffprobe's durations (within
+# 3 %), bandwidth >= it; each rendition's video = ffprobe of its media
+# playlist (codec, profile, pix_fmt, width, height, fps), its audio =
+# ffprobe of the audio playlist (codec, channels, sample_rate), null when
+# there is none; the output's video = the first rendition's, its audio =
+# the audio rendition's, each with "copied": false.
+check_hls_result() {
+  local ctx=$1 dir=$2 obj=$3 master=$2/master.m3u8 d n=0 line uri r got want kind bytes dur rate sum apl=""
+  jq -e 'type == "object"' "$obj" >/dev/null 2>&1 || { fail "$ctx: not a JSON object: $(head -c 300 "$obj")"; return 0; }
+  got=$(jq -r .size "$obj"); want=$(dir_bytes "$dir")
+  [ "$got" = "$want" ] || fail "$ctx: size $got, the folder holds $want bytes"
+  d=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$master" </dev/null)
+  near "$(jq -r .duration_s "$obj")" "$d" 0.15 || fail "$ctx: duration_s $(jq -r .duration_s "$obj"), ffprobe says $d"
+  grep -q '^#EXT-X-MEDIA:TYPE=AUDIO' "$master" && apl=audio/index.m3u8
+  # Bits per second of a media playlist's segments, by ffprobe's duration.
+  hls_rate() {
+    local pl=$1 b
+    b=$(grep -v '^#' "$pl" | grep . | while read -r seg; do stat -c %s "${pl%/*}/$seg"; done | awk '{ s += $1 } END { print s + 0 }')
+    awk -v b="$b" -v d="$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$pl" </dev/null)" 'BEGIN { print b * 8 / d }'
+  }
+  while IFS= read -r line; do
+    case "$line" in '#EXT-X-STREAM-INF:'*) ;; *) continue ;; esac
+    IFS= read -r uri
+    r=$(jq -c ".renditions[$n] // empty" "$obj")
+    n=$((n + 1))
+    [ -n "$r" ] || { fail "$ctx: no rendition for variant $n ($uri)"; continue; }
+    got=$(jq -r '.url // .uri' <<<"$r")
+    [[ "$got" == "$uri" || "$got" == */"$uri" ]] || fail "$ctx: rendition $n is at '$got', the master's variant $n is $uri"
+    [ "$(jq -r .name <<<"$r")" = "${uri%%/*}" ] || fail "$ctx: rendition $n name $(jq -r .name <<<"$r"), its folder is ${uri%%/*}"
+    for kind in BANDWIDTH AVERAGE-BANDWIDTH; do
+      want=$(grep -o "[:,]$kind=[0-9]*" <<<"$line" | cut -d= -f2)
+      got=$(jq -r ".$(tr 'A-Z-' 'a-z_' <<<"$kind")" <<<"$r")
+      [ "$got" = "$want" ] || fail "$ctx: rendition $n $kind $got, master.m3u8 says $want"
+    done
+    want=$(grep -o 'CODECS="[^"]*"' <<<"$line" | cut -d'"' -f2)
+    [ "$(jq -r .codecs <<<"$r")" = "$want" ] || fail "$ctx: rendition $n codecs $(jq -r .codecs <<<"$r"), master.m3u8 says $want"
+    sum=$(hls_rate "$dir/$uri")
+    if [ -n "$apl" ]; then sum=$(awk -v a="$sum" -v b="$(hls_rate "$dir/$apl")" 'BEGIN { print a + b }'); fi
+    awk -v g="$(jq -r .average_bandwidth <<<"$r")" -v w="$sum" 'BEGIN { exit !(g > w * 0.97 && g < w * 1.03) }' ||
+      fail "$ctx: rendition $n average_bandwidth $(jq -r .average_bandwidth <<<"$r"), its segments make $sum bit/s"
+    jq -e '.bandwidth >= .average_bandwidth' <<<"$r" >/dev/null || fail "$ctx: rendition $n bandwidth below its average: $r"
+    if [[ "$line" == *RESOLUTION=* ]]; then
+      want=$(stream_facts "$dir/$uri" v)
+      jq -e --argjson w "$want" '.video as $v | $v.codec == $w.codec and $v.profile == $w.profile and $v.pix_fmt == $w.pix_fmt
+        and $v.width == $w.width and $v.height == $w.height and ($v.fps - $w.fps | fabs) < 0.01' <<<"$r" >/dev/null ||
+        fail "$ctx: rendition $n video $(jq -c .video <<<"$r"), ffprobe of $uri says $want"
+    else
+      jq -e '.video == null' <<<"$r" >/dev/null || fail "$ctx: rendition $n ($uri) has no video but says $(jq -c .video <<<"$r")"
+    fi
+    local apath=${apl:-}
+    [[ -z "$apl" && "$(jq -r .codecs <<<"$r")" == mp4a* ]] && apath=$uri
+    if [ -n "$apath" ]; then
+      want=$(stream_facts "$dir/$apath" a)
+      jq -e --argjson w "$want" '.audio as $a | $a.codec == $w.codec and $a.channels == $w.channels and $a.sample_rate == $w.sample_rate' \
+        <<<"$r" >/dev/null || fail "$ctx: rendition $n audio $(jq -c .audio <<<"$r"), ffprobe of $apath says $want"
+    else
+      jq -e '.audio == null' <<<"$r" >/dev/null || fail "$ctx: rendition $n of a silent output says audio $(jq -c .audio <<<"$r")"
+    fi
+  done < "$master"
+  [ "$n" -ge 1 ] || fail "$ctx: master.m3u8 has no variant"
+  [ "$(jq '.renditions | length' "$obj")" = "$n" ] || fail "$ctx: $(jq '.renditions | length' "$obj") renditions, master.m3u8 has $n variants"
+  jq -e '(.video == (if .renditions[0].video then .renditions[0].video + {copied: false} else null end))
+    and (.audio == (if .renditions[0].audio then .renditions[0].audio + {copied: false} else null end))' "$obj" >/dev/null ||
+    fail "$ctx: the output's video/audio $(jq -c '[.video, .audio]' "$obj") are not the top rendition's $(jq -c '.renditions[0] | [.video, .audio]' "$obj")"
+  return 0
+}
+
+# check_sprite_result CTX DIR OBJ_FILE INTERVAL COLS ROWS: the description
+# of the sprite output in DIR against its files: size = the bytes of DIR;
+# video = ffprobe of sheet-0000.jpg (mjpeg, its width and height), audio
+# null; sprite.tile_width/height = the cues' xywh size, sheets = the
+# sheet files, tiles = the cues, columns/rows/interval_s as asked; with
+# "vtt_url" (the job), that = the output's url.
+check_sprite_result() {
+  local ctx=$1 dir=$2 obj=$3 iv=$4 cols=$5 rows=$6 got want
+  jq -e 'type == "object"' "$obj" >/dev/null 2>&1 || { fail "$ctx: not a JSON object: $(head -c 300 "$obj")"; return 0; }
+  got=$(jq -r .size "$obj"); want=$(dir_bytes "$dir")
+  [ "$got" = "$want" ] || fail "$ctx: size $got, the folder holds $want bytes"
+  want=$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height -of csv=p=0 "$dir/sheet-0000.jpg" </dev/null)
+  got=$(jq -r '.video | "\(.codec),\(.width),\(.height)"' "$obj")
+  [ "$got" = "$want" ] || fail "$ctx: video $got, ffprobe of sheet-0000.jpg says $want"
+  jq -e '.audio == null and .video.copied == false' "$obj" >/dev/null || fail "$ctx: audio/copied: $(jq -c '[.audio, .video]' "$obj")"
+  vtt_cues "$dir/thumbnails.vtt" >"$T/cues_r.txt"
+  want="$(awk 'NR == 1 { print $6 "x" $7 }' "$T/cues_r.txt") $(ls "$dir"/sheet-*.jpg | wc -l) $(wc -l <"$T/cues_r.txt") $cols $rows"
+  got=$(jq -r '.sprite | "\(.tile_width)x\(.tile_height) \(.sheets) \(.tiles) \(.columns) \(.rows)"' "$obj")
+  [ "$got" = "$want" ] || fail "$ctx: sprite (tile, sheets, tiles, columns, rows) '$got', the files say '$want'"
+  near "$(jq -r .sprite.interval_s "$obj")" "$iv" 0.0001 || fail "$ctx: sprite.interval_s $(jq -r .sprite.interval_s "$obj"), want $iv"
+  if jq -e '.url' "$obj" >/dev/null; then
+    jq -e '.sprite.vtt_url == .url' "$obj" >/dev/null || fail "$ctx: sprite.vtt_url $(jq -r .sprite.vtt_url "$obj"), url $(jq -r .url "$obj")"
+  fi
   return 0
 }
 

@@ -5,13 +5,18 @@
 # CLI: a 360p source (one rung), a 720p 3 s source (three rungs), the same
 # with fMP4 2 s segments, a rotated 720p source (each rung's pictures match
 # ffmpeg's direct downscale: the cascade from rung to rung is right), a
-# source whose size changes mid-way (every rung keeps its size), HEVC (fMP4, hvc1), a video-only source (no audio
-# group), an audio-only source (refused, nothing left), an output directory
+# source whose size changes mid-way (every rung keeps its size), HEVC
+# (fMP4, hvc1), a video-only source (no audio group), an audio-only source
+# (one audio variant), an output directory
 # that exists and is not empty (refused, kept intact), bad segment options
 # (refused with the field named). Service: upload with preset=hls plus an
 # fMP4 output, fetch master.m3u8, the playlists, a video and an audio
 # segment and init.mp4 over HTTP with their Content-Types; a traversal is
 # refused; bad segment options are 400 invalid_output.
+# Each run's description (the CLI's {"outputs": [...]}, the job's outputs,
+# the job.succeeded webhook) is checked against the files by
+# check_hls_result: size, duration, and per variant its URL, bandwidths,
+# codecs, video and audio as ffprobe sees them.
 # ctest-labels: cli
 # ctest-timeout: 300
 set -euo pipefail
@@ -19,13 +24,20 @@ source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built
 ensure_media
 
+# result FILE: the CLI's description of its first output (last stdout line).
+result() { tail -n 1 "$T/out.txt" | jq '.outputs[0]' >"$1" || true; }
+
 in360=$VIDQ_MEDIA/h264_aac_640x360.mp4
 note "360p source -> hls (one rung)"
-run_vidq transcode "$in360" "$T/h360" --preset hls --progress none
+run_vidq transcode "$in360" "$T/h360" --preset hls --progress json
 if [ "$RC" -ne 0 ]; then fail "360p -> hls: exit $RC: $(cat "$T/err.txt")"
 else
   [ -e "$T/h360.part" ] && fail "360p -> hls: h360.part left after success"
   check_hls "360p -> hls" "$in360" "$T/h360"
+  result "$T/h360.json"
+  check_hls_result "360p -> hls" "$T/h360" "$T/h360.json"
+  jq -e '[.renditions[] | .path] == ["'"$T"'/h360/360p/index.m3u8"]' "$T/h360.json" >/dev/null ||
+    fail "360p -> hls: rendition paths $(jq -c '[.renditions[].path]' "$T/h360.json")"
   n=$(ls "$T"/h360/360p/*.ts | wc -l)
   [ "$n" -ge 2 ] || fail "360p -> hls: $n segments, want several for a short clip"
 fi
@@ -35,10 +47,14 @@ ffmpeg -v error -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=3" \
   -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=3" \
   -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest "$in720"
 note "720p 3 s source -> hls (720p, 480p, 360p)"
-run_vidq transcode "$in720" "$T/h720" --preset hls --progress none
+run_vidq transcode "$in720" "$T/h720" --preset hls --progress json
 if [ "$RC" -ne 0 ]; then fail "720p -> hls: exit $RC: $(cat "$T/err.txt")"
 else
   check_hls "720p -> hls" "$in720" "$T/h720"
+  result "$T/h720.json"
+  check_hls_result "720p -> hls" "$T/h720" "$T/h720.json"
+  [ "$(jq -c '[.renditions[].name], .video.height' "$T/h720.json" | tr '\n' ' ')" = '["720p","480p","360p"] 720 ' ] ||
+    fail "720p -> hls: renditions $(jq -c '[.renditions[].name]' "$T/h720.json"), top video $(jq -c .video "$T/h720.json")"
   grep -c '^#EXT-X-STREAM-INF' "$T/h720/master.m3u8" | grep -qx 3 || fail "720p -> hls: want 3 variants"
   # Bandwidths go down the ladder.
   bws=$(grep -o 'BANDWIDTH=[0-9]*' "$T/h720/master.m3u8" | cut -d= -f2 | tr '\n' ' ')
@@ -46,11 +62,13 @@ else
 fi
 
 note "720p 3 s source -> hls, fMP4 segments of 2 s"
-run_vidq transcode "$in720" "$T/f720" --progress none \
+run_vidq transcode "$in720" "$T/f720" --progress json \
   --output '{"name":"f","preset":"hls","segment_format":"fmp4","segment_seconds":2}'
 if [ "$RC" -ne 0 ]; then fail "720p -> hls fmp4: exit $RC: $(cat "$T/err.txt")"
 else
   check_hls "720p -> hls fmp4" "$in720" "$T/f720"
+  result "$T/f720.json"
+  check_hls_result "720p -> hls fmp4" "$T/f720" "$T/f720.json"
   for pl in "$T"/f720/*/index.m3u8; do
     grep -q '^#EXT-X-MAP:URI="init.mp4"' "$pl" || fail "fmp4: $pl has no EXT-X-MAP"
     grep -q '^#EXT-X-TARGETDURATION:2$' "$pl" || fail "fmp4: $pl target duration is not 2"
@@ -127,19 +145,29 @@ else
 fi
 
 note "HEVC in HLS: fMP4, tagged hvc1, aligned keyframes"
-run_vidq transcode "$in360" "$T/hevc" --progress none --output '{"name":"hv","preset":"hls","video":{"codec":"hevc"}}'
+run_vidq transcode "$in360" "$T/hevc" --progress json --output '{"name":"hv","preset":"hls","video":{"codec":"hevc"}}'
 if [ "$RC" -ne 0 ]; then fail "360p -> hls hevc: exit $RC: $(cat "$T/err.txt")"
 else
   check_hls "360p -> hls hevc" "$in360" "$T/hevc" hevc
+  result "$T/hevc.json"
+  check_hls_result "360p -> hls hevc" "$T/hevc" "$T/hevc.json"
+  jq -e '.video.codec == "hevc" and .video.profile == "Main" and (.renditions[0].codecs | startswith("hvc1."))' "$T/hevc.json" >/dev/null ||
+    fail "hevc: described as $(jq -c '[.video, .renditions[0].codecs]' "$T/hevc.json")"
   grep -q '^#EXT-X-MAP:' "$T/hevc/360p/index.m3u8" || fail "hevc: no EXT-X-MAP (not fMP4)"
   tag=$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_tag_string -of csv=p=0 "$T/hevc/360p/init.mp4")
   [ "$tag" = hvc1 ] || fail "hevc: init.mp4 tagged '$tag', want hvc1"
 fi
 
 note "video-only source -> hls: no audio group"
-run_vidq transcode "$VIDQ_MEDIA/video_only.mp4" "$T/vonly" --preset hls --progress none
+run_vidq transcode "$VIDQ_MEDIA/video_only.mp4" "$T/vonly" --preset hls --progress json
 if [ "$RC" -ne 0 ]; then fail "video-only -> hls: exit $RC: $(cat "$T/err.txt")"
-else check_hls "video-only -> hls" "$VIDQ_MEDIA/video_only.mp4" "$T/vonly"; fi
+else
+  check_hls "video-only -> hls" "$VIDQ_MEDIA/video_only.mp4" "$T/vonly"
+  result "$T/vonly.json"
+  check_hls_result "video-only -> hls" "$T/vonly" "$T/vonly.json"
+  jq -e '.audio == null and ([.renditions[].audio] | all(. == null))' "$T/vonly.json" >/dev/null ||
+    fail "video-only -> hls: audio described: $(jq -c '[.audio, .renditions[].audio]' "$T/vonly.json")"
+fi
 
 note "bad segment options: refused, field named, nothing written"
 BAD_SPECS=(
@@ -159,10 +187,20 @@ for b in "${BAD_SPECS[@]}"; do
   expect_no_output "bad spec $spec" "$T/bad"
 done
 
-note "audio-only source -> hls: refused"
-run_vidq transcode "$VIDQ_MEDIA/audio_only.mp3" "$T/haudio" --preset hls --progress none
-expect_error "audio-only -> hls" 1 "invalid_output|unsupported_media"
-expect_no_output "audio-only -> hls" "$T/haudio"
+note "audio-only source -> hls: the audio rendition is the one variant"
+run_vidq transcode "$VIDQ_MEDIA/audio_only.mp3" "$T/haudio" --preset hls --progress json
+if [ "$RC" -ne 0 ]; then fail "audio-only -> hls: exit $RC: $(cat "$T/err.txt")"
+else
+  check_hls_audio "audio-only -> hls" "$T/haudio"
+  result "$T/haudio.json"
+  check_hls_result "audio-only -> hls" "$T/haudio" "$T/haudio.json"
+  jq -e '.video == null and .audio.codec == "aac" and ([.renditions[].name] == ["audio"])' "$T/haudio.json" >/dev/null ||
+    fail "audio-only -> hls: described as $(jq -c '[.video, .audio, [.renditions[].name]]' "$T/haudio.json")"
+fi
+note "a spec without audio of an audio-only source: refused, nothing left"
+run_vidq transcode "$VIDQ_MEDIA/audio_only.mp3" "$T/hnone" --output '{"name":"n","preset":"hls","audio":null}' --progress none
+expect_error "audio-only -> hls without audio" 1 "invalid_output"
+expect_no_output "audio-only -> hls without audio" "$T/hnone"
 
 note "existing non-empty output directory: refused, left intact"
 mkdir -p "$T/busy"; echo keep >"$T/busy/keep.txt"
@@ -174,17 +212,25 @@ run_vidq transcode "$in360" "$T/busy" --preset hls --progress none
 # ---- service
 note "service: upload preset=hls, download over HTTP"
 W=$T/svc; D=$W/data; mkdir -p "$W"
-PID=
+[ -d "$VIDQ_SRC/tests/support/node_modules/standardwebhooks" ] || {
+  fail "the webhook receiver needs node packages: run tests/support/setup.sh"; finish; }
+PID= RPID=
 stop_server() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
-trap 'stop_server; lib_cleanup' EXIT
+trap 'stop_server; [ -n "$RPID" ] && kill "$RPID" 2>/dev/null; lib_cleanup' EXIT
+SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+coproc RECV { exec node "$VIDQ_SRC/tests/support/webhook_receiver.js" --secret "$SECRET" --log "$W/hooks.jsonl" --max-seconds 280; }
+RPID=$RECV_PID
+read -r -t 20 RPORT <&"${RECV[0]}" || true
+[[ "$RPORT" =~ ^[0-9]+$ ]] || { fail "webhook receiver did not start"; finish; }
 "$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$D" --port-file "$W/port" \
-  --max-concurrent 1 >"$W/server.out" 2>"$W/server.log" &
+  --max-concurrent 1 --webhook-secret "$SECRET" >"$W/server.out" 2>"$W/server.log" &
 PID=$!
 for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
 if [ ! -s "$W/port" ]; then fail "server did not start: $(tail -c 300 "$W/server.log")"; finish; fi
 BASE=http://127.0.0.1:$(cat "$W/port")
 OUTS='[{"preset":"hls"},{"name":"f4","preset":"hls","segment_format":"fmp4","segment_seconds":2}]'
-code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$in720" -F "outputs=$OUTS" "$BASE/v1/jobs")
+code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$in720" -F "outputs=$OUTS" \
+  -F "webhook_url=http://127.0.0.1:$RPORT/hook" "$BASE/v1/jobs")
 [ "$code" = 202 ] || fail "upload: HTTP $code $(head -c 300 "$W/up.json")"
 ID=$(jq -r '.id // empty' "$W/up.json")
 [ -n "$ID" ] || { fail "upload: no job id in $(head -c 300 "$W/up.json")"; stop_server; finish; }
@@ -201,6 +247,28 @@ get() { # get URL FILE -> "code content-type"
   echo "$(cat "$2.code") $(grep -i '^content-type:' "$2.h" | head -n 1 | cut -d' ' -f2- | tr -d '\r')"
 }
 if [ "$st" = succeeded ]; then
+  # The job's description of both outputs against the files it serves.
+  for i in 0 1; do
+    jq ".outputs[$i]" "$W/job.json" >"$W/out$i.json"
+    n=$(jq -r .name "$W/out$i.json")
+    check_hls_result "service $n" "$D/outputs/$ID/$n" "$W/out$i.json"
+    [ "$(jq -r .mime "$W/out$i.json")" = application/vnd.apple.mpegurl ] || fail "service $n: mime $(jq -r .mime "$W/out$i.json")"
+    for u in $(jq -r '.renditions[].url' "$W/out$i.json"); do
+      [[ "$u" == "/v1/jobs/$ID/outputs/$n/"*/index.m3u8 ]] || fail "service $n: rendition url $u"
+      r=$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "$BASE$u")
+      [ "$r" = "200 application/vnd.apple.mpegurl" ] || fail "GET $u: '$r'"
+    done
+  done
+  # The job.succeeded webhook carries the same outputs.
+  hook=
+  for _ in $(seq 100); do
+    hook=$(jq -c 'select(.path == "/hook" and .verified) | .body | fromjson | select(.type == "job.succeeded") | .data.outputs' \
+      "$W/hooks.jsonl" 2>/dev/null | head -n 1)
+    [ -n "$hook" ] && break
+    sleep 0.1
+  done
+  [ -n "$hook" ] && jq -e --argjson h "$hook" '.outputs == $h' "$W/job.json" >/dev/null ||
+    fail "job.succeeded webhook outputs differ from the job's: $(head -c 400 <<<"$hook")"
   name=$(jq -r '.outputs[0].name' "$W/job.json")
   url=$(jq -r '.outputs[0].url' "$W/job.json")
   [ "$url" = "/v1/jobs/$ID/outputs/$name/master.m3u8" ] || fail "output url '$url'"
@@ -245,6 +313,27 @@ if [ "$st" = succeeded ]; then
   [ "$code" = 200 ] || fail "server stopped serving after the traversal attempts: $code"
 fi
 
+note "service: an audio-only upload -> hls"
+code=$(curl -s -o "$W/up2.json" -w '%{http_code}' -F "file=@$VIDQ_MEDIA/audio_only.mp3" -F preset=hls "$BASE/v1/jobs")
+[ "$code" = 202 ] || fail "audio-only upload: HTTP $code $(head -c 300 "$W/up2.json")"
+ID2=$(jq -r '.id // empty' "$W/up2.json")
+st=
+for _ in $(seq 300); do
+  [ -n "$ID2" ] || break
+  curl -s "$BASE/v1/jobs/$ID2" >"$W/job2.json" || true
+  st=$(jq -r '.status // empty' "$W/job2.json")
+  case "$st" in succeeded|failed|canceled) break ;; esac
+  sleep 0.1
+done
+if [ "$st" != succeeded ]; then fail "audio-only hls job: status '$st': $(head -c 400 "$W/job2.json")"
+else
+  jq '.outputs[0]' "$W/job2.json" >"$W/out2.json"
+  check_hls_audio "service audio-only" "$D/outputs/$ID2/hls"
+  check_hls_result "service audio-only" "$D/outputs/$ID2/hls" "$W/out2.json"
+  jq -e '.video == null and .audio.codec == "aac" and .renditions[0].url == "/v1/jobs/'"$ID2"'/outputs/hls/audio/index.m3u8"' \
+    "$W/out2.json" >/dev/null || fail "service audio-only: described as $(head -c 400 "$W/out2.json")"
+fi
+
 note "service: bad segment options -> 400 invalid_output, no job"
 for b in "${BAD_SPECS[@]}"; do
   field=${b%%|*}; spec=${b#*|}
@@ -254,7 +343,7 @@ for b in "${BAD_SPECS[@]}"; do
   jq -r '.error.message' "$W/bad.json" | grep -q "$field" || fail "upload with $spec: message does not name $field: $(head -c 300 "$W/bad.json")"
 done
 n=$(curl -s "$BASE/v1/jobs?limit=100" | jq '.jobs | length')
-[ "$n" = 1 ] || fail "refused uploads made jobs: $n jobs, want 1"
-[ -z "$(ls -A "$D/inputs" 2>/dev/null | grep -v "^$ID\$")" ] || fail "refused uploads left inputs: $(ls "$D/inputs")"
+[ "$n" = 2 ] || fail "refused uploads made jobs: $n jobs, want 2"
+[ -z "$(ls -A "$D/inputs" 2>/dev/null | grep -v "^$ID\$" | grep -v "^$ID2\$")" ] || fail "refused uploads left inputs: $(ls "$D/inputs")"
 stop_server
 finish

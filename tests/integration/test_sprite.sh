@@ -8,7 +8,8 @@
 # than its audio, a rotated source (portrait tiles), defaults, several
 # outputs in one pass, bad specs (CLI exit 2 / 1 with one clear line,
 # nothing left), and through the service: the job's url and mime, the VTT
-# and a sheet over HTTP with their Content-Types, 400 for bad specs.
+# and a sheet over HTTP with their Content-Types, 400 for bad specs. The
+# outputs' descriptions (CLI and job) against the files: check_sprite_result.
 # ctest-labels: cli
 # ctest-timeout: 240
 set -euo pipefail
@@ -30,10 +31,15 @@ ff -f lavfi -i "color=c=black:size=320x180:rate=25:duration=6.5,format=yuv420p,g
 
 note "grey steps, a tile every second, 4 x 2 a sheet"
 spec='{"name":"s","container":"sprite","video":{"width":96},"sprite":{"interval_s":1,"columns":4,"rows":2}}'
-run_vidq transcode "$steps" "$T/steps" --output "$spec" --progress none
+run_vidq transcode "$steps" "$T/steps" --output "$spec" --progress json
 if [ "$RC" -ne 0 ]; then fail "steps: exit $RC: $(cat "$T/err.txt")"
 else
   check_sprite "steps" "$steps" "$T/steps" 1 96 4 2
+  tail -n 1 "$T/out.txt" | jq '.outputs[0]' >"$T/steps.json" || true
+  check_sprite_result "steps" "$T/steps" "$T/steps.json" 1 4 2
+  # 7 tiles of 96x54 on one sheet of 4 x 2 cells (384x108).
+  jq -e '.video.width == 384 and .video.height == 108 and .sprite.sheets == 1 and .sprite.tiles == 7' "$T/steps.json" >/dev/null ||
+    fail "steps: described as $(jq -c '[.video, .sprite]' "$T/steps.json")"
   # Each tile is the frame at its cue's start (within one grey step).
   while read -r start _ sheet x y w h; do
     got=$(yavg "$T/steps/$sheet" "crop=$w:$h:$x:$y")
@@ -63,10 +69,12 @@ h=$(awk 'NR == 1 { print $7 }' <(vtt_cues "$T/rotated90.mp4.d/thumbnails.vtt"))
 
 note "several outputs in one pass: OUT/thumbnails-sprite/, OUT/thumbnail.jpg, OUT/mp4-480p.mp4"
 in=$VIDQ_MEDIA/h264_aac_640x360_10s.mp4
-run_vidq transcode "$in" "$T/multi" --preset thumbnails-sprite,thumbnail,mp4-480p --progress none
+run_vidq transcode "$in" "$T/multi" --preset thumbnails-sprite,thumbnail,mp4-480p --progress json
 if [ "$RC" -ne 0 ]; then fail "multi: exit $RC: $(cat "$T/err.txt")"
 else
   check_sprite "multi" "$in" "$T/multi/thumbnails-sprite" 5 160 10 10
+  tail -n 1 "$T/out.txt" | jq '.outputs[0]' >"$T/multi.json" || true
+  check_sprite_result "multi" "$T/multi/thumbnails-sprite" "$T/multi.json" 5 10 10
   [ -s "$T/multi/thumbnail.jpg" ] || fail "multi: no thumbnail.jpg"
   [ -s "$T/multi/mp4-480p.mp4" ] || fail "multi: no mp4-480p.mp4"
 fi
@@ -162,6 +170,11 @@ else
     [ "$(jq -r .mime <<<"$o")" = text/vtt ] || fail "$name: mime $(jq -r .mime <<<"$o")"
     [ "$(jq -r .container <<<"$o")" = sprite ] || fail "$name: container $(jq -r .container <<<"$o")"
     jq -e '.size > 0' <<<"$o" >/dev/null || fail "$name: size $(jq -r .size <<<"$o")"
+    echo "$o" >"$W/$name.json"
+    case $name in
+      fine) check_sprite_result "service $name" "$W/data/outputs/$ID/$name" "$W/$name.json" 1 4 2 ;;
+      *) check_sprite_result "service $name" "$W/data/outputs/$ID/$name" "$W/$name.json" 5 10 10 ;;
+    esac
     dl=$W/dl/$name; mkdir -p "$dl"
     r=$(curl -s -o "$dl/thumbnails.vtt" -w '%{http_code} %{content_type}' "$BASE$url")
     [ "$r" = "200 text/vtt" ] || fail "GET $url: '$r'"

@@ -151,9 +151,19 @@ static void sheets_and_index(void **state)
     }
     /* Tiles 0..4 start at 0, 1, (3.2 covers 3), 4: four frames offered. */
     assert_int_equal(offered, 4);
-    int64_t size = 0;
-    assert_int_equal(tc_sprite_finish(s, 7.5, &size, &err), 0);
-    assert_true(size > 0);
+    struct tc_output_result res = {0};
+    assert_int_equal(tc_sprite_finish(s, 7.5, &res, &err), 0);
+    assert_true(res.size > 0);
+    /* What it reports: the layout used, 8 tiles on 2 sheets, the first 3 x 2. */
+    assert_int_equal(res.sprite.tile_width, TW);
+    assert_int_equal(res.sprite.tile_height, TH);
+    assert_int_equal(res.sprite.columns, 3);
+    assert_int_equal(res.sprite.rows, 2);
+    assert_int_equal(res.sprite.sheet_width, 3 * TW);
+    assert_int_equal(res.sprite.sheet_height, 2 * TH);
+    assert_int_equal(res.sprite.sheets, 2);
+    assert_int_equal(res.sprite.tiles, 8);
+    assert_true(res.sprite.interval_s == 1.0);
     assert_int_not_equal(stat(part, &st), 0); /* renamed */
 
     /* 8 cues: sheet 0 holds 6 (96 x 36), sheet 1 holds 2 (96 x 18). */
@@ -193,7 +203,7 @@ static void sheets_and_index(void **state)
 
     /* Unfinished: freeing removes the .part folder; no frame: an error. */
     assert_int_equal(tc_sprite_open(path, &ss, TW, TH, 0.0, &s, &err), 0);
-    assert_int_equal(tc_sprite_finish(s, 0.0, &size, &err), TC_EDECODE);
+    assert_int_equal(tc_sprite_finish(s, 0.0, &res, &err), TC_EDECODE);
     AVFrame *f = tile(10);
     assert_true(tc_sprite_want(s, NAN));
     assert_int_equal(tc_sprite_add(s, f, NAN, &err), 0);

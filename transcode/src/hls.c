@@ -10,6 +10,8 @@
  *       video only, with its own scaler and encoder at the table's bitrate;
  *     - one audio rendition "audio/" (one AAC encoder) when the spec and the
  *       input both have audio; every variant names it through AUDIO="audio".
+ *       With no video (an audio-only input, or "video": null) it is the one
+ *       variant itself.
  *   The pipeline forces a keyframe at the first frame at or after every
  *   multiple of the segment duration in every rung (and the encoders make
  *   no others), so segment boundaries line up and players can switch.
@@ -18,8 +20,9 @@
  *   When every rendition is finished, tc_hls_finish writes master.m3u8
  *   (BANDWIDTH and AVERAGE-BANDWIDTH measured from the segments written,
  *   RESOLUTION, FRAME-RATE, CODECS computed from the encoders' parameter
- *   sets) and renames the directory into place. On failure tc_hls_free
- *   removes whatever was written.
+ *   sets) from the variants it reports in the run's result (so the job's
+ *   description and the master say the same), and renames the directory
+ *   into place. On failure tc_hls_free removes whatever was written.
  *
  * Threading: the thread running the pipeline; no shared state.
  */
@@ -35,6 +38,7 @@
 #include <libavcodec/avcodec.h>
 #include <libavutil/avstring.h>
 #include <libavutil/mem.h>
+#include <libavutil/pixdesc.h>
 
 #include "transcode/tc.h"
 #include "internal.h"
@@ -51,13 +55,15 @@ static const struct rung {
     {360, 800000, 500000},
 };
 enum { N_RUNGS = sizeof(ladder) / sizeof(ladder[0]) };
+_Static_assert((int)N_RUNGS <= (int)TC_HLS_MAX_VARIANTS && (int)N_RUNGS < (int)TC_HLS_MAX_RENDITIONS,
+               "a variant per rung, plus the audio rendition");
 
 struct rendition {
     struct tc_output out;       /* spec and path handed to the pipeline */
     char *path;                 /* owned; out.path points here */
     int is_video;
-    int width, height, channels;
-    double fps;
+    struct tc_video_info video; /* its encoder's, if is_video */
+    struct tc_audio_info audio; /* else */
     char codecs[48];            /* RFC 6381 codec string, "" until known */
 };
 
@@ -168,7 +174,7 @@ int tc_hls_open(const struct tc_output *def, const struct tc_media_info *info,
         src_short = info->video.width < info->video.height ? info->video.width : info->video.height;
     int cap = spec->video.max_height > 0 ? spec->video.max_height : ladder[0].height;
     int hevc = !strcmp(spec->video.codec, "hevc");
-    for (int k = 0; k < N_RUNGS; k++) {
+    for (int k = 0; spec->has_video && info->has_video && k < N_RUNGS; k++) {
         int last = k == N_RUNGS - 1;
         if (!(last && h->n == 0) && (ladder[k].height > cap || ladder[k].height > src_short))
             continue;
@@ -262,9 +268,11 @@ static size_t find_nal(const uint8_t *d, size_t n, int hevc, int nal_type, uint8
 
 /* "hvc1.<space><profile>.<compat, bit-reversed>.<tier><level>[.<constraint
  * bytes>]" (ISO/IEC 14496-15 annex E) from the 12 bytes of a general
- * profile_tier_level. */
-static void hvc1_string(const uint8_t *ptl, char *out, size_t cap)
+ * profile_tier_level; also the profile's name and the level. */
+static void hvc1_string(const uint8_t *ptl, struct rendition *r)
 {
+    char *out = r->codecs;
+    size_t cap = sizeof(r->codecs);
     int space = ptl[0] >> 6, tier = (ptl[0] >> 5) & 1, profile = ptl[0] & 0x1f;
     uint32_t compat = (uint32_t)ptl[1] << 24 | (uint32_t)ptl[2] << 16 | (uint32_t)ptl[3] << 8 | ptl[4];
     uint32_t rev = 0;
@@ -278,28 +286,45 @@ static void hvc1_string(const uint8_t *ptl, char *out, size_t cap)
         last--;
     for (int i = 5; i <= last && n > 0 && (size_t)n < cap; i++)
         n += snprintf(out + n, cap - (size_t)n, ".%X", ptl[i]);
+    const char *name = avcodec_profile_name(AV_CODEC_ID_HEVC, profile);
+    snprintf(r->video.profile, sizeof(r->video.profile), "%s", name ? name : "");
+    r->video.level = ptl[11];
 }
 
-/* The codec string of an encoder's stream from its parameter sets (in
- * data: extradata or a packet), "" if they are not there. */
-static void codec_string(enum AVCodecID id, const uint8_t *d, size_t n, char *out, size_t cap)
+/* "avc1.PPCCLL" from an SPS's profile_idc, constraint flags and level_idc;
+ * also the profile's name as libavcodec says it and the level. */
+static void avc1_string(const uint8_t *b, struct rendition *r)
+{
+    int profile = b[0];
+    snprintf(r->codecs, sizeof(r->codecs), "avc1.%02X%02X%02X", b[0], b[1], b[2]);
+    if (profile == 66 && (b[1] & 0x40)) /* constraint_set1: Constrained Baseline */
+        profile |= FF_PROFILE_H264_CONSTRAINED;
+    const char *name = avcodec_profile_name(AV_CODEC_ID_H264, profile);
+    snprintf(r->video.profile, sizeof(r->video.profile), "%s", name ? name : "");
+    r->video.level = b[2];
+}
+
+/* The codec string (and profile) of a rendition's encoder from its
+ * parameter sets (in data: extradata or a packet); left "" if they are
+ * not there. */
+static void codec_string(struct rendition *r, enum AVCodecID id, const uint8_t *d, size_t n)
 {
     uint8_t b[16];
-    out[0] = '\0';
+    r->codecs[0] = '\0';
     if (!d || n == 0)
         return;
     if (id == AV_CODEC_ID_H264) {
         if (n >= 4 && d[0] == 1) { /* avcC */
-            snprintf(out, cap, "avc1.%02X%02X%02X", d[1], d[2], d[3]);
+            avc1_string(d + 1, r);
         } else if (find_nal(d, n, 0, 7, b, 3) == 3) {
-            snprintf(out, cap, "avc1.%02X%02X%02X", b[0], b[1], b[2]);
+            avc1_string(b, r);
         }
     } else if (id == AV_CODEC_ID_HEVC) {
         if (n >= 13 && d[0] == 1) { /* hvcC: its bytes 1..12 are the general PTL */
-            hvc1_string(d + 1, out, cap);
+            hvc1_string(d + 1, r);
         } else if (find_nal(d, n, 1, 33, b, 13) == 13) {
             /* SPS: vps id, max sub-layers, nesting flag, then the PTL. */
-            hvc1_string(b + 1, out, cap);
+            hvc1_string(b + 1, r);
         }
     } else if (id == AV_CODEC_ID_AAC) {
         /* AudioSpecificConfig: the audio object type. */
@@ -307,7 +332,7 @@ static void codec_string(enum AVCodecID id, const uint8_t *d, size_t n, char *ou
         if (aot == 31 && n >= 2)
             aot = 32 + (((d[0] & 7) << 3) | (d[1] >> 5));
         if (aot > 0)
-            snprintf(out, cap, "mp4a.40.%d", aot);
+            snprintf(r->codecs, sizeof(r->codecs), "mp4a.40.%d", aot);
     }
 }
 
@@ -315,21 +340,29 @@ void tc_hls_describe(struct tc_hls *h, size_t k, const AVCodecContext *enc)
 {
     struct rendition *r = &h->r[k];
     if (enc->codec_type == AVMEDIA_TYPE_VIDEO) {
-        r->width = enc->width;
-        r->height = enc->height;
-        r->fps = enc->framerate.num > 0 && enc->framerate.den > 0 ? av_q2d(enc->framerate) : 0;
+        struct tc_video_info *v = &r->video;
+        const AVPixFmtDescriptor *pd = av_pix_fmt_desc_get(enc->pix_fmt);
+        snprintf(v->codec, sizeof(v->codec), "%s", avcodec_get_name(enc->codec_id));
+        snprintf(v->pix_fmt, sizeof(v->pix_fmt), "%s", pd ? pd->name : "");
+        v->bit_depth = pd ? pd->comp[0].depth : 0;
+        v->width = v->display_width = enc->width; /* square pixels, upright */
+        v->height = v->display_height = enc->height;
+        v->fps = enc->framerate.num > 0 && enc->framerate.den > 0 ? av_q2d(enc->framerate) : 0;
+        v->level = -1;
     } else {
-        r->channels = enc->ch_layout.nb_channels;
+        snprintf(r->audio.codec, sizeof(r->audio.codec), "%s", avcodec_get_name(enc->codec_id));
+        r->audio.channels = enc->ch_layout.nb_channels;
+        r->audio.sample_rate = enc->sample_rate;
     }
-    codec_string(enc->codec_id, enc->extradata, (size_t)(enc->extradata_size > 0 ? enc->extradata_size : 0),
-                 r->codecs, sizeof(r->codecs));
+    codec_string(r, enc->codec_id, enc->extradata,
+                 (size_t)(enc->extradata_size > 0 ? enc->extradata_size : 0));
 }
 
 void tc_hls_note_packet(struct tc_hls *h, size_t k, const AVCodecContext *enc, const AVPacket *pkt)
 {
     struct rendition *r = &h->r[k];
     if (!r->codecs[0])
-        codec_string(enc->codec_id, pkt->data, (size_t)pkt->size, r->codecs, sizeof(r->codecs));
+        codec_string(r, enc->codec_id, pkt->data, (size_t)pkt->size);
 }
 
 /* Peak and average bit rate of a rendition's segments, from its media
@@ -378,6 +411,11 @@ static void measure(const struct tc_hls *h, const struct rendition *r, int64_t *
     if (total_d > 0) {
         *avg = (int64_t)ceil(total_b * 8.0 / total_d);
         *peak = peak_bps > 0 ? (int64_t)ceil(peak_bps) : *avg;
+        /* The peak leaves out a short last segment; if that one raised the
+         * average above it (TS overhead in a small audio segment), the
+         * average is the peak: BANDWIDTH is never below AVERAGE-BANDWIDTH. */
+        if (*peak < *avg)
+            *peak = *avg;
     }
 }
 
@@ -391,13 +429,67 @@ static int size_entry(const char *path, const struct stat *st, int flag, struct 
     return 0;
 }
 
+/* The variants of the master from the renditions written: one per video
+ * rung, with the audio rendition as its group; with no video, the audio
+ * rendition alone. Bandwidths are measured from the segments (the
+ * encoders' ceiling if nothing could be measured). */
+static int plan_variants(const struct tc_hls *h, struct tc_output_result *res, int *version,
+                         struct tc_error *err)
+{
+    int64_t peak[TC_HLS_MAX_RENDITIONS], avg[TC_HLS_MAX_RENDITIONS], apeak = 0, aavg = 0;
+    const struct rendition *a = h->audio >= 0 ? &h->r[h->audio] : NULL;
+    for (size_t k = 0; k < h->n; k++)
+        measure(h, &h->r[k], &peak[k], &avg[k], version);
+    if (a) {
+        if (!a->codecs[0])
+            return tc_error_set(err, TC_EINTERNAL, "cannot tell the codec string of rendition audio");
+        apeak = peak[h->audio];
+        aavg = avg[h->audio];
+        if (apeak <= 0) /* nothing measurable: the encoder's target */
+            apeak = aavg = a->out.spec.audio.bitrate > 0 ? a->out.spec.audio.bitrate : 128000;
+    }
+    res->n_variants = 0;
+    for (size_t k = 0; k < h->n; k++) {
+        const struct rendition *r = &h->r[k];
+        int alone = r == a && h->n == 1;
+        if (!r->is_video && !alone)
+            continue;
+        if (res->n_variants >= TC_HLS_MAX_VARIANTS)
+            return tc_error_set(err, TC_EINTERNAL, "too many HLS variants");
+        struct tc_hls_variant *v = &res->variants[res->n_variants++];
+        snprintf(v->name, sizeof(v->name), "%s", r->out.spec.name);
+        snprintf(v->uri, sizeof(v->uri), "%s/index.m3u8", r->out.spec.name);
+        if (r->is_video) {
+            if (!r->codecs[0])
+                return tc_error_set(err, TC_EINTERNAL, "cannot tell the codec string of rendition %s",
+                                    r->out.spec.name);
+            if (peak[k] <= 0)
+                peak[k] = avg[k] = r->out.spec.video.bitrate * 3 / 2;
+            v->has_video = 1;
+            v->video = r->video;
+            v->video.bit_rate = avg[k];
+            v->bandwidth = peak[k];
+            v->average_bandwidth = avg[k];
+        }
+        if (a) {
+            v->has_audio = 1;
+            v->audio = a->audio;
+            v->audio.bit_rate = aavg;
+            v->bandwidth += apeak;
+            v->average_bandwidth += aavg;
+        }
+        snprintf(v->codecs, sizeof(v->codecs), "%s%s%s", r->is_video ? r->codecs : "",
+                 r->is_video && a ? "," : "", a ? a->codecs : "");
+    }
+    return 0;
+}
+
 int tc_hls_finish(struct tc_hls *h, double duration_s, struct tc_output_result *res,
                   struct tc_error *err)
 {
     char *master = av_asprintf("%s/master.m3u8", h->part);
     FILE *f = master ? fopen(master, "w") : NULL;
     int ret = 0;
-    int64_t apeak = 0, aavg = 0;
 
     memset(res, 0, sizeof(*res));
     res->duration_s = duration_s;
@@ -407,37 +499,24 @@ int tc_hls_finish(struct tc_hls *h, double duration_s, struct tc_output_result *
     }
     /* The master says the highest version its media playlists say. */
     int version = 3;
-    int64_t peak[TC_HLS_MAX_RENDITIONS], avg[TC_HLS_MAX_RENDITIONS];
-    for (size_t k = 0; k < h->n; k++)
-        measure(h, &h->r[k], &peak[k], &avg[k], &version);
+    if ((ret = plan_variants(h, res, &version, err)) < 0)
+        goto out;
     fprintf(f, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-INDEPENDENT-SEGMENTS\n", version);
     const struct rendition *a = h->audio >= 0 ? &h->r[h->audio] : NULL;
-    if (a) {
-        apeak = peak[h->audio];
-        aavg = avg[h->audio];
+    int grouped = a && res->n_variants > 0 && res->variants[0].has_video;
+    if (grouped)
         fprintf(f, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,"
                    "AUTOSELECT=YES,CHANNELS=\"%d\",URI=\"audio/index.m3u8\"\n",
-                a->channels);
-    }
-    for (size_t k = 0; k < h->n; k++) {
-        const struct rendition *r = &h->r[k];
-        if (!r->is_video)
-            continue;
-        if (peak[k] <= 0) /* nothing measurable: the encoder's ceiling */
-            peak[k] = avg[k] = r->out.spec.video.bitrate * 3 / 2;
-        char codecs[100];
-        snprintf(codecs, sizeof(codecs), "%s%s%s", r->codecs, a ? "," : "", a ? a->codecs : "");
-        if (!r->codecs[0] || (a && !a->codecs[0])) {
-            ret = tc_error_set(err, TC_EINTERNAL, "cannot tell the codec string of rendition %s",
-                               r->codecs[0] ? "audio" : r->out.spec.name);
-            goto out;
-        }
-        fprintf(f, "#EXT-X-STREAM-INF:BANDWIDTH=%lld,AVERAGE-BANDWIDTH=%lld,RESOLUTION=%dx%d,",
-                (long long)(peak[k] + apeak), (long long)(avg[k] + aavg), r->width, r->height);
-        if (r->fps > 0)
-            fprintf(f, "FRAME-RATE=%.3f,", r->fps);
-        fprintf(f, "CODECS=\"%s\"%s\n%s/index.m3u8\n", codecs, a ? ",AUDIO=\"audio\"" : "",
-                r->out.spec.name);
+                a->audio.channels);
+    for (int k = 0; k < res->n_variants; k++) {
+        const struct tc_hls_variant *v = &res->variants[k];
+        fprintf(f, "#EXT-X-STREAM-INF:BANDWIDTH=%lld,AVERAGE-BANDWIDTH=%lld,",
+                (long long)v->bandwidth, (long long)v->average_bandwidth);
+        if (v->has_video)
+            fprintf(f, "RESOLUTION=%dx%d,", v->video.width, v->video.height);
+        if (v->has_video && v->video.fps > 0)
+            fprintf(f, "FRAME-RATE=%.3f,", v->video.fps);
+        fprintf(f, "CODECS=\"%s\"%s\n%s\n", v->codecs, grouped ? ",AUDIO=\"audio\"" : "", v->uri);
     }
     if (fclose(f) != 0) {
         f = NULL;

@@ -65,6 +65,11 @@ int tc_probe_input(const struct tc_input *in, struct tc_media_info *info,
 /* Display rotation of a stream in degrees clockwise: 0, 90, 180 or 270. */
 int tc_stream_rotation(const struct AVStream *st);
 
+/* A stream's object of the API ("video"/"audio" of the input object). New
+ * reference, NULL on out-of-memory. */
+json_t *tc_video_info_to_json(const struct tc_video_info *vi);
+json_t *tc_audio_info_to_json(const struct tc_audio_info *ai);
+
 /* ----------------------------------------------------------------- dims.c */
 
 /* The output frame size for a source of coded size w x h with sample
@@ -227,9 +232,10 @@ int tc_sprite_want(struct tc_sprite *s, double t);
  * writes each sheet as it fills. 0 or a negative TC_E* code. */
 int tc_sprite_add(struct tc_sprite *s, const struct AVFrame *f, double t, struct tc_error *err);
 /* Write the last sheet and thumbnails.vtt (cue ends capped at duration_s
- * if > 0) and rename the folder into place; *size gets the bytes of all
- * files. 0 or a negative TC_E* code (TC_EDECODE if no tile was made). */
-int tc_sprite_finish(struct tc_sprite *s, double duration_s, int64_t *size,
+ * if > 0) and rename the folder into place; res->size gets the bytes of
+ * all files and res->sprite the layout written. 0 or a negative TC_E*
+ * code (TC_EDECODE if no tile was made). */
+int tc_sprite_finish(struct tc_sprite *s, double duration_s, struct tc_output_result *res,
                      struct tc_error *err);
 /* Remove what was written, the .part folder or (after a finish) the final
  * one: a later output of the run failed. */
@@ -273,8 +279,9 @@ struct tc_hls;
 enum { TC_HLS_MAX_RENDITIONS = 5 };
 
 /* Plan def (container "hls") for an input like info and create
- * "<def->path>.part" with a folder per rendition. def is borrowed for the
- * handle's life. TC_EINVALID_OUTPUT (no video), TC_EIO, TC_ENOMEM. */
+ * "<def->path>.part" with a folder per rendition (the video rungs, the
+ * audio; audio alone for an audio-only input). def is borrowed for the
+ * handle's life. TC_EINVALID_OUTPUT (no stream for it), TC_EIO, TC_ENOMEM. */
 int tc_hls_open(const struct tc_output *def, const struct tc_media_info *info,
                 struct tc_hls **out, struct tc_error *err);
 /* The renditions: k < tc_hls_count; each path is "<part>/<name>/index.m3u8". */
@@ -284,15 +291,17 @@ const struct tc_output *tc_hls_rendition(const struct tc_hls *h, size_t k);
 double tc_hls_segment_seconds(const struct tc_hls *h);
 /* 1 for fMP4 segments (init.mp4 + .m4s), 0 for MPEG-TS. */
 int tc_hls_fmp4(const struct tc_hls *h);
-/* Record rendition k's encoder (size, rate, channels, codec string from its
- * extradata); once it is open. */
+/* Record rendition k's encoder (codec, size, rate, pixel format, channels,
+ * sample rate; codec string and profile from its extradata); once it is
+ * open. */
 void tc_hls_describe(struct tc_hls *h, size_t k, const struct AVCodecContext *enc);
-/* Take the codec string from a packet's parameter sets if the extradata
- * had none. */
+/* Take the codec string (and profile) from a packet's parameter sets if
+ * the extradata had none. */
 void tc_hls_note_packet(struct tc_hls *h, size_t k, const struct AVCodecContext *enc,
                         const struct AVPacket *pkt);
 /* Every rendition is finished: write master.m3u8, rename the directory
- * into place, fill res (size of all files, duration_s as given). */
+ * into place, fill res (size of all files, duration_s as given, the
+ * variants as master.m3u8 lists them). */
 int tc_hls_finish(struct tc_hls *h, double duration_s, struct tc_output_result *res,
                   struct tc_error *err);
 /* Free h; removes the unfinished directory, and the finished one too if

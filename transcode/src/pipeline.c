@@ -452,7 +452,7 @@ static int finish_output(struct run *r, struct output *o)
     o->done = 1;
     if (o->sprite) {
         o->result.duration_s = r->info.duration_s > 0 ? r->info.duration_s : r->out_time;
-        return tc_sprite_finish(o->sprite, r->info.duration_s, &o->result.size, r->err);
+        return tc_sprite_finish(o->sprite, r->info.duration_s, &o->result, r->err);
     }
     if (o->thumbnail) {
         struct write_ctx w = {r, o, &o->v};

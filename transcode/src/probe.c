@@ -146,6 +146,22 @@ int tc_probe(const char *path, struct tc_media_info *info, struct tc_error *err)
     return ret;
 }
 
+json_t *tc_video_info_to_json(const struct tc_video_info *vi)
+{
+    return json_pack("{s:s, s:i, s:i, s:f, s:s, s:s, s:i, s:i, s:i, s:i, s:b, s:I}", "codec",
+                     vi->codec, "width", vi->width, "height", vi->height, "fps", vi->fps,
+                     "profile", vi->profile, "pix_fmt", vi->pix_fmt, "bit_depth", vi->bit_depth,
+                     "display_width", vi->display_width, "display_height", vi->display_height,
+                     "rotation", vi->rotation, "interlaced", vi->interlaced, "bit_rate",
+                     (json_int_t)vi->bit_rate);
+}
+
+json_t *tc_audio_info_to_json(const struct tc_audio_info *ai)
+{
+    return json_pack("{s:s, s:i, s:i, s:I}", "codec", ai->codec, "channels", ai->channels,
+                     "sample_rate", ai->sample_rate, "bit_rate", (json_int_t)ai->bit_rate);
+}
+
 json_t *tc_media_info_to_json(const struct tc_media_info *info, const char *filename)
 {
     json_t *o = json_object();
@@ -159,22 +175,14 @@ json_t *tc_media_info_to_json(const struct tc_media_info *info, const char *file
     bad |= json_object_set_new(o, "format", json_string(info->format));
     bad |= json_object_set_new(o, "duration_s", json_real(info->duration_s));
     if (info->has_video) {
-        const struct tc_video_info *vi = &info->video;
-        v = json_pack("{s:s, s:i, s:i, s:f, s:s, s:s, s:i, s:i, s:i, s:i, s:b, s:I}", "codec",
-                      vi->codec, "width", vi->width, "height", vi->height, "fps", vi->fps,
-                      "profile", vi->profile, "pix_fmt", vi->pix_fmt, "bit_depth", vi->bit_depth,
-                      "display_width", vi->display_width, "display_height", vi->display_height,
-                      "rotation", vi->rotation, "interlaced", vi->interlaced, "bit_rate",
-                      (json_int_t)vi->bit_rate);
+        v = tc_video_info_to_json(&info->video);
         bad |= !v;
         bad |= json_object_set_new(o, "video", v ? v : json_null());
     } else {
         bad |= json_object_set_new(o, "video", json_null());
     }
     if (info->has_audio) {
-        a = json_pack("{s:s, s:i, s:i, s:I}", "codec", info->audio.codec, "channels",
-                      info->audio.channels, "sample_rate", info->audio.sample_rate, "bit_rate",
-                      (json_int_t)info->audio.bit_rate);
+        a = tc_audio_info_to_json(&info->audio);
         bad |= !a;
         bad |= json_object_set_new(o, "audio", a ? a : json_null());
     } else {
@@ -185,34 +193,4 @@ json_t *tc_media_info_to_json(const struct tc_media_info *info, const char *file
         return NULL;
     }
     return o;
-}
-
-json_t *tc_output_result_to_json(const struct tc_output *out, const struct tc_output_result *res)
-{
-    json_t *video = NULL, *audio = NULL;
-    double duration = res->duration_s;
-    struct tc_media_info info;
-    if (out->path && strcmp(out->spec.container, "hls") != 0 &&
-        tc_probe(out->path, &info, NULL) == 0) {
-        json_t *in = tc_media_info_to_json(&info, NULL);
-        if (!in)
-            return NULL;
-        video = json_incref(json_object_get(in, "video"));
-        audio = json_incref(json_object_get(in, "audio"));
-        json_decref(in);
-        if (info.duration_s > 0)
-            duration = info.duration_s;
-        int bad = 0;
-        if (json_is_object(video))
-            bad |= json_object_set_new(video, "copied", json_boolean(res->video_copied));
-        if (json_is_object(audio))
-            bad |= json_object_set_new(audio, "copied", json_boolean(res->audio_copied));
-        if (bad) {
-            json_decref(video);
-            json_decref(audio);
-            return NULL;
-        }
-    }
-    return json_pack("{s:I, s:f, s:o, s:o}", "size", (json_int_t)res->size, "duration_s", duration,
-                     "video", video ? video : json_null(), "audio", audio ? audio : json_null());
 }

@@ -521,10 +521,6 @@ int tc_spec_check_input(const struct tc_output_spec *spec, const struct tc_media
     int video = spec->has_video && info->has_video;
     int audio = spec->has_audio && info->has_audio;
 
-    if (!strcmp(spec->container, "hls") && (!info->has_video || !spec->has_video))
-        return tc_error_set(err, TC_EINVALID_OUTPUT,
-                            "output '%s': an HLS ladder needs a video stream and the input has none",
-                            spec->name);
     if (!strcmp(spec->container, "sprite")) {
         if (!info->has_video || !spec->has_video)
             return tc_error_set(err, TC_EINVALID_OUTPUT,

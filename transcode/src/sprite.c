@@ -53,6 +53,7 @@ struct tc_sprite {
     AVFrame *sheet;             /* the sheet being filled */
     int in_sheet;               /* tiles in it */
     int sheets;                 /* sheets written */
+    int sheet_w, sheet_h;       /* the first one's size */
     AVFrame *last;              /* the last tile, for tiles past the video */
     double last_t;              /* time of the last frame added */
     double want_t;              /* time of the last frame asked about */
@@ -273,6 +274,10 @@ static int flush_sheet(struct tc_sprite *s, int last, struct tc_error *err)
         goto out;
     }
     s->bytes += sf.bytes;
+    if (s->sheets == 0) {
+        s->sheet_w = crop->width;
+        s->sheet_h = crop->height;
+    }
     s->sheets++;
     s->in_sheet = 0;
     ret = 0;
@@ -383,7 +388,8 @@ static int write_vtt(struct tc_sprite *s, double duration_s, struct tc_error *er
     return 0;
 }
 
-int tc_sprite_finish(struct tc_sprite *s, double duration_s, int64_t *size, struct tc_error *err)
+int tc_sprite_finish(struct tc_sprite *s, double duration_s, struct tc_output_result *res,
+                     struct tc_error *err)
 {
     int ret;
     if (s->filled == 0)
@@ -399,7 +405,17 @@ int tc_sprite_finish(struct tc_sprite *s, double duration_s, int64_t *size, stru
         return io_error(err, errno, "cannot move the sprite folder into place at", s->path);
     av_freep(&s->part);
     s->finished = 1;
-    if (size)
-        *size = s->bytes;
+    res->size = s->bytes;
+    res->sprite = (struct tc_sprite_result){
+        .tile_width = s->tile_w,
+        .tile_height = s->tile_h,
+        .columns = s->cols,
+        .rows = s->rows,
+        .sheet_width = s->sheet_w,
+        .sheet_height = s->sheet_h,
+        .sheets = s->sheets,
+        .tiles = s->filled,
+        .interval_s = s->interval,
+    };
     return 0;
 }

@@ -282,22 +282,73 @@ struct tc_output {
     const char *path;              /* borrowed */
 };
 
-/* What became of one output. */
+enum { TC_HLS_MAX_VARIANTS = 4 };
+
+/* One variant of a finished "hls" output, as its master.m3u8 says it and
+ * its encoders made it. */
+struct tc_hls_variant {
+    char name[16];              /* its folder: "720p", or "audio" (audio-only) */
+    char uri[32];               /* its media playlist, relative to the master:
+                                 * "720p/index.m3u8" */
+    char codecs[100];           /* CODECS: "avc1.64001F,mp4a.40.2" */
+    int64_t bandwidth;          /* BANDWIDTH: peak segment bit rate, its
+                                 * audio included, bits/s */
+    int64_t average_bandwidth;  /* AVERAGE-BANDWIDTH, likewise */
+    int has_video, has_audio;
+    /* The encoder's parameters (codec, profile, pix_fmt, size, fps) and
+     * bit_rate = the average measured over the segments. */
+    struct tc_video_info video;   /* valid if has_video */
+    struct tc_audio_info audio;   /* valid if has_audio: the audio rendition */
+};
+
+/* What a finished "sprite" output holds. */
+struct tc_sprite_result {
+    int tile_width, tile_height;
+    int columns, rows;          /* tiles a full sheet (the spec's, reduced
+                                 * to fit TC_SPRITE_MAX_SIDE) */
+    int sheet_width, sheet_height;  /* the first sheet, sheet-0000.jpg (the
+                                     * size of every full sheet) */
+    int sheets;                 /* sheet-0000.jpg .. sheet-<sheets-1>.jpg */
+    int64_t tiles;              /* = the cues of thumbnails.vtt */
+    double interval_s;
+};
+
+/* What became of one output. Plain data, safe to copy. */
 struct tc_output_result {
     int64_t size;                  /* bytes (for a folder: all its files) */
     double duration_s;
     int video_copied;              /* 1 if the video stream was copied */
     int audio_copied;              /* 1 if the audio stream was copied */
+    /* "hls" only: the variants of master.m3u8 in its order (highest first). */
+    int n_variants;
+    struct tc_hls_variant variants[TC_HLS_MAX_VARIANTS];
+    struct tc_sprite_result sprite;   /* "sprite" only, else zero */
 };
 
 /* What the API says of a finished output: {"size": n, "duration_s": f,
  * "video": {<as in the input object>, "copied": b} | null,
- * "audio": {..., "copied": b} | null}, the streams described by probing
- * the file at out->path ("copied": true when the stream was copied from
- * the input instead of re-encoded). An HLS directory is not probed (video
- * and audio null). New reference, NULL only on out-of-memory. */
+ * "audio": {..., "copied": b} | null}. A file output's streams are
+ * described by probing the file at out->path ("copied": true when the
+ * stream was copied from the input instead of re-encoded). A folder is
+ * described by res alone: "hls" gives the top variant's video and the
+ * audio rendition's audio, plus "renditions": [{"name", "uri", "bandwidth",
+ * "average_bandwidth", "codecs", "video", "audio"}] (uri relative to the
+ * folder); "sprite" gives video {"codec": "mjpeg", the first sheet's
+ * size}, audio null, plus "sprite": {"tile_width", "tile_height",
+ * "columns", "rows", "sheets", "tiles", "interval_s"}. New reference,
+ * NULL only on out-of-memory. */
 json_t *tc_output_result_to_json(const struct tc_output *out,
                                  const struct tc_output_result *res);
+
+/* res as JSON, for handing it to another process (the service's worker
+ * child); tc_output_result_unpack reads it back. New reference, NULL on
+ * out-of-memory. */
+json_t *tc_output_result_pack(const struct tc_output_result *res);
+
+/* Fill res from what tc_output_result_pack made. Strings are cut to their
+ * fields, counts capped. Returns 0, or TC_EINVAL if j is not such an
+ * object (res is then zeroed). */
+int tc_output_result_unpack(json_t *j, struct tc_output_result *res);
 
 struct tc_run_params {
     const char *input_path;        /* borrowed */
