@@ -253,6 +253,8 @@ if [ "$st" = succeeded ]; then
     n=$(jq -r .name "$W/out$i.json")
     check_hls_result "service $n" "$D/outputs/$ID/$n" "$W/out$i.json"
     [ "$(jq -r .mime "$W/out$i.json")" = application/vnd.apple.mpegurl ] || fail "service $n: mime $(jq -r .mime "$W/out$i.json")"
+    # Both specs were built on the hls preset: the job names it.
+    [ "$(jq -r .preset "$W/out$i.json")" = hls ] || fail "service $n: preset '$(jq -r .preset "$W/out$i.json")', want hls"
     for u in $(jq -r '.renditions[].url' "$W/out$i.json"); do
       [[ "$u" == "/v1/jobs/$ID/outputs/$n/"*/index.m3u8 ]] || fail "service $n: rendition url $u"
       r=$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "$BASE$u")
