@@ -234,13 +234,7 @@ code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$in720" -F "outputs=$
 [ "$code" = 202 ] || fail "upload: HTTP $code $(head -c 300 "$W/up.json")"
 ID=$(jq -r '.id // empty' "$W/up.json")
 [ -n "$ID" ] || { fail "upload: no job id in $(head -c 300 "$W/up.json")"; stop_server; finish; }
-st=
-for _ in $(seq 900); do
-  curl -s "$BASE/v1/jobs/$ID" >"$W/job.json" || true
-  st=$(jq -r '.status // empty' "$W/job.json")
-  case "$st" in succeeded|failed|canceled) break ;; esac
-  sleep 0.1
-done
+st=$(wait_job "$BASE" "$ID" "$W/job.json" 90)
 [ "$st" = succeeded ] || fail "hls job: status '$st': $(head -c 400 "$W/job.json")"
 get() { # get URL FILE -> "code content-type"
   curl -s -o "$2" -D "$2.h" -w '%{http_code}' "$1" >"$2.code" || true
@@ -319,14 +313,7 @@ note "service: an audio-only upload -> hls"
 code=$(curl -s -o "$W/up2.json" -w '%{http_code}' -F "file=@$VIDQ_MEDIA/audio_only.mp3" -F preset=hls "$BASE/v1/jobs")
 [ "$code" = 202 ] || fail "audio-only upload: HTTP $code $(head -c 300 "$W/up2.json")"
 ID2=$(jq -r '.id // empty' "$W/up2.json")
-st=
-for _ in $(seq 300); do
-  [ -n "$ID2" ] || break
-  curl -s "$BASE/v1/jobs/$ID2" >"$W/job2.json" || true
-  st=$(jq -r '.status // empty' "$W/job2.json")
-  case "$st" in succeeded|failed|canceled) break ;; esac
-  sleep 0.1
-done
+st=$(wait_job "$BASE" "$ID2" "$W/job2.json" 30)
 if [ "$st" != succeeded ]; then fail "audio-only hls job: status '$st': $(head -c 400 "$W/job2.json")"
 else
   jq '.outputs[0]' "$W/job2.json" >"$W/out2.json"
