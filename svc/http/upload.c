@@ -226,8 +226,12 @@ static int check_options(const struct upload_options *o, struct tc_output_spec *
                 api_error_set(e, "invalid_output", "outputs[%zu]: %s", i, terr.message);
                 goto out;
             }
-            json_array_append_new(list, json_pack("{s:n, s:o}", "preset", "spec",
-                                                  tc_spec_to_json(&specs[*n])));
+            /* A spec built on a preset ({"preset":"hls", ...}) names it in
+             * the job's outputs, as a preset given by name does. */
+            json_t *base = json_object_get(spec, "preset");
+            json_array_append_new(list, json_pack("{s:O, s:o}", "preset",
+                                                  json_is_string(base) ? base : json_null(),
+                                                  "spec", tc_spec_to_json(&specs[*n])));
             (*n)++;
         }
     }

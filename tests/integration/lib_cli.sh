@@ -585,6 +585,21 @@ transcode_case() {
   rm -f "$out"
 }
 
+# wait_job BASE ID FILE [SECONDS]: polls GET BASE/v1/jobs/ID into FILE until
+# the job has ended or SECONDS (default 60) have passed; prints the last
+# status seen ("" if none).
+wait_job() {
+  local base=$1 id=$2 file=$3 st=""
+  for _ in $(seq $(( ${4:-60} * 10 ))); do
+    [ -n "$id" ] || break
+    curl -s "$base/v1/jobs/$id" >"$file" || true
+    st=$(jq -r '.status // empty' "$file" 2>/dev/null || true)
+    case "$st" in succeeded|failed|canceled) break ;; esac
+    sleep 0.1
+  done
+  echo "$st"
+}
+
 # check_hls CTX INPUT DIR [VCODEC]: DIR is an hls output for INPUT (video
 # VCODEC, h264 by default), checked with ffprobe: master.m3u8 has one variant
 # per ladder rung (1080/720/480/360, none above the source's shorter side; a

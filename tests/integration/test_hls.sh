@@ -234,13 +234,7 @@ code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$in720" -F "outputs=$
 [ "$code" = 202 ] || fail "upload: HTTP $code $(head -c 300 "$W/up.json")"
 ID=$(jq -r '.id // empty' "$W/up.json")
 [ -n "$ID" ] || { fail "upload: no job id in $(head -c 300 "$W/up.json")"; stop_server; finish; }
-st=
-for _ in $(seq 900); do
-  curl -s "$BASE/v1/jobs/$ID" >"$W/job.json" || true
-  st=$(jq -r '.status // empty' "$W/job.json")
-  case "$st" in succeeded|failed|canceled) break ;; esac
-  sleep 0.1
-done
+st=$(wait_job "$BASE" "$ID" "$W/job.json" 90)
 [ "$st" = succeeded ] || fail "hls job: status '$st': $(head -c 400 "$W/job.json")"
 get() { # get URL FILE -> "code content-type"
   curl -s -o "$2" -D "$2.h" -w '%{http_code}' "$1" >"$2.code" || true
@@ -253,6 +247,8 @@ if [ "$st" = succeeded ]; then
     n=$(jq -r .name "$W/out$i.json")
     check_hls_result "service $n" "$D/outputs/$ID/$n" "$W/out$i.json"
     [ "$(jq -r .mime "$W/out$i.json")" = application/vnd.apple.mpegurl ] || fail "service $n: mime $(jq -r .mime "$W/out$i.json")"
+    # Both specs were built on the hls preset: the job names it.
+    [ "$(jq -r .preset "$W/out$i.json")" = hls ] || fail "service $n: preset '$(jq -r .preset "$W/out$i.json")', want hls"
     for u in $(jq -r '.renditions[].url' "$W/out$i.json"); do
       [[ "$u" == "/v1/jobs/$ID/outputs/$n/"*/index.m3u8 ]] || fail "service $n: rendition url $u"
       r=$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "$BASE$u")
@@ -317,14 +313,7 @@ note "service: an audio-only upload -> hls"
 code=$(curl -s -o "$W/up2.json" -w '%{http_code}' -F "file=@$VIDQ_MEDIA/audio_only.mp3" -F preset=hls "$BASE/v1/jobs")
 [ "$code" = 202 ] || fail "audio-only upload: HTTP $code $(head -c 300 "$W/up2.json")"
 ID2=$(jq -r '.id // empty' "$W/up2.json")
-st=
-for _ in $(seq 300); do
-  [ -n "$ID2" ] || break
-  curl -s "$BASE/v1/jobs/$ID2" >"$W/job2.json" || true
-  st=$(jq -r '.status // empty' "$W/job2.json")
-  case "$st" in succeeded|failed|canceled) break ;; esac
-  sleep 0.1
-done
+st=$(wait_job "$BASE" "$ID2" "$W/job2.json" 30)
 if [ "$st" != succeeded ]; then fail "audio-only hls job: status '$st': $(head -c 400 "$W/job2.json")"
 else
   jq '.outputs[0]' "$W/job2.json" >"$W/out2.json"

@@ -156,12 +156,7 @@ job() {
   code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$f" "$@" "$BASE/v1/jobs")
   [ "$code" = 202 ] || { fail "upload $f: HTTP $code $(head -c 300 "$W/up.json")"; return 1; }
   id=$(jq -r '.id' "$W/up.json")
-  for _ in $(seq 600); do
-    curl -s "$BASE/v1/jobs/$id" >"$W/job.json" || true
-    st=$(jq -r '.status // empty' "$W/job.json")
-    case "$st" in succeeded|failed|canceled) break ;; esac
-    sleep 0.1
-  done
+  st=$(wait_job "$BASE" "$id" "$W/job.json" 60)
   [ "$st" = succeeded ] || { fail "job $f: status '$st': $(head -c 400 "$W/job.json")"; return 1; }
   curl -s -o "$W/dl.mp4" "$BASE/v1/jobs/$id/outputs/$(jq -r '.outputs[0].name' "$W/job.json")"
 }

@@ -22,14 +22,14 @@
 
 #include "test_support.h"
 
-/* A few seconds: the 10 s clip with a medium x264 preset. */
-static const char MEDIUM[] = "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":"
-                             "\"h264\",\"speed\":\"medium\"},\"audio\":{\"codec\":\"aac\"}}]";
 /* Much longer than the --job-timeout below: two slow outputs. */
 static const char SLOW2[] =
     "[{\"name\":\"s1\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"speed\":"
     "\"veryslow\"},\"audio\":{\"codec\":\"aac\"}},{\"name\":\"s2\",\"container\":\"mp4\","
     "\"video\":{\"codec\":\"h264\",\"speed\":\"veryslow\",\"crf\":18},\"audio\":null}]";
+/* ~5 s on a quiet machine (the 10 s clip, x264 veryslow): long enough that
+ * SIGTERM's 1 s grace cannot let it finish (with "medium" it took 1.3 s and
+ * sometimes ended within the grace instead of being requeued). */
 static const char SLOW[] = "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":{\"codec\":"
                            "\"h264\",\"speed\":\"veryslow\"},\"audio\":{\"codec\":\"aac\"}}]";
 
@@ -237,7 +237,7 @@ static void kill9_and_sigterm(const char *isolation)
              isolation);
     struct ts_server s;
     ts_server_start(&s, dir, flags);
-    char *a = submit(&s, "h264_aac_640x360_10s.mp4", MEDIUM, 202);
+    char *a = submit(&s, "h264_aac_640x360_10s.mp4", SLOW, 202);
     char *b = submit(&s, "h264_aac_640x360.mp4", NULL, 202);
     wait_progress(&s, a, 5);
     pid_t child = strcmp(isolation, "process") == 0 ? worker_pid(&s, a) : 0;

@@ -90,11 +90,7 @@ job() {
   code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$in" "$@" "$BASE/v1/jobs")
   [ "$code" = 202 ] || { fail "upload: HTTP $code $(head -c 300 "$W/up.json")"; return 1; }
   ID=$(jq -r .id "$W/up.json")
-  for _ in $(seq 900); do
-    st=$(curl -s "$BASE/v1/jobs/$ID" | jq -r '.status // empty')
-    case "$st" in succeeded|failed|canceled) break ;; esac
-    sleep 0.1
-  done
+  st=$(wait_job "$BASE" "$ID" "$W/job.json" 90)
   [ "$st" = succeeded ] || { fail "job $ID: status '$st'"; return 1; }
 }
 

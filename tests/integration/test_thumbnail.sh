@@ -110,14 +110,7 @@ BASE=http://127.0.0.1:$(cat "$W/port")
 code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$black" -F preset=thumbnail "$BASE/v1/jobs")
 [ "$code" = 202 ] || fail "upload: HTTP $code $(head -c 300 "$W/up.json")"
 ID=$(jq -r '.id // empty' "$W/up.json")
-st=
-for _ in $(seq 300); do
-  [ -n "$ID" ] || break
-  curl -s "$BASE/v1/jobs/$ID" >"$W/job.json" || true
-  st=$(jq -r '.status // empty' "$W/job.json")
-  case "$st" in succeeded|failed|canceled) break ;; esac
-  sleep 0.1
-done
+st=$(wait_job "$BASE" "$ID" "$W/job.json" 30)
 if [ "$st" != succeeded ]; then fail "thumbnail job: status '$st': $(head -c 400 "$W/job.json")"
 else
   url=$(jq -r '.outputs[0].url' "$W/job.json")
