@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
 #include "common/log.h"
 #include "jobs/store_backend.h"
 
@@ -203,4 +205,15 @@ int store_job_get_position(struct store *st, const char *id, struct job **out, l
     if (!st->ops->job_get_position)
         return st->ops->job_get(st, id, out);
     return st->ops->job_get_position(st, id, out, pos);
+}
+
+int store_new_webhook_id(char id[STORE_WEBHOOK_ID_SIZE])
+{
+    unsigned char rnd[16];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return STORE_EIO;
+    memcpy(id, "wh_", 3);
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(id + 3 + 2 * i, 3, "%02x", rnd[i]);
+    return STORE_OK;
 }

@@ -67,4 +67,8 @@ struct store {
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_pg_ops;
 
+/* A fresh webhook id, "wh_" + 32 random hex digits (the same in every
+ * backend). STORE_EIO if the random generator fails. */
+int store_new_webhook_id(char id[STORE_WEBHOOK_ID_SIZE]);
+
 #endif

@@ -1165,17 +1165,6 @@ static int hooks_after_transition(PGconn *c, const char *job_id)
     return event ? hooks_enqueue(c, job_id, event) : STORE_OK;
 }
 
-static int hooks_new_id(char id[STORE_WEBHOOK_ID_SIZE])
-{
-    unsigned char rnd[16];
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-        return STORE_EIO;
-    memcpy(id, "wh_", 3);
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(id + 3 + 2 * i, 3, "%02x", rnd[i]);
-    return STORE_OK;
-}
-
 static int pg_webhook_add(struct store *st, const char *job_id, const char *url, int events,
                           struct store_webhook *out, int *queued)
 {
@@ -1185,7 +1174,7 @@ static int pg_webhook_add(struct store *st, const char *job_id, const char *url,
     PGconn *c = conn_get(st);
 
     *queued = 0;
-    if (!c || hooks_new_id(out->id) != STORE_OK)
+    if (!c || store_new_webhook_id(out->id) != STORE_OK)
         goto out;
     out->created_at = job_now();
     if (begin(c) != STORE_OK)

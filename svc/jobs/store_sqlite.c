@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/rand.h>
 #include <sqlite3.h>
 
 #include "common/log.h"
@@ -934,17 +933,6 @@ static int hooks_after_transition(sqlite3 *db, const char *job_id)
     return event ? hooks_enqueue(db, job_id, event) : STORE_OK;
 }
 
-static int hooks_new_id(char id[STORE_WEBHOOK_ID_SIZE])
-{
-    unsigned char rnd[16];
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-        return STORE_EIO;
-    memcpy(id, "wh_", 3);
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(id + 3 + 2 * i, 3, "%02x", rnd[i]);
-    return STORE_OK;
-}
-
 static int sq_webhook_add(struct store *st, const char *job_id, const char *url, int events,
                       struct store_webhook *out, int *queued)
 {
@@ -957,7 +945,7 @@ static int sq_webhook_add(struct store *st, const char *job_id, const char *url,
     *queued = 0;
     if (!db)
         goto out;
-    if (hooks_new_id(out->id) != STORE_OK)
+    if (store_new_webhook_id(out->id) != STORE_OK)
         goto out;
     out->created_at = job_now();
     if (exec(db, "BEGIN IMMEDIATE") != STORE_OK)
