@@ -755,7 +755,7 @@ static int pg_job_claim_next(struct store *st, struct job **out)
 out:
     PQclear(r);
     rollback(c);
-    free(job);
+    job_free(&job); /* its strings too (a failure after row_to_job) */
     conn_put(st, c);
     return ret;
 }
@@ -926,7 +926,7 @@ static int job_get(struct store *st, const char *id, struct job **out, long *pos
     job = NULL;
     ret = STORE_OK;
 out:
-    free(job);
+    job_free(&job); /* its strings too (a failure after row_to_job) */
     PQclear(r);
     conn_put(st, c);
     return ret;

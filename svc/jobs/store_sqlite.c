@@ -438,7 +438,7 @@ out:
     sqlite3_finalize(upd);
     if (in_tx && db)
         exec(db, "ROLLBACK");
-    free(job);
+    job_free(&job); /* its strings too (a failure after row_to_job) */
     conn_put(st, db);
     return ret;
 }
@@ -639,7 +639,7 @@ static int sq_job_get(struct store *st, const char *id, struct job **out)
     job = NULL;
     ret = STORE_OK;
 out:
-    free(job);
+    job_free(&job); /* its strings too (a failure after row_to_job) */
     sqlite3_finalize(s);
     conn_put(st, db);
     return ret;

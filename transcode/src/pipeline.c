@@ -10,7 +10,9 @@
  *   input stream already satisfies their spec. A stream no output encodes
  *   is not decoded at all, so a run that only copies never decodes. Adding
  *   outputs (renditions, sprites) means adding entries to run->outs: the
- *   decode side does not change. Two outputs take only some frames: a
+ *   decode side does not change. The exception: an HLS ladder's smaller
+ *   rungs take their pictures from the next larger rung's chain instead
+ *   of the decoder (link_ladder: cheaper scaling, sharper pictures). Two outputs take only some frames: a
  *   thumbnail ("jpg") scales the frames poster.c samples and encodes the
  *   one it picks; a "sprite" output scales one frame per tile and hands it
  *   to sprite.c, which writes its folder (no muxer, no encoder here).
