@@ -1056,13 +1056,28 @@ void sched_free(struct sched **pp)
     *pp = NULL;
 }
 
+/* With a shared store the queued count is the last quiet tick's and can
+ * run ahead of the store (a claim or cancel between the count and its
+ * use): before refusing with 429, count again. Called unlocked; on a
+ * store error the refusal stands. */
+static int shared_still_full(struct sched *s)
+{
+    int64_t counts[5];
+    if (store_count_by_status(s->st, counts) != STORE_OK)
+        return 1;
+    pthread_mutex_lock(&s->lock);
+    int full = counts[JOB_QUEUED] + s->n_reserved >= s->cfg.max_queued;
+    pthread_mutex_unlock(&s->lock);
+    return full;
+}
+
 int sched_queue_full(struct sched *s)
 {
     pthread_mutex_lock(&s->lock);
     int64_t queued = s->shared ? s->shared_queued : s->queue.n;
     int full = queued + s->n_reserved >= s->cfg.max_queued;
     pthread_mutex_unlock(&s->lock);
-    return full;
+    return full && s->shared ? shared_still_full(s) : full;
 }
 
 int sched_submit(struct sched *s, struct job *job, int accepted, char **json, size_t *json_len)
@@ -1080,6 +1095,13 @@ int sched_submit(struct sched *s, struct job *job, int accepted, char **json, si
         ret = SCHED_OK;
     }
     pthread_mutex_unlock(&s->lock);
+    if (ret == SCHED_EQUEUE_FULL && s->shared && !shared_still_full(s)) {
+        pthread_mutex_lock(&s->lock);
+        s->n_reserved++;
+        s->shared_inflight++;
+        pthread_mutex_unlock(&s->lock);
+        ret = SCHED_OK;
+    }
     if (ret != SCHED_OK)
         return ret;
 
