@@ -1,14 +1,18 @@
 /* input_guard.c - open an untrusted upload so that nothing but its own
  * bytes can be read.
  *
- * The file is opened here (regular files only) and handed to libavformat
- * through our own AVIOContext over the descriptor, so no URL protocol is
- * involved for the input itself; nested opens (a playlist naming another
- * URL) are limited to the "file" protocol by protocol_whitelist and, more
- * to the point, can never happen: the detected format must be on an
- * allow-list of ordinary single-file containers, checked BEFORE the
- * demuxer's read_header runs. Playlists, scripts, devices and
- * image-sequence patterns are refused by name too (belt and braces).
+ * The input is a descriptor: opened here from a path (regular files only),
+ * or handed over already open by the caller (tc_input_open_fd: the
+ * sandboxed worker child, which may open nothing by path). Its bytes reach
+ * libavformat through our own AVIOContext over that descriptor, read with
+ * pread at our own offset, so no URL protocol is involved for the input
+ * itself and a caller's descriptor keeps its file offset. Nested opens (a
+ * playlist naming another URL) are limited to the "file" protocol by
+ * protocol_whitelist and, more to the point, can never happen: the
+ * detected format must be on an allow-list of ordinary single-file
+ * containers, checked BEFORE the demuxer's read_header runs. Playlists,
+ * scripts, devices and image-sequence patterns are refused by name too
+ * (belt and braces).
  *
  * Threading: any thread; the cancel flag is read from libav's read path. */
 #include <errno.h>
@@ -57,6 +61,8 @@ int tc_input_format_allowed(const char *name)
 
 struct fd_io {
     int fd;
+    int owned;        /* 1: opened here, closed by tc_input_close */
+    int64_t pos;      /* our offset: pread never moves the descriptor's */
     int64_t size;
     atomic_int *cancel;
 };
@@ -67,9 +73,11 @@ static int fd_read(void *opaque, uint8_t *buf, int n)
     if (io->cancel && atomic_load(io->cancel))
         return AVERROR_EXIT;
     for (;;) {
-        ssize_t r = read(io->fd, buf, (size_t)n);
-        if (r > 0)
+        ssize_t r = pread(io->fd, buf, (size_t)n, (off_t)io->pos);
+        if (r > 0) {
+            io->pos += r;
             return (int)r;
+        }
         if (r == 0)
             return AVERROR_EOF;
         if (errno != EINTR)
@@ -80,10 +88,19 @@ static int fd_read(void *opaque, uint8_t *buf, int n)
 static int64_t fd_seek(void *opaque, int64_t offset, int whence)
 {
     struct fd_io *io = opaque;
+    int64_t to;
     if (whence & AVSEEK_SIZE)
         return io->size;
-    off_t r = lseek(io->fd, (off_t)offset, whence & ~AVSEEK_FORCE);
-    return r < 0 ? AVERROR(errno) : (int64_t)r;
+    switch (whence & ~AVSEEK_FORCE) {
+    case SEEK_SET: to = offset; break;
+    case SEEK_CUR: to = io->pos + offset; break;
+    case SEEK_END: to = io->size + offset; break;
+    default: return AVERROR(EINVAL);
+    }
+    if (to < 0)
+        return AVERROR(EINVAL);
+    io->pos = to;
+    return to;
 }
 
 static int interrupt_cb(void *opaque)
@@ -99,8 +116,10 @@ struct guard {
     AVIOContext *pb;
 };
 
-int tc_input_open(const char *path, atomic_int *cancel, struct tc_input **out,
-                  struct tc_error *err)
+/* Open the input read through fd. owned: fd was opened here and is closed
+ * on failure or by tc_input_close; else it stays the caller's, untouched. */
+static int input_open(int fd, int owned, atomic_int *cancel, struct tc_input **out,
+                      struct tc_error *err)
 {
     struct guard *g = NULL;
     AVFormatContext *fmt = NULL;
@@ -112,17 +131,18 @@ int tc_input_open(const char *path, atomic_int *cancel, struct tc_input **out,
 
     *out = NULL;
     g = av_mallocz(sizeof(*g));
-    if (!g)
+    if (!g) {
+        if (owned)
+            close(fd);
         return tc_error_set(err, TC_ENOMEM, "out of memory opening the input");
-    g->io.fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (g->io.fd < 0) {
-        const char *base = strrchr(path, '/');
-        ret = tc_error_set(err, TC_EIO, "cannot open input '%.200s': %s", base ? base + 1 : path,
-                           strerror(errno));
-        g->io.fd = -1;
+    }
+    g->io.fd = fd;
+    g->io.owned = owned;
+    if (fstat(g->io.fd, &stt) != 0) {
+        ret = tc_error_set(err, TC_EIO, "cannot read the input: %s", strerror(errno));
         goto out;
     }
-    if (fstat(g->io.fd, &stt) != 0 || !S_ISREG(stt.st_mode)) {
+    if (!S_ISREG(stt.st_mode)) {
         ret = tc_error_set(err, TC_EUNSUPPORTED, "the input is not a regular file");
         goto out;
     }
@@ -211,11 +231,32 @@ out:
         if (g->pb)
             av_freep(&g->pb->buffer);
         avio_context_free(&g->pb);
-        if (g->io.fd >= 0)
+        if (g->io.owned)
             close(g->io.fd);
         av_free(g);
     }
     return ret;
+}
+
+int tc_input_open(const char *path, atomic_int *cancel, struct tc_input **out,
+                  struct tc_error *err)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        const char *base = strrchr(path, '/');
+        return tc_error_set(err, TC_EIO, "cannot open input '%.200s': %s", base ? base + 1 : path,
+                            strerror(errno));
+    }
+    return input_open(fd, 1, cancel, out, err);
+}
+
+int tc_input_open_fd(int fd, atomic_int *cancel, struct tc_input **out, struct tc_error *err)
+{
+    *out = NULL;
+    if (fd < 0)
+        return tc_error_set(err, TC_EINVAL, "no input descriptor");
+    return input_open(fd, 0, cancel, out, err);
 }
 
 void tc_input_close(struct tc_input **in)
@@ -227,7 +268,7 @@ void tc_input_close(struct tc_input **in)
     if (g->pb)
         av_freep(&g->pb->buffer);
     avio_context_free(&g->pb);
-    if (g->io.fd >= 0)
+    if (g->io.owned)
         close(g->io.fd);
     av_free(g);
     *in = NULL;

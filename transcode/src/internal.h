@@ -36,7 +36,7 @@ enum {
     TC_MAX_PIXELS = 8192 * 8192,       /* largest frame we decode */
 };
 
-/* An untrusted input opened from a local file only. */
+/* An untrusted input opened from a local file (by path or descriptor) only. */
 struct tc_input {
     struct AVFormatContext *fmt;   /* owned; demuxer of an allowed format */
     int64_t size;                  /* file size in bytes */
@@ -50,6 +50,10 @@ struct tc_input {
  * blocking reads. TC_EUNSUPPORTED, TC_EIO or TC_ECANCELED on failure. */
 int tc_input_open(const char *path, atomic_int *cancel, struct tc_input **out,
                   struct tc_error *err);
+/* The same over an already-open descriptor, borrowed: never closed, its
+ * file offset never moved (read with pread), nothing opened by path.
+ * TC_EINVAL if fd < 0. */
+int tc_input_open_fd(int fd, atomic_int *cancel, struct tc_input **out, struct tc_error *err);
 void tc_input_close(struct tc_input **in);
 
 /* 1 if a demuxer short name is one we accept as untrusted input. */

@@ -930,12 +930,15 @@ int tc_run(const struct tc_run_params *params, struct tc_output_result *results,
     r->err = err;
     r->vi = r->ai = -1;
     r->t0 = r->last_update = av_gettime_relative();
-    if (!params || !params->input_path || !params->outputs || params->n_outputs == 0)
+    if (!params || (!params->input_path && params->input_fd < 0) || !params->outputs ||
+        params->n_outputs == 0)
         return tc_error_set(err, TC_EINVAL, "a run needs an input and at least one output");
     if (params->progress)
         tc_progress_init(params->progress);
 
-    if ((ret = tc_input_open(params->input_path, params->cancel, &r->in, err)) < 0)
+    ret = params->input_path ? tc_input_open(params->input_path, params->cancel, &r->in, err)
+                             : tc_input_open_fd(params->input_fd, params->cancel, &r->in, err);
+    if (ret < 0)
         goto out;
     if ((ret = tc_probe_input(r->in, &r->info, &r->vi, &r->ai, err)) < 0)
         goto out;

@@ -146,6 +146,17 @@ int tc_probe(const char *path, struct tc_media_info *info, struct tc_error *err)
     return ret;
 }
 
+int tc_probe_fd(int fd, struct tc_media_info *info, struct tc_error *err)
+{
+    struct tc_input *in = NULL;
+    int ret = tc_input_open_fd(fd, NULL, &in, err);
+    if (ret < 0)
+        return ret;
+    ret = tc_probe_input(in, info, NULL, NULL, err);
+    tc_input_close(&in);
+    return ret;
+}
+
 json_t *tc_video_info_to_json(const struct tc_video_info *vi)
 {
     return json_pack("{s:s, s:i, s:i, s:f, s:s, s:s, s:i, s:i, s:i, s:i, s:b, s:I}", "codec",

@@ -9,7 +9,8 @@
  *     include libav headers. JSON crosses this boundary as jansson json_t.
  *   - never aborts or exits: every failure is a negative TC_E* code plus a
  *     human message in a struct tc_error.
- *   - input is untrusted: it is opened from the local file only, playlist
+ *   - input is untrusted: it is read from a local file only (a path, or a
+ *     descriptor the caller opened: tc_probe_fd, tc_run_params.input_fd), playlist
  *     and script demuxers are refused, frame size and stream count are capped.
  *   - an output is written aside ("<path>.part") and renamed into place only
  *     when it is complete; on failure or cancel nothing of it is left.
@@ -111,6 +112,13 @@ struct tc_media_info {
  * Returns 0 or a negative TC_E* code. */
 int tc_probe(const char *path, struct tc_media_info *info,
              struct tc_error *err);
+
+/* tc_probe of an already-open descriptor (a regular file opened for
+ * reading). fd is borrowed: never closed, its file offset never moved (the
+ * library reads it with pread at its own offset), and nothing is opened by
+ * path, so a sandboxed process that may not open files can call it.
+ * TC_EINVAL if fd < 0. */
+int tc_probe_fd(int fd, struct tc_media_info *info, struct tc_error *err);
 
 /* The API's "input" object for info; filename may be NULL (omitted).
  * Returns a new reference, NULL only on out-of-memory. */
@@ -351,7 +359,13 @@ json_t *tc_output_result_pack(const struct tc_output_result *res);
 int tc_output_result_unpack(json_t *j, struct tc_output_result *res);
 
 struct tc_run_params {
+    /* The input: input_path if it is not NULL (opened here), else input_fd.
+     * input_fd (used only when input_path is NULL) is an open regular file,
+     * borrowed as by tc_probe_fd: never closed, offset untouched, nothing
+     * opened by path. A zero-initialised struct with input_path set reads
+     * the path; with neither, fd 0 would be read: set input_fd = -1. */
     const char *input_path;        /* borrowed */
+    int input_fd;
     const struct tc_output *outputs;   /* borrowed, n_outputs of them */
     size_t n_outputs;
     int threads;                   /* codec thread budget of the run: the
