@@ -148,6 +148,10 @@ enum MHD_Result events_handle(struct http_server *h, struct MHD_Connection *conn
 /* GET /: the embedded web page (web.c); needs no API key. */
 enum MHD_Result web_handle(struct http_server *h, struct MHD_Connection *conn, struct request *rq,
                            const char *upload_data, size_t *upload_data_size);
+/* GET /openapi.json: the embedded OpenAPI document (openapi.c); no API key. */
+enum MHD_Result openapi_handle(struct http_server *h, struct MHD_Connection *conn,
+                               struct request *rq, const char *upload_data,
+                               size_t *upload_data_size);
 
 /* The webhook endpoints (webhooks.c). */
 enum MHD_Result webhooks_job_add(struct http_server *h, struct MHD_Connection *conn,

@@ -189,6 +189,7 @@ static const struct route routes[] = {
     {"HEAD", "/v1/jobs/:id/outputs/:name/*", outputs_handle, 0},
     {"GET", "/v1/presets", h_presets, 0},
     {"GET", "/healthz", h_healthz, ROUTE_NO_AUTH},
+    {"GET", "/openapi.json", openapi_handle, ROUTE_NO_AUTH},
     {"GET", "/metrics", h_metrics, 0},
     /* tus: OPTIONS (discovery, CORS preflight) needs no key; the other
      * methods need it, checked by tus_handle itself so that a 401 carries
