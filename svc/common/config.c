@@ -55,6 +55,12 @@ static const struct opt opts[] = {
      "open HTTP connections per client address"},
     {"connection-timeout", OPT_INT, offsetof(struct config, connection_timeout), 0, 1, 86400,
      "close an idle HTTP connection after this many seconds"},
+    {"header-timeout", OPT_INT, offsetof(struct config, header_timeout), 0, 1, 3600,
+     "close a connection whose request head is not complete after this many seconds"},
+    {"min-free-bytes", OPT_I64, offsetof(struct config, min_free_bytes), 0, 0, 1e15,
+     "refuse uploads (507) that would leave less free disk in the data dir (0 = off)"},
+    {"disk-scan-interval", OPT_DOUBLE, offsetof(struct config, disk_scan_interval), 0, 0.1, 86400,
+     "seconds between walks of the data dir that count bytes stored for /metrics"},
     {"worker-max-memory", OPT_I64, offsetof(struct config, worker_max_memory), 0, 0, 1e15,
      "address-space limit of a job's child process, bytes (0 = none)"},
     {"job-threads", OPT_INT, offsetof(struct config, job_threads), 0, 0, 256,
@@ -94,6 +100,9 @@ static void set_defaults(struct config *cfg)
     cfg->max_connections = 1024;
     cfg->max_connections_per_ip = 256;
     cfg->connection_timeout = 60;
+    cfg->header_timeout = 10;
+    cfg->min_free_bytes = (int64_t)1 << 30; /* README: Disk guard */
+    cfg->disk_scan_interval = 30;
     cfg->worker_max_memory = (int64_t)8 << 30;
     cfg->worker_nice = 10;
     cfg->node_lease = 10;

@@ -35,6 +35,9 @@ struct config {
     int max_connections;         /* --max-connections */
     int max_connections_per_ip;  /* --max-connections-per-ip */
     int connection_timeout;      /* --connection-timeout S (idle) */
+    int header_timeout;          /* --header-timeout S: a request head must be complete within */
+    int64_t min_free_bytes;      /* --min-free-bytes: uploads get 507 below this much free disk */
+    double disk_scan_interval;   /* --disk-scan-interval S: walk of the data dir for /metrics */
     int64_t worker_max_memory;   /* --worker-max-memory: child RLIMIT_AS bytes */
     int worker_nice;             /* --worker-nice: child CPU niceness */
     int job_threads;             /* --job-threads: codec threads per job; 0 = auto */

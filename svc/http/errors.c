@@ -38,6 +38,7 @@ static const struct {
     {"out_of_memory", 500},
     {"shutting_down", 503},
     {"insufficient_storage", 507},
+    {"no_space", 507},            /* a job's error (TC_ENOSPC); uploads say insufficient_storage */
 };
 
 unsigned http_status_for(const char *code)

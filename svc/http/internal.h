@@ -27,6 +27,8 @@ struct upload;
 struct tus_request;
 struct tus_store;
 struct hook_outbox;
+struct disk_guard;
+struct conns;
 
 struct http_server {
     const struct config *cfg;
@@ -39,6 +41,8 @@ struct http_server {
     char tmp_dir[1100];
     char inputs_dir[1100];
     struct hook_outbox *hooks;          /* webhooks (borrowed; http_set_hooks) */
+    struct disk_guard *disk;            /* --min-free-bytes, disk metrics (disk.c) */
+    struct conns *conns;                /* head deadline, slot reserve (conns.c) */
 };
 
 enum { ROUTE_MAX_PARAMS = 4 };

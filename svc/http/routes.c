@@ -14,6 +14,8 @@
 
 #include "common/log.h"
 #include "hooks/outbox.h"
+#include "http/conns.h"
+#include "http/disk.h"
 #include "http/internal.h"
 #include "http/tus.h"
 
@@ -106,9 +108,20 @@ static enum MHD_Result h_presets(struct http_server *h, struct MHD_Connection *c
     return http_send_value(conn, MHD_HTTP_OK, tc_presets_to_json());
 }
 
+/* Degraded is still 200: a load balancer must not take a node out (and
+ * back, and out) because its disk is low; the node still serves status
+ * reads and downloads, and refuses uploads with 507 itself. Cached state
+ * only: it answers even when the disk is slow. */
 static enum MHD_Result h_healthz(struct http_server *h, struct MHD_Connection *conn,
                                  struct request *rq, const char *d, size_t *ds)
 {
+    struct disk_stats ds_;
+    disk_guard_stats(h->disk, &ds_);
+    if (ds_.low)
+        return http_send_value(
+            conn, MHD_HTTP_OK,
+            json_pack("{s:s, s:{s:s, s:s}}", "status", "degraded", "checks", "disk", "low",
+                      "message", "free disk space is under --min-free-bytes: uploads get 507"));
     return http_send_value(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
 }
 
@@ -117,7 +130,7 @@ static enum MHD_Result h_metrics(struct http_server *h, struct MHD_Connection *c
 {
     struct sched_metrics m;
     sched_get_metrics(h->sched, &m);
-    size_t cap = 8192, n = 0;
+    size_t cap = 12288, n = 0;
     char *buf = malloc(cap);
     if (!buf)
         return MHD_NO;
@@ -152,6 +165,41 @@ static enum MHD_Result h_metrics(struct http_server *h, struct MHD_Connection *c
     OUT("# HELP vidq_uploaded_bytes_total Bytes of upload bodies received.\n"
         "# TYPE vidq_uploaded_bytes_total counter\nvidq_uploaded_bytes_total %lld\n",
         (long long)atomic_load(&h->bytes_uploaded));
+    struct disk_stats dst;
+    disk_guard_stats(h->disk, &dst);
+    OUT("# HELP vidq_disk_free_bytes Free bytes on the data dir's filesystem (for vidq).\n"
+        "# TYPE vidq_disk_free_bytes gauge\nvidq_disk_free_bytes %lld\n"
+        "# HELP vidq_disk_size_bytes Size of the data dir's filesystem.\n"
+        "# TYPE vidq_disk_size_bytes gauge\nvidq_disk_size_bytes %lld\n"
+        "# HELP vidq_disk_min_free_bytes Uploads are refused under this much free (--min-free-bytes).\n"
+        "# TYPE vidq_disk_min_free_bytes gauge\nvidq_disk_min_free_bytes %lld\n"
+        "# HELP vidq_disk_low 1 while free bytes are under --min-free-bytes.\n"
+        "# TYPE vidq_disk_low gauge\nvidq_disk_low %d\n"
+        "# HELP vidq_disk_refused_total Uploads refused with 507 by the disk guard.\n"
+        "# TYPE vidq_disk_refused_total counter\nvidq_disk_refused_total %lld\n",
+        (long long)dst.free_bytes, (long long)dst.total_bytes, (long long)dst.min_free_bytes,
+        dst.low, (long long)dst.refused);
+    OUT("# HELP vidq_stored_bytes Bytes on disk per kind, from the last walk of the data dir.\n"
+        "# TYPE vidq_stored_bytes gauge\n");
+    for (int k = 0; k < DISK_NKINDS; k++)
+        OUT("vidq_stored_bytes{kind=\"%s\"} %lld\n", disk_kind_name((enum disk_kind)k),
+            (long long)dst.stored[k]);
+    OUT("# HELP vidq_stored_scan_age_seconds Age of that walk (-1: none yet).\n"
+        "# TYPE vidq_stored_scan_age_seconds gauge\nvidq_stored_scan_age_seconds %.3f\n"
+        "# HELP vidq_stored_scan_duration_seconds How long that walk took.\n"
+        "# TYPE vidq_stored_scan_duration_seconds gauge\nvidq_stored_scan_duration_seconds %.6f\n",
+        dst.scan_age_s, dst.scan_duration_s);
+    struct conns_counters cc;
+    conns_get_counters(h->conns, &cc);
+    OUT("# HELP vidq_http_connections Open HTTP connections.\n"
+        "# TYPE vidq_http_connections gauge\nvidq_http_connections %lld\n"
+        "# HELP vidq_http_header_timeouts_total Connections closed for no complete request head "
+        "within --header-timeout.\n"
+        "# TYPE vidq_http_header_timeouts_total counter\nvidq_http_header_timeouts_total %lld\n"
+        "# HELP vidq_http_evicted_total Waiting connections closed to keep slots free under "
+        "--max-connections.\n"
+        "# TYPE vidq_http_evicted_total counter\nvidq_http_evicted_total %lld\n",
+        (long long)cc.open, (long long)cc.header_timeouts, (long long)cc.evicted);
     struct hook_counters hc;
     hook_outbox_counters(h->hooks, &hc);
     int hw = hook_counters_prometheus(&hc, buf + n, cap - n);
@@ -279,6 +327,8 @@ enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const ch
         return rq->route->fn(h, conn, rq, upload_data, upload_data_size);
     }
 
+    /* The head is complete: the connection guard stops its head clock. */
+    conns_request_begin(h->conns, conn);
     rq = calloc(1, sizeof(*rq));
     if (!rq)
         return MHD_NO;
@@ -317,7 +367,9 @@ enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const ch
 void routes_request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct http_server *h = cls;
     struct request *rq = *con_cls;
+    conns_request_end(h->conns, conn);
     if (!rq)
         return;
     upload_free(&rq->upload);

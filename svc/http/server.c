@@ -1,7 +1,9 @@
 /*
  * server.c - the libmicrohttpd daemon: an internal thread pool on epoll,
  * with a connection timeout, connection limits (total and per client
- * address) and a memory limit per connection. See http.h.
+ * address) and a memory limit per connection, plus the connection guard
+ * (conns.c: a deadline for request heads, a reserve of free slots) and
+ * the disk guard (disk.c). See http.h.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,6 +14,8 @@
 #include <sys/socket.h>
 
 #include "common/log.h"
+#include "http/conns.h"
+#include "http/disk.h"
 #include "http/internal.h"
 #include "http/tus.h"
 
@@ -39,6 +43,16 @@ int http_create(const struct config *cfg, struct http_server **out)
         return -1;
     }
     if (tus_open(h) < 0) {
+        events_free(&h->events);
+        free(h);
+        return -1;
+    }
+    if (disk_guard_start(cfg->data_dir, cfg->min_free_bytes, cfg->disk_scan_interval,
+                         &h->disk) < 0 ||
+        conns_create(cfg->header_timeout, cfg->connection_timeout,
+                     (unsigned)cfg->max_connections, &h->conns) < 0) {
+        disk_guard_stop(&h->disk);
+        tus_close(h);
         events_free(&h->events);
         free(h);
         return -1;
@@ -80,6 +94,7 @@ int http_listen(struct http_server *h, struct sched *s, int *port)
         MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)CONN_MEMORY_INCREMENT,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_NOTIFY_COMPLETED, routes_request_done, h,
+        MHD_OPTION_NOTIFY_CONNECTION, conns_notify, h->conns,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
         MHD_OPTION_END);
     if (!h->daemon) {
@@ -115,6 +130,8 @@ void http_destroy(struct http_server **pp)
     events_shutdown(h->events);
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
+    conns_free(&h->conns); /* after the daemon: it notifies every close */
+    disk_guard_stop(&h->disk);
     events_free(&h->events);
     tus_close(h);
     free(h);

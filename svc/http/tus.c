@@ -37,6 +37,7 @@
 #include <jansson.h>
 
 #include "common/log.h"
+#include "http/disk.h"
 #include "http/upload.h"
 #include "uploads/tus_meta.h"
 #include "uploads/tus_store.h"
@@ -517,6 +518,11 @@ static enum MHD_Result do_create(struct tus_request *t, struct MHD_Connection *c
         return fail_now(t, conn, e.code, "%s", e.message);
     if (sched_queue_full(h->sched))
         return fail_now(t, conn, "queue_full", "the queue is full; try again later");
+    /* The whole upload must fit above the threshold, not only this body. */
+    if (disk_guard_admit(h->disk, length) < 0)
+        return fail_now(t, conn, "insufficient_storage",
+                        "the server's disk is nearly full (under its --min-free-bytes); "
+                        "retry later");
 
     char id[JOB_ID_SIZE];
     if (job_id_new(id) < 0)
@@ -586,6 +592,10 @@ static enum MHD_Result do_patch(struct tus_request *t, struct MHD_Connection *co
         return fail_now(t, conn, "too_large",
                         "the body (%lld bytes) goes past Upload-Length (%lld bytes left)",
                         (long long)cl, (long long)(t->u.length - t->u.offset));
+    if (disk_guard_admit(h->disk, cl > 0 ? cl : t->u.length - t->u.offset) < 0)
+        return fail_now(t, conn, "insufficient_storage",
+                        "the server's disk is nearly full (under its --min-free-bytes); "
+                        "resume later");
     rc = tus_write_begin(h->tus, &t->u, t->has_checksum ? t->algo : NULL, &t->w);
     if (rc < 0)
         return fail_now(t, conn, code_for_tus(rc), "cannot write upload '%s'", id);
@@ -686,6 +696,10 @@ enum MHD_Result tus_handle(struct http_server *h, struct MHD_Connection *conn, s
     }
     if (!t->w) {
         fail_later(t, "bad_request", "this request takes no body");
+    } else if (disk_guard_write(h->disk, *upload_data_size) < 0) {
+        fail_later(t, "insufficient_storage",
+                   "the server's disk is nearly full (under its --min-free-bytes); nothing of "
+                   "this request was kept; resume later");
     } else {
         int rc = tus_write_data(t->w, upload_data, *upload_data_size);
         if (rc == TUS_ETOOBIG)

@@ -26,6 +26,7 @@
 
 #include "common/log.h"
 #include "hooks/deliver.h"
+#include "http/disk.h"
 #include "jobs/worker.h"
 
 enum { POST_BUFFER = 64 * 1024, MAX_OUTPUTS = 16, PROBE_TIMEOUT_S = 30 };
@@ -324,6 +325,10 @@ int upload_tmp_open(struct http_server *h, char *path, size_t cap, struct api_er
 int upload_write(struct http_server *h, int fd, const char *data, size_t len,
                  struct api_error *e)
 {
+    if (disk_guard_write(h->disk, len) < 0)
+        return api_error_set(e, "insufficient_storage",
+                             "the server's disk is nearly full (under its --min-free-bytes); "
+                             "the upload was dropped; retry later");
     while (len > 0) {
         ssize_t w = write(fd, data, len);
         if (w < 0 && errno == EINTR)
@@ -607,6 +612,7 @@ static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *conn,
         return http_rejectf(conn, rq, "unsupported_media",
                          "send multipart/form-data with a 'file' part, or a raw body with "
                          "Content-Type video/*, audio/* or application/octet-stream");
+    long long body_len = 0; /* 0: chunked, not known yet */
     if (clen) {
         char *end = NULL;
         errno = 0;
@@ -620,12 +626,19 @@ static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *conn,
                              v, (long long)h->cfg->max_upload_bytes);
         if (v == 0)
             return http_rejectf(conn, rq, "bad_request", "the upload is empty");
+        body_len = v;
     } else if (!te || !strcasestr(te, "chunked")) {
         return http_rejectf(conn, rq, "length_required",
                          "send a Content-Length or a chunked body");
     }
     if (sched_queue_full(h->sched))
         return http_rejectf(conn, rq, "queue_full", "the queue is full; try again later");
+    /* Before the first byte: a body that would take the disk under its
+     * threshold is refused now (a chunked one is checked as it comes). */
+    if (disk_guard_admit(h->disk, body_len) < 0)
+        return http_rejectf(conn, rq, "insufficient_storage",
+                            "the server's disk is nearly full (under its --min-free-bytes); "
+                            "retry later");
 
     u = calloc(1, sizeof(*u));
     if (!u)

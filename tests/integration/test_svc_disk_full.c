@@ -1,7 +1,9 @@
 /*
  * A full disk while an upload arrives: 507 insufficient_storage, nothing
  * half-written left, and the server keeps serving. The data dir is a 2 MiB
- * tmpfs (skipped where mounting is not allowed).
+ * tmpfs (skipped where mounting is not allowed). The disk guard is off
+ * (--min-free-bytes 0): this is the ENOSPC path alone; test_svc_disk_guard
+ * covers the threshold.
  * ctest-labels: integration
  * ctest-timeout: 120
  */
@@ -41,7 +43,7 @@ int main(void)
     fclose(f);
 
     struct ts_server s;
-    ts_server_start(&s, data, "--isolation thread");
+    ts_server_start(&s, data, "--isolation thread --min-free-bytes 0");
     struct ts_http r;
     ts_http_upload_raw(&s, &r, "/upload", big, "video/mp4", NULL);
     TS_CHECK(r.status == 507 && strstr(r.body, "insufficient_storage"), "raw: %ld %s", r.status,

@@ -32,6 +32,31 @@ static void defaults(void **state)
     assert_int_equal(cfg.isolation, CONFIG_ISOLATION_PROCESS);
     assert_true(cfg.max_concurrent >= 1);
     assert_string_equal(cfg.api_key, "");
+    assert_int_equal(cfg.header_timeout, 10);
+    assert_int_equal(cfg.min_free_bytes, (int64_t)1 << 30);
+    assert_true(cfg.disk_scan_interval == 30);
+}
+
+/* The connection and disk guards' flags: 0 turns the disk guard off; a
+ * header timeout of 0 (no deadline) or a negative threshold is refused. */
+static void guard_flags(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[256];
+    char *a[] = {"serve", "--min-free-bytes", "0", "--header-timeout", "3",
+                 "--disk-scan-interval", "0.5", NULL};
+    assert_int_equal(parse(&cfg, a, err), 0);
+    assert_int_equal(cfg.min_free_bytes, 0);
+    assert_int_equal(cfg.header_timeout, 3);
+    assert_true(cfg.disk_scan_interval == 0.5);
+    char *b[] = {"serve", "--header-timeout", "0", NULL};
+    assert_int_equal(parse(&cfg, b, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, "--header-timeout"));
+    char *c[] = {"serve", "--min-free-bytes", "-1", NULL};
+    assert_int_equal(parse(&cfg, c, err), CONFIG_ERROR);
+    char *d[] = {"serve", "--disk-scan-interval", "0", NULL};
+    assert_int_equal(parse(&cfg, d, err), CONFIG_ERROR);
 }
 
 static void flags_env_and_precedence(void **state)
@@ -103,6 +128,7 @@ int main(void)
         cmocka_unit_test(defaults),
         cmocka_unit_test(flags_env_and_precedence),
         cmocka_unit_test(bad_input),
+        cmocka_unit_test(guard_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,7 @@ static void names_are_stable(void **state)
     assert_string_equal(tc_errname(TC_EUNSUPPORTED), "unsupported_media");
     assert_string_equal(tc_errname(TC_EINVALID_PRESET), "invalid_preset");
     assert_string_equal(tc_errname(TC_EINVALID_OUTPUT), "invalid_output");
-    assert_string_equal(tc_errname(TC_ENOSPC), "insufficient_storage");
+    assert_string_equal(tc_errname(TC_ENOSPC), "no_space"); /* a job's error */
     assert_string_equal(tc_errname(12345), "internal_error");
 }
 

@@ -21,7 +21,7 @@ static const struct {
     {TC_EUNSUPPORTED, "unsupported_media", "not a decodable audio or video file"},
     {TC_ECANCELED, "canceled", "the job was canceled"},
     {TC_EIO, "io_error", "input/output error"},
-    {TC_ENOSPC, "insufficient_storage", "no space left on the device"},
+    {TC_ENOSPC, "no_space", "no space left on the device"},
     {TC_ENOMEM, "out_of_memory", "out of memory"},
     {TC_EDECODE, "decode_failed", "the input could not be decoded"},
     {TC_EENCODE, "encode_failed", "the output could not be encoded"},

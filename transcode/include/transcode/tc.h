@@ -46,7 +46,7 @@ enum {
     TC_EUNSUPPORTED = -4,       /* unsupported_media: not decodable media */
     TC_ECANCELED = -5,          /* canceled */
     TC_EIO = -6,                /* io_error: read/write failure */
-    TC_ENOSPC = -7,             /* insufficient_storage: disk full */
+    TC_ENOSPC = -7,             /* no_space: disk full (an upload: 507 insufficient_storage) */
     TC_ENOMEM = -8,             /* out_of_memory */
     TC_EDECODE = -9,            /* decode_failed: input broke mid-way */
     TC_EENCODE = -10,           /* encode_failed */
