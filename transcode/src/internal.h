@@ -34,6 +34,7 @@ int tc_error_av(struct tc_error *err, int code, int averr, const char *what);
 enum {
     TC_MAX_STREAMS = 32,               /* more streams than this: refused */
     TC_MAX_PIXELS = 8192 * 8192,       /* largest frame we decode */
+    TC_MAX_SIDE = 16384,               /* longest side of a frame */
 };
 
 /* An untrusted input opened from a local file (by path or descriptor) only. */
