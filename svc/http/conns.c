@@ -11,14 +11,16 @@
  *   GET /healthz from anyone else waits in the kernel's backlog until the
  *   client gives up.
  *   States: a connection is waiting for a head (list `fresh`: its first
- *   request; list `kept`: a later one on a kept-alive connection), or in a
- *   request (no list: its head came; the body and the answer are MHD's
- *   idle timeout's business), or doomed (closed by the guard, not yet by
- *   MHD). Each list is ordered by the time the wait began, so the oldest
- *   is the head of a list.
+ *   request; list `kept`: a later one on a kept-alive connection), or
+ *   receiving a request body (list `body`), or in a request otherwise (no
+ *   list: the handler's work and the answer are MHD's idle timeout's
+ *   business), or doomed (closed by the guard, not yet by MHD). The head
+ *   lists are ordered by the time the wait began, so the oldest is the
+ *   head of a list.
  *   Rules: the reaper closes a fresh connection header_timeout after it
  *   began waiting and a kept one idle_timeout after (trickled bytes do not
- *   restart either clock). Past the soft limit (the cap minus a reserve of
+ *   restart either clock), and a body that averages under BODY_MIN_RATE
+ *   once header_timeout has passed since its head. Past the soft limit (the cap minus a reserve of
  *   a sixteenth) each new connection closes one waiting connection, kept
  *   ones first (an idle kept-alive connection may be closed at any time;
  *   clients retry), then the oldest fresh one. A client that sends its
@@ -45,16 +47,22 @@
 
 #include "common/log.h"
 
-enum { REAP_MS = 200 };
+/* A request body must average BODY_MIN_RATE bytes a second from its head
+ * on, once header_timeout has passed: a body trickled a byte a second
+ * (slowloris on the body, "R.U.D.Y.") would else hold its slot for ever
+ * too. 1 KiB/s is far below any real upload link (a 2G mobile link does
+ * a few KB/s) and above any trickle that could hold many slots cheaply. */
+enum { REAP_MS = 200, BODY_MIN_RATE = 1024 };
 
-enum conn_list { LIST_NONE = 0, LIST_FRESH, LIST_KEPT };
+enum conn_list { LIST_NONE = 0, LIST_FRESH, LIST_KEPT, LIST_BODY };
 
 struct conn {
     struct conn *prev, *next;
     int fd;
     enum conn_list list;
     int doomed;
-    double since; /* when the wait for a head began */
+    double since;      /* when the wait for a head began, or the head came */
+    int64_t body;      /* LIST_BODY: body bytes received so far */
 };
 
 struct list {
@@ -70,8 +78,8 @@ struct conns {
     double header_timeout, idle_timeout;
     unsigned soft_limit;
     unsigned open, doomed;
-    struct list fresh, kept;
-    atomic_llong header_timeouts, evicted;
+    struct list fresh, kept, body;
+    atomic_llong header_timeouts, evicted, slow_bodies;
 };
 
 static double now_mono(void)
@@ -83,7 +91,12 @@ static double now_mono(void)
 
 static struct list *list_of(struct conns *c, enum conn_list l)
 {
-    return l == LIST_FRESH ? &c->fresh : l == LIST_KEPT ? &c->kept : NULL;
+    switch (l) {
+    case LIST_FRESH: return &c->fresh;
+    case LIST_KEPT: return &c->kept;
+    case LIST_BODY: return &c->body;
+    default: return NULL;
+    }
 }
 
 static void unlink_conn(struct conns *c, struct conn *e)
@@ -103,11 +116,11 @@ static void unlink_conn(struct conns *c, struct conn *e)
     e->list = LIST_NONE;
 }
 
-static void append(struct conns *c, struct conn *e, enum conn_list which, double now)
+static void append(struct conns *c, struct conn *e, enum conn_list which, double since)
 {
     struct list *l = list_of(c, which);
     unlink_conn(c, e);
-    e->since = now;
+    e->since = since;
     e->list = which;
     e->prev = l->tail;
     e->next = NULL;
@@ -153,6 +166,16 @@ static void *reaper_main(void *arg)
         }
         while (c->kept.head && c->kept.head->since + c->idle_timeout <= now)
             doom(c, c->kept.head);
+        /* Bodies are not ordered by their deadline (it moves with each
+         * byte): walk them all; there are at most --max-connections. */
+        for (struct conn *e = c->body.head, *next; e; e = next) {
+            next = e->next;
+            double age = now - e->since;
+            if (age > c->header_timeout && (double)e->body < BODY_MIN_RATE * age) {
+                doom(c, e);
+                atomic_fetch_add(&c->slow_bodies, 1);
+            }
+        }
         if (n) {
             atomic_fetch_add(&c->header_timeouts, n);
             log_debug("http: closed %d connections without a request head in %.0f s", n,
@@ -254,13 +277,40 @@ static struct conn *entry_of(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
-void conns_request_begin(struct conns *c, struct MHD_Connection *conn)
+void conns_request_begin(struct conns *c, struct MHD_Connection *conn, int has_body)
+{
+    struct conn *e = c ? entry_of(conn) : NULL;
+    if (!e)
+        return;
+    double now = now_mono();
+    pthread_mutex_lock(&c->lock);
+    unlink_conn(c, e);
+    if (has_body && !e->doomed) { /* its pace counts from the head on */
+        append(c, e, LIST_BODY, now);
+        e->body = 0;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void conns_body_bytes(struct conns *c, struct MHD_Connection *conn, size_t n)
 {
     struct conn *e = c ? entry_of(conn) : NULL;
     if (!e)
         return;
     pthread_mutex_lock(&c->lock);
-    unlink_conn(c, e);
+    if (e->list == LIST_BODY)
+        e->body += (int64_t)n;
+    pthread_mutex_unlock(&c->lock);
+}
+
+void conns_body_end(struct conns *c, struct MHD_Connection *conn)
+{
+    struct conn *e = c ? entry_of(conn) : NULL;
+    if (!e)
+        return;
+    pthread_mutex_lock(&c->lock);
+    if (e->list == LIST_BODY)
+        unlink_conn(c, e);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -286,6 +336,7 @@ void conns_get_counters(struct conns *c, struct conns_counters *out)
     pthread_mutex_unlock(&c->lock);
     out->header_timeouts = atomic_load(&c->header_timeouts);
     out->evicted = atomic_load(&c->evicted);
+    out->slow_bodies = atomic_load(&c->slow_bodies);
 }
 
 void conns_free(struct conns **pp)

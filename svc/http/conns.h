@@ -8,7 +8,8 @@
  * connection for ever. The guard closes a connection whose request head
  * is not complete within --header-timeout seconds (a later request on a
  * kept-alive connection: within --connection-timeout of the previous
- * answer), and past a soft limit below --max-connections it closes the
+ * answer), a request whose body averages under 1 KiB/s once that time
+ * has passed, and past a soft limit below --max-connections it closes the
  * connection that has waited longest for a head, so that a client sending
  * its request at once always finds a slot. See conns.c's DESIGN.
  *
@@ -30,6 +31,7 @@ struct conns_counters {
     int64_t open;            /* connections open now */
     int64_t header_timeouts; /* closed: no complete request head in time */
     int64_t evicted;         /* closed to keep a slot free for others */
+    int64_t slow_bodies;     /* closed: a request body slower than 1 KiB/s */
 };
 
 /* Start the guard (and its reaper thread): header_timeout_s for a first
@@ -42,8 +44,17 @@ int conns_create(double header_timeout_s, double idle_timeout_s, unsigned max_co
 void conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                   enum MHD_ConnectionNotificationCode code);
 
-/* A request's head is complete (the first call of the access handler). */
-void conns_request_begin(struct conns *c, struct MHD_Connection *conn);
+/* A request's head is complete (the first call of the access handler);
+ * has_body: it announced a body (Content-Length > 0 or chunked), whose
+ * pace is then watched from now on. */
+void conns_request_begin(struct conns *c, struct MHD_Connection *conn, int has_body);
+
+/* n more bytes of the request's body arrived (a later call of the access
+ * handler with data). */
+void conns_body_bytes(struct conns *c, struct MHD_Connection *conn, size_t n);
+
+/* The request's body is complete (the access handler's last call). */
+void conns_body_end(struct conns *c, struct MHD_Connection *conn);
 
 /* A request ended (the completion callback): the connection waits for its
  * next request head. */

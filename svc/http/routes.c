@@ -198,8 +198,12 @@ static enum MHD_Result h_metrics(struct http_server *h, struct MHD_Connection *c
         "# TYPE vidq_http_header_timeouts_total counter\nvidq_http_header_timeouts_total %lld\n"
         "# HELP vidq_http_evicted_total Waiting connections closed to keep slots free under "
         "--max-connections.\n"
-        "# TYPE vidq_http_evicted_total counter\nvidq_http_evicted_total %lld\n",
-        (long long)cc.open, (long long)cc.header_timeouts, (long long)cc.evicted);
+        "# TYPE vidq_http_evicted_total counter\nvidq_http_evicted_total %lld\n"
+        "# HELP vidq_http_slow_bodies_total Connections closed for a request body slower "
+        "than 1 KiB/s.\n"
+        "# TYPE vidq_http_slow_bodies_total counter\nvidq_http_slow_bodies_total %lld\n",
+        (long long)cc.open, (long long)cc.header_timeouts, (long long)cc.evicted,
+        (long long)cc.slow_bodies);
     struct hook_counters hc;
     hook_outbox_counters(h->hooks, &hc);
     int hw = hook_counters_prometheus(&hc, buf + n, cap - n);
@@ -317,6 +321,12 @@ enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const ch
 {
     struct http_server *h = cls;
     struct request *rq = *con_cls;
+    if (rq) { /* the body's pace, for the connection guard */
+        if (*upload_data_size)
+            conns_body_bytes(h->conns, conn, *upload_data_size);
+        else
+            conns_body_end(h->conns, conn);
+    }
     if (rq && rq->rejected)
         return http_reject_continue(conn, rq, upload_data_size);
     if (rq) { /* a later call: body data, or the end of the request */
@@ -327,8 +337,13 @@ enum MHD_Result routes_dispatch(void *cls, struct MHD_Connection *conn, const ch
         return rq->route->fn(h, conn, rq, upload_data, upload_data_size);
     }
 
-    /* The head is complete: the connection guard stops its head clock. */
-    conns_request_begin(h->conns, conn);
+    /* The head is complete: the connection guard stops its head clock
+     * and, if a body comes, watches its pace. */
+    const char *clen =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    conns_request_begin(h->conns, conn, (clen && strcmp(clen, "0") != 0) || te);
     rq = calloc(1, sizeof(*rq));
     if (!rq)
         return MHD_NO;

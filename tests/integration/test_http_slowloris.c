@@ -1,8 +1,10 @@
 /*
  * Connection exhaustion: 300 slowloris connections (a header byte a second,
- * reconnecting when closed, as an attacker would) and 300 idle ones, from
- * ten loopback addresses (127.0.0.2-11, under the per-address cap), against
- * a server capped at 512 connections. Meanwhile a fresh client on
+ * reconnecting when closed, as an attacker would), 300 idle ones and 50
+ * that send an upload's head at once and then its body a byte a second
+ * (or nothing),
+ * from ten loopback addresses (127.0.0.2-11, under the per-address cap),
+ * against a server capped at 512 connections. Meanwhile a fresh client on
  * 127.0.0.1 times GET /healthz and GET /status/<id> every 200 ms: each must
  * answer 200 within 1 s. The server's RSS must stay bounded, and its
  * metrics must show the guard at work (heads timed out, waiters evicted).
@@ -27,7 +29,7 @@
 
 #include "test_support.h"
 
-enum { N_SLOW = 300, N_IDLE = 300, N_ADDRS = 10, FLOOD_S = 14 };
+enum { N_SLOW = 300, N_IDLE = 300, N_BODY = 50, N_ADDRS = 10, FLOOD_S = 14 };
 
 struct attacker {
     int fd;
@@ -35,6 +37,9 @@ struct attacker {
     int addr;  /* 127.0.0.(2 + addr) */
     int reconnects;
 };
+
+static const char UPLOAD_HEAD[] = "POST /upload HTTP/1.1\r\nHost: vidq\r\nContent-Type: video/mp4\r\n"
+                                  "Content-Length: 1000000\r\n\r\n";
 
 static const char HEAD[] = "GET /healthz HTTP/1.1\r\nHost: vidq\r\nUser-Agent: slowloris\r\n"
                            "X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -149,7 +154,7 @@ int main(void)
     ts_http_free(&r);
     long rss0 = rss_kib(s.pid);
 
-    static struct attacker slow[N_SLOW];
+    static struct attacker slow[N_SLOW], body[N_BODY];
     static int idle[N_IDLE];
     int refused = 0;
     for (int i = 0; i < N_SLOW; i++) {
@@ -161,7 +166,16 @@ int main(void)
         idle[i] = open_from(s.port, i % N_ADDRS);
         refused += idle[i] < 0;
     }
+    for (int i = 0; i < N_BODY; i++) {
+        body[i].addr = i % N_ADDRS;
+        body[i].fd = open_from(s.port, body[i].addr);
+        refused += body[i].fd < 0;
+    }
     TS_CHECK(refused == 0, "%d attack connections refused by the kernel", refused);
+    ts_sleep_ms(100); /* connected: the heads of the slow bodies go at once */
+    for (int i = 0; i < N_BODY; i++)
+        send(body[i].fd, UPLOAD_HEAD, sizeof(UPLOAD_HEAD) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    int body_reconnects[2] = {0, 0}; /* trickling, silent after the head */
 
     double t_start = ts_now(), next_byte = t_start, worst = 0;
     int probes = 0, slow_reconnects = 0;
@@ -181,6 +195,24 @@ int main(void)
                 int k = slow[i].sent % (int)(sizeof(HEAD) - 1);
                 if (send(slow[i].fd, HEAD + k, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
                     slow[i].sent++;
+            }
+            for (int i = 0; i < N_BODY; i++) { /* a body byte a second */
+                if (body[i].fd >= 0 && closed_by_server(body[i].fd)) {
+                    close(body[i].fd);
+                    body[i].fd = open_from(s.port, body[i].addr);
+                    body[i].sent = 0;
+                    body_reconnects[i % 2]++;
+                }
+                if (body[i].fd < 0)
+                    continue;
+                if (body[i].sent == 0) {
+                    if (send(body[i].fd, UPLOAD_HEAD, sizeof(UPLOAD_HEAD) - 1,
+                             MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+                        body[i].sent = 1;
+                } else if (i % 2 == 0 &&
+                           send(body[i].fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) {
+                    body[i].sent++;
+                }
             }
         }
         long st;
@@ -203,9 +235,12 @@ int main(void)
     long long timeouts = metric(&s, "vidq_http_header_timeouts_total");
     long long evicted = metric(&s, "vidq_http_evicted_total");
     long long open_now = metric(&s, "vidq_http_connections");
+    long long slow_bodies = metric(&s, "vidq_http_slow_bodies_total");
     printf("probes=%d worst=%.3f s rss %ld -> max %ld KiB, head timeouts=%lld evicted=%lld "
-           "open=%lld slowloris reconnects=%d\n",
-           probes, worst, rss0, max_rss, timeouts, evicted, open_now, slow_reconnects);
+           "open=%lld slow bodies cut=%lld; reconnects: slowloris %d, slow body %d, silent "
+           "body %d\n",
+           probes, worst, rss0, max_rss, timeouts, evicted, open_now, slow_bodies,
+           slow_reconnects, body_reconnects[0], body_reconnects[1]);
     /* Both rules must have acted: 600 > 512 - 32 (eviction) and trickling
      * connections older than --header-timeout 4 (the head deadline). */
     TS_EXPECT(evicted > 0, "no connection evicted");
@@ -213,6 +248,10 @@ int main(void)
     TS_EXPECT(slow_reconnects >= N_SLOW, "slowloris connections were not cut: %d reconnects",
               slow_reconnects);
     TS_EXPECT(open_now <= 512, "open connections %lld over the cap", open_now);
+    TS_EXPECT(slow_bodies >= N_BODY && body_reconnects[0] >= N_BODY / 2 &&
+                  body_reconnects[1] >= N_BODY / 2,
+              "slow bodies were not cut: %lld by the server, reconnects %d trickling, %d silent",
+              slow_bodies, body_reconnects[0], body_reconnects[1]);
     TS_EXPECT(max_rss - rss0 < 64 * 1024, "RSS grew by %ld KiB", max_rss - rss0);
 
     for (int i = 0; i < N_SLOW; i++)
@@ -221,10 +260,20 @@ int main(void)
     for (int i = 0; i < N_IDLE; i++)
         if (idle[i] >= 0)
             close(idle[i]);
+    for (int i = 0; i < N_BODY; i++)
+        if (body[i].fd >= 0)
+            close(body[i].fd);
     /* And it still serves normally afterwards. */
     long st;
     timed_get(&s, "/healthz", &st);
     TS_EXPECT(st == 200, "healthz after the flood: %ld", st);
+    /* The cut uploads left no partial file. */
+    char tmpdir[4200];
+    snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", dir);
+    for (int i = 0; i < 20 && ts_count_files(tmpdir) > 0; i++)
+        ts_sleep_ms(100);
+    TS_EXPECT(ts_count_files(tmpdir) == 0, "%d upload files left in tmp/",
+              ts_count_files(tmpdir));
     int ex = ts_server_stop(&s, SIGTERM, 20);
     TS_EXPECT(ex == 0, "server exit %d", ex);
     free(dir);
