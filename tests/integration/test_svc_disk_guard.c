@@ -3,7 +3,8 @@
  * dir is a 32 MiB tmpfs (skipped where mounting is not allowed), the
  * threshold 2 MiB. Uploads that would go under it get 507
  * insufficient_storage (raw with a length: before the body; chunked and
- * multipart: mid-way; tus creation and PATCH) and leave nothing behind;
+ * multipart: mid-way; tus creation and PATCH, before or mid-way) and
+ * leave nothing behind;
  * /healthz says degraded (still 200) and /metrics tells free and stored
  * bytes; a job whose output hits a full disk fails with no_space and
  * leaves no output; the server serves on throughout.
@@ -17,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -129,6 +133,87 @@ static long long metric(const struct ts_server *s, const char *name)
     return v;
 }
 
+static void send_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+        TS_CHECK(w > 0, "send to the server failed");
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+static void send_zeros(int fd, size_t len)
+{
+    static char zeros[65536];
+    while (len > 0) {
+        size_t n = len < sizeof(zeros) ? len : sizeof(zeros);
+        send_all(fd, zeros, n);
+        len -= n;
+    }
+}
+
+/* A tus PATCH whose disk gets low while its body arrives: the first 4 MiB
+ * go with space, then a filler leaves little, then the rest. Refused
+ * mid-way with 507; the upload's offset stays 0 and its file holds
+ * nothing of the request. */
+static void tus_patch_refused_midway(const struct ts_server *s, const char *filler)
+{
+    enum { LEN = 20 * MIB, FIRST = 4 * MIB };
+    struct ts_http r;
+    const char *const create[] = {"Tus-Resumable: 1.0.0", "Upload-Length: 20971520", NULL};
+    ts_http(s, &r, "POST", "/v1/uploads/", create, NULL, 0);
+    TS_CHECK(r.status == 201, "tus creation (20 MiB): %ld %s", r.status, r.body);
+    char *loc = ts_http_header(&r, "Location");
+    TS_CHECK(loc, "Location");
+    ts_http_free(&r);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    TS_CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect");
+    char head[512];
+    int hl = snprintf(head, sizeof(head),
+                      "PATCH %s HTTP/1.1\r\nHost: vidq\r\nTus-Resumable: 1.0.0\r\n"
+                      "Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+                      "Content-Length: %d\r\nConnection: close\r\n\r\n",
+                      loc, (int)LEN);
+    send_all(fd, head, (size_t)hl);
+    send_zeros(fd, FIRST);
+    ts_sleep_ms(300); /* the server has written what came */
+    fill_to(filler, MIN_FREE + MIB);
+    send_zeros(fd, LEN - FIRST);
+    char resp[4096];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = recv(fd, resp + got, sizeof(resp) - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    resp[got] = '\0';
+    close(fd);
+    TS_EXPECT(strncmp(resp, "HTTP/1.1 507", 12) == 0 && strstr(resp, "insufficient_storage"),
+              "tus PATCH refused mid-way: %.200s", resp);
+    const char *const head_req[] = {"Tus-Resumable: 1.0.0", NULL};
+    ts_http(s, &r, "HEAD", loc, head_req, NULL, 0);
+    char *off = ts_http_header(&r, "Upload-Offset");
+    TS_EXPECT(off && strcmp(off, "0") == 0, "offset after the mid-way 507: %s", off ? off : "-");
+    free(off);
+    ts_http_free(&r);
+    /* Nothing of the refused body stays on disk. */
+    long long sz = -1;
+    char cmd[4400], out[64];
+    snprintf(cmd, sizeof(cmd), "du -sb %s/uploads | cut -f1", data_dir);
+    if (ts_run(out, sizeof(out), "%s", cmd) == 0)
+        sz = strtoll(out, NULL, 10);
+    TS_EXPECT(sz >= 0 && sz < 256 * 1024, "uploads/ holds %lld bytes after the refused PATCH", sz);
+    ts_http(s, &r, "DELETE", loc, head_req, NULL, 0);
+    TS_EXPECT(r.status == 204, "tus DELETE: %ld", r.status);
+    ts_http_free(&r);
+    unlink(filler);
+    free(loc);
+}
+
 static char *read_all(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -197,6 +282,9 @@ int main(void)
     ts_http(&s, &r, "POST", "/v1/uploads/", tus_big, NULL, 0);
     EXPECT_507(r, "tus creation");
     ts_http_free(&r);
+
+    tus_patch_refused_midway(&s, filler);
+    TS_EXPECT(wait_health(&s, "ok"), "healthz not ok after the filler went");
 
     /* A small tus upload is created; then the disk gets low. */
     size_t media_len;
