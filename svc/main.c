@@ -22,6 +22,7 @@ static void usage(FILE *out)
             "  transcode  IN OUT [--preset P | --output SPEC_JSON] [--progress json]\n"
             "  probe      FILE    print the media description as JSON\n"
             "  presets    [--json] list the output presets\n"
+            "  submit     FILE|URL [--server URL] [--wait] [--download DIR] (vidq submit --help)\n"
             "\n"
             "  --help     this text\n"
             "  --version  version of vidq and of the libraries it uses\n"
@@ -36,7 +37,7 @@ int main(int argc, char **argv)
         int (*run)(int, char **);
     } commands[] = {
         {"serve", cli_serve},         {"worker", cli_worker}, {"transcode", cli_transcode},
-        {"probe", cli_probe},         {"presets", cli_presets},
+        {"probe", cli_probe},         {"presets", cli_presets},  {"submit", cli_submit},
     };
 
     if (argc < 2) {
