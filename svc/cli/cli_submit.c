@@ -138,7 +138,10 @@ static void on_retry(void *opaque, const char *what, uint64_t at, const char *wh
                             (json_int_t)at, "error", why));
     } else if (u->mode != PROGRESS_NONE) {
         close_bar(u);
-        if (strcmp(what, "upload") == 0)
+        if (strcmp(what, "locked") == 0)
+            fprintf(stderr, "upload: waiting for the server to release the dropped request: %s\n",
+                    why);
+        else if (strcmp(what, "upload") == 0)
             fprintf(stderr, "upload: resuming at %llu bytes after: %s\n", (unsigned long long)at,
                     why);
         else
@@ -203,7 +206,7 @@ static void on_downloaded(void *opaque, const char *path, uint64_t size)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: vidq submit FILE|URL [options]\n"
+            "usage: vidq submit FILE|URL [options]   or   vidq submit --job ID [options]\n"
             "  upload FILE to a vidq server (resumable, tus) or submit URL as input_url,\n"
             "  then optionally wait for the job and download its outputs\n"
             "\n"
@@ -220,6 +223,8 @@ static void usage(FILE *out)
             "  --progress MODE     bar (default on a terminal), plain (default otherwise),\n"
             "                      json (JSON lines on stdout) or none\n"
             "  --chunk-size BYTES  bytes per upload request (default 8 MiB)\n"
+            "  --job ID            no upload: follow (--wait) or download (--download) job ID;\n"
+            "                      an interrupted download resumes where it stopped\n"
             "\n"
             "stdout's last line is the job object (JSON).\n"
             "exit codes: 0 succeeded (without --wait: accepted), 1 failed, canceled or\n"
@@ -290,7 +295,7 @@ int cli_submit(int argc, char **argv)
 {
     const char *input = NULL, *server = getenv("VIDQ_SERVER"), *key = getenv("VIDQ_API_KEY");
     const char *outputs_s = NULL, *clip_s = NULL, *download = NULL, *metadata_s = NULL;
-    const char *webhook = NULL, *priority_s = NULL;
+    const char *webhook = NULL, *priority_s = NULL, *job_id = NULL;
     const char *presets[MAX_PRESETS];
     size_t n_presets = 0, chunk = DEFAULT_CHUNK;
     int wait = 0, ret = CLI_FAILED, rc;
@@ -330,6 +335,10 @@ int cli_submit(int argc, char **argv)
                 outputs_s = v;
             } else if (strcmp(a, "--clip") == 0) {
                 clip_s = v;
+            } else if (strcmp(a, "--job") == 0) {
+                if (!v[0] || strlen(v) >= 100 || strcspn(v, "/?#% ") != strlen(v))
+                    return usage_error("--job takes a job id, not '%s'", v);
+                job_id = v;
             } else if (strcmp(a, "--download") == 0) {
                 download = v;
             } else if (strcmp(a, "--metadata") == 0) {
@@ -370,8 +379,10 @@ int cli_submit(int argc, char **argv)
             return usage_error("one FILE or URL only; '%s' is extra", a);
         input = a;
     }
-    if (!input)
+    if (!input && !job_id)
         return usage_error("FILE or URL missing");
+    if (input && job_id)
+        return usage_error("give FILE, URL or --job ID, not both");
     if (download)
         wait = 1;
     if (!server || !server[0])
@@ -381,7 +392,7 @@ int cli_submit(int argc, char **argv)
     snprintf(base, sizeof(base), "%s", server);
     for (size_t l = strlen(base); l > 0 && base[l - 1] == '/'; l--)
         base[l - 1] = '\0';
-    if (strstr(input, "://") && !is_url(input))
+    if (input && strstr(input, "://") && !is_url(input))
         return usage_error("only http:// and https:// URLs can be submitted, not '%s'", input);
     if (outputs_s) {
         outputs = json_loads(outputs_s, 0, NULL);
@@ -421,7 +432,16 @@ int cli_submit(int argc, char **argv)
         for (size_t i = 0, n = 0; i < n_presets; i++)
             n += (size_t)snprintf(preset_list + n, len - n, "%s%s", i ? "," : "", presets[i]);
     }
-    if (is_url(input)) {
+    if (job_id) {
+        /* an existing job: follow it, download its outputs again */
+        snprintf(id, sizeof(id), "%s", job_id);
+        rc = submit_get_job(&srv, id, &job, &err);
+        if (rc != SUBMIT_OK) {
+            fprintf(stderr, "vidq: %s: job %s: %s\n", err.code, id, err.message);
+            ret = exit_code(rc);
+            goto out;
+        }
+    } else if (is_url(input)) {
         /* API.md, Inputs from a URL: a JSON body. */
         body = json_pack("{s:s}", "input_url", input);
         if (!body)

@@ -30,6 +30,7 @@ enum {
     LINE_CAP = 4 << 20,    /* one event-stream line (a job object) */
     MAX_TREE_FILES = 100000, /* files of one folder output */
     PATH_CAP = 4096,
+    LOCKED_WAIT_S = 120, /* longest wait for the server to release a dropped PATCH */
 };
 
 /* ------------------------------------------------------------ transfers */
@@ -417,7 +418,7 @@ int submit_tus_upload(const struct submit_server *s, const char *path, const cha
 
     /* PATCHes; after a failure, HEAD first */
     uint64_t offset = 0;
-    int fails = 0, need_head = 0, sent_any = 0;
+    int fails = 0, need_head = 0, sent_any = 0, locked_waits = 0;
     while (offset < size || !sent_any) {
         if (need_head) {
             long long at = -1;
@@ -438,10 +439,12 @@ int submit_tus_upload(const struct submit_server *s, const char *path, const cha
                 }
                 continue;
             }
-            offset = (uint64_t)at;
             need_head = 0;
-            (*resumes)++;
-            report_retry(s, "upload", offset, e->message);
+            if (locked_waits == 0 || (uint64_t)at != offset) {
+                (*resumes)++;
+                report_retry(s, "upload", (uint64_t)at, e->message);
+            }
+            offset = (uint64_t)at;
             if (offset == size && sent_any)
                 break;
         }
@@ -474,16 +477,34 @@ int submit_tus_upload(const struct submit_server *s, const char *path, const cha
             offset = now;
             sent_any = 1;
             fails = 0;
+            locked_waits = 0;
             if (s->report.upload)
                 s->report.upload(s->report.opaque, offset, size);
             continue;
         }
+        if (ret == SUBMIT_OK && x.status == 423) {
+            /* Our dropped request still holds the upload on the server
+             * until it notices the connection is gone (at worst its
+             * --connection-timeout): wait for that, a second at a time,
+             * without spending a retry. */
+            error_from_answer(e, &x, "uploading");
+            if (locked_waits == 0)
+                report_retry(s, "locked", offset, e->message);
+            if (++locked_waits > LOCKED_WAIT_S) {
+                ret = SUBMIT_EFAILED;
+                goto out;
+            }
+            if (!backoff(s, 2)) {
+                ret = SUBMIT_ECANCELED;
+                goto out;
+            }
+            need_head = 1;
+            continue;
+        }
         if (ret == SUBMIT_OK) {
             error_from_answer(e, &x, "uploading");
-            /* 409: the offset is not the server's; 423: another request
-             * still holds the upload (our dropped one): both resolve by
-             * asking the server where it is. */
-            if (!retryable_status(x.status) && x.status != 409 && x.status != 423) {
+            /* 409: the offset is not the server's: ask it where it is */
+            if (!retryable_status(x.status) && x.status != 409) {
                 ret = SUBMIT_EFAILED;
                 goto out;
             }
@@ -529,7 +550,7 @@ int submit_post_json(const struct submit_server *s, const char *path, const json
             if (x.status >= 200 && x.status < 300 && x.body &&
                 (*answer = json_loads(x.body, 0, NULL)) != NULL)
                 break;
-            error_from_answer(e, &x, "POST");
+            error_from_answer(e, &x, path);
             ret = SUBMIT_EFAILED;
             if (!retryable_status(x.status))
                 break;

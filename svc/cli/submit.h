@@ -9,7 +9,9 @@
  * and for an upload a 409/423 (the offset moved) are retried; the upload
  * resumes by HEAD (the server's offset) and a PATCH from there, a download
  * with Range from the bytes it has. Other 4xx are the server's answer and
- * are not retried.
+ * are not retried. A 423 on a PATCH (the server still holds the dropped
+ * request) is waited out, a second at a time for up to 120 s, without
+ * spending a retry.
  *
  * Errors: functions return SUBMIT_OK or a negative SUBMIT_E*; struct
  * submit_error then holds a snake_case code (the server's error code when
