@@ -405,7 +405,9 @@ int cli_submit(int argc, char **argv)
         json_decref(outputs);
         return usage_error("--clip takes S-E, S- or -E in seconds with S < E, not '%s'", clip_s);
     }
-    if (metadata_s && !json_is_object(metadata = json_loads(metadata_s, 0, NULL))) {
+    if (metadata_s)
+        metadata = json_loads(metadata_s, 0, NULL); /* json_is_object evaluates twice */
+    if (metadata_s && !json_is_object(metadata)) {
         json_decref(outputs);
         json_decref(clip);
         json_decref(metadata);

@@ -11,7 +11,7 @@
 # sent as input_url and the server's answer reported; bad command lines
 # exit 2. The server keeps serving throughout.
 # ctest-labels: integration
-# ctest-timeout: 300
+# ctest-timeout: 420
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 command -v python3 >/dev/null || { fail "python3 missing"; finish; }
