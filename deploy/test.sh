@@ -21,4 +21,7 @@ bash deploy/build.sh build-asan -DSANITIZE=ON -DCMAKE_COMPILE_WARNING_AS_ERROR=O
 echo "== tests under ASan+UBSan"
 (cd build-asan && ctest --output-on-failure -j"$jobs" -LE slow)
 
+echo "== fuzzing (libFuzzer, ASan+UBSan): replay every corpus, then 20 s per harness"
+bash tests/fuzz/run.sh
+
 echo "== all tests passed in $(( $(date +%s) - start )) s"

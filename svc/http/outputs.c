@@ -20,6 +20,7 @@
 #include <transcode/tc.h>
 
 #include "http/internal.h"
+#include "http/range.h"
 
 /* A safe relative path: segments of [A-Za-z0-9._-], none "." or "..",
  * none starting with a dot. */
@@ -62,10 +63,8 @@ static const char *mime_of_file(const char *path)
     return "application/octet-stream";
 }
 
-/* Parse a single "bytes=a-b" range against size. Returns 1 with [*from,
- * *to] set, 0 if there is no usable range header (serve it all), -1 if
- * unsatisfiable. */
-static int parse_range(const char *h, int64_t size, int64_t *from, int64_t *to)
+/* See range.h. */
+int http_range_parse(const char *h, int64_t size, int64_t *from, int64_t *to)
 {
     if (!h || strncmp(h, "bytes=", 6) != 0)
         return 0;
@@ -183,7 +182,9 @@ enum MHD_Result outputs_handle(struct http_server *h, struct MHD_Connection *con
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
         const char *if_range =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
-        int r = if_range && strcmp(if_range, etag) != 0 ? 0 : parse_range(range, size, &from, &to);
+        int r = if_range && strcmp(if_range, etag) != 0
+                    ? 0
+                    : http_range_parse(range, size, &from, &to);
         if (r < 0) {
             char cr[64];
             snprintf(cr, sizeof(cr), "bytes */%" PRId64, size);

@@ -223,10 +223,12 @@ static const char *header(struct MHD_Connection *conn, const char *name)
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
-static int parse_i64(const char *s, int64_t *out)
+int tus_header_i64(const char *s, int64_t *out)
 {
     char *end = NULL;
-    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+    /* Digits only: strtoll alone would take leading white space (a form
+     * feed, a tab) and a sign ("\f+5"), found by tests/fuzz/fuzz_tus. */
+    if (!s || *s < '0' || *s > '9')
         return -1;
     errno = 0;
     long long v = strtoll(s, &end, 10);
@@ -237,7 +239,7 @@ static int parse_i64(const char *s, int64_t *out)
 }
 
 /* The upload options of a tus Upload-Metadata header (already parsed). */
-static int options_from_meta(const struct tus_meta *m, struct upload_options *o,
+int tus_options_from_meta(const struct tus_meta *m, struct upload_options *o,
                              struct api_error *e)
 {
     static const char *keys[] = {"filename",    "preset",   "outputs",
@@ -283,7 +285,7 @@ static int options_of(const struct tus_upload *u, struct upload_options *o, stru
     if (tus_meta_parse(u->metadata, &m, err, sizeof(err)) < 0) {
         api_error_set(e, "bad_request", "%s", err);
     } else {
-        rc = options_from_meta(&m, o, e);
+        rc = tus_options_from_meta(&m, o, e);
         tus_meta_clear(&m);
     }
     if (job_id_valid(u->id))
@@ -461,7 +463,7 @@ static int64_t content_length(struct MHD_Connection *conn)
     int64_t v = -1;
     if (!cl)
         return -1;
-    return parse_i64(cl, &v) < 0 ? -2 : v;
+    return tus_header_i64(cl, &v) < 0 ? -2 : v;
 }
 
 static enum MHD_Result do_create(struct tus_request *t, struct MHD_Connection *conn)
@@ -483,7 +485,7 @@ static enum MHD_Result do_create(struct tus_request *t, struct MHD_Connection *c
                             "Upload-Defer-Length is not supported: send Upload-Length");
         return fail_now(t, conn, "bad_request", "Upload-Length is required");
     }
-    if (parse_i64(ul, &length) < 0)
+    if (tus_header_i64(ul, &length) < 0)
         return fail_now(t, conn, "bad_request", "Upload-Length must be a non-negative integer");
     if (length > h->cfg->max_upload_bytes)
         return fail_now(t, conn, "too_large",
@@ -508,7 +510,7 @@ static enum MHD_Result do_create(struct tus_request *t, struct MHD_Connection *c
         return fail_now(t, conn, "bad_request", "%s", err);
     /* The options are checked now: no byte is stored for a job that
      * cannot be. */
-    int rc = options_from_meta(&m, &o, &e);
+    int rc = tus_options_from_meta(&m, &o, &e);
     tus_meta_clear(&m);
     if (rc == 0) {
         rc = upload_options_check(&o, NULL, &e);
@@ -561,7 +563,7 @@ static enum MHD_Result do_patch(struct tus_request *t, struct MHD_Connection *co
     const char *uo = header(conn, "Upload-Offset");
     if (!uo)
         return fail_now(t, conn, "bad_request", "Upload-Offset is required");
-    if (parse_i64(uo, &off) < 0)
+    if (tus_header_i64(uo, &off) < 0)
         return fail_now(t, conn, "bad_request", "Upload-Offset must be a non-negative integer");
     int64_t cl = content_length(conn);
     if (cl == -2)

@@ -28,6 +28,17 @@ void tus_request_free(struct tus_request **pp);
 enum MHD_Result tus_status_answer(struct http_server *h, struct MHD_Connection *conn,
                                   const char *id);
 
+/* Parsers of the request headers, exposed for tests/fuzz/: a tus integer
+ * header (Upload-Length, Upload-Offset, Content-Length: digits only, no
+ * sign, fits int64) to *out, 0 or -1; and the upload options an
+ * Upload-Metadata's pairs carry (o is reset first; 0, or -1 with e filled
+ * and o cleared). */
+struct tus_meta;
+struct upload_options;
+int tus_header_i64(const char *s, int64_t *out);
+int tus_options_from_meta(const struct tus_meta *m, struct upload_options *o,
+                          struct api_error *e);
+
 /* Open <data-dir>/uploads (h->tus). Returns 0 or -1 (logged). */
 int tus_open(struct http_server *h);
 
