@@ -27,11 +27,14 @@ case "${1:-}" in
 esac
 
 command -v clang >/dev/null || { echo "fuzz: clang missing (Debian: clang, libclang-rt-14-dev)" >&2; exit 1; }
+mkdir -p "$build"
 if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIDQ_FUZZ=ON \
-    -DSANITIZE=ON -DVIDQ_TESTS=OFF >/dev/null
+    -DSANITIZE=ON -DVIDQ_TESTS=OFF >"$build/fuzz-configure.log" 2>&1 ||
+    { tail -n 30 "$build/fuzz-configure.log" >&2; exit 1; }
 fi
-cmake --build "$build" --target fuzz_all -j"$(nproc)" >/dev/null
+cmake --build "$build" --target fuzz_all -j"$(nproc)" >"$build/fuzz-build.log" 2>&1 ||
+  { grep -E "error|Error" "$build/fuzz-build.log" | head -n 30 >&2; exit 1; }
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
