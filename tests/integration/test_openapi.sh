@@ -7,7 +7,9 @@
 # succeeded, failed, canceled, with hls/thumbnail/sprite outputs; lists,
 # presets, webhooks, deliveries, events; errors 400/401/404/405/409/415/
 # 416 and the tus ones) validate against its schemas (ajv), through
-# tests/support/openapi_check.js. Other methods on it are 405 and the
+# tests/support/openapi_check.js; so do the bodies of the webhooks of
+# every event type (job.started/progress/succeeded/failed/canceled) the run
+# sends to tests/support/webhook_receiver.js. Other methods on it are 405 and the
 # server goes on serving.
 # ctest-labels: integration
 # ctest-timeout: 240
@@ -22,9 +24,17 @@ W=$T/svc; mkdir -p "$W"
 S=$T/samples; mkdir -p "$S"
 PID=
 stop_server() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
-trap 'stop_server; lib_cleanup' EXIT
+trap 'stop_server; [ -n "${RPID:-}" ] && kill "$RPID" 2>/dev/null; lib_cleanup' EXIT
+# webhooks go to the test receiver (signatures checked with standardwebhooks)
+SECRET=whsec_$(head -c 24 /dev/urandom | base64)
+RPID=
+node "$SUPPORT/webhook_receiver.js" --secret "$SECRET" --log "$W/hooks.log" --max-seconds 200 >"$W/recv.out" 2>"$W/recv.err" &
+RPID=$!
+for _ in $(seq 100); do [ -s "$W/recv.out" ] && break; sleep 0.1; done
+RPORT=$(head -1 "$W/recv.out")
+[ -n "$RPORT" ] || { fail "webhook receiver did not start: $(cat "$W/recv.err")"; finish; }
 "$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$W/data" --port-file "$W/port" \
-  --api-key K --max-concurrent 1 >"$W/server.out" 2>"$W/server.log" &
+  --api-key K --max-concurrent 1 --webhook-secret "$SECRET" >"$W/server.out" 2>"$W/server.log" &
 PID=$!
 for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
 [ -s "$W/port" ] || { fail "server did not start: $(tail -c 300 "$W/server.log")"; finish; }
@@ -57,6 +67,8 @@ grab() {
   fi
 }
 M=$VIDQ_MEDIA
+grab addWebhook 201 "${AUTH[@]}" -H 'Content-Type: application/json' \
+  -d "{\"url\":\"http://127.0.0.1:$RPORT/all\",\"events\":[\"job.started\",\"job.progress\",\"job.succeeded\",\"job.failed\",\"job.canceled\"]}" "$BASE/v1/webhooks"
 grab healthz 200 "$BASE/healthz"
 grab listPresets 200 "${AUTH[@]}" "$BASE/v1/presets"
 grab createJob 401 "$BASE/v1/jobs" -F "file=@$M/h264_aac_640x360.mp4"
@@ -132,6 +144,18 @@ grab jobEvents 404 "${AUTH[@]}" "$BASE/v1/jobs/AAAAAAAAAAAAAAAAAAAAAA/events"
 code=$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" "$BASE/v1/jobs/$A/outputs/hls/master.m3u8")
 [ "$code" = 200 ] || fail "hls master: $code"
 
+# the webhook bodies (every event type the run caused) against WebhookEvent
+for _ in $(seq 50); do
+  [ "$(jq -s '[.[] | select(.path=="/all") | .body | fromjson | .type] | unique | length' "$W/hooks.log" 2>/dev/null || echo 0)" -ge 5 ] && break
+  sleep 0.2
+done
+k=0
+while IFS= read -r b; do
+  k=$((k + 1)); printf '%s\n' "$b" > "$S/WebhookEvent.200.h$k.json"
+done < <(jq -c 'select(.path=="/all") | .body | fromjson' "$W/hooks.log" 2>/dev/null)
+types=$(jq -r 'select(.path=="/all") | .body | fromjson | .type' "$W/hooks.log" 2>/dev/null | sort -u | tr '\n' ' ')
+[ "$types" = "job.canceled job.failed job.progress job.started job.succeeded " ] || fail "webhook events received: '$types'"
+jq -s -e 'map(select(.path=="/all")) | all(.verified)' "$W/hooks.log" >/dev/null || fail "a webhook's signature did not verify"
 note "$(ls "$S" | wc -l) samples"
 node "$SUPPORT/openapi_check.js" "$W/doc.json" "$VIDQ_SRC/svc/http/routes.c" "$S" > "$W/check.txt" 2>&1 || true
 cat "$W/check.txt"

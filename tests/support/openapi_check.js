@@ -6,8 +6,9 @@
 //     of it, and every operation of it is a route, unless marked
 //     "x-vidq-implemented": false (a part of API.md not built yet);
 //  3. every sample in SAMPLES_DIR, a real answer of the server saved as
-//     <operationId>.<status>.<anything>.json (or Error.<status>...json for
-//     answers no operation owns, such as 404/405 of unknown endpoints),
+//     <operationId>.<status>.<anything>.json, or <Schema>.<status>...json
+//     against a component schema (Error for answers no operation owns, such
+//     as 404/405 of unknown endpoints; WebhookEvent for webhook bodies),
 //     is a documented status of that operation and validates (ajv, JSON
 //     Schema 2020-12) against its application/json schema.
 // Prints one line per problem and exits 1 if any; else a summary, exit 0.
@@ -88,8 +89,9 @@ async function main() {
       continue;
     }
     let ref;
-    if (name === 'Error') {
-      ref = `${base}#/components/schemas/Error`;
+    if (/^[A-Z]/.test(name)) { // a component schema (Error, WebhookEvent, ...)
+      if (!(doc.components.schemas || {})[name]) { bad(`${f}: no schema ${name}`); continue; }
+      ref = `${base}#/components/schemas/${name}`;
     } else {
       const op = byId[name];
       if (!op) { bad(`${f}: no operation ${name}`); continue; }
