@@ -38,6 +38,7 @@ int main(int argc, char **argv)
     } commands[] = {
         {"serve", cli_serve},         {"worker", cli_worker}, {"transcode", cli_transcode},
         {"probe", cli_probe},         {"presets", cli_presets},  {"submit", cli_submit},
+        {"zygote", cli_zygote},
     };
 
     if (argc < 2) {

@@ -17,6 +17,7 @@ enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2, CLI_UNREACHABLE = 3, CLI_INTER
 
 int cli_serve(int argc, char **argv);      /* vidq serve [flags] */
 int cli_worker(int argc, char **argv);     /* internal: one job in a child */
+int cli_zygote(int argc, char **argv);     /* internal: the warm zygote */
 int cli_transcode(int argc, char **argv);  /* vidq transcode IN OUT [...] */
 int cli_probe(int argc, char **argv);      /* vidq probe FILE */
 int cli_presets(int argc, char **argv);    /* vidq presets [--json] */

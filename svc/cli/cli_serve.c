@@ -30,6 +30,8 @@
 #include "jobs/sched.h"
 #include "jobs/store.h"
 #include "jobs/worker.h"
+#include "jobs/zygote.h"
+#include "sandbox/sandbox.h"
 
 static int make_dir(const char *path)
 {
@@ -146,6 +148,46 @@ static int write_port_file(const char *path, int port)
     return 0;
 }
 
+/* --sandbox strict|off and --isolation: which sandbox layers children
+ * apply. strict needs seccomp at least; every layer found is logged.
+ * Returns 0, or -1 after saying why the server cannot start. */
+static int choose_sandbox(const struct config *cfg, unsigned *layers)
+{
+    char names[128];
+    *layers = 0;
+    if (strcmp(cfg->sandbox, "strict") != 0 && strcmp(cfg->sandbox, "off") != 0) {
+        fprintf(stderr, "vidq serve: --sandbox: expected strict or off, got '%s'\n", cfg->sandbox);
+        return -1;
+    }
+    if (cfg->isolation == CONFIG_ISOLATION_THREAD) {
+        log_warn("sandbox=none: --isolation thread runs probes and jobs inside the server, "
+                 "where no sandbox can hold them (README, Security model)");
+        return 0;
+    }
+    if (strcmp(cfg->sandbox, "off") == 0) {
+        log_warn("sandbox=none: --sandbox off; children reading uploads run with the "
+                 "server's rights (for debugging only)");
+        return 0;
+    }
+    unsigned found = sandbox_detect();
+    if (!(found & SANDBOX_SECCOMP)) {
+        fprintf(stderr,
+                "vidq serve: the sandbox needs seccomp, which this kernel or its container "
+                "refuses (found: %s); --sandbox off runs without it, unsafe for untrusted "
+                "uploads\n",
+                sandbox_layers_str(found, names, sizeof(names)));
+        return -1;
+    }
+    *layers = found;
+    if (found != SANDBOX_ALL) {
+        char missing[128];
+        log_warn("sandbox layers missing on this kernel: %s",
+                 sandbox_layers_str(SANDBOX_ALL & ~found, missing, sizeof(missing)));
+    }
+    log_info("sandbox=%s", sandbox_layers_str(found, names, sizeof(names)));
+    return 0;
+}
+
 int cli_serve(int argc, char **argv)
 {
     int ret = CLI_FAILED;
@@ -170,6 +212,14 @@ int cli_serve(int argc, char **argv)
         return CLI_FAILED;
     if (!log_enabled(LOG_DEBUG))
         log_route_transcode(LOG_WARNING);
+    /* Before any thread: sandbox_detect forks a test child. */
+    unsigned layers = 0;
+    if (choose_sandbox(&cfg, &layers) < 0)
+        return strcmp(cfg.sandbox, "strict") && strcmp(cfg.sandbox, "off") ? CLI_USAGE : CLI_FAILED;
+
+    int process = cfg.isolation != CONFIG_ISOLATION_THREAD;
+    if (worker_children_start("/proc/self/exe", layers, cfg.max_output_bytes, process) < 0)
+        log_warn("no warm zygote: every probe and job child is spawned afresh (slower)");
 
     /* Signals are taken by sigwait below; every thread inherits the mask.
      * SIGPIPE stays blocked: a client or child that goes away is an error
@@ -258,10 +308,18 @@ out:
     http_destroy(&http);
     sched_free(&sched);
     hook_outbox_stop(&hooks); /* after everything that changes jobs */
+    worker_children_stop();   /* every child has ended */
     store_close(&st);
     if (ret == CLI_OK)
         log_info("stopped");
     return ret;
+}
+
+int cli_zygote(int argc, char **argv)
+{
+    if (!log_enabled(LOG_DEBUG))
+        log_route_transcode(LOG_WARNING);
+    return zygote_main(argc, argv);
 }
 
 int cli_worker(int argc, char **argv)

@@ -73,6 +73,9 @@ static const struct opt opts[] = {
      "1: fdatasync every tus chunk before its 204 (survives a power cut; slower)"},
     {"node-lease", OPT_DOUBLE, offsetof(struct config, node_lease), 0, 1, 3600,
      "PostgreSQL store: seconds after which the jobs of a node that stopped renewing go to others"},
+    STR(sandbox, "strict (job and probe children sandboxed; refuse to start without seccomp) or off"),
+    {"max-output-bytes", OPT_I64, offsetof(struct config, max_output_bytes), 0, 1, 1e15,
+     "largest file a job may write (RLIMIT_FSIZE of its child; the job fails above)"},
     {"port-file", OPT_STR, offsetof(struct config, port_file), sizeof(((struct config *)0)->port_file), 0, 0,
      "write the bound port number to this file once listening"},
 };
@@ -106,6 +109,8 @@ static void set_defaults(struct config *cfg)
     cfg->worker_max_memory = (int64_t)8 << 30;
     cfg->worker_nice = 10;
     cfg->node_lease = 10;
+    snprintf(cfg->sandbox, sizeof(cfg->sandbox), "strict");
+    cfg->max_output_bytes = (int64_t)64 << 30;
 }
 
 static int parse_double(const char *s, double min, double max, double *out)

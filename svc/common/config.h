@@ -45,6 +45,8 @@ struct config {
     int tus_fsync;               /* --tus-fsync 0|1: fdatasync each tus chunk before its answer */
     double node_lease;           /* --node-lease S: shared store, a silent node's jobs are requeued after this */
     char port_file[1024];        /* --port-file: write the bound port here */
+    char sandbox[16];            /* --sandbox strict|off: the children's sandbox */
+    int64_t max_output_bytes;    /* --max-output-bytes: a job child's RLIMIT_FSIZE */
 };
 
 /* Result of config_parse besides 0: */

@@ -31,6 +31,7 @@ static const struct {
     {"length_required", 411},
     {"too_large", 413},
     {"unsupported_media", 415},
+    {"sandbox_violation", 415},   /* the upload's probe broke its sandbox */
     {"range_not_satisfiable", 416},
     {"queue_full", 429},
     {"internal_error", 500},

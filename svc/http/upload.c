@@ -438,7 +438,13 @@ int upload_submit(struct http_server *h, const char *tmp_path, const struct uplo
         .nice = 0, /* the client is waiting for the answer */
         .timeout_s = PROBE_TIMEOUT_S,
     };
-    if (worker_probe(&probe, &info, &terr) < 0) {
+    int probed = worker_probe(&probe, &info, &terr);
+    if (probed == WORKER_ESANDBOX) {
+        api_error_set(e, "sandbox_violation", "the upload was refused: probing it %s",
+                      terr.message[0] ? terr.message : "broke the sandbox");
+        goto out;
+    }
+    if (probed < 0) {
         api_error_set(e, "unsupported_media", "the upload is not a decodable audio/video file: %s",
                       terr.message[0] ? terr.message : tc_strerror(TC_EUNSUPPORTED));
         goto out;

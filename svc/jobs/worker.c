@@ -4,15 +4,19 @@
  * DESIGN (worker protocol)
  *   Process mode: the runner thread makes a memfd holding one
  *   struct tc_progress (mmap MAP_SHARED on both sides), a request pipe and a
- *   result pipe, and posix_spawns "/proc/self/exe worker --parent PID ..."
- *   with fd 0 = request, fd 1 = result, fd 3 = progress (everything else is
- *   close-on-exec). The child sets PR_SET_PDEATHSIG (it dies with its
- *   runner thread, so a kill -9 of the server leaves no orphan writing
- *   outputs), its niceness and rlimits (address space, CPU time), reads the
- *   request JSON
- *     {"input": path, "outputs": [{"spec": {...}, "preset": s, "path": s}]}
- *   runs tc_run with the shared progress and a cancel flag that SIGTERM
- *   sets, writes one result JSON line
+ *   result pipe, opens the input read-only and the job's output folder,
+ *   and starts "vidq worker --parent PID ..." (worker_spawn: forked by the
+ *   zygote, or posix_spawned) with fd 0 = request, fd 1 = result, fd 2 =
+ *   stderr, fd 3 = progress, fd 4 = input, fd 5 = output folder, and no
+ *   other descriptor. The child sets PR_SET_PDEATHSIG (it dies with the
+ *   server, so a kill -9 of the server leaves no orphan writing outputs),
+ *   its niceness and rlimits (address space, CPU time), reads the request
+ *   JSON
+ *     {"input": name, "outputs": [{"spec": {...}, "preset": s, "path": s}]}
+ *   (output paths relative to the output folder), enters its sandbox
+ *   (sandbox.h: the folder becomes its working directory and the only
+ *   path it can reach), runs tc_run on fd 4 with the shared progress and
+ *   a cancel flag that SIGTERM sets, writes one result JSON line
  *     {"results": [<tc_output_result_pack>, ...]} | {"error": {"code","message"}}
  *   and exits 0 (succeeded) or 1 (failed).
  *   The runner polls the result pipe and a wake-up eventfd with a 200 ms
@@ -21,7 +25,8 @@
  *   runner deletes the partial outputs) and the wall clock (SIGKILL on
  *   timeout). EOF on the result pipe means the child is gone: waitpid reaps
  *   it. A death by signal we did not send is `worker_crashed` naming the
- *   signal.
+ *   signal, or `sandbox_violation` for SIGSYS (the seccomp filter killed
+ *   it) and `too_large` for SIGXFSZ (an output passed the size cap).
  *   Thread mode: the same loop, but tc_run runs in a thread with a plain
  *   struct tc_progress, and an eventfd replaces the result pipe; stop and
  *   timeout set the cancel flag (a thread cannot be killed).
@@ -50,8 +55,16 @@
 #include <jansson.h>
 
 #include "common/log.h"
+#include "jobs/worker_internal.h"
+#include "jobs/zygote.h"
+#include "sandbox/sandbox.h"
 
 extern char **environ;
+
+/* Set once by worker_configure_children before any child starts. */
+static unsigned child_layers;
+static int64_t child_max_file_size;
+static char **child_env; /* environ, or a copy with sanitizer options */
 
 enum { POLL_MS = 200, RESULT_MAX = 65536 };
 
@@ -98,8 +111,10 @@ static void drain_wake(const struct pollfd pfd[2], int n)
     }
 }
 
-/* The request JSON for the child. New string (free), NULL on OOM. */
-static char *request_json(const struct worker_params *p)
+/* The request JSON for the child; output paths relative to the output
+ * folder (dir_len bytes of each path, and a slash). New string (free),
+ * NULL on OOM. */
+static char *request_json(const struct worker_params *p, size_t dir_len)
 {
     char *text = NULL;
     json_t *outs = json_array();
@@ -109,10 +124,11 @@ static char *request_json(const struct worker_params *p)
         if (!spec)
             goto out;
         json_array_append_new(outs, json_pack("{s:o, s:s, s:s}", "spec", spec, "preset",
-                                              o->spec.preset, "path", o->path));
+                                              o->spec.preset, "path", o->path + dir_len + 1));
     }
-    json_t *req = json_pack("{s:s, s:o, s:i}", "input", p->input_path, "outputs", outs, "threads",
-                            p->threads);
+    const char *slash = strrchr(p->input_path, '/');
+    json_t *req = json_pack("{s:s, s:o, s:i}", "input", slash ? slash + 1 : p->input_path,
+                            "outputs", outs, "threads", p->threads);
     outs = NULL;
     if (req)
         text = json_dumps(req, JSON_COMPACT);
@@ -149,18 +165,50 @@ static void parse_child_result(const char *buf, const struct worker_params *p,
     json_decref(res);
 }
 
+/* The folder every output path lies directly in ("<data>/outputs/<id>"):
+ * its length, or 0 if the outputs do not share one (then no job runs). */
+static size_t output_dir_len(const struct worker_params *p)
+{
+    const char *first = p->outputs[0].path;
+    const char *slash = strrchr(first, '/');
+    if (!slash || slash == first)
+        return 0;
+    size_t len = (size_t)(slash - first);
+    for (size_t i = 0; i < p->n_outputs; i++) {
+        const char *path = p->outputs[i].path;
+        if (strncmp(path, first, len) != 0 || path[len] != '/' || !path[len + 1] ||
+            strchr(path + len + 1, '/'))
+            return 0;
+    }
+    return len;
+}
+
 static int run_process(const struct worker_params *p, struct worker_result *r)
 {
     int ret = -1;
-    int memfd = -1, req[2] = {-1, -1}, res[2] = {-1, -1};
+    int memfd = -1, req[2] = {-1, -1}, res[2] = {-1, -1}, input = -1, outdir = -1;
     struct tc_progress *prog = MAP_FAILED;
     char *request = NULL, *buf = NULL;
     pid_t pid = -1;
-    posix_spawn_file_actions_t fa;
-    int fa_ok = 0;
-    char a_parent[32], a_mem[32], a_cpu[32], a_nice[16];
+    char a_parent[32], a_mem[32], a_cpu[32], a_nice[16], a_layers[16], a_fsize[32];
+    char dir[4096];
 
     set_result(r, WORKER_FAILED, "internal_error", "could not start the worker process");
+    size_t dir_len = output_dir_len(p);
+    if (dir_len == 0 || dir_len >= sizeof(dir)) {
+        set_result(r, WORKER_FAILED, "internal_error", "the outputs do not share one folder");
+        goto out;
+    }
+    memcpy(dir, p->outputs[0].path, dir_len);
+    dir[dir_len] = '\0';
+    /* The child reaches the input and its folder only through these. */
+    input = open(p->input_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    outdir = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (input < 0 || outdir < 0) {
+        set_result(r, WORKER_FAILED, "internal_error", "cannot open the job's %s: %s",
+                   input < 0 ? "input" : "output folder", strerror(errno));
+        goto out;
+    }
     memfd = memfd_create("vidq-progress", MFD_CLOEXEC);
     if (memfd < 0 || ftruncate(memfd, (off_t)sizeof(struct tc_progress)) < 0)
         goto out;
@@ -170,16 +218,10 @@ static int run_process(const struct worker_params *p, struct worker_result *r)
     tc_progress_init(prog);
     if (pipe2(req, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0)
         goto out;
-    request = request_json(p);
+    request = request_json(p, dir_len);
     buf = malloc(RESULT_MAX);
     if (!request || !buf)
         goto out;
-    if (posix_spawn_file_actions_init(&fa) != 0)
-        goto out;
-    fa_ok = 1;
-    posix_spawn_file_actions_adddup2(&fa, req[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, res[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, memfd, 3);
     /* CPU time: the wall-clock limit on every core, plus slack. */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     double cpu = p->timeout_s > 0 ? p->timeout_s * (double)(ncpu > 0 ? ncpu : 1) + 60 : 0;
@@ -187,31 +229,16 @@ static int run_process(const struct worker_params *p, struct worker_result *r)
     snprintf(a_mem, sizeof(a_mem), "%lld", (long long)p->max_memory);
     snprintf(a_cpu, sizeof(a_cpu), "%.0f", cpu);
     snprintf(a_nice, sizeof(a_nice), "%d", p->nice);
-    char *argv[] = {(char *)"vidq", (char *)"worker", (char *)"--parent", a_parent,
-                    (char *)"--max-memory", a_mem, (char *)"--max-cpu", a_cpu,
-                    (char *)"--nice", a_nice, NULL};
-    char **envp = environ;
-#ifdef VIDQ_SANITIZE
-    /* ASan turns a SIGSEGV into an abort; let a crashed child die of the
-     * signal it got, as in a normal build. */
-    char *env_copy[512];
-    char asan_opts[1024];
-    size_t ne = 0;
-    const char *cur = getenv("ASAN_OPTIONS");
-    snprintf(asan_opts, sizeof(asan_opts), "ASAN_OPTIONS=%s%shandle_segv=0:handle_sigbus=0",
-             cur ? cur : "", cur && *cur ? ":" : "");
-    for (char **e = environ; *e && ne + 2 < sizeof(env_copy) / sizeof(env_copy[0]); e++)
-        if (strncmp(*e, "ASAN_OPTIONS=", 13) != 0)
-            env_copy[ne++] = *e;
-    env_copy[ne++] = asan_opts;
-    env_copy[ne] = NULL;
-    envp = env_copy;
-#endif
-    int rc = posix_spawn(&pid, p->exe, &fa, NULL, argv, envp);
-    if (rc != 0) {
-        pid = -1;
+    worker_child_args(a_layers, sizeof(a_layers), a_fsize, sizeof(a_fsize));
+    char *argv[] = {(char *)"worker", (char *)"--parent", a_parent, (char *)"--max-memory", a_mem,
+                    (char *)"--max-cpu", a_cpu, (char *)"--nice", a_nice, (char *)"--sandbox",
+                    a_layers, (char *)"--max-file-size", a_fsize, NULL};
+    int fds[] = {req[0], res[1], STDERR_FILENO, memfd, input, outdir};
+    pid = worker_spawn(p->exe, argv, fds, (int)(sizeof(fds) / sizeof(fds[0])));
+    if (pid < 0) {
         set_result(r, WORKER_FAILED, "internal_error", "cannot start the worker process: %s",
-                   strerror(rc));
+                   strerror((int)-pid));
+        pid = -1;
         goto out;
     }
     close(req[0]);
@@ -281,11 +308,10 @@ static int run_process(const struct worker_params *p, struct worker_result *r)
                          (WIFEXITED(status) && WEXITSTATUS(status) != 0)))
         set_result(r, WORKER_STOPPED, "canceled", "the job was stopped");
     else if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        const char *abbrev = sigabbrev_np(sig);
-        set_result(r, WORKER_CRASHED, "worker_crashed",
-                   "the worker process was killed by signal %d (SIG%s)", sig,
-                   abbrev ? abbrev : "?");
+        char msg[200];
+        const char *code = worker_signal_code(WTERMSIG(status), msg, sizeof(msg), "worker process");
+        set_result(r, strcmp(code, "worker_crashed") ? WORKER_FAILED : WORKER_CRASHED, code, "%s",
+                   msg);
     } else if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 1) &&
                got > 0) {
         parse_child_result(buf, p, r);
@@ -302,8 +328,10 @@ out:
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
     }
-    if (fa_ok)
-        posix_spawn_file_actions_destroy(&fa);
+    if (input >= 0)
+        close(input);
+    if (outdir >= 0)
+        close(outdir);
     for (int i = 0; i < 2; i++) {
         if (req[i] >= 0)
             close(req[i]);
@@ -317,6 +345,79 @@ out:
     free(request);
     free(buf);
     return ret;
+}
+
+/* ------------------------------------------------------- starting children */
+
+static void build_child_env(unsigned sandbox_layers)
+{
+#ifdef VIDQ_SANITIZE
+    /* ASan turns a SIGSEGV into an abort: let a crashed child die of the
+     * signal it got, as in a normal build. LeakSanitizer's exit check
+     * ptraces the process, which the seccomp filter kills: off in a
+     * sandboxed child (the server and the one-shot CLI still check). */
+    static char *env_copy[512];
+    static char asan_opts[1024];
+    size_t ne = 0;
+    const char *cur = getenv("ASAN_OPTIONS");
+    snprintf(asan_opts, sizeof(asan_opts), "ASAN_OPTIONS=%s%shandle_segv=0:handle_sigbus=0%s",
+             cur ? cur : "", cur && *cur ? ":" : "",
+             sandbox_layers & SANDBOX_SECCOMP ? ":detect_leaks=0" : "");
+    for (char **e = environ; *e && ne + 2 < sizeof(env_copy) / sizeof(env_copy[0]); e++)
+        if (strncmp(*e, "ASAN_OPTIONS=", 13) != 0)
+            env_copy[ne++] = *e;
+    env_copy[ne++] = asan_opts;
+    env_copy[ne] = NULL;
+    child_env = env_copy;
+#else
+    (void)sandbox_layers;
+    child_env = environ;
+#endif
+}
+
+int worker_children_start(const char *exe, unsigned sandbox_layers, int64_t max_output_bytes,
+                          int warm)
+{
+    child_layers = sandbox_layers;
+    child_max_file_size = max_output_bytes;
+    build_child_env(sandbox_layers);
+    return warm ? zygote_start(exe, child_env) : 0;
+}
+
+void worker_children_stop(void)
+{
+    zygote_stop();
+}
+
+unsigned worker_sandbox_layers(void)
+{
+    return child_layers;
+}
+
+void worker_child_args(char *layers, size_t lcap, char *fsize, size_t fcap)
+{
+    snprintf(layers, lcap, "%u", child_layers);
+    snprintf(fsize, fcap, "%lld", (long long)child_max_file_size);
+}
+
+pid_t worker_spawn(const char *exe, char *const argv[], const int *fds, int nfds)
+{
+    return zygote_spawn(exe, argv, fds, nfds, child_env ? child_env : environ);
+}
+
+const char *worker_signal_code(int sig, char *msg, size_t cap, const char *who)
+{
+    const char *abbrev = sigabbrev_np(sig);
+    if (sig == SIGSYS) {
+        snprintf(msg, cap, "the %s broke its sandbox (a forbidden system call) and was killed", who);
+        return "sandbox_violation";
+    }
+    if (sig == SIGXFSZ) {
+        snprintf(msg, cap, "an output grew past the largest file a job may write (--max-output-bytes)");
+        return "too_large";
+    }
+    snprintf(msg, cap, "the %s was killed by signal %d (SIG%s)", who, sig, abbrev ? abbrev : "?");
+    return "worker_crashed";
 }
 
 /* ------------------------------------------------------------ thread mode */

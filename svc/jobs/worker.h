@@ -1,8 +1,9 @@
 /*
  * worker.h - run one job attempt in isolation and supervise it.
  *
- * worker_run starts tc_run either in a child process (fork+exec of the
- * vidq binary's hidden `worker` subcommand via posix_spawn) or in a thread
+ * worker_run starts tc_run either in a child process (forked by the warm
+ * zygote, see zygote.h, or spawned as the vidq binary's hidden `worker`
+ * subcommand, and sandboxed, see sandbox.h) or in a thread
  * of the server, and blocks the calling thread (a scheduler runner) until
  * the attempt ends: mirroring progress at least 5 times a second, stopping
  * it on request, enforcing the wall-clock timeout, always reaping the
@@ -67,6 +68,26 @@ struct worker_result {
  * says why, outcome WORKER_FAILED). */
 int worker_run(const struct worker_params *p, struct worker_result *result);
 
+/* How every child is started, set once by the server's main thread before
+ * the first job or probe (without it: no sandbox, no zygote, no cap): the
+ * sandbox layers each child must apply (SANDBOX_*, 0 = none), the largest
+ * file a job child may write (0 = no cap), and with warm set, the zygote
+ * that forks them (zygote.h; exe is the vidq binary). Returns 0, or a
+ * negative errno if the zygote could not start (children are then
+ * spawned directly, slower but the same). */
+int worker_children_start(const char *exe, unsigned sandbox_layers, int64_t max_output_bytes,
+                          int warm);
+
+/* Stop the zygote; after every job and probe ended. Main thread. */
+void worker_children_stop(void);
+
+/* The sandbox layers children apply (for /metrics). Any thread. */
+unsigned worker_sandbox_layers(void);
+
+/* What worker_probe returns (besides tc_probe's codes) when the probe
+ * child broke its sandbox: the upload is refused as `sandbox_violation`. */
+enum { WORKER_ESANDBOX = -1000 };
+
 /* The child side: `vidq worker` (called by cli_worker). Reads the request
  * on fd 0, writes progress into the shared struct on fd 3 and the result
  * on fd 1. Returns the process exit code. */
@@ -89,7 +110,8 @@ struct worker_probe_params {
 int worker_probe(const struct worker_probe_params *p, struct tc_media_info *info,
                  struct tc_error *err);
 
-/* The child side of worker_probe (`vidq worker --probe FILE ...`). */
-int worker_probe_child_main(const char *path, long long max_memory, int nice_v);
+/* The child side of worker_probe (`vidq worker --probe - ...`): probes
+ * descriptor 3 inside the sandbox layers given. */
+int worker_probe_child_main(pid_t parent, long long max_memory, int nice_v, unsigned layers);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * worker_child.c - the child side of the worker protocol (`vidq worker`,
- * see worker.c's DESIGN): one transcode, isolated from the server.
- * Single-threaded apart from libav's codec threads.
+ * see worker.c's DESIGN): one transcode, isolated from the server, and
+ * sandboxed (sandbox.h) before it reads the first byte of its input.
+ * Single-threaded until tc_run starts libav's codec threads.
  */
 #define _GNU_SOURCE
 #include "jobs/worker.h"
@@ -19,8 +20,13 @@
 #include <jansson.h>
 
 #include "common/log.h"
+#include "jobs/worker_internal.h"
+#include "sandbox/fault.h"
+#include "sandbox/sandbox.h"
 
 enum { REQUEST_MAX = 1 << 20 };
+/* The descriptors worker.c hands a job's child. */
+enum { FD_PROGRESS = 3, FD_INPUT = 4, FD_OUTPUT_DIR = 5 };
 
 static atomic_int cancel_flag;
 
@@ -89,7 +95,7 @@ static char *read_request(void)
 int worker_child_main(int argc, char **argv)
 {
     int ret = 1;
-    long long parent = 0, max_mem = 0, max_cpu = 0, nice_v = 0;
+    long long parent = 0, max_mem = 0, max_cpu = 0, nice_v = 0, layers = 0, max_fsize = 0;
     char *text = NULL;
     json_t *req = NULL;
     struct tc_progress *prog = MAP_FAILED;
@@ -108,6 +114,8 @@ int worker_child_main(int argc, char **argv)
                          : strcmp(argv[a], "--max-memory") == 0 ? &max_mem
                          : strcmp(argv[a], "--max-cpu") == 0    ? &max_cpu
                          : strcmp(argv[a], "--nice") == 0       ? &nice_v
+                         : strcmp(argv[a], "--sandbox") == 0    ? &layers
+                         : strcmp(argv[a], "--max-file-size") == 0 ? &max_fsize
                                                                 : NULL;
         if (!dst || parse_ll(argv[a + 1], dst) < 0) {
             fprintf(stderr, "vidq worker: internal subcommand; bad argument '%s'\n", argv[a]);
@@ -115,7 +123,7 @@ int worker_child_main(int argc, char **argv)
         }
     }
     if (probe_path)
-        return worker_probe_child_main(probe_path, max_mem, (int)nice_v);
+        return worker_probe_child_main((pid_t)parent, max_mem, (int)nice_v, (unsigned)layers);
     /* Die with the runner thread that started us, and notice if it is
      * already gone. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -142,15 +150,15 @@ int worker_child_main(int argc, char **argv)
         setrlimit(RLIMIT_CPU, &rl);
     }
 
-    prog = mmap(NULL, sizeof(*prog), PROT_READ | PROT_WRITE, MAP_SHARED, 3, 0);
+    prog = mmap(NULL, sizeof(*prog), PROT_READ | PROT_WRITE, MAP_SHARED, FD_PROGRESS, 0);
     if (prog == MAP_FAILED) {
         ret = reply_error("internal_error", "worker: cannot map the progress memory");
         goto out;
     }
-    close(3);
+    close(FD_PROGRESS);
     text = read_request();
     req = text ? json_loads(text, 0, NULL) : NULL;
-    const char *input = json_string_value(json_object_get(req, "input"));
+    const char *input = json_string_value(json_object_get(req, "input")); /* a name, for logs */
     json_t *list = json_object_get(req, "outputs");
     if (!input || !json_is_array(list) || json_array_size(list) == 0 ||
         json_array_size(list) > WORKER_MAX_OUTPUTS) {
@@ -170,8 +178,29 @@ int worker_child_main(int argc, char **argv)
         snprintf(outs[n].spec.preset, sizeof(outs[n].spec.preset), "%s", preset ? preset : "");
         outs[n].path = path;
     }
+    /* From here on the child reaches only its descriptors and, by the
+     * relative paths above, its own output folder. */
+    char why[256];
+    struct sandbox_policy policy = {
+        .kind = SANDBOX_JOB,
+        .layers = (unsigned)layers,
+        .out_dir_fd = FD_OUTPUT_DIR,
+        .max_fd = FD_OUTPUT_DIR,
+        .max_file_size = max_fsize,
+    };
+    if (sandbox_enter(&policy, why, sizeof(why)) < 0) {
+        ret = reply_error("internal_error", why);
+        goto out;
+    }
+    close(FD_OUTPUT_DIR); /* the working directory now */
+    int fault = fault_escape_from_env("VIDQ_FAULT_JOB", why, sizeof(why));
+    if (fault != FAULT_NONE) {
+        ret = reply_error(fault == FAULT_BLOCKED ? "sandbox_violation" : "sandbox_escaped", why);
+        goto out;
+    }
     struct tc_run_params rp = {
-        .input_path = input,
+        .input_path = NULL,
+        .input_fd = FD_INPUT,
         .outputs = outs,
         .n_outputs = n,
         .threads = (int)json_integer_value(json_object_get(req, "threads")),

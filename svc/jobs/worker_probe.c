@@ -4,9 +4,11 @@
  *
  * An upload is probed before the server answers it, so the probe is the
  * first libavformat code to read a hostile file. In process isolation it
- * runs where a job would: in a child (`vidq worker --probe FILE`, spawned
- * like a job's worker, with the same address-space limit and niceness),
- * so a demuxer crash or hang costs that upload a 415, not the server.
+ * runs where a job would: in a child (`vidq worker --probe -`, started
+ * like a job's worker, with the same address-space limit and niceness,
+ * given the file as descriptor 3 and sandboxed before it reads it), so a
+ * demuxer crash or hang costs that upload a 415, not the server; a child
+ * that breaks its sandbox is a `sandbox_violation`.
  *
  * Protocol: the child writes one struct probe_reply, raw, to fd 1 and exits
  * 0. The parent and child are the same executable, so the layout matches.
@@ -31,7 +33,13 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "jobs/worker_internal.h"
+#include "sandbox/fault.h"
+#include "sandbox/sandbox.h"
+
+/* The probe child's input descriptor (after 0 = /dev/null, 1 = reply,
+ * 2 = stderr). */
+enum { FD_INPUT = 3 };
 
 struct probe_reply {
     int rc;
@@ -64,29 +72,35 @@ int worker_probe(const struct worker_probe_params *p, struct tc_media_info *info
     if (p->isolation == WORKER_THREAD)
         return tc_probe(p->path, info, err);
 
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) < 0)
-        return fail(err, "cannot start the probe: %s", strerror(errno));
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    char a_parent[32], a_mem[32], a_nice[16], a_path[4096];
-    snprintf(a_path, sizeof(a_path), "%s", p->path);
+    /* The child gets the file as a read-only descriptor, never its path. */
+    int input = open(p->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (input < 0)
+        return fail(err, "cannot open the file to probe: %s", strerror(errno));
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int out[2] = {-1, -1};
+    if (devnull < 0 || pipe2(out, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(input);
+        if (devnull >= 0)
+            close(devnull);
+        return fail(err, "cannot start the probe: %s", strerror(e));
+    }
+    char a_parent[32], a_mem[32], a_nice[16], a_layers[16], a_fsize[32];
     snprintf(a_parent, sizeof(a_parent), "%ld", (long)getpid());
     snprintf(a_mem, sizeof(a_mem), "%lld", (long long)p->max_memory);
     snprintf(a_nice, sizeof(a_nice), "%d", p->nice);
-    char *argv[] = {(char *)"vidq",         (char *)"worker", (char *)"--probe",
-                    a_path,        (char *)"--parent", a_parent,
-                    (char *)"--max-memory", a_mem,            (char *)"--nice",
-                    a_nice,                 NULL};
-    pid_t pid = -1;
-    int rc = posix_spawn(&pid, p->exe, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
+    worker_child_args(a_layers, sizeof(a_layers), a_fsize, sizeof(a_fsize));
+    char *argv[] = {(char *)"worker", (char *)"--probe",     (char *)"-", (char *)"--parent",
+                    a_parent,         (char *)"--max-memory", a_mem,       (char *)"--nice",
+                    a_nice,           (char *)"--sandbox",   a_layers,    NULL};
+    int fds[] = {devnull, out[1], STDERR_FILENO, input};
+    pid_t pid = worker_spawn(p->exe, argv, fds, (int)(sizeof(fds) / sizeof(fds[0])));
     close(out[1]);
-    if (rc != 0) {
+    close(devnull);
+    close(input);
+    if (pid < 0) {
         close(out[0]);
-        return fail(err, "cannot start the probe: %s", strerror(rc));
+        return fail(err, "cannot start the probe: %s", strerror((int)-pid));
     }
 
     struct probe_reply reply;
@@ -121,7 +135,13 @@ int worker_probe(const struct worker_probe_params *p, struct tc_media_info *info
     if (timed_out)
         return fail(err, "probing the file took longer than %.0f s", p->timeout_s > 0 ? p->timeout_s : 30);
     if (WIFSIGNALED(status)) {
+        char msg[200];
         const char *abbrev = sigabbrev_np(WTERMSIG(status));
+        if (strcmp(worker_signal_code(WTERMSIG(status), msg, sizeof(msg), "probe"),
+                   "sandbox_violation") == 0) {
+            fail(err, "%s", msg);
+            return WORKER_ESANDBOX;
+        }
         return fail(err, "the file crashed the probe (SIG%s)", abbrev ? abbrev : "?");
     }
     if (got < sizeof(reply) || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -134,10 +154,15 @@ int worker_probe(const struct worker_probe_params *p, struct tc_media_info *info
     return reply.rc;
 }
 
-int worker_probe_child_main(const char *path, long long max_memory, int nice_v)
+int worker_probe_child_main(pid_t parent, long long max_memory, int nice_v, unsigned layers)
 {
     /* Die with the server, like a job's worker. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (parent > 0 && getppid() != parent)
+        return 1;
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     if (nice_v > 0)
         setpriority(PRIO_PROCESS, 0, nice_v);
 #ifndef VIDQ_SANITIZE /* ASan reserves terabytes of address space */
@@ -148,15 +173,25 @@ int worker_probe_child_main(const char *path, long long max_memory, int nice_v)
 #else
     (void)max_memory;
 #endif
-    /* Fault injection for the tests of this isolation (documented in
-     * README, Testing): the probe dies as a demuxer bug would make it. */
-    const char *fault = getenv("VIDQ_FAULT_PROBE");
-    if (fault && strcmp(fault, "segv") == 0)
-        raise(SIGSEGV);
-
     struct probe_reply reply;
     memset(&reply, 0, sizeof(reply));
-    reply.rc = tc_probe(path, &reply.info, &reply.err);
+    struct sandbox_policy policy = {.kind = SANDBOX_PROBE, .layers = layers, .max_fd = FD_INPUT};
+    if (sandbox_enter(&policy, reply.err.message, sizeof(reply.err.message)) < 0) {
+        reply.rc = TC_EINTERNAL;
+    } else {
+        /* Fault injection for the tests of this isolation (README,
+         * Security model): the probe misbehaves as an exploited demuxer
+         * would. */
+        int fault = fault_escape_from_env("VIDQ_FAULT_PROBE", reply.err.message,
+                                          sizeof(reply.err.message));
+        if (fault == FAULT_BLOCKED)
+            reply.rc = WORKER_ESANDBOX;
+        else if (fault == FAULT_ESCAPED)
+            reply.rc = TC_EINTERNAL;
+        else
+            reply.rc = tc_probe_fd(FD_INPUT, &reply.info, &reply.err);
+    }
+    reply.err.code = reply.rc;
     const char *p = (const char *)&reply;
     size_t off = 0;
     while (off < sizeof(reply)) {

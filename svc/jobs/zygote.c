@@ -1,0 +1,376 @@
+/*
+ * zygote.c - the warm zygote and the spawning of children (see zygote.h).
+ *
+ * DESIGN
+ *   Server side: the keeper thread (started by zygote_start from the main
+ *   thread) posix_spawns `vidq zygote --parent PID` with one end of a
+ *   SOCK_SEQPACKET socketpair as fd 3, publishes the other end, and waits
+ *   for the zygote to die; then it starts another (after 100 ms), until
+ *   zygote_stop. zygote_spawn sends one request under a mutex:
+ *     struct request {argc, nfds, args "a\0b\0..."} + SCM_RIGHTS(nfds fds)
+ *   and reads one int32 reply: the child's pid, or -errno. No reply
+ *   within 2 s, or a dead socket, and the request falls back to
+ *   posix_spawn (the same argv, fds placed by file actions).
+ *   Zygote side: one thread, one loop: receive a request, clone with
+ *   CLONE_PARENT|SIGCHLD (the child's parent is the server), reply the
+ *   pid, close the received descriptors. EOF on the socket (the server is
+ *   gone) ends it; PR_SET_PDEATHSIG ends it too.
+ *   Child side: close the socket, move the received descriptors to 0..n-1
+ *   (through high numbers first, so none overwrites another), close every
+ *   other, restore default signal handling, and run worker_child_main as
+ *   `vidq worker` would; exit with its status.
+ */
+#define _GNU_SOURCE
+#include "jobs/zygote.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "jobs/worker.h"
+
+enum { ARGS_MAX = 4096, REPLY_TIMEOUT_MS = 2000, ZYGOTE_FD = 3 };
+
+struct request {
+    int32_t argc;
+    int32_t nfds;
+    char args[ARGS_MAX]; /* argc NUL-terminated strings */
+};
+
+static struct {
+    pthread_mutex_t lock; /* sock, and one request at a time */
+    int sock;             /* the server's end; -1 while no zygote runs */
+    pid_t pid;            /* the zygote */
+    pthread_t keeper;
+    int started;
+    atomic_int stopping;
+    atomic_ulong forks;
+    const char *exe;
+    char *const *envp;
+} z = {.lock = PTHREAD_MUTEX_INITIALIZER, .sock = -1, .pid = -1};
+
+unsigned long zygote_forks(void)
+{
+    return atomic_load(&z.forks);
+}
+
+/* ----------------------------------------------------------- server side */
+
+static pid_t spawn_direct(const char *exe, char *const argv[], const int *fds, int nfds,
+                          char *const envp[])
+{
+    posix_spawn_file_actions_t fa;
+    char *args[ZYGOTE_MAX_ARGS + 2];
+    int n = 0;
+    pid_t pid = -1;
+    args[n++] = (char *)"vidq";
+    for (int i = 0; argv[i] && n < ZYGOTE_MAX_ARGS + 1; i++)
+        args[n++] = argv[i];
+    args[n] = NULL;
+    if (posix_spawn_file_actions_init(&fa) != 0)
+        return -ENOMEM;
+    /* Sources may sit on targets (fds[1] == 0, say): move them up first. */
+    int high[ZYGOTE_MAX_FDS];
+    for (int i = 0; i < nfds; i++) {
+        high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 64);
+        if (high[i] < 0) {
+            for (int k = 0; k < i; k++)
+                close(high[k]);
+            posix_spawn_file_actions_destroy(&fa);
+            return -errno;
+        }
+    }
+    for (int i = 0; i < nfds; i++)
+        posix_spawn_file_actions_adddup2(&fa, high[i], i);
+    int rc = posix_spawn(&pid, exe, &fa, NULL, args, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < nfds; i++)
+        close(high[i]);
+    return rc == 0 ? pid : -rc;
+}
+
+/* Send one request; the caller holds z.lock and z.sock >= 0. */
+static pid_t ask_zygote(char *const argv[], const int *fds, int nfds)
+{
+    struct request rq;
+    size_t off = 0;
+    memset(&rq, 0, sizeof(rq));
+    for (int i = 0; argv[i]; i++) {
+        size_t len = strlen(argv[i]) + 1;
+        if (i >= ZYGOTE_MAX_ARGS || off + len > sizeof(rq.args))
+            return -E2BIG;
+        memcpy(rq.args + off, argv[i], len);
+        off += len;
+        rq.argc++;
+    }
+    rq.nfds = nfds;
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * ZYGOTE_MAX_FDS)];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    struct iovec iov = {.iov_base = &rq, .iov_len = offsetof(struct request, args) + off};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfds > 0) {
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+    }
+    ssize_t w;
+    while ((w = sendmsg(z.sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    if (w < 0)
+        return -errno;
+    struct pollfd pfd = {.fd = z.sock, .events = POLLIN};
+    int32_t reply = 0;
+    int n;
+    while ((n = poll(&pfd, 1, REPLY_TIMEOUT_MS)) < 0 && errno == EINTR)
+        ;
+    if (n == 0)
+        return -ETIMEDOUT;
+    ssize_t k;
+    while ((k = recv(z.sock, &reply, sizeof(reply), 0)) < 0 && errno == EINTR)
+        ;
+    if (k != (ssize_t)sizeof(reply))
+        return -EPIPE;
+    return reply;
+}
+
+pid_t zygote_spawn(const char *exe, char *const argv[], const int *fds, int nfds,
+                   char *const envp[])
+{
+    if (nfds > ZYGOTE_MAX_FDS)
+        return -EINVAL;
+    pthread_mutex_lock(&z.lock);
+    pid_t pid = -ENOENT;
+    if (z.sock >= 0) {
+        pid = ask_zygote(argv, fds, nfds);
+        if (pid == -ETIMEDOUT || pid == -EPIPE) {
+            /* A zygote that does not answer is useless: the keeper
+             * starts a fresh one once this one is gone. */
+            log_warn("the zygote did not answer (%s); restarting it", strerror(-pid));
+            kill(z.pid, SIGKILL);
+            close(z.sock);
+            z.sock = -1;
+        }
+    }
+    pthread_mutex_unlock(&z.lock);
+    if (pid > 0) {
+        atomic_fetch_add(&z.forks, 1);
+        return pid;
+    }
+    return spawn_direct(exe, argv, fds, nfds, envp);
+}
+
+static pid_t start_zygote(int *sock_out)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    char parent[32];
+    snprintf(parent, sizeof(parent), "%ld", (long)getpid());
+    char *argv[] = {(char *)"zygote", (char *)"--parent", parent, NULL};
+    int fds[4] = {-1, STDOUT_FILENO, STDERR_FILENO, sv[1]};
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    fds[0] = devnull;
+    pid_t pid = devnull < 0 ? -errno : spawn_direct(z.exe, argv, fds, 4, z.envp);
+    if (devnull >= 0)
+        close(devnull);
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return pid;
+    }
+    *sock_out = sv[0];
+    return pid;
+}
+
+static void *keeper_main(void *arg)
+{
+    (void)arg;
+    int failures = 0;
+    while (!atomic_load(&z.stopping)) {
+        int sock = -1;
+        pid_t pid = start_zygote(&sock);
+        if (pid < 0) {
+            log_warn("cannot start the zygote: %s (children are spawned directly)",
+                     strerror(-pid));
+        } else {
+            pthread_mutex_lock(&z.lock);
+            z.pid = pid;
+            z.sock = sock;
+            pthread_mutex_unlock(&z.lock);
+            log_debug("zygote started pid=%ld", (long)pid);
+            int status = 0;
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            pthread_mutex_lock(&z.lock);
+            if (z.sock == sock)
+                close(z.sock);
+            z.sock = -1;
+            z.pid = -1;
+            pthread_mutex_unlock(&z.lock);
+            if (atomic_load(&z.stopping))
+                break;
+            log_warn("the zygote ended (%s %d); starting a new one",
+                     WIFSIGNALED(status) ? "signal" : "status",
+                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        }
+        /* Back off, more after repeated failures; poll for zygote_stop. */
+        failures = pid < 0 ? failures + 1 : 0;
+        int wait_ms = failures > 5 ? 5000 : 100;
+        for (int t = 0; t < wait_ms && !atomic_load(&z.stopping); t += 20) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+int zygote_start(const char *exe, char *const envp[])
+{
+    z.exe = exe;
+    z.envp = envp;
+    atomic_store(&z.stopping, 0);
+    if (pthread_create(&z.keeper, NULL, keeper_main, NULL) != 0)
+        return -EAGAIN;
+    z.started = 1;
+    /* Wait a little for the first zygote, so the first upload finds it. */
+    for (int t = 0; t < 2000; t += 5) {
+        pthread_mutex_lock(&z.lock);
+        int up = z.sock >= 0;
+        pthread_mutex_unlock(&z.lock);
+        if (up)
+            return 0;
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return -ETIMEDOUT;
+}
+
+void zygote_stop(void)
+{
+    if (!z.started)
+        return;
+    atomic_store(&z.stopping, 1);
+    pthread_mutex_lock(&z.lock);
+    if (z.pid > 0)
+        kill(z.pid, SIGKILL);
+    pthread_mutex_unlock(&z.lock);
+    pthread_join(z.keeper, NULL);
+    z.started = 0;
+}
+
+/* ----------------------------------------------------------- zygote side */
+
+/* Runs in the new child: descriptors into place, then the worker. */
+static void child_run(struct request *rq, int *fds, int nfds)
+{
+    char *argv[ZYGOTE_MAX_ARGS + 1];
+    int argc = 0;
+    size_t off = 0;
+    while (argc < rq->argc && argc < ZYGOTE_MAX_ARGS && off < sizeof(rq->args)) {
+        argv[argc++] = rq->args + off;
+        off += strlen(rq->args + off) + 1;
+    }
+    argv[argc] = NULL;
+    int high[ZYGOTE_MAX_FDS];
+    for (int i = 0; i < nfds; i++)
+        if ((high[i] = fcntl(fds[i], F_DUPFD, 64 + ZYGOTE_MAX_FDS)) < 0)
+            _exit(120);
+    for (int i = 0; i < nfds; i++)
+        if (dup2(high[i], i) < 0)
+            _exit(120);
+    syscall(SYS_close_range, (unsigned)nfds, ~0U, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    exit(worker_child_main(argc, argv));
+}
+
+int zygote_main(int argc, char **argv)
+{
+    long parent = 0;
+    if (argc >= 3 && strcmp(argv[1], "--parent") == 0)
+        parent = strtol(argv[2], NULL, 10);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (parent <= 0 || getppid() != (pid_t)parent)
+        return 1;
+    prctl(PR_SET_NAME, "vidq-zygote");
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (;;) {
+        struct request rq;
+        union {
+            char buf[CMSG_SPACE(sizeof(int) * ZYGOTE_MAX_FDS)];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = {.iov_base = &rq, .iov_len = sizeof(rq)};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                             .msg_controllen = sizeof(ctl.buf)};
+        memset(&rq, 0, sizeof(rq));
+        ssize_t k = recvmsg(ZYGOTE_FD, &msg, MSG_CMSG_CLOEXEC);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return 0; /* the server is gone */
+        int fds[ZYGOTE_MAX_FDS];
+        int nfds = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int i = 0; i < n; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c) + sizeof(int) * (size_t)i, sizeof(int));
+                if (nfds < ZYGOTE_MAX_FDS)
+                    fds[nfds++] = fd;
+                else
+                    close(fd);
+            }
+        }
+        int32_t reply;
+        if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || nfds != rq.nfds || rq.argc < 1 ||
+            rq.argc > ZYGOTE_MAX_ARGS) {
+            reply = -EINVAL;
+        } else {
+            rq.args[sizeof(rq.args) - 1] = '\0';
+            /* CLONE_PARENT: the child belongs to the server, which waits
+             * for it; the zygote never has a child to reap. */
+            long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+            if (pid == 0) {
+                close(ZYGOTE_FD);
+                child_run(&rq, fds, nfds);
+            }
+            reply = pid < 0 ? -errno : (int32_t)pid;
+        }
+        for (int i = 0; i < nfds; i++)
+            close(fds[i]);
+        ssize_t w;
+        while ((w = send(ZYGOTE_FD, &reply, sizeof(reply), MSG_NOSIGNAL)) < 0 && errno == EINTR)
+            ;
+        if (w < 0)
+            return 0;
+    }
+}
