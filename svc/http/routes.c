@@ -204,6 +204,9 @@ static enum MHD_Result h_metrics(struct http_server *h, struct MHD_Connection *c
         "# TYPE vidq_http_slow_bodies_total counter\nvidq_http_slow_bodies_total %lld\n",
         (long long)cc.open, (long long)cc.header_timeouts, (long long)cc.evicted,
         (long long)cc.slow_bodies);
+    int cw = worker_children_prometheus(buf + n, cap - n);
+    if (cw > 0 && (size_t)cw < cap - n)
+        n += (size_t)cw;
     struct hook_counters hc;
     hook_outbox_counters(h->hooks, &hc);
     int hw = hook_counters_prometheus(&hc, buf + n, cap - n);

@@ -440,8 +440,9 @@ int upload_submit(struct http_server *h, const char *tmp_path, const struct uplo
     };
     int probed = worker_probe(&probe, &info, &terr);
     if (probed == WORKER_ESANDBOX) {
-        api_error_set(e, "sandbox_violation", "the upload was refused: probing it %s",
-                      terr.message[0] ? terr.message : "broke the sandbox");
+        api_error_set(e, "sandbox_violation",
+                      "the upload was refused because probing it broke the sandbox: %s",
+                      terr.message[0] ? terr.message : "a forbidden act");
         goto out;
     }
     if (probed < 0) {

@@ -394,6 +394,32 @@ unsigned worker_sandbox_layers(void)
     return child_layers;
 }
 
+int worker_children_prometheus(char *buf, size_t cap)
+{
+    static const char *const names[] = {"seccomp", "userns", "mountns", "netns", "ipcns", "landlock"};
+    size_t n = 0;
+#define OUT(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(buf + n, cap - n, __VA_ARGS__);                                          \
+        if (w_ < 0 || (size_t)w_ >= cap - n)                                                       \
+            return (int)cap;                                                                       \
+        n += (size_t)w_;                                                                           \
+    } while (0)
+    OUT("# HELP vidq_sandbox_layer Sandbox layers each probe and job child enters (1 on).\n"
+        "# TYPE vidq_sandbox_layer gauge\n");
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        OUT("vidq_sandbox_layer{layer=\"%s\"} %d\n", names[i], (child_layers >> i) & 1 ? 1 : 0);
+    OUT("# HELP vidq_sandbox_syscalls System calls a sandboxed child may make.\n"
+        "# TYPE vidq_sandbox_syscalls gauge\n"
+        "vidq_sandbox_syscalls{child=\"probe\"} %zu\nvidq_sandbox_syscalls{child=\"job\"} %zu\n",
+        sandbox_syscall_count(SANDBOX_PROBE), sandbox_syscall_count(SANDBOX_JOB));
+    OUT("# HELP vidq_zygote_forks_total Children forked by the warm zygote.\n"
+        "# TYPE vidq_zygote_forks_total counter\nvidq_zygote_forks_total %lu\n",
+        zygote_forks());
+#undef OUT
+    return (int)n;
+}
+
 void worker_child_args(char *layers, size_t lcap, char *fsize, size_t fcap)
 {
     snprintf(layers, lcap, "%u", child_layers);

@@ -81,8 +81,13 @@ int worker_children_start(const char *exe, unsigned sandbox_layers, int64_t max_
 /* Stop the zygote; after every job and probe ended. Main thread. */
 void worker_children_stop(void);
 
-/* The sandbox layers children apply (for /metrics). Any thread. */
+/* The sandbox layers children apply. Any thread. */
 unsigned worker_sandbox_layers(void);
+
+/* The children's lines of /metrics (Prometheus text): each sandbox layer
+ * (1 on, 0 off), the allowed system calls per kind of child, children
+ * forked by the zygote. Returns the length written (snprintf's rule). */
+int worker_children_prometheus(char *buf, size_t cap);
 
 /* What worker_probe returns (besides tc_probe's codes) when the probe
  * child broke its sandbox: the upload is refused as `sandbox_violation`. */
