@@ -193,6 +193,9 @@ int worker_child_main(int argc, char **argv)
         goto out;
     }
     close(FD_OUTPUT_DIR); /* the working directory now */
+    /* When the child is ready to read its input (the claim-to-running
+     * figure of tests/bench/bench_upload_latency.sh). */
+    log_info("worker running pid=%ld", (long)getpid());
     int fault = fault_escape_from_env("VIDQ_FAULT_JOB", why, sizeof(why));
     if (fault != FAULT_NONE) {
         ret = reply_error(fault == FAULT_BLOCKED ? "sandbox_violation" : "sandbox_escaped", why);

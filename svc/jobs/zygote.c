@@ -302,6 +302,8 @@ static void child_run(struct request *rq, int *fds, int nfds)
         if (dup2(high[i], i) < 0)
             _exit(120);
     syscall(SYS_close_range, (unsigned)nfds, ~0U, 0);
+    /* ps and top show what the child is, not the zygote it came from. */
+    prctl(PR_SET_NAME, argc > 1 && strcmp(argv[1], "--probe") == 0 ? "vidq-probe" : "vidq-worker");
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
