@@ -217,10 +217,6 @@ int cli_serve(int argc, char **argv)
     if (choose_sandbox(&cfg, &layers) < 0)
         return strcmp(cfg.sandbox, "strict") && strcmp(cfg.sandbox, "off") ? CLI_USAGE : CLI_FAILED;
 
-    int process = cfg.isolation != CONFIG_ISOLATION_THREAD;
-    if (worker_children_start("/proc/self/exe", layers, cfg.max_output_bytes, process) < 0)
-        log_warn("no warm zygote: every probe and job child is spawned afresh (slower)");
-
     /* Signals are taken by sigwait below; every thread inherits the mask.
      * SIGPIPE stays blocked: a client or child that goes away is an error
      * return, not a death. */
@@ -230,6 +226,10 @@ int cli_serve(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* After the mask: the zygote's keeper thread must not take SIGTERM. */
+    int process = cfg.isolation != CONFIG_ISOLATION_THREAD;
+    if (worker_children_start("/proc/self/exe", layers, cfg.max_output_bytes, process) < 0)
+        log_warn("no warm zygote: every probe and job child is spawned afresh (slower)");
 
     if (store_open(cfg.db, &st, err, sizeof(err)) != STORE_OK) {
         fprintf(stderr, "vidq serve: %s\n", err);
