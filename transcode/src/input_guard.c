@@ -158,8 +158,8 @@ static int check_dims(const AVFormatContext *fmt, int after_info, struct tc_erro
         if (after_info && par->format < 0 && !(st->disposition & AV_DISPOSITION_ATTACHED_PIC) &&
             avcodec_find_decoder(par->codec_id))
             return tc_error_set(err, TC_EUNSUPPORTED,
-                                "the video stream could not be decoded (damaged, or a frame "
-                                "larger than %d megapixels)",
+                                "the video stream has no decodable frame (damaged, stored in "
+                                "another file, or larger than %d megapixels)",
                                 TC_MAX_PIXELS / 1000000);
     }
     return 0;
