@@ -93,7 +93,8 @@ static struct tc_encoder *encoder_alloc(const AVCodec *codec)
 
 int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_fmt, int tb_num,
                           int tb_den, int fr_num, int fr_den, int threads, int global_header,
-                          int fixed_gop, struct tc_encoder **out, struct tc_error *err)
+                          int fixed_gop, const struct tc_colour *colour, struct tc_encoder **out,
+                          struct tc_error *err)
 {
     struct tc_encoder *e = NULL;
     AVDictionary *opts = NULL;
@@ -119,6 +120,16 @@ int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_
         c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     if (vs->bitrate > 0)
         c->bit_rate = vs->bitrate;
+    /* The tags the encoder writes (VUI, sequence header) and the muxer
+     * copies into the container (colour.c says what they are). */
+    char hdr[320] = "";
+    if (colour) {
+        tc_colour_to_ctx(colour, c);
+        if (!strcmp(vs->codec, "hevc") && tc_colour_is_hdr(colour->transfer))
+            (void)tc_colour_x265_params(colour, hdr, sizeof(hdr));
+        else if (!strcmp(vs->codec, "av1") && tc_colour_is_hdr(colour->transfer))
+            (void)tc_colour_svtav1_params(colour, hdr, sizeof(hdr));
+    }
 
     int si = speed_index(vs->speed[0] ? vs->speed : "medium");
     if (!strcmp(vs->codec, "h264")) {
@@ -141,7 +152,7 @@ int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_
         if (vs->crf >= 0 && !vs->bitrate)
             av_dict_set_int(&opts, "crf", vs->crf, 0);
         /* libx265 ignores thread_count: its pool size is "pools". */
-        char x265[128] = "log-level=error";
+        char x265[512] = "log-level=error";
         if (fixed_gop) {
             /* As for x264: IDR frames only where the caller forces them,
              * closed GOPs so each segment decodes on its own. */
@@ -159,6 +170,12 @@ int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_
             size_t used = strlen(x265);
             snprintf(x265 + used, sizeof(x265) - used, ":pools=%d", threads);
         }
+        if (hdr[0]) {
+            /* HDR10 SEI (mastering display, content light level): libx265
+             * of FFmpeg 5.1 does not take them from the frames. */
+            size_t used = strlen(x265);
+            snprintf(x265 + used, sizeof(x265) - used, "%s", hdr);
+        }
         av_dict_set(&opts, "x265-params", x265, 0);
     } else if (!strcmp(vs->codec, "vp9")) {
         static const int cpu_used[] = {8, 8, 7, 6, 5, 4, 3, 2, 1, 0};
@@ -174,11 +191,16 @@ int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_
         static const int preset[] = {12, 11, 10, 9, 8, 7, 6, 5, 4, 3};
         av_dict_set_int(&opts, "preset", preset[si], 0);
         /* SVT-AV1 sizes its threads from "lp" (logical processors). */
-        if (threads > 0) {
-            char lp[32];
-            snprintf(lp, sizeof(lp), "lp=%d", threads);
-            av_dict_set(&opts, "svtav1-params", lp, 0);
+        char svt[400] = "";
+        if (threads > 0)
+            snprintf(svt, sizeof(svt), "lp=%d", threads);
+        if (hdr[0]) {
+            size_t used = strlen(svt);
+            /* (hdr starts with ':', which must not lead the list) */
+            snprintf(svt + used, sizeof(svt) - used, "%s", used ? hdr : hdr + 1);
         }
+        if (svt[0])
+            av_dict_set(&opts, "svtav1-params", svt, 0);
         if (vs->crf >= 0 && !vs->bitrate)
             av_dict_set_int(&opts, "crf", vs->crf, 0);
     } else if (!strcmp(vs->codec, "mjpeg")) {

@@ -2,6 +2,20 @@
  * input: deinterlace, rotate, scale, pixel format, frame rate for video;
  * resample, sample format, channel layout and fixed frame size for audio.
  *
+ * HDR to SDR (tc_filter_tonemap_open) is one chain of its own per run,
+ * between the decoder and every chain that wants SDR, so an HLS ladder
+ * (or several outputs) tone-maps each picture once, at the source's size:
+ *   zscale=tin=<PQ|HLG>:pin=bt2020:min=<matrix>:rin=<range>:t=linear:npl=100,
+ *   format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=mobius:desat=0,
+ *   zscale=t=bt709:m=bt709:r=tv,format=yuv420p
+ * Linear light with 100 cd/m2 as SDR white, BT.2020 -> BT.709 primaries
+ * in linear float, then Mobius: linear (unchanged) up to 30% of SDR
+ * white, so mid-grey and skin tones keep their level, and highlights up
+ * to the source's peak (its metadata) rolled off smoothly into white.
+ * Hable, the other usual pick, darkens the mid-tones by a third (a
+ * mid-grey patch at luma 126 comes out 89); desat=0 keeps the colour of
+ * highlights. zimg does the conversions on the CPU (slice threads).
+ *
  * Frames are pushed by reference (AV_BUFFERSRC_FLAG_KEEP_REF), so several
  * chains fed from one decoded frame share its buffers; a chain whose
  * filters all pass through (same size and format) copies nothing.
@@ -134,6 +148,54 @@ int tc_filter_video_open(const struct tc_video_chain *c, struct tc_filter **out,
     goto out;
 nomem:
     ret = tc_error_set(err, TC_ENOMEM, "out of memory building a filter graph");
+out:
+    tc_filter_free(&f);
+    return ret;
+}
+
+void tc_filter_tonemap_desc(const struct tc_tonemap_chain *c, char *buf, size_t size)
+{
+    snprintf(buf, size,
+             "zscale=tin=%s:pin=bt2020:min=%s:rin=%s:t=linear:npl=100,format=gbrpf32le,"
+             "zscale=p=bt709,tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,"
+             "format=yuv420p",
+             tc_colour_zimg_transfer(c->transfer),
+             c->matrix == AVCOL_SPC_BT2020_CL ? "bt2020c" : "bt2020nc",
+             c->range == AVCOL_RANGE_JPEG ? "pc" : "tv");
+}
+
+int tc_filter_tonemap_open(const struct tc_tonemap_chain *c, struct tc_filter **out,
+                           struct tc_error *err)
+{
+    struct tc_filter *f = NULL;
+    char args[512], desc[512];
+    int ret, r;
+
+    *out = NULL;
+    f = av_mallocz(sizeof(*f));
+    if (!f || !(f->graph = avfilter_graph_alloc())) {
+        ret = tc_error_set(err, TC_ENOMEM, "out of memory building a filter graph");
+        goto out;
+    }
+    f->graph->nb_threads = c->threads;
+    snprintf(args, sizeof(args), "video_size=%dx%d:pix_fmt=%d:time_base=%d/%d:pixel_aspect=%d/%d",
+             c->in_w, c->in_h, c->in_fmt, c->in_tb_num, c->in_tb_den,
+             c->sar_num > 0 ? c->sar_num : 1, c->sar_den > 0 ? c->sar_den : 1);
+    r = avfilter_graph_create_filter(&f->src, avfilter_get_by_name("buffer"), "in", args, NULL,
+                                     f->graph);
+    if (r >= 0)
+        r = avfilter_graph_create_filter(&f->sink, avfilter_get_by_name("buffersink"), "out",
+                                         NULL, NULL, f->graph);
+    if (r < 0) {
+        ret = tc_error_av(err, TC_EINTERNAL, r, "cannot create the tone mapping filter ends");
+        goto out;
+    }
+    tc_filter_tonemap_desc(c, desc, sizeof(desc));
+    if ((ret = build(f, desc, err)) < 0)
+        goto out;
+    *out = f;
+    f = NULL;
+    ret = 0;
 out:
     tc_filter_free(&f);
     return ret;

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libavutil/mastering_display_metadata.h>
+
 #include "transcode/tc.h"
 
 struct AVFormatContext;
@@ -74,6 +76,49 @@ int tc_stream_rotation(const struct AVStream *st);
  * reference, NULL on out-of-memory. */
 json_t *tc_video_info_to_json(const struct tc_video_info *vi);
 json_t *tc_audio_info_to_json(const struct tc_audio_info *ai);
+
+/* --------------------------------------------------------------- colour.c */
+
+/* The colour of a stream or an output: AVColor* values, and the HDR
+ * metadata that goes with a PQ/HLG transfer (DESIGN in colour.c). */
+struct tc_colour {
+    int primaries, transfer, matrix, range;
+    int has_mastering, has_light;
+    AVMasteringDisplayMetadata mastering;
+    AVContentLightMetadata light;
+};
+
+/* 1 for the PQ and HLG transfers. */
+int tc_colour_is_hdr(int transfer);
+/* The colour of a video stream, unspecified fields resolved as players
+ * resolve them (BT.709 for HD, BT.601 for SD), with the container's HDR
+ * side data. */
+void tc_colour_of_stream(const struct AVStream *st, struct tc_colour *c);
+/* Take mastering display (AVMasteringDisplayMetadata) or content light
+ * level (AVContentLightMetadata) metadata into c. */
+void tc_colour_set_mastering(struct tc_colour *c, const void *mdm);
+void tc_colour_set_light(struct tc_colour *c, const void *cll);
+/* Read the HDR metadata of the first picture of stream vi of the file at
+ * path into c, where c has none yet (SEI/OBU metadata no container box
+ * repeats). Decodes one picture; failures leave c as it was. */
+void tc_colour_peek_hdr(const char *path, int vi, struct tc_colour *c);
+/* 1 if an output of spec from a source of colour src stays HDR (10-bit,
+ * src's transfer), 0 if it is tone mapped to SDR (or the source is SDR). */
+int tc_colour_keeps_hdr(const struct tc_output_spec *spec, const struct tc_colour *src);
+/* The colour an output holds: src's for SDR, BT.709 when tone mapped,
+ * BT.2020 + src's transfer and metadata when keep_hdr; full range when
+ * jpeg. */
+void tc_colour_for_output(const struct tc_colour *src, int keep_hdr, int jpeg,
+                          struct tc_colour *out);
+/* Tag an encoder context with c. */
+void tc_colour_to_ctx(const struct tc_colour *c, struct AVCodecContext *ctx);
+/* c's HDR metadata as x265-params (":hdr10=1:master-display=...:max-cll=
+ * ...") or svtav1-params (":mastering-display=...:content-light=...")
+ * text, "" without metadata. 0, or -1 if buf is too small. */
+int tc_colour_x265_params(const struct tc_colour *c, char *buf, size_t size);
+int tc_colour_svtav1_params(const struct tc_colour *c, char *buf, size_t size);
+/* zimg's name of an HDR transfer ("smpte2084", "arib-std-b67"). */
+const char *tc_colour_zimg_transfer(int transfer);
 
 /* ----------------------------------------------------------------- dims.c */
 
@@ -164,6 +209,20 @@ struct tc_audio_chain {
 
 int tc_filter_video_open(const struct tc_video_chain *c, struct tc_filter **out,
                          struct tc_error *err);
+
+/* The run's one HDR -> SDR tone mapping (DESIGN in filter.c): decoded PQ
+ * or HLG pictures in, BT.709 limited-range yuv420p out, same size and
+ * timestamps. */
+struct tc_tonemap_chain {
+    int in_w, in_h, in_fmt, in_tb_num, in_tb_den, sar_num, sar_den;
+    int transfer, matrix, range;     /* the source's (AVColor* values) */
+    int threads;                     /* filter graph threads, 0 = auto */
+};
+int tc_filter_tonemap_open(const struct tc_tonemap_chain *c, struct tc_filter **out,
+                           struct tc_error *err);
+/* The filter description of the tone mapping (for the log and the
+ * reference CLI command of the tests). */
+void tc_filter_tonemap_desc(const struct tc_tonemap_chain *c, char *buf, size_t size);
 int tc_filter_audio_open(const struct tc_audio_chain *c, struct tc_filter **out,
                          struct tc_error *err);
 /* Feed a frame (a new reference is taken; the frame stays the caller's);
@@ -262,7 +321,8 @@ struct tc_encoder;
  * only where the caller forces them (frame pict_type I; no scene cuts). */
 int tc_encoder_open_video(const struct tc_video_spec *vs, int w, int h, int pix_fmt, int tb_num,
                           int tb_den, int fr_num, int fr_den, int threads, int global_header,
-                          int fixed_gop, struct tc_encoder **out, struct tc_error *err);
+                          int fixed_gop, const struct tc_colour *colour, struct tc_encoder **out,
+                          struct tc_error *err);
 /* Open the audio encoder of as for a source of src_rate Hz, src_channels. */
 int tc_encoder_open_audio(const struct tc_audio_spec *as, int src_rate, int src_channels,
                           int global_header, struct tc_encoder **out, struct tc_error *err);
@@ -332,6 +392,9 @@ int tc_mux_global_header(const struct tc_mux *m);
  * (a video and an audio; more are written as given). */
 enum { TC_MUX_MAX_STREAMS = 4 };
 int tc_mux_add_encoded(struct tc_mux *m, const struct AVCodecContext *enc, const char *container);
+/* Put HDR metadata on stream index (Matroska/WebM Colour, MP4 mdcv/clli
+ * where the muxer writes them). 0 or AVERROR(ENOMEM). */
+int tc_mux_set_hdr(struct tc_mux *m, int index, const struct tc_colour *c);
 int tc_mux_add_copy(struct tc_mux *m, const struct AVStream *ist);
 int tc_mux_write_header(struct tc_mux *m, struct tc_error *err);
 /* Write pkt (timestamps in tb_num/tb_den) to stream index; takes pkt's data. */

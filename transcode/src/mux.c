@@ -151,6 +151,26 @@ int tc_mux_add_encoded(struct tc_mux *m, const AVCodecContext *enc, const char *
     return st->index;
 }
 
+int tc_mux_set_hdr(struct tc_mux *m, int index, const struct tc_colour *c)
+{
+    AVStream *st = m->oc->streams[index];
+    if (c->has_mastering) {
+        uint8_t *d = av_stream_new_side_data(st, AV_PKT_DATA_MASTERING_DISPLAY_METADATA,
+                                             sizeof(AVMasteringDisplayMetadata));
+        if (!d)
+            return AVERROR(ENOMEM);
+        memcpy(d, &c->mastering, sizeof(AVMasteringDisplayMetadata));
+    }
+    if (c->has_light) {
+        uint8_t *d = av_stream_new_side_data(st, AV_PKT_DATA_CONTENT_LIGHT_LEVEL,
+                                             sizeof(AVContentLightMetadata));
+        if (!d)
+            return AVERROR(ENOMEM);
+        memcpy(d, &c->light, sizeof(AVContentLightMetadata));
+    }
+    return 0;
+}
+
 int tc_mux_add_copy(struct tc_mux *m, const AVStream *ist)
 {
     AVStream *st = avformat_new_stream(m->oc, NULL);

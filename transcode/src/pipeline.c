@@ -76,7 +76,7 @@ struct out_stream {
     int started;                /* copied video: the first keyframe was written */
     /* what the chain was built for (a change rebuilds it) */
     int in_w, in_h, in_fmt, in_rate, in_channels;
-    int out_w, out_h;
+    int out_w, out_h, out_fmt;
 };
 
 struct output {
@@ -96,6 +96,11 @@ struct output {
      * from the decoded frame. */
     struct output *smaller;     /* rung fed from this one's chain, or NULL */
     struct output *larger;      /* rung this one is fed from, or NULL */
+    /* Colour (colour.c): an HDR source's output either keeps HDR or takes
+     * the run's tone mapped pictures. */
+    int keep_hdr, tonemap;
+    int wants;                  /* this decoded picture is wanted */
+    struct tc_colour col;       /* what the output holds and is tagged */
 };
 
 struct run {
@@ -114,9 +119,12 @@ struct run {
     struct hls_group *groups;
     size_t n_groups;
     AVPacket *pkt;
-    AVFrame *frame, *filt;
+    AVFrame *frame, *filt, *sdr;
     int budget, dec_threads, enc_threads;  /* 0: codecs pick */
     int copy_v;                     /* some output copies the video */
+    struct tc_colour src_col;       /* the source video's colour */
+    struct tc_filter *tm;           /* HDR -> SDR, once for every SDR output */
+    int tm_w, tm_h, tm_fmt;         /* what tm was built for */
     int vdec_errors, adec_errors;
     int64_t vframes, aframes;
     /* progress */
@@ -168,6 +176,13 @@ static int fail_av(struct run *r, int code, int averr, const char *what)
 
 /* ------------------------------------------------------------ set-up */
 
+/* The pixel format an output's chain is fed: the tone mapping's for a
+ * tone mapped output, else the decoder's. */
+static int chain_in_fmt(const struct run *r, const struct output *o)
+{
+    return o->tonemap ? AV_PIX_FMT_YUV420P : r->vdec->pix_fmt;
+}
+
 static int build_video_chain(struct run *r, struct output *o, int w, int h, int fmt)
 {
     struct out_stream *s = &o->v;
@@ -176,7 +191,10 @@ static int build_video_chain(struct run *r, struct output *o, int w, int h, int 
                                                      : r->vdec->sample_aspect_ratio;
     AVRational fr = av_guess_frame_rate(r->in->fmt, r->vst, NULL);
     int rotation = tc_stream_rotation(r->vst);
-    int out_fmt = !strcmp(vs->codec, "mjpeg") ? AV_PIX_FMT_YUVJ420P : AV_PIX_FMT_YUV420P;
+    int out_fmt = !strcmp(vs->codec, "mjpeg") ? AV_PIX_FMT_YUVJ420P
+                  : o->keep_hdr               ? AV_PIX_FMT_YUV420P10LE
+                                              : AV_PIX_FMT_YUV420P;
+    s->out_fmt = out_fmt;
 
     if (!s->out_w) {
         if (tc_dims_compute(w, h, sar.num, sar.den, rotation, vs, &s->out_w, &s->out_h) < 0)
@@ -208,7 +226,7 @@ static int build_video_chain(struct run *r, struct output *o, int w, int h, int 
         tc_filter_out_timing(ls->filter, &tbn, &tbd, &frn, &frd);
         c.in_w = w = ls->out_w;
         c.in_h = h = ls->out_h;
-        c.in_fmt = fmt = AV_PIX_FMT_YUV420P;
+        c.in_fmt = fmt = ls->out_fmt;
         c.in_tb_num = tbn;
         c.in_tb_den = tbd;
         c.sar_num = c.sar_den = 1;
@@ -252,7 +270,7 @@ static int setup_output(struct run *r, struct output *o)
 
     if (!strcmp(spec->container, "sprite")) {
         /* Tiles are scaled by a chain of their own and tiled by sprite.c. */
-        ret = build_video_chain(r, o, r->vdec->width, r->vdec->height, r->vdec->pix_fmt);
+        ret = build_video_chain(r, o, r->vdec->width, r->vdec->height, chain_in_fmt(r, o));
         if (ret < 0)
             return ret;
         return tc_sprite_open(o->def->path, &spec->sprite, o->v.out_w, o->v.out_h,
@@ -266,7 +284,7 @@ static int setup_output(struct run *r, struct output *o)
     int gh = tc_mux_global_header(o->mux);
 
     if (o->v.mode == MODE_ENCODE) {
-        ret = build_video_chain(r, o, r->vdec->width, r->vdec->height, r->vdec->pix_fmt);
+        ret = build_video_chain(r, o, r->vdec->width, r->vdec->height, chain_in_fmt(r, o));
         if (ret < 0)
             return ret;
         int tbn, tbd, frn, frd;
@@ -276,9 +294,9 @@ static int setup_output(struct run *r, struct output *o)
             frn = fr.num;
             frd = fr.den;
         }
-        int fmt = !strcmp(spec->video.codec, "mjpeg") ? AV_PIX_FMT_YUVJ420P : AV_PIX_FMT_YUV420P;
-        ret = tc_encoder_open_video(&spec->video, o->v.out_w, o->v.out_h, fmt, tbn, tbd, frn, frd,
-                                    r->enc_threads, gh, o->hls != NULL, &o->v.enc, r->err);
+        ret = tc_encoder_open_video(&spec->video, o->v.out_w, o->v.out_h, o->v.out_fmt, tbn, tbd,
+                                    frn, frd, r->enc_threads, gh, o->hls != NULL, &o->col,
+                                    &o->v.enc, r->err);
         if (ret < 0)
             return ret;
         if (o->hls)
@@ -287,6 +305,8 @@ static int setup_output(struct run *r, struct output *o)
         if (idx < 0)
             return fail_av(r, TC_EINTERNAL, idx, "cannot add the video stream");
         o->v.index = idx;
+        if (o->keep_hdr && (ret = tc_mux_set_hdr(o->mux, idx, &o->col)) < 0)
+            return fail_av(r, TC_ENOMEM, ret, "cannot add the HDR metadata");
     } else if (o->v.mode == MODE_COPY) {
         idx = tc_mux_add_copy(o->mux, r->vst);
         if (idx < 0)
@@ -469,20 +489,22 @@ static int finish_output(struct run *r, struct output *o)
     return 0;
 }
 
+/* 1 if output o takes decoded picture f (asked once per picture: the
+ * pickers count what they were offered). */
+static int video_wanted(struct run *r, struct output *o, const AVFrame *f)
+{
+    double t = f->pts != AV_NOPTS_VALUE ? f->pts * av_q2d(r->vst->time_base) : NAN;
+    if (o->thumbnail) /* only the frames the poster picker samples are scaled */
+        return tc_poster_want(o->poster, t);
+    if (o->sprite)
+        return tc_sprite_want(o->sprite, t);
+    return 1;
+}
+
 static int feed_video(struct run *r, struct output *o, AVFrame *f)
 {
     struct out_stream *s = &o->v;
     int ret;
-    if (o->thumbnail) {
-        /* Only the frames the poster picker samples are scaled. */
-        double t = f->pts != AV_NOPTS_VALUE ? f->pts * av_q2d(r->vst->time_base) : NAN;
-        if (!tc_poster_want(o->poster, t))
-            return 0;
-    } else if (o->sprite) {
-        double t = f->pts != AV_NOPTS_VALUE ? f->pts * av_q2d(r->vst->time_base) : NAN;
-        if (!tc_sprite_want(o->sprite, t))
-            return 0;
-    }
     if (f->width != s->in_w || f->height != s->in_h || f->format != s->in_fmt) {
         /* Mid-stream change: drain the old chain, build a new one to the
          * same output size. */
@@ -499,6 +521,94 @@ static int feed_video(struct run *r, struct output *o, AVFrame *f)
     if (ret < 0)
         return fail_av(r, TC_EINTERNAL, ret, "filtering failed");
     return drain_chain(r, o, s);
+}
+
+static int build_tonemap(struct run *r, const AVFrame *f)
+{
+    AVRational sar = r->vst->sample_aspect_ratio.num ? r->vst->sample_aspect_ratio
+                                                     : r->vdec->sample_aspect_ratio;
+    struct tc_tonemap_chain c = {
+        .in_w = f->width, .in_h = f->height, .in_fmt = f->format,
+        .in_tb_num = r->vst->time_base.num, .in_tb_den = r->vst->time_base.den,
+        .sar_num = sar.num, .sar_den = sar.den,
+        .transfer = r->src_col.transfer, .matrix = r->src_col.matrix, .range = r->src_col.range,
+        .threads = r->budget ? r->dec_threads : 0,
+    };
+    r->tm_w = f->width;
+    r->tm_h = f->height;
+    r->tm_fmt = f->format;
+    if (!r->tm) {
+        char desc[512];
+        tc_filter_tonemap_desc(&c, desc, sizeof(desc));
+        tc_log(TC_LOG_INFO, "hdr tone mapping (once for every SDR output): %s", desc);
+    }
+    tc_filter_free(&r->tm);
+    return tc_filter_tonemap_open(&c, &r->tm, r->err);
+}
+
+/* Hand every tone mapped picture ready to the SDR outputs that want it. */
+static int drain_tonemap(struct run *r)
+{
+    for (;;) {
+        int ret = tc_filter_pull(r->tm, r->sdr);
+        if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF)
+            return 0;
+        if (ret < 0)
+            return fail_av(r, TC_EINTERNAL, ret, "tone mapping failed");
+        for (size_t i = 0; i < r->n_outs && ret >= 0; i++) {
+            struct output *o = &r->outs[i];
+            if (!o->done && o->tonemap && o->wants && o->v.mode == MODE_ENCODE && !o->larger)
+                ret = feed_video(r, o, r->sdr);
+        }
+        av_frame_unref(r->sdr);
+        if (ret < 0)
+            return ret;
+    }
+}
+
+/* A decoded picture to every output that encodes video: as it is, or
+ * (an HDR source's SDR outputs) through the one tone mapping. f NULL:
+ * the end, flush the tone mapping. */
+static int feed_picture(struct run *r, AVFrame *f)
+{
+    int ret, any_tm = 0;
+    if (!f) {
+        if (!r->tm)
+            return 0;
+        ret = tc_filter_push(r->tm, NULL);
+        if (ret < 0 && ret != AVERROR_EOF)
+            return fail_av(r, TC_EINTERNAL, ret, "tone mapping failed");
+        return drain_tonemap(r);
+    }
+    for (size_t i = 0; i < r->n_outs; i++) {
+        struct output *o = &r->outs[i];
+        o->wants = 0;
+        if (o->done || o->v.mode != MODE_ENCODE || o->larger)
+            continue;
+        if (!(o->wants = video_wanted(r, o, f)))
+            continue;
+        if (o->tonemap) {
+            any_tm = 1;
+            continue;
+        }
+        if ((ret = feed_video(r, o, f)) < 0)
+            return ret;
+    }
+    if (!any_tm)
+        return 0; /* no SDR output wants this picture: not tone mapped */
+    if (!r->tm || f->width != r->tm_w || f->height != r->tm_h || f->format != r->tm_fmt) {
+        if (r->tm) { /* a mid-stream change: what it holds goes first */
+            ret = tc_filter_push(r->tm, NULL);
+            if ((ret >= 0 || ret == AVERROR_EOF) && (ret = drain_tonemap(r)) < 0)
+                return ret;
+        }
+        if ((ret = build_tonemap(r, f)) < 0)
+            return ret;
+    }
+    ret = tc_filter_push(r->tm, f);
+    if (ret < 0)
+        return fail_av(r, TC_EINTERNAL, ret, "tone mapping failed");
+    return drain_tonemap(r);
 }
 
 static int feed_audio(struct run *r, struct output *o, AVFrame *f)
@@ -557,13 +667,11 @@ static int decode(struct run *r, AVCodecContext *dec, const AVPacket *pkt)
             r->vframes++;
         else
             r->aframes++;
-        for (size_t i = 0; i < r->n_outs && ret >= 0; i++) {
+        if (video)
+            ret = feed_picture(r, r->frame);
+        for (size_t i = 0; !video && i < r->n_outs && ret >= 0; i++) {
             struct output *o = &r->outs[i];
-            if (o->done)
-                continue;
-            if (video && o->v.mode == MODE_ENCODE && !o->larger)
-                ret = feed_video(r, o, r->frame);
-            else if (!video && o->a.mode == MODE_ENCODE)
+            if (!o->done && o->a.mode == MODE_ENCODE)
                 ret = feed_audio(r, o, r->frame);
         }
         av_frame_unref(r->frame);
@@ -614,8 +722,10 @@ static void run_free(struct run *r)
     av_free(r->groups);
     avcodec_free_context(&r->vdec);
     avcodec_free_context(&r->adec);
+    tc_filter_free(&r->tm);
     av_packet_free(&r->pkt);
     av_frame_free(&r->frame);
+    av_frame_free(&r->sdr);
     av_frame_free(&r->filt);
     tc_input_close(&r->in);
 }
@@ -684,7 +794,9 @@ static void auto_copy(struct run *r, struct output *o)
     const struct tc_output_spec *spec = &o->def->spec;
     char why[128];
     if (o->v.mode == MODE_ENCODE) {
-        if (tc_copy_video_fits(spec, &r->info, why, sizeof(why)))
+        if (r->vst && tc_colour_is_hdr(r->src_col.transfer) && !tc_colour_keeps_hdr(spec, &r->src_col))
+            snprintf(why, sizeof(why), "the HDR source is tone mapped to SDR");
+        else if (tc_copy_video_fits(spec, &r->info, why, sizeof(why)))
             o->v.mode = MODE_COPY;
         tc_log(TC_LOG_DEBUG, "output=%s video=%s%s%s", spec->name,
                o->v.mode == MODE_COPY ? "copied" : "encoded", o->v.mode == MODE_COPY ? "" : " why=",
@@ -722,6 +834,38 @@ static void link_ladder(struct run *r)
     }
 }
 
+/* What each video output holds (colour.c): an HDR source is kept or
+ * tone mapped per output; the tags follow. */
+static int plan_colour(struct run *r)
+{
+    int hdr = r->vst && tc_colour_is_hdr(r->src_col.transfer), keep = 0, tm = 0;
+    for (size_t i = 0; i < r->n_outs; i++) {
+        struct output *o = &r->outs[i];
+        if (o->v.mode != MODE_ENCODE)
+            continue;
+        o->keep_hdr = hdr && !o->thumbnail && !o->sprite &&
+                      strcmp(o->def->spec.container, "sprite") != 0 &&
+                      tc_colour_keeps_hdr(&o->def->spec, &r->src_col);
+        o->tonemap = hdr && !o->keep_hdr;
+        keep |= o->keep_hdr;
+        tm |= o->tonemap;
+    }
+    if (keep && (!r->src_col.has_mastering || !r->src_col.has_light))
+        tc_colour_peek_hdr(r->p->input_path, r->vi, &r->src_col);
+    for (size_t i = 0; i < r->n_outs; i++) {
+        struct output *o = &r->outs[i];
+        if (o->v.mode == MODE_ENCODE)
+            tc_colour_for_output(&r->src_col, o->keep_hdr,
+                                 !strcmp(o->def->spec.video.codec, "mjpeg"), &o->col);
+    }
+    if (hdr)
+        tc_log(TC_LOG_INFO, "hdr source transfer=%s kept=%d%s tone_mapped=%d",
+               tc_colour_zimg_transfer(r->src_col.transfer), keep,
+               !keep ? "" : r->src_col.has_mastering ? " (with its mastering display)" : " (no mastering display)",
+               tm);
+    return 0;
+}
+
 static int plan(struct run *r)
 {
     const struct tc_run_params *p = r->p;
@@ -732,6 +876,8 @@ static int plan(struct run *r)
     r->outs = av_calloc(r->n_outs, sizeof(*r->outs));
     if (!r->outs)
         return tc_error_set(r->err, TC_ENOMEM, "out of memory");
+    if (r->vst)
+        tc_colour_of_stream(r->vst, &r->src_col);
     for (size_t g = 0; g < r->n_groups; g++)
         for (size_t k = 0; k < tc_hls_count(r->groups[g].h); k++) {
             r->outs[r->groups[g].first + k].hls = r->groups[g].h;
@@ -759,6 +905,8 @@ static int plan(struct run *r)
     }
 
     link_ladder(r);
+    if ((ret = plan_colour(r)) < 0)
+        return ret;
 
     /* A budget the job asked for itself (an output's "threads") wins. */
     int asked = 0;
@@ -869,6 +1017,8 @@ static int finish(struct run *r)
     int ret;
     if (r->vdec && (ret = decode(r, r->vdec, NULL)) < 0)
         return ret;
+    if ((ret = feed_picture(r, NULL)) < 0)
+        return ret;
     if (r->adec && (ret = decode(r, r->adec, NULL)) < 0)
         return ret;
     if (r->vdec && r->vframes == 0)
@@ -948,7 +1098,8 @@ int tc_run(const struct tc_run_params *params, struct tc_output_result *results,
     r->pkt = av_packet_alloc();
     r->frame = av_frame_alloc();
     r->filt = av_frame_alloc();
-    if (!r->pkt || !r->frame || !r->filt) {
+    r->sdr = av_frame_alloc();
+    if (!r->pkt || !r->frame || !r->filt || !r->sdr) {
         ret = tc_error_set(err, TC_ENOMEM, "out of memory");
         goto out;
     }

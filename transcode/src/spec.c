@@ -15,6 +15,7 @@ static const char *const containers[] = {"mp4", "webm", "mkv", "hls", "m4a",
 static const char *const video_codecs[] = {"h264", "hevc", "vp9", "av1", "copy", "mjpeg"};
 static const char *const audio_codecs[] = {"aac", "opus", "mp3", "copy"};
 static const char *const segment_formats[] = {"ts", "fmp4"};
+static const char *const hdr_modes[] = {"auto", "tonemap", "keep"};
 static const char *const speeds[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
                                      "medium",    "slow",      "slower",   "veryslow", "placebo"};
 
@@ -100,6 +101,8 @@ static int parse_video(const json_t *obj, struct tc_video_spec *vs, struct tc_er
             ret = 0;
         } else if (strcmp(key, "speed") == 0) {
             ret = get_enum(v, "video.speed", speeds, N(speeds), vs->speed, sizeof(vs->speed), err);
+        } else if (strcmp(key, "hdr") == 0) {
+            ret = get_enum(v, "video.hdr", hdr_modes, N(hdr_modes), vs->hdr, sizeof(vs->hdr), err);
         } else {
             return tc_error_set(err, TC_EINVALID_OUTPUT, "video.%.64s: unknown field", key);
         }
@@ -128,6 +131,14 @@ static int parse_audio(const json_t *obj, struct tc_audio_spec *as, struct tc_er
         } else if (strcmp(key, "sample_rate") == 0) {
             ret = get_int(v, "audio.sample_rate", 8000, 96000, &x, err);
             as->sample_rate = (int)x;
+        } else if (strcmp(key, "loudness_lufs") == 0) {
+            if (!json_is_number(v))
+                return bad(err, "audio.loudness_lufs", "must be a number (LUFS)");
+            double f = json_number_value(v);
+            if (!(f >= -70.0 && f <= -5.0))
+                return bad(err, "audio.loudness_lufs", "must be between -70 and -5 (LUFS)");
+            as->loudness_lufs = f;
+            ret = 0;
         } else {
             return tc_error_set(err, TC_EINVALID_OUTPUT, "audio.%.64s: unknown field", key);
         }
@@ -164,6 +175,50 @@ static int parse_sprite(const json_t *obj, struct tc_sprite_spec *ss, struct tc_
         if (ret < 0)
             return ret;
     }
+    return 0;
+}
+
+/* A time in seconds of a clip or poster: a number, 0 .. 1e7. */
+static int get_time(const json_t *v, const char *field, double *out, struct tc_error *err)
+{
+    if (!json_is_number(v))
+        return bad(err, field, "must be a number (seconds)");
+    double f = json_number_value(v);
+    if (!(f >= 0.0 && f <= 1e7))
+        return bad(err, field, "must be between 0 and 10000000 seconds");
+    *out = f;
+    return 0;
+}
+
+int tc_clip_parse(const json_t *obj, double *start_s, double *end_s, struct tc_error *err)
+{
+    const char *key;
+    json_t *v;
+    double start = 0.0, end = 0.0;
+    int ret;
+    if (!json_is_object(obj))
+        return bad(err, "clip", "must be an object {\"start_s\": f, \"end_s\": f}");
+    json_object_foreach(unconst(obj), key, v) {
+        if (strcmp(key, "start_s") == 0) {
+            if (json_is_null(v))
+                continue;
+            ret = get_time(v, "clip.start_s", &start, err);
+        } else if (strcmp(key, "end_s") == 0) {
+            if (json_is_null(v))
+                continue;
+            ret = get_time(v, "clip.end_s", &end, err);
+            if (ret == 0 && end <= 0.0)
+                return bad(err, "clip.end_s", "must be above 0");
+        } else {
+            return tc_error_set(err, TC_EINVALID_OUTPUT, "clip.%.64s: unknown field", key);
+        }
+        if (ret < 0)
+            return ret;
+    }
+    if (end > 0.0 && end <= start)
+        return bad(err, "clip", "end_s must be after start_s");
+    *start_s = start;
+    *end_s = end;
     return 0;
 }
 
@@ -353,6 +408,15 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
                            s.segment_format, sizeof(s.segment_format), err);
             if (ret < 0)
                 return ret;
+        } else if (strcmp(key, "at_s") == 0) {
+            if ((ret = get_time(v, "at_s", &s.at_s, err)) < 0)
+                return ret;
+            s.has_at_s = 1;
+        } else if (strcmp(key, "clip") == 0) {
+            if (json_is_null(v))
+                continue;
+            if ((ret = tc_clip_parse(v, &s.clip_start_s, &s.clip_end_s, err)) < 0)
+                return ret;
         } else if (strcmp(key, "segment_seconds") == 0) {
             if (!json_is_number(v))
                 return bad(err, "segment_seconds", "must be a number");
@@ -409,6 +473,19 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
     }
     if ((ret = check_combo(&s, err)) < 0)
         return ret;
+    if (s.has_at_s && strcmp(s.container, "jpg") != 0)
+        return bad(err, "at_s", "is for container 'jpg' only (the poster's time)");
+    if (s.has_video && !strcmp(s.video.hdr, "keep") && strcmp(s.video.codec, "hevc") != 0 &&
+        strcmp(s.video.codec, "av1") != 0 && strcmp(s.video.codec, "vp9") != 0)
+        return tc_error_set(err, TC_EINVALID_OUTPUT,
+                            "video.hdr: 'keep' needs a codec that carries HDR (hevc, av1 or vp9), "
+                            "not '%s' (use 'tonemap' or 'auto')", s.video.codec);
+    if (s.has_video && !strcmp(s.video.hdr, "tonemap") && !strcmp(s.video.codec, "copy"))
+        return bad(err, "video.hdr", "'tonemap' cannot go with codec 'copy' (a copy keeps the "
+                                     "pictures as they are)");
+    if (s.has_audio && s.audio.loudness_lufs != 0.0 && !strcmp(s.audio.codec, "copy"))
+        return bad(err, "audio.loudness_lufs", "cannot go with codec 'copy' (a copy keeps the "
+                                               "level as it is)");
     /* A spec that changed a preset's fields is custom, unless unchanged. */
     if (s.preset[0]) {
         struct tc_output_spec p;
@@ -417,6 +494,7 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
              memcmp(&p.audio, &s.audio, sizeof(p.audio)) != 0 ||
              memcmp(&p.sprite, &s.sprite, sizeof(p.sprite)) != 0 || p.has_video != s.has_video ||
              p.has_audio != s.has_audio || p.no_auto_copy != s.no_auto_copy ||
+             p.has_at_s != s.has_at_s || p.at_s != s.at_s ||
              strcmp(p.container, s.container) != 0 ||
              strcmp(p.segment_format, s.segment_format) != 0 ||
              p.segment_seconds != s.segment_seconds))
@@ -457,6 +535,8 @@ json_t *tc_spec_to_json(const struct tc_output_spec *spec)
             bad_set |= json_object_set_new(vo, "fps", json_real(v->fps));
         if (v->speed[0])
             bad_set |= json_object_set_new(vo, "speed", json_string(v->speed));
+        if (v->hdr[0])
+            bad_set |= json_object_set_new(vo, "hdr", json_string(v->hdr));
         bad_set |= json_object_set_new(o, "video", vo);
     } else {
         bad_set |= json_object_set_new(o, "video", json_null());
@@ -472,6 +552,8 @@ json_t *tc_spec_to_json(const struct tc_output_spec *spec)
             bad_set |= json_object_set_new(ao, "channels", json_integer(a->channels));
         if (a->sample_rate)
             bad_set |= json_object_set_new(ao, "sample_rate", json_integer(a->sample_rate));
+        if (a->loudness_lufs != 0.0)
+            bad_set |= json_object_set_new(ao, "loudness_lufs", json_real(a->loudness_lufs));
         bad_set |= json_object_set_new(o, "audio", ao);
     } else {
         bad_set |= json_object_set_new(o, "audio", json_null());
@@ -485,6 +567,18 @@ json_t *tc_spec_to_json(const struct tc_output_spec *spec)
         bad_set |= json_object_set_new(o, "segment_format", json_string(spec->segment_format));
     if (spec->segment_seconds > 0)
         bad_set |= json_object_set_new(o, "segment_seconds", json_real(spec->segment_seconds));
+    if (spec->has_at_s)
+        bad_set |= json_object_set_new(o, "at_s", json_real(spec->at_s));
+    if (spec->clip_start_s > 0 || spec->clip_end_s > 0) {
+        json_t *c = json_object();
+        if (!c)
+            goto fail;
+        if (spec->clip_start_s > 0)
+            bad_set |= json_object_set_new(c, "start_s", json_real(spec->clip_start_s));
+        if (spec->clip_end_s > 0)
+            bad_set |= json_object_set_new(c, "end_s", json_real(spec->clip_end_s));
+        bad_set |= json_object_set_new(o, "clip", c);
+    }
     if (bad_set)
         goto fail;
     return o;
@@ -515,9 +609,26 @@ int tc_copy_container_ok(const char *container, const char *codec)
     return !strcmp(container, "mkv");
 }
 
+int tc_clip_check(double start_s, double end_s, const struct tc_media_info *info,
+                  struct tc_error *err)
+{
+    double d = info->duration_s;
+    if (d <= 0 || (start_s <= 0 && end_s <= 0))
+        return 0;
+    if (start_s >= d)
+        return tc_error_set(err, TC_EINVAL,
+                            "clip: start_s %g is outside the input, which lasts %.3f s", start_s, d);
+    /* A few hundredths over (an end rounded up) is the end. */
+    if (end_s > d + 0.1)
+        return tc_error_set(err, TC_EINVAL,
+                            "clip: end_s %g is outside the input, which lasts %.3f s", end_s, d);
+    return 0;
+}
+
 int tc_spec_check_input(const struct tc_output_spec *spec, const struct tc_media_info *info,
                         struct tc_error *err)
 {
+    int ret;
     int video = spec->has_video && info->has_video;
     int audio = spec->has_audio && info->has_audio;
 
@@ -533,6 +644,16 @@ int tc_spec_check_input(const struct tc_output_spec *spec, const struct tc_media
                                 "at most %d (raise the interval)",
                                 spec->name, spec->sprite.interval_s, info->duration_s,
                                 (long long)n, TC_SPRITE_MAX_TILES);
+    }
+    if ((ret = tc_clip_check(spec->clip_start_s, spec->clip_end_s, info, err)) < 0)
+        return ret;
+    if (spec->has_at_s && info->duration_s > 0) {
+        double end = spec->clip_end_s > 0 ? spec->clip_end_s : info->duration_s;
+        double len = end - spec->clip_start_s;
+        if (spec->at_s >= len)
+            return tc_error_set(err, TC_EINVALID_OUTPUT,
+                                "output '%s': at_s %g is past the end of the video (%.3f s%s)",
+                                spec->name, spec->at_s, len, spec->clip_end_s > 0 || spec->clip_start_s > 0 ? " clipped" : "");
     }
     if (!strcmp(spec->container, "jpg") && !info->has_video)
         return tc_error_set(err, TC_EINVALID_OUTPUT,

@@ -245,7 +245,7 @@ static int flush_sheet(struct tc_sprite *s, int last, struct tc_error *err)
         return tc_error_set(err, TC_EINVAL, "output path too long");
     struct tc_video_spec vs = {.codec = "mjpeg", .crf = -1};
     ret = tc_encoder_open_video(&vs, cols * s->tile_w, rows * s->tile_h, AV_PIX_FMT_YUVJ420P, 1, 1,
-                                0, 0, 1, 0, 0, &enc, err);
+                                0, 0, 1, 0, 0, NULL, &enc, err);
     if (ret < 0)
         return ret;
     if (!(crop = av_frame_alloc()) || av_frame_ref(crop, s->sheet) < 0) {

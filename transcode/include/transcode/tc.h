@@ -137,6 +137,10 @@ struct tc_video_spec {
     int64_t bitrate;       /* bits/s; 0 = none */
     double fps;            /* 0 = keep the source rate */
     char speed[16];        /* x264-style preset name, "" = default */
+    char hdr[8];           /* an HDR (PQ or HLG) source: "tonemap" to SDR
+                            * BT.709, "keep" 10-bit HDR (hevc, av1, vp9
+                            * only), "" or "auto": keep where the codec
+                            * can, else tone map. SDR sources: no effect */
 };
 
 struct tc_audio_spec {
@@ -144,6 +148,9 @@ struct tc_audio_spec {
     int64_t bitrate;       /* bits/s; 0 = codec default */
     int channels;          /* 0 = source, capped at 2 */
     int sample_rate;       /* 0 = codec's choice near the source */
+    double loudness_lufs;  /* integrated loudness target per EBU R128,
+                            * -70..-5 (true peak then at most -1 dBTP);
+                            * 0 = the level is left alone */
 };
 
 /* A "sprite" output's layout: a tile every interval_s seconds, columns x
@@ -178,11 +185,30 @@ struct tc_output_spec {
     char segment_format[8];
     double segment_seconds;
     struct tc_sprite_spec sprite;  /* container "sprite" only, else zero */
+    /* "jpg" only: the poster is the frame shown at at_s seconds (has_at_s
+     * 1); else (0) the automatic pick of poster.c. */
+    int has_at_s;
+    double at_s;
+    /* The part of the input this output holds ("clip"): from clip_start_s
+     * (0 = the start) to clip_end_s (0 = the end), timestamps from 0.
+     * Every output of one run has the same clip. */
+    double clip_start_s, clip_end_s;
 };
 
 /* Parse one output spec object of the API. On failure returns
  * TC_EINVALID_OUTPUT and err->message names the field and why. */
 int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec,
+                  struct tc_error *err);
+
+/* Parse a "clip" object {"start_s": f, "end_s": f} (either may be absent
+ * or null): *start_s (0 if absent) and *end_s (0 if absent). On failure
+ * TC_EINVALID_OUTPUT with the field named. */
+int tc_clip_parse(const json_t *obj, double *start_s, double *end_s, struct tc_error *err);
+
+/* Check a clip against an input: TC_EINVAL ("bad_request") when it starts
+ * at or after the input's end or ends after it; 0 when the duration is
+ * unknown. */
+int tc_clip_check(double start_s, double end_s, const struct tc_media_info *info,
                   struct tc_error *err);
 
 /* The spec as the API's JSON object. New reference, NULL on OOM. */
