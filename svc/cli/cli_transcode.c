@@ -1,5 +1,6 @@
 /* cli_transcode.c - `vidq transcode IN OUT [--preset P | --output SPEC]
- * [--progress json|bar|none] [--threads N]`: one run of the library.
+ * [--progress json|bar|none] [--threads N] [--clip START-END]`: one run
+ * of the library.
  * Several presets (P1,P2) or a JSON array of specs make several outputs
  * from one decode, written into the folder OUT as <name>.<ext> (a folder
  * <name> for hls and sprite outputs). A single hls or sprite output makes
@@ -209,7 +210,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: vidq transcode IN OUT [--preset P | --output SPEC_JSON]\n"
-            "                      [--progress json|bar|none] [--threads N]\n"
+            "                      [--progress json|bar|none] [--threads N] [--clip S-E]\n"
             "  --preset P      an output preset (default mp4-720p; see vidq presets);\n"
             "                  P1,P2,... makes several outputs in one pass, written\n"
             "                  into the folder OUT as <preset>.<ext> (hls and sprite\n"
@@ -220,6 +221,8 @@ static void usage(FILE *out)
             "                  on stdout, then {\"outputs\":[...]} saying per stream\n"
             "                  whether it was copied) or none\n"
             "  --threads N     codec threads in total (default: all cores)\n"
+            "  --clip S-E      only seconds S to E of the input (either may be left\n"
+            "                  out: 2.5-  -10.0), timestamps from 0\n"
             "exit codes: 0 ok, 1 failed, 2 bad command line, 130 interrupted\n");
 }
 
@@ -229,9 +232,54 @@ static int usage_error(const char *code, const char *msg, const char *arg)
     return CLI_USAGE;
 }
 
+/* One side of --clip: "" (absent: 0) or seconds. */
+static int clip_time(const char *s, size_t len, double *out)
+{
+    char buf[64];
+    char *end = NULL;
+    *out = 0.0;
+    if (len == 0)
+        return 0;
+    if (len >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    errno = 0;
+    double v = strtod(buf, &end);
+    if (errno || end == buf || *end || !(v >= 0.0 && v <= 1e7))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* --clip START-END into every output's spec, checked as the API's "clip". */
+static int set_clip(const char *v, struct tc_output *outputs, size_t n)
+{
+    const char *dash = strchr(v, '-');
+    double start, end;
+    struct tc_error err = {0};
+    if (!dash || clip_time(v, (size_t)(dash - v), &start) < 0 ||
+        clip_time(dash + 1, strlen(dash + 1), &end) < 0 || (start <= 0 && end <= 0))
+        return usage_error("bad_request", "--clip takes START-END in seconds (2.5-10, 2.5-, -10), not", v);
+    json_t *c = json_object();
+    if (start > 0)
+        json_object_set_new(c, "start_s", json_real(start));
+    if (end > 0)
+        json_object_set_new(c, "end_s", json_real(end));
+    int rc = tc_clip_parse(c, &start, &end, &err);
+    json_decref(c);
+    if (rc < 0)
+        return usage_error("bad_request", err.message, NULL);
+    for (size_t i = 0; i < n; i++) {
+        outputs[i].spec.clip_start_s = start;
+        outputs[i].spec.clip_end_s = end;
+    }
+    return 0;
+}
+
 int cli_transcode(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL, *preset = NULL, *spec_json = NULL;
+    const char *in = NULL, *out = NULL, *preset = NULL, *spec_json = NULL, *clip = NULL;
     char preset_list[1024] = "";
     int made_out_dir = 0;
     enum progress_mode mode = isatty(STDERR_FILENO) ? PROGRESS_BAR : PROGRESS_NONE;
@@ -248,7 +296,7 @@ int cli_transcode(int argc, char **argv)
             usage(stdout);
             return CLI_OK;
         } else if (!strcmp(a, "--preset") || !strcmp(a, "--output") || !strcmp(a, "--progress") ||
-                   !strcmp(a, "--threads")) {
+                   !strcmp(a, "--threads") || !strcmp(a, "--clip")) {
             if (i + 1 >= argc)
                 return usage_error("bad_request", "missing value after", a);
             const char *v = argv[++i];
@@ -262,6 +310,8 @@ int cli_transcode(int argc, char **argv)
                 preset = preset_list;
             } else if (!strcmp(a, "--output")) {
                 spec_json = v;
+            } else if (!strcmp(a, "--clip")) {
+                clip = v;
             } else if (!strcmp(a, "--progress")) {
                 if (!strcmp(v, "json"))
                     mode = PROGRESS_JSON;
@@ -298,6 +348,8 @@ int cli_transcode(int argc, char **argv)
     int rc = spec_json ? specs_from_json(spec_json, outputs, &n_outputs)
                        : specs_from_presets(preset ? preset : "mp4-720p", outputs, &n_outputs);
     if (rc != 0)
+        return rc;
+    if (clip && (rc = set_clip(clip, outputs, n_outputs)) != 0)
         return rc;
     for (size_t i = 0; i < n_outputs; i++) {
         for (size_t j = 0; j < i; j++)

@@ -242,8 +242,8 @@ int tus_header_i64(const char *s, int64_t *out)
 int tus_options_from_meta(const struct tus_meta *m, struct upload_options *o,
                              struct api_error *e)
 {
-    static const char *keys[] = {"filename",    "preset",   "outputs",
-                                 "webhook_url", "metadata", "priority"};
+    static const char *keys[] = {"filename", "preset",   "outputs", "webhook_url",
+                                 "metadata", "priority", "clip"};
     memset(o, 0, sizeof(*o));
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         size_t len = 0;

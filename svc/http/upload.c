@@ -114,6 +114,10 @@ static int option_field(struct upload_options *o, const char *key, const char *d
         if (first)
             o->priority[0] = '\0';
         bad = append_fixed(o->priority, sizeof(o->priority), NULL, data, len);
+    } else if (strcmp(key, "clip") == 0) {
+        if (first)
+            o->clip[0] = '\0';
+        bad = append_fixed(o->clip, sizeof(o->clip), NULL, data, len);
     } else if (strcmp(key, "filename") == 0) {
         char tmp[UPLOAD_FILENAME_MAX];
         if (len >= sizeof(tmp))
@@ -161,6 +165,62 @@ int upload_options_from_query(struct MHD_Connection *conn, struct upload_options
     struct query_ctx q = {o, e, 0};
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_iter, &q);
     return q.failed ? -1 : 0;
+}
+
+/* The upload's "clip" (JSON {"start_s", "end_s"}, or "S-E" as the command
+ * line takes it) into *start / *end. Returns 0 or -1 with e filled. */
+static int parse_clip(const char *text, double *start, double *end, struct api_error *e)
+{
+    struct tc_error terr;
+    json_t *c = NULL;
+    int ret = -1;
+    memset(&terr, 0, sizeof(terr));
+    const char *p = text;
+    while (*p == ' ')
+        p++;
+    if (*p == '{') {
+        c = json_loads(p, 0, NULL);
+        if (!c) {
+            api_error_set(e, "bad_request", "clip must be a JSON object {\"start_s\": f, \"end_s\": f}");
+            goto out;
+        }
+    } else {
+        /* "2.5-10", "2.5-", "-10" */
+        const char *dash = strchr(p, '-');
+        char *endp = NULL;
+        double s = 0, t = 0;
+        if (!dash)
+            goto bad;
+        if (dash > p) {
+            errno = 0;
+            s = strtod(p, &endp);
+            if (errno || endp != dash)
+                goto bad;
+        }
+        if (dash[1]) {
+            errno = 0;
+            t = strtod(dash + 1, &endp);
+            if (errno || *endp)
+                goto bad;
+        }
+        if (!(c = json_object()))
+            goto bad;
+        if (dash > p)
+            json_object_set_new(c, "start_s", json_real(s));
+        if (dash[1])
+            json_object_set_new(c, "end_s", json_real(t));
+    }
+    if (tc_clip_parse(c, start, end, &terr) < 0) {
+        api_error_set(e, "bad_request", "%s", terr.message);
+        goto out;
+    }
+    ret = 0;
+    goto out;
+bad:
+    api_error_set(e, "bad_request", "clip must be {\"start_s\": f, \"end_s\": f} or START-END in seconds");
+out:
+    json_decref(c);
+    return ret;
 }
 
 /* Parse and check the options; fills specs (n of them) and, if wanted,
@@ -250,6 +310,29 @@ static int check_options(const struct upload_options *o, struct tc_output_spec *
         api_error_set(e, "internal_error", "out of memory");
         goto out;
     }
+    if (o->clip[0]) {
+        /* The job's clip holds for every output (one decode feeds them). */
+        double cs, ce;
+        if (parse_clip(o->clip, &cs, &ce, e) < 0)
+            goto out;
+        for (size_t i = 0; i < *n; i++) {
+            specs[i].clip_start_s = cs;
+            specs[i].clip_end_s = ce;
+            json_t *sj = tc_spec_to_json(&specs[i]);
+            if (!sj || json_object_set_new(json_array_get(list, i), "spec", sj) < 0) {
+                api_error_set(e, "internal_error", "out of memory");
+                goto out;
+            }
+        }
+    }
+    for (size_t i = 1; i < *n; i++)
+        if (specs[i].clip_start_s != specs[0].clip_start_s ||
+            specs[i].clip_end_s != specs[0].clip_end_s) {
+            api_error_set(e, "bad_request",
+                          "clip: outputs '%s' and '%s' have different clips; give one clip for the job",
+                          specs[0].name, specs[i].name);
+            goto out;
+        }
     for (size_t a = 0; a < *n; a++)
         for (size_t b = a + 1; b < *n; b++)
             if (strcmp(specs[a].name, specs[b].name) == 0) {

@@ -18,6 +18,7 @@ enum {
     UPLOAD_URL_MAX = 2048,
     UPLOAD_METADATA_MAX = 16384,
     UPLOAD_FILENAME_MAX = 256,
+    UPLOAD_CLIP_MAX = 256,
 };
 
 /* The options of one upload, as text, whichever way they came. */
@@ -28,6 +29,8 @@ struct upload_options {
     char *webhook_url;                   /* or NULL (owned) */
     char *metadata;                      /* JSON object text or NULL (owned) */
     char priority[24];                   /* "" = 0 */
+    char clip[UPLOAD_CLIP_MAX];          /* "clip" JSON text ({"start_s": f,
+                                          * "end_s": f}) or "S-E"; "" = none */
     char job_id[JOB_ID_SIZE];            /* "": a new id; else this one (tus) */
 };
 
@@ -40,7 +43,7 @@ int upload_options_from_query(struct MHD_Connection *conn, struct upload_options
                               struct api_error *e);
 
 /* Set one option by name (filename, preset, outputs, webhook_url, metadata,
- * priority; others ignored) from a value of len bytes. Returns 0 or -1
+ * priority, clip; others ignored) from a value of len bytes. Returns 0 or -1
  * with e filled (over its cap). */
 int upload_options_set(struct upload_options *o, const char *key, const char *value, size_t len,
                        struct api_error *e);

@@ -205,7 +205,7 @@ int tc_filter_audio_open(const struct tc_audio_chain *c, struct tc_filter **out,
                          struct tc_error *err)
 {
     struct tc_filter *f = NULL;
-    char args[512], desc[512], layout[128], out_layout[128];
+    char args[512], desc[1024], layout[128], out_layout[128];
     int ret, r;
     AVChannelLayout ol;
 
@@ -243,9 +243,33 @@ int tc_filter_audio_open(const struct tc_audio_chain *c, struct tc_filter **out,
         ret = tc_error_av(err, TC_EINTERNAL, r, "cannot create the audio filter ends");
         goto out;
     }
-    snprintf(desc, sizeof(desc), "aresample=%d,aformat=sample_fmts=%s:sample_rates=%d:channel_layouts=%s",
-             c->out_rate, av_get_sample_fmt_name((enum AVSampleFormat)c->out_fmt), c->out_rate,
-             out_layout);
+    int n = 0;
+#define ADD(...) n += snprintf(desc + n, sizeof(desc) - (size_t)(n < (int)sizeof(desc) ? n : (int)sizeof(desc)), __VA_ARGS__)
+    desc[0] = '\0';
+    if (c->trim) {
+        /* A clip (the pipeline took its start off the timestamps): to the
+         * sample, what is before 0 or at or after trim_end_s goes. */
+        ADD("atrim=start=0");
+        if (c->trim_end_s > 0)
+            ADD(":end=%.6f", c->trim_end_s);
+        ADD(",");
+    }
+    if (c->loudness_lufs != 0.0 && c->measured && c->measured->valid) {
+        /* EBU R128 (loudness.c): a linear gain when the true peak allows
+         * it; the peak target leaves room for the encoder's overshoot. */
+        const struct tc_loudness *m = c->measured;
+        ADD("loudnorm=I=%.2f:TP=%.1f:LRA=%.1f:measured_I=%.2f:measured_TP=%.2f:"
+            "measured_LRA=%.2f:measured_thresh=%.2f:linear=true,",
+            c->loudness_lufs, TC_LOUDNESS_TP_TARGET, m->lra > 20.0 ? 20.0 : m->lra < 1.0 ? 1.0 : m->lra,
+            m->i, m->tp, m->lra, m->thresh);
+    }
+    ADD("aresample=%d,aformat=sample_fmts=%s:sample_rates=%d:channel_layouts=%s", c->out_rate,
+        av_get_sample_fmt_name((enum AVSampleFormat)c->out_fmt), c->out_rate, out_layout);
+#undef ADD
+    if (n >= (int)sizeof(desc)) {
+        ret = tc_error_set(err, TC_EINTERNAL, "filter description too long");
+        goto out;
+    }
     if ((ret = build(f, desc, err)) < 0)
         goto out;
     /* Encoders such as AAC take exactly frame_size samples per frame: the

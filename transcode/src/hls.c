@@ -151,9 +151,14 @@ int tc_hls_open(const struct tc_output *def, const struct tc_media_info *info,
         h->seg = spec->segment_seconds;
     } else {
         h->seg = 4.0;
-        if (info->duration_s > 0 && info->duration_s < 12.0) {
+        /* (a clip lasts from its start to its end) */
+        double dur = info->duration_s;
+        if (dur > 0 && (spec->clip_start_s > 0 || spec->clip_end_s > 0))
+            dur = (spec->clip_end_s > 0 && spec->clip_end_s < dur ? spec->clip_end_s : dur) -
+                  spec->clip_start_s;
+        if (dur > 0 && dur < 12.0) {
             /* Short clips: at least ~3 segments, on whole half seconds. */
-            h->seg = floor(info->duration_s / 3.0 * 2.0) / 2.0;
+            h->seg = floor(dur / 3.0 * 2.0) / 2.0;
             if (h->seg < 1.0)
                 h->seg = 1.0;
         }

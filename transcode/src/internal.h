@@ -120,6 +120,26 @@ int tc_colour_svtav1_params(const struct tc_colour *c, char *buf, size_t size);
 /* zimg's name of an HDR transfer ("smpte2084", "arib-std-b67"). */
 const char *tc_colour_zimg_transfer(int transfer);
 
+/* ------------------------------------------------------------- loudness.c */
+
+/* The true peak loudnorm aims at: 0.5 dB under the API's -1 dBTP, the
+ * room an AAC/Opus/MP3 encoder's overshoot takes. */
+#define TC_LOUDNESS_TP_TARGET (-1.5)
+
+/* What the first pass measured (EBU R128). */
+struct tc_loudness {
+    double i;          /* integrated loudness, LUFS */
+    double lra;        /* loudness range, LU */
+    double tp;         /* true peak, dBTP */
+    double thresh;     /* relative gate, LUFS */
+    int valid;         /* 0: silence, nothing to normalize */
+};
+
+/* Measure the audio stream ai of the file at path, from start_s to end_s
+ * (0 = the end), decoding nothing else. 0 or a negative TC_E* code. */
+int tc_loudness_measure(const char *path, int ai, double start_s, double end_s,
+                        atomic_int *cancel, struct tc_loudness *out, struct tc_error *err);
+
 /* ----------------------------------------------------------------- dims.c */
 
 /* The output frame size for a source of coded size w x h with sample
@@ -205,6 +225,10 @@ struct tc_audio_chain {
     const void *in_layout;           /* const AVChannelLayout * */
     int out_rate, out_fmt, out_channels;
     int frame_size;                  /* fixed encoder frame size, 0 = any */
+    double loudness_lufs;            /* 0, or the target of loudnorm, */
+    const struct tc_loudness *measured; /* told what the first pass found */
+    int trim;                        /* a clip: keep [0, trim_end_s) of the */
+    double trim_end_s;               /* timestamps (trim_end_s 0: to the end) */
 };
 
 int tc_filter_video_open(const struct tc_video_chain *c, struct tc_filter **out,

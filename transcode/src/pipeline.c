@@ -99,6 +99,7 @@ struct output {
     /* Colour (colour.c): an HDR source's output either keeps HDR or takes
      * the run's tone mapped pictures. */
     int keep_hdr, tonemap;
+    int at;                     /* a "jpg" with at_s: the picture at that time */
     int wants;                  /* this decoded picture is wanted */
     struct tc_colour col;       /* what the output holds and is tagged */
 };
@@ -124,6 +125,14 @@ struct run {
     int copy_v;                     /* some output copies the video */
     struct tc_colour src_col;       /* the source video's colour */
     struct tc_filter *tm;           /* HDR -> SDR, once for every SDR output */
+    /* Clip: every output holds [clip_start, clip_end) of the input, its
+     * timestamps moved back by clip_start; dur is what the outputs last
+     * (the clip's, else the input's duration), progress runs over it. */
+    int clip;
+    double clip_start, clip_end, dur;
+    int past_v, past_a;             /* a decoded frame at or after the end */
+    int64_t first_vpts;             /* the first picture kept (moved to 0) */
+    struct tc_loudness loud;        /* loudness.c's first pass, if asked */
     int tm_w, tm_h, tm_fmt;         /* what tm was built for */
     int vdec_errors, adec_errors;
     int64_t vframes, aframes;
@@ -142,12 +151,12 @@ static void publish(struct run *r, int final)
 {
     struct tc_progress_snapshot s;
     double elapsed = (av_gettime_relative() - r->t0) / 1e6;
-    tc_progress_compute(r->out_time, r->info.duration_s, elapsed, r->vframes, &s);
+    tc_progress_compute(r->out_time, r->dur, elapsed, r->vframes, &s);
     if (final) {
         s.percent = 100.0;
         s.eta_s = 0.0;
-        if (r->info.duration_s > 0)
-            s.out_time_s = r->out_time > r->info.duration_s ? r->out_time : r->info.duration_s;
+        if (r->dur > 0)
+            s.out_time_s = r->out_time > r->dur ? r->out_time : r->dur;
     }
     if (s.percent < r->last_pct)
         s.percent = r->last_pct;
@@ -162,7 +171,7 @@ static void publish(struct run *r, int final)
 static void maybe_publish(struct run *r)
 {
     int64_t now = av_gettime_relative();
-    double pct = r->info.duration_s > 0 ? r->out_time / r->info.duration_s * 100.0 : 0.0;
+    double pct = r->dur > 0 ? r->out_time / r->dur * 100.0 : 0.0;
     if (now - r->last_update >= 200000 || pct - r->last_pct >= 1.0)
         publish(r, 0);
 }
@@ -256,6 +265,10 @@ static int build_audio_chain(struct run *r, struct output *o, const AVChannelLay
         .out_rate = ec->sample_rate, .out_fmt = ec->sample_fmt,
         .out_channels = ec->ch_layout.nb_channels,
         .frame_size = fixed ? ec->frame_size : 0,
+        .loudness_lufs = o->def->spec.audio.loudness_lufs,
+        .measured = &r->loud,
+        .trim = r->clip,
+        .trim_end_s = r->clip && r->clip_end > 0 ? r->clip_end - r->clip_start : 0,
     };
     s->in_rate = rate;
     s->in_fmt = fmt;
@@ -274,7 +287,7 @@ static int setup_output(struct run *r, struct output *o)
         if (ret < 0)
             return ret;
         return tc_sprite_open(o->def->path, &spec->sprite, o->v.out_w, o->v.out_h,
-                              r->info.duration_s, &o->sprite, r->err);
+                              r->dur, &o->sprite, r->err);
     }
     ret = tc_mux_open(spec->container, o->def->path, r->p->cancel, &o->mux, r->err);
     if (ret < 0)
@@ -413,6 +426,15 @@ static int drain_chain(struct run *r, struct output *o, struct out_stream *s)
             }
         }
         AVCodecContext *ec = tc_encoder_ctx(s->enc);
+        if (o->at) {
+            /* The picture at at_s: the thumbnail's one picture. */
+            r->filt->pts = 0;
+            ret = tc_encoder_send(s->enc, r->filt, write_packet, &w);
+            av_frame_unref(r->filt);
+            if (ret < 0)
+                return fail_av(r, TC_EENCODE, ret, "encoding failed");
+            return finish_output(r, o);
+        }
         if (o->thumbnail) {
             double t = r->filt->pts != AV_NOPTS_VALUE ? r->filt->pts * av_q2d((AVRational){tbn, tbd})
                                                       : NAN;
@@ -473,8 +495,8 @@ static int finish_output(struct run *r, struct output *o)
         return 0;
     o->done = 1;
     if (o->sprite) {
-        o->result.duration_s = r->info.duration_s > 0 ? r->info.duration_s : r->out_time;
-        return tc_sprite_finish(o->sprite, r->info.duration_s, &o->result, r->err);
+        o->result.duration_s = r->dur > 0 ? r->dur : r->out_time;
+        return tc_sprite_finish(o->sprite, r->dur, &o->result, r->err);
     }
     if (o->thumbnail) {
         struct write_ctx w = {r, o, &o->v};
@@ -494,6 +516,8 @@ static int finish_output(struct run *r, struct output *o)
 static int video_wanted(struct run *r, struct output *o, const AVFrame *f)
 {
     double t = f->pts != AV_NOPTS_VALUE ? f->pts * av_q2d(r->vst->time_base) : NAN;
+    if (o->at) /* the first picture at (or just after) at_s */
+        return isnan(t) || t >= o->def->spec.at_s - 1e-3;
     if (o->thumbnail) /* only the frames the poster picker samples are scaled */
         return tc_poster_want(o->poster, t);
     if (o->sprite)
@@ -632,6 +656,46 @@ static int feed_audio(struct run *r, struct output *o, AVFrame *f)
     return drain_chain(r, o, s);
 }
 
+/* Keep a decoded frame of a clip (1; its timestamp moved back by the
+ * clip's start) or drop it (0). Video: from the picture shown at the
+ * start (its time moved to 0) to the last one before the end. Audio: the
+ * frames that overlap the clip (the chain's atrim cuts to the sample). */
+static int clip_frame(struct run *r, int video, AVFrame *f)
+{
+    const AVStream *st = video ? r->vst : r->ast;
+    double tb = av_q2d(st->time_base);
+    if (f->pts == AV_NOPTS_VALUE)
+        return 1;
+    double t = f->pts * tb;
+    int64_t shift = llrint(r->clip_start / tb);
+    if (video) {
+        AVRational fr = av_guess_frame_rate(r->in->fmt, r->vst, NULL);
+        double dur = fr.num > 0 && fr.den > 0 ? (double)fr.den / fr.num : 0.04;
+        if (r->clip_end > 0 && t >= r->clip_end - 1e-3) {
+            r->past_v = 1;
+            return 0;
+        }
+        if (t + dur <= r->clip_start + 1e-3)
+            return 0;
+        f->pts -= shift;
+        if (r->first_vpts == AV_NOPTS_VALUE) {
+            r->first_vpts = f->pts;
+            if (f->pts < 0)
+                f->pts = 0;
+        }
+        return 1;
+    }
+    double len = f->sample_rate > 0 ? (double)f->nb_samples / f->sample_rate : 0.0;
+    if (r->clip_end > 0 && t >= r->clip_end - 1e-6) {
+        r->past_a = 1;
+        return 0;
+    }
+    if (t + len <= r->clip_start)
+        return 0;
+    f->pts -= shift;
+    return 1;
+}
+
 /* Send pkt (NULL: flush) to a decoder and feed every frame it gives. */
 static int decode(struct run *r, AVCodecContext *dec, const AVPacket *pkt)
 {
@@ -667,6 +731,10 @@ static int decode(struct run *r, AVCodecContext *dec, const AVPacket *pkt)
             r->vframes++;
         else
             r->aframes++;
+        if (r->clip && !clip_frame(r, video, r->frame)) {
+            av_frame_unref(r->frame);
+            continue;
+        }
         if (video)
             ret = feed_picture(r, r->frame);
         for (size_t i = 0; !video && i < r->n_outs && ret >= 0; i++) {
@@ -683,6 +751,20 @@ static int decode(struct run *r, AVCodecContext *dec, const AVPacket *pkt)
 static int copy_packet(struct run *r, struct output *o, struct out_stream *s, const AVPacket *pkt,
                        const AVStream *ist)
 {
+    int64_t shift = 0;
+    if (r->clip) {
+        /* Copied only with both cut points on keyframes (clip_on_keyframes). */
+        double tb = av_q2d(ist->time_base);
+        int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+        if (ts != AV_NOPTS_VALUE) {
+            double t = ts * tb, len = pkt->duration > 0 ? pkt->duration * tb : 0.0;
+            if (r->clip_end > 0 && t >= r->clip_end - 1e-3)
+                return 0;
+            if (s == &o->v ? t < r->clip_start - 1e-3 : t + len <= r->clip_start + 1e-6)
+                return 0;
+        }
+        shift = llrint(r->clip_start / tb);
+    }
     /* A copy starts at a keyframe: what comes before it cannot be shown. */
     if (s == &o->v && !s->started) {
         if (!(pkt->flags & AV_PKT_FLAG_KEY))
@@ -693,6 +775,12 @@ static int copy_packet(struct run *r, struct output *o, struct out_stream *s, co
     if (!cp)
         return tc_error_set(r->err, TC_ENOMEM, "out of memory");
     cp->pos = -1;
+    if (shift) {
+        if (cp->pts != AV_NOPTS_VALUE)
+            cp->pts -= shift;
+        if (cp->dts != AV_NOPTS_VALUE)
+            cp->dts -= shift;
+    }
     int ret = tc_mux_write(o->mux, s->index, cp, ist->time_base.num, ist->time_base.den);
     av_packet_free(&cp);
     if (ret < 0)
@@ -786,6 +874,37 @@ static int expand(struct run *r)
     return 0;
 }
 
+/* 1 if a keyframe of the video is at t (s, from the input's start),
+ * within half a frame, by the demuxer's index. */
+static int keyframe_at(const struct run *r, double t)
+{
+    AVStream *st = r->vst;
+    AVRational fr = av_guess_frame_rate(r->in->fmt, r->vst, NULL);
+    double half = fr.num > 0 && fr.den > 0 ? 0.5 * fr.den / fr.num : 0.02;
+    double t0 = st->start_time != AV_NOPTS_VALUE ? st->start_time * av_q2d(st->time_base) : 0.0;
+    double off = r->offset / (double)AV_TIME_BASE - t0; /* the demuxer's shift vs. this stream */
+    int n = avformat_index_get_entries_count(st);
+    for (int i = 0; i < n; i++) {
+        const AVIndexEntry *e = avformat_index_get_entry(st, i);
+        if (!e || !(e->flags & AVINDEX_KEYFRAME) || e->timestamp == AV_NOPTS_VALUE)
+            continue;
+        double k = e->timestamp * av_q2d(st->time_base) - t0 - off;
+        if (fabs(k - t) <= half)
+            return 1;
+    }
+    return 0;
+}
+
+/* A clipped output is copied only when both cut points fall on keyframes
+ * (the start, and the end unless it is the input's end): a copy cannot
+ * start or stop anywhere else. */
+static int clip_on_keyframes(const struct run *r)
+{
+    if (!keyframe_at(r, r->clip_start))
+        return 0;
+    return r->clip_end <= 0 || r->clip_end >= r->info.duration_s - 1e-3 || keyframe_at(r, r->clip_end);
+}
+
 /* The remux fast path: an input stream that already satisfies the spec is
  * copied instead of re-encoded (rules in remux.c). A stream no output
  * encodes is never decoded. */
@@ -796,6 +915,8 @@ static void auto_copy(struct run *r, struct output *o)
     if (o->v.mode == MODE_ENCODE) {
         if (r->vst && tc_colour_is_hdr(r->src_col.transfer) && !tc_colour_keeps_hdr(spec, &r->src_col))
             snprintf(why, sizeof(why), "the HDR source is tone mapped to SDR");
+        else if (r->clip && !clip_on_keyframes(r))
+            snprintf(why, sizeof(why), "the clip does not start and end on keyframes");
         else if (tc_copy_video_fits(spec, &r->info, why, sizeof(why)))
             o->v.mode = MODE_COPY;
         tc_log(TC_LOG_DEBUG, "output=%s video=%s%s%s", spec->name,
@@ -832,6 +953,37 @@ static void link_ladder(struct run *r)
             larger = o;
         }
     }
+}
+
+/* The run's clip (every output has the same) and the duration the
+ * outputs will have. */
+static int plan_clip(struct run *r)
+{
+    const struct tc_output_spec *first = &r->defs[0]->spec;
+    int ret;
+    for (size_t i = 1; i < r->n_outs; i++) {
+        const struct tc_output_spec *sp = &r->defs[i]->spec;
+        if (sp->clip_start_s != first->clip_start_s || sp->clip_end_s != first->clip_end_s)
+            return tc_error_set(r->err, TC_EINVAL,
+                                "clip: every output of a run has the same clip ('%s' differs from '%s')",
+                                sp->name, first->name);
+    }
+    if ((ret = tc_clip_check(first->clip_start_s, first->clip_end_s, &r->info, r->err)) < 0)
+        return ret;
+    r->clip_start = first->clip_start_s;
+    r->clip_end = first->clip_end_s;
+    if (r->info.duration_s > 0 && r->clip_end > r->info.duration_s)
+        r->clip_end = 0; /* (within tc_clip_check's slack of the end) */
+    r->clip = r->clip_start > 0 || r->clip_end > 0;
+    r->dur = r->info.duration_s;
+    if (r->clip && r->info.duration_s > 0)
+        r->dur = (r->clip_end > 0 ? r->clip_end : r->info.duration_s) - r->clip_start;
+    else if (r->clip && r->clip_end > 0)
+        r->dur = r->clip_end - r->clip_start;
+    if (r->clip)
+        tc_log(TC_LOG_INFO, "clip start=%.3f end=%.3f duration=%.3f", r->clip_start, r->clip_end,
+               r->dur);
+    return 0;
 }
 
 /* What each video output holds (colour.c): an HDR source is kept or
@@ -878,6 +1030,8 @@ static int plan(struct run *r)
         return tc_error_set(r->err, TC_ENOMEM, "out of memory");
     if (r->vst)
         tc_colour_of_stream(r->vst, &r->src_col);
+    if ((ret = plan_clip(r)) < 0)
+        return ret;
     for (size_t g = 0; g < r->n_groups; g++)
         for (size_t k = 0; k < tc_hls_count(r->groups[g].h); k++) {
             r->outs[r->groups[g].first + k].hls = r->groups[g].h;
@@ -897,7 +1051,14 @@ static int plan(struct run *r)
         if (spec->has_audio && r->ai >= 0)
             o->a.mode = !strcmp(spec->audio.codec, "copy") ? MODE_COPY : MODE_ENCODE;
         auto_copy(r, o);
+        if (r->clip && o->v.mode == MODE_COPY && !strcmp(spec->video.codec, "copy") &&
+            !clip_on_keyframes(r))
+            return tc_error_set(r->err, TC_EINVALID_OUTPUT,
+                                "output '%s': video 'copy' cannot cut at clip %g..%g s: the cut "
+                                "points are not on keyframes (leave the codec out to encode)",
+                                spec->name, r->clip_start, r->clip_end);
         o->thumbnail = !strcmp(spec->container, "jpg");
+        o->at = o->thumbnail && spec->has_at_s;
         need_v |= o->v.mode == MODE_ENCODE;
         need_a |= o->a.mode == MODE_ENCODE;
         r->copy_v |= o->v.mode == MODE_COPY;
@@ -941,12 +1102,18 @@ static int plan(struct run *r)
     if (r->adec && (r->adec->sample_fmt == AV_SAMPLE_FMT_NONE || r->adec->sample_rate <= 0 ||
                     r->adec->ch_layout.nb_channels <= 0))
         return tc_error_set(r->err, TC_EUNSUPPORTED, "cannot tell the audio's sample format");
+    int loudness = 0;
+    for (size_t i = 0; i < r->n_outs; i++)
+        loudness |= r->outs[i].a.mode == MODE_ENCODE && r->defs[i]->spec.audio.loudness_lufs != 0.0;
+    if (loudness && (ret = tc_loudness_measure(p->input_path, r->ai, r->clip_start, r->clip_end,
+                                               p->cancel, &r->loud, r->err)) < 0)
+        return ret;
     for (size_t i = 0; i < r->n_outs; i++) {
         struct output *o = &r->outs[i];
         if ((ret = setup_output(r, o)) < 0)
             return ret;
-        if (o->thumbnail && o->v.mode == MODE_ENCODE &&
-            tc_poster_open(r->info.duration_s, o->v.out_w, o->v.out_h, &o->poster) < 0)
+        if (o->thumbnail && o->v.mode == MODE_ENCODE && !o->at &&
+            tc_poster_open(r->dur, o->v.out_w, o->v.out_h, &o->poster) < 0)
             return tc_error_set(r->err, TC_ENOMEM, "out of memory");
     }
     return 0;
@@ -968,7 +1135,7 @@ static int loop(struct run *r)
             /* A container that announced its length (sample tables, an
              * index) but whose data stops well short of it was cut off:
              * a truncated upload is a failed job, not a short output. */
-            double d = r->info.duration_s;
+            double d = r->dur;
             if (d > 0 && r->out_time < 0.9 * d - 0.5)
                 return tc_error_set(r->err, TC_EDECODE,
                                     "the input ends at %.1f s of its %.1f s (truncated?)",
@@ -986,7 +1153,14 @@ static int loop(struct run *r)
             int64_t ts = r->pkt->dts != AV_NOPTS_VALUE ? r->pkt->dts : r->pkt->pts;
             if (ts != AV_NOPTS_VALUE) {
                 double t = ts * av_q2d(st->time_base);
-                if (t > r->out_time && (r->info.duration_s <= 0 || t <= r->info.duration_s * 1.5))
+                if (r->clip_end > 0 && t > r->clip_end + 0.1) {
+                    /* Past the clip's end in decode order: every frame of
+                     * the clip has been read (finish() flushes them). */
+                    av_packet_unref(r->pkt);
+                    return 0;
+                }
+                t -= r->clip_start;
+                if (t > r->out_time && (r->dur <= 0 || t <= r->dur * 1.5))
                     r->out_time = t;
             }
             ret = 0;
@@ -1042,6 +1216,9 @@ static int finish(struct run *r)
             return ret;
         if (canceled(r))
             return tc_error_set(r->err, TC_ECANCELED, "canceled");
+        if (!o->done && o->at)
+            return tc_error_set(r->err, TC_EDECODE, "output '%s': the video has no picture at %g s",
+                                o->def->spec.name, o->def->spec.at_s);
         if (!o->done && o->thumbnail)
             return tc_error_set(r->err, TC_EDECODE, "no picture for the thumbnail");
         if ((ret = finish_output(r, o)) < 0)
@@ -1079,6 +1256,7 @@ int tc_run(const struct tc_run_params *params, struct tc_output_result *results,
     r->p = params;
     r->err = err;
     r->vi = r->ai = -1;
+    r->first_vpts = AV_NOPTS_VALUE;
     r->t0 = r->last_update = av_gettime_relative();
     if (!params || (!params->input_path && params->input_fd < 0) || !params->outputs ||
         params->n_outputs == 0)
@@ -1109,6 +1287,14 @@ int tc_run(const struct tc_run_params *params, struct tc_output_result *results,
             r->in->fmt->streams[i]->discard = AVDISCARD_ALL;
     if ((ret = plan(r)) < 0)
         goto out;
+    if (r->clip_start > 0) {
+        /* To the keyframe at or before the start (decoded from there, the
+         * frames before the start dropped); a file that cannot seek is
+         * read from its start. */
+        int64_t ts = (int64_t)(r->clip_start * AV_TIME_BASE) + r->offset;
+        if (avformat_seek_file(r->in->fmt, -1, INT64_MIN, ts, ts, 0) < 0)
+            tc_log(TC_LOG_WARNING, "clip: cannot seek to %.3f s; reading from the start", r->clip_start);
+    }
     publish(r, 0);
     if ((ret = loop(r)) < 0)
         goto out;
