@@ -275,6 +275,73 @@ static void sprite_specs(void **state)
     assert_int_equal(tc_spec_check_input(&s, &in, &err), TC_EINVALID_OUTPUT);
 }
 
+/* Issue 13's fields: video.hdr, audio.loudness_lufs, at_s, clip; parsed,
+ * refused with the field named, printed back, checked against an input. */
+static void media13_fields(void **state)
+{
+    (void)state;
+    struct tc_output_spec s, back;
+    struct tc_error err = {0};
+    assert_int_equal(parse("{\"preset\":\"hevc-1080p\",\"video\":{\"codec\":\"hevc\",\"hdr\":\"keep\"},"
+                           "\"audio\":{\"codec\":\"aac\",\"loudness_lufs\":-16.5},"
+                           "\"clip\":{\"start_s\":1.5,\"end_s\":4}}", &s, &err), 0);
+    assert_string_equal(s.video.hdr, "keep");
+    assert_true(s.audio.loudness_lufs == -16.5);
+    assert_true(s.clip_start_s == 1.5 && s.clip_end_s == 4.0);
+    json_t *j = tc_spec_to_json(&s);
+    assert_non_null(j);
+    assert_int_equal(tc_spec_parse(j, &back, &err), 0);
+    json_decref(j);
+    assert_string_equal(back.video.hdr, "keep");
+    assert_true(back.audio.loudness_lufs == -16.5);
+    assert_true(back.clip_start_s == 1.5 && back.clip_end_s == 4.0);
+
+    assert_int_equal(parse("{\"preset\":\"thumbnail\",\"at_s\":0}", &s, &err), 0);
+    assert_true(s.has_at_s && s.at_s == 0.0);
+    assert_string_equal(s.preset, ""); /* a picked time is not the preset's pick */
+    j = tc_spec_to_json(&s);
+    assert_int_equal(tc_spec_parse(j, &back, &err), 0);
+    json_decref(j);
+    assert_true(back.has_at_s && back.at_s == 0.0);
+
+    static const struct {
+        const char *spec, *field;
+    } bad[] = {
+        {"{\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"hdr\":\"keep\"}}", "video.hdr"},
+        {"{\"container\":\"mp4\",\"video\":{\"codec\":\"hevc\",\"hdr\":\"hdr10\"}}", "video.hdr"},
+        {"{\"container\":\"mp4\",\"video\":{\"codec\":\"copy\",\"hdr\":\"tonemap\"}}", "video.hdr"},
+        {"{\"container\":\"m4a\",\"audio\":{\"codec\":\"aac\",\"loudness_lufs\":-71}}", "audio.loudness_lufs"},
+        {"{\"container\":\"m4a\",\"audio\":{\"codec\":\"aac\",\"loudness_lufs\":\"-16\"}}", "audio.loudness_lufs"},
+        {"{\"container\":\"m4a\",\"audio\":{\"codec\":\"copy\",\"loudness_lufs\":-16}}", "audio.loudness_lufs"},
+        {"{\"container\":\"mp4\",\"video\":{\"codec\":\"h264\"},\"at_s\":1}", "at_s"},
+        {"{\"container\":\"jpg\",\"at_s\":-1}", "at_s"},
+        {"{\"container\":\"mp4\",\"video\":{\"codec\":\"h264\"},\"clip\":{\"start_s\":3,\"end_s\":2}}", "clip"},
+        {"{\"container\":\"mp4\",\"video\":{\"codec\":\"h264\"},\"clip\":{\"begin\":1}}", "clip.begin"},
+        {"{\"container\":\"mp4\",\"video\":{\"codec\":\"h264\"},\"clip\":{\"end_s\":0}}", "clip.end_s"},
+        {"{\"container\":\"mp4\",\"video\":{\"codec\":\"h264\"},\"clip\":3}", "clip"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(parse(bad[i].spec, &s, &err), TC_EINVALID_OUTPUT);
+        if (strncmp(err.message, bad[i].field, strlen(bad[i].field)) != 0)
+            fail_msg("%s: message '%s' does not start with '%s'", bad[i].spec, err.message, bad[i].field);
+    }
+
+    /* Against an input of 10 s: a clip outside is bad_request (TC_EINVAL). */
+    struct tc_media_info info;
+    memset(&info, 0, sizeof(info));
+    info.duration_s = 10.0;
+    info.has_video = info.has_audio = 1;
+    assert_int_equal(tc_clip_check(2, 9, &info, &err), 0);
+    assert_int_equal(tc_clip_check(0, 10.05, &info, &err), 0);
+    assert_int_equal(tc_clip_check(10, 0, &info, &err), TC_EINVAL);
+    assert_int_equal(tc_clip_check(1, 11, &info, &err), TC_EINVAL);
+    assert_int_equal(parse("{\"preset\":\"thumbnail\",\"at_s\":9.5,\"clip\":{\"start_s\":5}}", &s, &err), 0);
+    assert_int_equal(tc_spec_check_input(&s, &info, &err), TC_EINVALID_OUTPUT); /* 9.5 of a 5 s clip */
+    s.at_s = 4.5;
+    assert_int_equal(tc_spec_check_input(&s, &info, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +353,7 @@ int main(void)
         cmocka_unit_test(json_round_trip),
         cmocka_unit_test(check_input_rules),
         cmocka_unit_test(sprite_specs),
+        cmocka_unit_test(media13_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

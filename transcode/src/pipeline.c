@@ -924,7 +924,9 @@ static void auto_copy(struct run *r, struct output *o)
                o->v.mode == MODE_COPY ? "" : why);
     }
     if (o->a.mode == MODE_ENCODE) {
-        if (tc_copy_audio_fits(spec, &r->info, why, sizeof(why)))
+        if (spec->audio.loudness_lufs != 0.0)
+            snprintf(why, sizeof(why), "the loudness is normalized");
+        else if (tc_copy_audio_fits(spec, &r->info, why, sizeof(why)))
             o->a.mode = MODE_COPY;
         tc_log(TC_LOG_DEBUG, "output=%s audio=%s%s%s", spec->name,
                o->a.mode == MODE_COPY ? "copied" : "encoded", o->a.mode == MODE_COPY ? "" : " why=",
