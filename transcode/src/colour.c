@@ -63,8 +63,15 @@ void tc_colour_of_stream(const AVStream *st, struct tc_colour *c)
                         ? AVCOL_SPC_SMPTE170M
                     : hd ? AVCOL_SPC_BT709
                          : AVCOL_SPC_SMPTE170M;
-    if (c->matrix == AVCOL_SPC_RGB)
-        c->matrix = hd ? AVCOL_SPC_BT709 : AVCOL_SPC_SMPTE170M; /* 4:2:0 out is YUV */
+    /* An RGB (or paletted) source is made YUV by swscale with its default
+     * matrix, BT.601, whatever the size: the tag says so. */
+    const AVPixFmtDescriptor *pd = av_pix_fmt_desc_get((enum AVPixelFormat)p->format);
+    if (c->matrix == AVCOL_SPC_RGB ||
+        (pd && (pd->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL)))) {
+        c->matrix = AVCOL_SPC_SMPTE170M;
+        if (c->primaries == AVCOL_PRI_UNSPECIFIED)
+            c->primaries = AVCOL_PRI_BT709; /* sRGB's */
+    }
     if (c->primaries == AVCOL_PRI_UNSPECIFIED || c->primaries == AVCOL_PRI_RESERVED ||
         c->primaries == AVCOL_PRI_RESERVED0)
         c->primaries = c->matrix == AVCOL_SPC_BT2020_NCL || c->matrix == AVCOL_SPC_BT2020_CL
@@ -77,10 +84,8 @@ void tc_colour_of_stream(const AVStream *st, struct tc_colour *c)
         c->transfer = c->primaries == AVCOL_PRI_BT2020 ? AVCOL_TRC_BT2020_10
                       : c->primaries == AVCOL_PRI_BT709 ? AVCOL_TRC_BT709
                                                         : AVCOL_TRC_SMPTE170M;
-    if (c->range != AVCOL_RANGE_JPEG) {
-        const AVPixFmtDescriptor *d = av_pix_fmt_desc_get((enum AVPixelFormat)p->format);
-        c->range = d && !strncmp(d->name, "yuvj", 4) ? AVCOL_RANGE_JPEG : AVCOL_RANGE_MPEG;
-    }
+    if (c->range != AVCOL_RANGE_JPEG)
+        c->range = pd && !strncmp(pd->name, "yuvj", 4) ? AVCOL_RANGE_JPEG : AVCOL_RANGE_MPEG;
     /* Side data the container carries (Matroska Colour, MP4 mdcv/clli). */
     size_t sz = 0;
     const uint8_t *sd = av_stream_get_side_data(st, AV_PKT_DATA_MASTERING_DISPLAY_METADATA, &sz);
@@ -217,7 +222,7 @@ int tc_colour_svtav1_params(const struct tc_colour *c, char *buf, size_t size)
     return 0;
 }
 
-void tc_colour_peek_hdr(const char *path, int vi, struct tc_colour *c)
+void tc_colour_peek_hdr(const char *path, int fd, int vi, struct tc_colour *c)
 {
     struct tc_input *in = NULL;
     AVCodecContext *dec = NULL;
@@ -225,7 +230,9 @@ void tc_colour_peek_hdr(const char *path, int vi, struct tc_colour *c)
     AVFrame *f = av_frame_alloc();
     struct tc_error err;
 
-    if (!pkt || !f || tc_input_open(path, NULL, &in, &err) < 0 || vi < 0 ||
+    if (!pkt || !f ||
+        (path ? tc_input_open(path, NULL, &in, &err) : tc_input_open_fd(fd, NULL, &in, &err)) < 0 ||
+        vi < 0 ||
         vi >= (int)in->fmt->nb_streams ||
         tc_decoder_open(in->fmt->streams[vi], 1, &dec, &err) < 0)
         goto out;

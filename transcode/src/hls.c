@@ -75,6 +75,7 @@ struct tc_hls {
     size_t n;
     int audio;                     /* index of the audio rendition, -1 if none */
     int renamed;                   /* the directory is in place */
+    const char *video_range;       /* "PQ"/"HLG": an HDR ladder (VIDEO-RANGE), else NULL */
     struct rendition r[TC_HLS_MAX_RENDITIONS];
 };
 
@@ -354,6 +355,10 @@ void tc_hls_describe(struct tc_hls *h, size_t k, const AVCodecContext *enc)
         v->height = v->display_height = enc->height;
         v->fps = enc->framerate.num > 0 && enc->framerate.den > 0 ? av_q2d(enc->framerate) : 0;
         v->level = -1;
+        if (enc->color_trc == AVCOL_TRC_SMPTE2084)
+            h->video_range = "PQ";
+        else if (enc->color_trc == AVCOL_TRC_ARIB_STD_B67)
+            h->video_range = "HLG";
     } else {
         snprintf(r->audio.codec, sizeof(r->audio.codec), "%s", avcodec_get_name(enc->codec_id));
         r->audio.channels = enc->ch_layout.nb_channels;
@@ -521,6 +526,8 @@ int tc_hls_finish(struct tc_hls *h, double duration_s, struct tc_output_result *
             fprintf(f, "RESOLUTION=%dx%d,", v->video.width, v->video.height);
         if (v->has_video && v->video.fps > 0)
             fprintf(f, "FRAME-RATE=%.3f,", v->video.fps);
+        if (v->has_video && h->video_range) /* HDR (kept): players must be told */
+            fprintf(f, "VIDEO-RANGE=%s,", h->video_range);
         fprintf(f, "CODECS=\"%s\"%s\n%s\n", v->codecs, grouped ? ",AUDIO=\"audio\"" : "", v->uri);
     }
     if (fclose(f) != 0) {

@@ -98,10 +98,11 @@ void tc_colour_of_stream(const struct AVStream *st, struct tc_colour *c);
  * level (AVContentLightMetadata) metadata into c. */
 void tc_colour_set_mastering(struct tc_colour *c, const void *mdm);
 void tc_colour_set_light(struct tc_colour *c, const void *cll);
-/* Read the HDR metadata of the first picture of stream vi of the file at
- * path into c, where c has none yet (SEI/OBU metadata no container box
- * repeats). Decodes one picture; failures leave c as it was. */
-void tc_colour_peek_hdr(const char *path, int vi, struct tc_colour *c);
+/* Read the HDR metadata of the first picture of stream vi of the input
+ * (path, or the borrowed descriptor fd when path is NULL, as
+ * tc_run_params says) into c, where c has none yet (SEI/OBU metadata no
+ * container box repeats). Decodes one picture; failures leave c as it was. */
+void tc_colour_peek_hdr(const char *path, int fd, int vi, struct tc_colour *c);
 /* 1 if an output of spec from a source of colour src stays HDR (10-bit,
  * src's transfer), 0 if it is tone mapped to SDR (or the source is SDR). */
 int tc_colour_keeps_hdr(const struct tc_output_spec *spec, const struct tc_colour *src);
@@ -135,9 +136,10 @@ struct tc_loudness {
     int valid;         /* 0: silence, nothing to normalize */
 };
 
-/* Measure the audio stream ai of the file at path, from start_s to end_s
- * (0 = the end), decoding nothing else. 0 or a negative TC_E* code. */
-int tc_loudness_measure(const char *path, int ai, double start_s, double end_s,
+/* Measure the audio stream ai of the input (path, or the borrowed
+ * descriptor fd when path is NULL), from start_s to end_s (0 = the end),
+ * decoding nothing else. 0 or a negative TC_E* code. */
+int tc_loudness_measure(const char *path, int fd, int ai, double start_s, double end_s,
                         atomic_int *cancel, struct tc_loudness *out, struct tc_error *err);
 
 /* ----------------------------------------------------------------- dims.c */

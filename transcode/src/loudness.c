@@ -126,7 +126,7 @@ static int meter_drain(struct meter *m, AVFrame *f, struct tc_loudness *out)
     }
 }
 
-int tc_loudness_measure(const char *path, int ai, double start_s, double end_s,
+int tc_loudness_measure(const char *path, int fd, int ai, double start_s, double end_s,
                         atomic_int *cancel, struct tc_loudness *out, struct tc_error *err)
 {
     struct tc_input *in = NULL;
@@ -143,7 +143,8 @@ int tc_loudness_measure(const char *path, int ai, double start_s, double end_s,
         ret = tc_error_set(err, TC_ENOMEM, "out of memory");
         goto out;
     }
-    if ((ret = tc_input_open(path, cancel, &in, err)) < 0)
+    ret = path ? tc_input_open(path, cancel, &in, err) : tc_input_open_fd(fd, cancel, &in, err);
+    if (ret < 0)
         goto out;
     if (ai < 0 || ai >= (int)in->fmt->nb_streams) {
         ret = tc_error_set(err, TC_EINTERNAL, "no audio stream to measure");

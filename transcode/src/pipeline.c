@@ -1005,7 +1005,7 @@ static int plan_colour(struct run *r)
         tm |= o->tonemap;
     }
     if (keep && (!r->src_col.has_mastering || !r->src_col.has_light))
-        tc_colour_peek_hdr(r->p->input_path, r->vi, &r->src_col);
+        tc_colour_peek_hdr(r->p->input_path, r->p->input_fd, r->vi, &r->src_col);
     for (size_t i = 0; i < r->n_outs; i++) {
         struct output *o = &r->outs[i];
         if (o->v.mode == MODE_ENCODE)
@@ -1107,8 +1107,8 @@ static int plan(struct run *r)
     int loudness = 0;
     for (size_t i = 0; i < r->n_outs; i++)
         loudness |= r->outs[i].a.mode == MODE_ENCODE && r->defs[i]->spec.audio.loudness_lufs != 0.0;
-    if (loudness && (ret = tc_loudness_measure(p->input_path, r->ai, r->clip_start, r->clip_end,
-                                               p->cancel, &r->loud, r->err)) < 0)
+    if (loudness && (ret = tc_loudness_measure(p->input_path, p->input_fd, r->ai, r->clip_start,
+                                               r->clip_end, p->cancel, &r->loud, r->err)) < 0)
         return ret;
     for (size_t i = 0; i < r->n_outs; i++) {
         struct output *o = &r->outs[i];
