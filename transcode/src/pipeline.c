@@ -23,6 +23,22 @@
  *   or sample format mid-way, the affected chains are drained and rebuilt
  *   with the same output parameters.
  *
+ *   Colour (colour.c): an HDR (PQ/HLG) source's pictures go as they are to
+ *   the outputs that keep HDR and, through ONE tone mapping chain shared
+ *   by every SDR output (feed_picture), to the others: an HLS ladder or
+ *   several outputs tone map each picture once. Pictures no SDR output
+ *   wants (the poster's and sprites' unsampled frames) are not tone mapped.
+ *
+ *   Clip: the input is seeked to the keyframe before the start; decoded
+ *   frames before the start (video: before the picture shown at it) and at
+ *   or after the end are dropped, and the rest moved back by the start
+ *   (clip_frame), so every output starts at 0; the audio chains cut to the
+ *   sample (atrim); reading stops past the end. Copies only happen with
+ *   both cut points on keyframes. Progress runs over the clip.
+ *
+ *   Loudness: an output with audio.loudness_lufs gets its measurements
+ *   from a first pass over the audio alone (loudness.c) before the run.
+ *
  *   Timestamps: the input's start time is taken off every packet (demux.c),
  *   so outputs start at 0. Video keeps the source timestamps (variable
  *   frame rate stays variable) unless the spec asks for an fps.
