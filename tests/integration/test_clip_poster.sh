@@ -189,6 +189,29 @@ else
   job_clip "tus clip" "${loc##*/}" 2.5
 fi
 
+note "service: an HDR job with loudness, a poster time and a clip (in the job's sandbox)"
+M=$VIDQ_TEST_TMP/media13
+bash "$VIDQ_SRC/fixtures/gen.sh" "$M" media >/dev/null
+OUTS='[{"preset":"hevc-1080p","video":{"codec":"hevc","max_height":1080,"crf":28,"speed":"ultrafast"},"audio":{"codec":"aac","loudness_lufs":-16}},{"preset":"mp4-480p"},{"preset":"thumbnail","at_s":0.5}]'
+code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$M/hdr10.mp4" -F "outputs=$OUTS" -F 'clip=0.2-0.9' "$BASE/v1/jobs")
+[ "$code" = 202 ] || fail "hdr upload: HTTP $code $(head -c 300 "$W/up.json")"
+ID=$(jq -r '.id // empty' "$W/up.json")
+st=$(wait_job "$BASE" "$ID" "$W/job.json" 120)
+if [ "$st" != succeeded ]; then fail "hdr job: status '$st': $(head -c 400 "$W/job.json")"
+else
+  for o in hevc-1080p mp4-480p; do
+    curl -s -o "$W/$o.mp4" "$BASE/v1/jobs/$ID/outputs/$o"
+    d=$(jqv "$(facts "$W/$o.mp4")" .vdur)
+    near "$d" 0.7 0.062 || fail "hdr job $o: lasts $d s, want 0.7 (clip 0.2-0.9)"
+  done
+  c=$(ffprobe -v error -select_streams v:0 -show_entries stream=pix_fmt,color_transfer -of csv=p=0 "$W/hevc-1080p.mp4")
+  c=${c%%,}; [ "$c" = "yuv420p10le,smpte2084" ] || fail "hdr job hevc-1080p: '$c', want yuv420p10le,smpte2084 (HDR kept)"
+  c=$(ffprobe -v error -select_streams v:0 -show_entries stream=pix_fmt,color_transfer -of csv=p=0 "$W/mp4-480p.mp4")
+  c=${c%%,}; [ "$c" = "yuv420p,bt709" ] || fail "hdr job mp4-480p: '$c', want yuv420p,bt709 (tone mapped)"
+  curl -s -o "$W/poster.jpg" "$BASE/v1/jobs/$ID/outputs/thumbnail"
+  [ "$(ffprobe -v error -show_entries stream=codec_name -of csv=p=0 "$W/poster.jpg")" = mjpeg ] || fail "hdr job: no JPEG poster"
+fi
+
 note "service: bad clips are 400 with nothing kept"
 before=$(find "$D" -type f | wc -l)
 for c in '{"start_s":10}' '{"start_s":3,"end_s":2}' '{"start":1}' 'x'; do
