@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "cli/cli.h"
 #include "cli/submit.h"
@@ -44,10 +45,16 @@ static void on_signal(int sig)
     atomic_store(&cancel_flag, 1);
 }
 
+static int is_url(const char *s)
+{
+    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
 enum progress_mode { PROGRESS_NONE, PROGRESS_PLAIN, PROGRESS_BAR, PROGRESS_JSON };
 
 struct ui {
     enum progress_mode mode;
+    const char *state_path; /* where a created upload's URL is kept, or NULL */
     double last_at;     /* monotonic time of the last bar or JSON line */
     int last_decile;    /* plain: last 10% step printed */
     int bar_open;       /* a \r line is on screen */
@@ -138,7 +145,10 @@ static void on_retry(void *opaque, const char *what, uint64_t at, const char *wh
                             (json_int_t)at, "error", why));
     } else if (u->mode != PROGRESS_NONE) {
         close_bar(u);
-        if (strcmp(what, "locked") == 0)
+        if (strcmp(what, "earlier") == 0)
+            fprintf(stderr, "upload: resuming an earlier upload at %llu bytes (%s)\n",
+                    (unsigned long long)at, why);
+        else if (strcmp(what, "locked") == 0)
             fprintf(stderr, "upload: waiting for the server to release the dropped request: %s\n",
                     why);
         else if (strcmp(what, "upload") == 0)
@@ -201,6 +211,82 @@ static void on_downloaded(void *opaque, const char *path, uint64_t size)
         close_bar(u);
         fprintf(stderr, "downloaded %s (%llu bytes)\n", path, (unsigned long long)size);
     }
+}
+
+/* Keep the URL of a created upload in the state file, so that running
+ * the same command again (after Ctrl-C, a lost network) resumes it. */
+static void on_created(void *opaque, const char *url)
+{
+    struct ui *u = opaque;
+    if (!u->state_path)
+        return;
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", u->state_path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return; /* resuming across runs is a convenience, not a need */
+    int bad = fprintf(f, "%s\n", url) < 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, u->state_path) != 0)
+        unlink(tmp);
+}
+
+/* $XDG_CACHE_HOME/vidq/uploads/<sha256 of server, file, size, mtime,
+ * metadata>: one small file per unfinished upload. 0 on success. */
+static int state_path_for(char *out, size_t cap, const char *base, const char *file,
+                          const char *meta)
+{
+    char real[4096], dir[4096], key[8800];
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    struct stat st;
+    const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (!realpath(file, real) || stat(real, &st) != 0)
+        return -1;
+    if (cache && cache[0] == '/')
+        snprintf(dir, sizeof(dir), "%s/vidq/uploads", cache);
+    else if (home && home[0] == '/')
+        snprintf(dir, sizeof(dir), "%s/.cache/vidq/uploads", home);
+    else
+        return -1;
+    /* the cache folder and its parents, as XDG asks (0700) */
+    for (char *p = dir + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            int bad = mkdir(dir, 0700) != 0 && errno != EEXIST;
+            *p = c;
+            if (bad)
+                return -1;
+            if (!c)
+                break;
+        }
+    }
+    int n = snprintf(key, sizeof(key), "%s\n%s\n%lld\n%lld.%09ld\n%s", base, real,
+                     (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+                     meta ? meta : "");
+    if (n < 0 || (size_t)n >= sizeof(key) ||
+        !EVP_Digest(key, (size_t)n, md, &mdlen, EVP_sha256(), NULL))
+        return -1;
+    size_t o = (size_t)snprintf(out, cap, "%s/", dir);
+    for (unsigned i = 0; i < 16 && o + 3 < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%02x", md[i]);
+    return o + 1 < cap ? 0 : -1;
+}
+
+/* The URL an earlier run left in the state file, or "". */
+static void state_read(const char *path, char *url, size_t cap)
+{
+    url[0] = '\0';
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f)
+        return;
+    if (!fgets(url, (int)cap, f))
+        url[0] = '\0';
+    url[strcspn(url, "\r\n")] = '\0';
+    fclose(f);
+    if (!is_url(url))
+        url[0] = '\0';
 }
 
 static void usage(FILE *out)
@@ -276,10 +362,6 @@ static json_t *parse_clip(const char *v)
     return o;
 }
 
-static int is_url(const char *s)
-{
-    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
-}
 
 static int exit_code(int rc)
 {
@@ -422,7 +504,7 @@ int cli_submit(int argc, char **argv)
         .base = base,
         .api_key = key,
         .cancel = &cancel_flag,
-        .report = {&ui, on_upload, on_retry, on_job, on_downloaded},
+        .report = {&ui, on_upload, on_retry, on_job, on_downloaded, on_created},
     };
 
     if (n_presets) {
@@ -498,10 +580,23 @@ int cli_submit(int argc, char **argv)
         if (!(tus_meta = submit_tus_metadata(kv)))
             goto oom;
         int resumes = 0;
-        rc = submit_tus_upload(&srv, input, tus_meta, chunk, id, sizeof(id), &resumes, &err);
+        char state[4200], earlier[2600] = "";
+        if (state_path_for(state, sizeof(state), base, input, tus_meta) == 0) {
+            ui.state_path = state;
+            state_read(state, earlier, sizeof(earlier));
+        }
+        rc = submit_tus_upload(&srv, input, tus_meta, earlier, chunk, id, sizeof(id), &resumes,
+                               &err);
         close_bar(&ui);
+        /* keep the state only for an upload a later run can resume */
+        if (ui.state_path && rc != SUBMIT_ECANCELED && rc != SUBMIT_EUNREACHABLE)
+            unlink(ui.state_path);
+        ui.state_path = NULL;
         if (rc != SUBMIT_OK) {
-            fprintf(stderr, "vidq: %s: %s\n", err.code, err.message);
+            fprintf(stderr, "vidq: %s: %s%s\n", err.code, err.message,
+                    rc == SUBMIT_ECANCELED || rc == SUBMIT_EUNREACHABLE
+                        ? " (run the same command again to resume the upload)"
+                        : "");
             ret = exit_code(rc);
             goto out;
         }

@@ -254,7 +254,7 @@ static int xfer_run(struct xfer *x, const char *method, const char *url,
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &x->status);
     if (canceled(s)) {
-        set_error(e, 0, "interrupted", "interrupted");
+        set_error(e, 0, "interrupted", "interrupted by a signal");
         ret = SUBMIT_ECANCELED;
     } else if (x->sink_failed) {
         ret = SUBMIT_EIO; /* the sink or reader set e */
@@ -353,7 +353,8 @@ static int tus_offset(const struct submit_server *s, const char *url, long long 
 }
 
 int submit_tus_upload(const struct submit_server *s, const char *path, const char *metadata,
-                      size_t chunk, char *id, size_t cap, int *resumes, struct submit_error *e)
+                      const char *resume_url, size_t chunk, char *id, size_t cap, int *resumes,
+                      struct submit_error *e)
 {
     int ret = SUBMIT_EIO, fd = -1;
     struct xfer x = {0};
@@ -382,9 +383,29 @@ int submit_tus_upload(const struct submit_server *s, const char *path, const cha
     }
     const char *create_h[] = {"Tus-Resumable: 1.0.0", len_h, meta_h, NULL};
 
+    char upload_url[2600];
+    uint64_t offset = 0;
+    int fails = 0, need_head = 0, sent_any = 0, locked_waits = 0;
+    if (resume_url && resume_url[0]) {
+        /* an earlier run's upload: where is it? */
+        long long at = -1;
+        url_of(upload_url, sizeof(upload_url), s, resume_url);
+        ret = tus_offset(s, upload_url, &at, e);
+        if (ret == SUBMIT_ECANCELED || ret == SUBMIT_EUNREACHABLE)
+            goto out;
+        if (ret == SUBMIT_OK && (uint64_t)at <= size) {
+            offset = (uint64_t)at;
+            sent_any = offset > 0;
+            (*resumes)++;
+            report_retry(s, "earlier", offset, upload_url);
+            goto patches;
+        }
+        /* gone (expired, removed, another server): start over */
+    }
+
     /* creation */
     url_of(url, sizeof(url), s, "/v1/uploads/");
-    for (int fails = 0;;) {
+    for (int cfails = 0;;) {
         xfer_reset(&x, s);
         ret = xfer_run(&x, "POST", url, create_h, "", 0, 0, e);
         if (ret == SUBMIT_OK && x.status == 201 && x.location[0])
@@ -399,26 +420,27 @@ int submit_tus_upload(const struct submit_server *s, const char *path, const cha
             }
             ret = SUBMIT_EUNREACHABLE;
         }
-        if (++fails > SUBMIT_RETRIES || (report_retry(s, "create", 0, e->message), 0) ||
-            !backoff(s, fails)) {
+        if (++cfails > SUBMIT_RETRIES || (report_retry(s, "create", 0, e->message), 0) ||
+            !backoff(s, cfails)) {
             if (canceled(s))
                 ret = SUBMIT_ECANCELED;
             goto out;
         }
     }
-    char upload_url[2600];
     url_of(upload_url, sizeof(upload_url), s, x.location);
+    if (s->report.created)
+        s->report.created(s->report.opaque, upload_url);
+
+patches:;
     const char *slash = strrchr(upload_url, '/');
     snprintf(id, cap, "%s", slash ? slash + 1 : upload_url);
     if (!id[0]) {
-        set_error(e, x.status, "bad_answer", "the upload's Location has no id: %s", x.location);
+        set_error(e, x.status, "bad_answer", "the upload's URL has no id: %s", upload_url);
         ret = SUBMIT_EFAILED;
         goto out;
     }
 
     /* PATCHes; after a failure, HEAD first */
-    uint64_t offset = 0;
-    int fails = 0, need_head = 0, sent_any = 0, locked_waits = 0;
     while (offset < size || !sent_any) {
         if (need_head) {
             long long at = -1;

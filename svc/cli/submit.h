@@ -57,6 +57,8 @@ struct submit_report {
     void (*job)(void *opaque, const json_t *job);
     /* a file written by a download */
     void (*downloaded)(void *opaque, const char *path, uint64_t size);
+    /* an upload was created at url (so that a later run can resume it) */
+    void (*created)(void *opaque, const char *url);
 };
 
 struct submit_server {
@@ -68,10 +70,14 @@ struct submit_server {
 
 /* Upload the file at path with tus (creation, then PATCHes of chunk bytes
  * at most) with the Upload-Metadata header value metadata (may be NULL).
+ * resume_url (may be NULL or "") is an upload an earlier run created: it
+ * is continued from the server's offset, or, if the server no longer has
+ * it, a new upload is created (report.created tells its URL).
  * On success writes the upload id (the job id) into id (cap >= 64) and
  * the number of resumes into *resumes. */
 int submit_tus_upload(const struct submit_server *s, const char *path, const char *metadata,
-                      size_t chunk, char *id, size_t cap, int *resumes, struct submit_error *e);
+                      const char *resume_url, size_t chunk, char *id, size_t cap, int *resumes,
+                      struct submit_error *e);
 
 /* POST body (JSON, borrowed) to path; on a 2xx answer *answer is its JSON.
  * A 4xx/5xx is SUBMIT_EFAILED with the server's error code and message. */

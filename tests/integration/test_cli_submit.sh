@@ -7,7 +7,9 @@
 # connection is dropped mid-PATCH (tests/support/drop_proxy.py) is resumed
 # from the server's offset (HEAD, then PATCH from there, not from 0) and
 # succeeds; a connection dropped on every PATCH gives up after 3 retries
-# (exit 3); an interrupted download resumes with Range; --api-key; a URL is
+# (exit 3); an upload interrupted by SIGINT (exit 130) is resumed by the
+# same command run again; an interrupted download resumes with Range;
+# --api-key; a URL is
 # sent as input_url and the server's answer reported; bad command lines
 # exit 2. The server keeps serving throughout.
 # ctest-labels: integration
@@ -17,6 +19,7 @@ source "$(dirname "$0")/lib_cli.sh"
 command -v python3 >/dev/null || { fail "python3 missing"; finish; }
 M=$VIDQ_MEDIA
 IN=$M/h264_aac_640x360.mp4
+export XDG_CACHE_HOME=$T/cache   # where submit keeps unfinished uploads' URLs
 W=$T/svc; mkdir -p "$W"
 PIDS=()
 cleanup() { local p; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; lib_cleanup; }
@@ -152,6 +155,7 @@ submit "$IN" --server "$PROXY_every" --chunk-size 65536
 grep -q '^vidq: server_unreachable: ' "$T/err.txt" || fail "every PATCH dropped: $(tail -1 "$T/err.txt")"
 n=$(jq -s '[.[] | select(.method=="PATCH" and .dropped)] | length' "$W/every.proxy.log")
 [ "$n" -ge 4 ] && [ "$n" -le 20 ] || fail "every PATCH dropped: $n PATCH requests, want 1 + 3 retries (plus any refused as locked)"
+[ "$(ls "$T/cache/vidq/uploads" 2>/dev/null | wc -l)" = 1 ] || fail "the given-up upload's URL was not kept for a later run"
 
 # --- 9. an interrupted download resumes with Range (--job: no upload)
 full=$T/dl/mp4-480p.mp4
@@ -184,7 +188,31 @@ else
   grep -q '^vidq: [a-z_]*: submitting http://127.0.0.1:9/clip.mp4 as input_url: /v1/jobs: the server answered 4[0-9][0-9]: ' "$T/err.txt" || fail "URL input: $(cat "$T/err.txt")"
 fi
 
-# --- 12. bad command lines: exit 2, one line, nothing sent
+# --- 12. interrupted (SIGINT: exit 130), then the same command resumes
+# the upload where the server has it (its URL kept in XDG_CACHE_HOME)
+cp "$M/h264_aac_640x360_10s.mp4" "$T/ten.mp4"
+export XDG_CACHE_HOME=$T/cache12   # (case 8's given-up upload is in $T/cache)
+start_proxy slow "$BASE_main" --delay-ms 40
+"$VIDQ_BIN" submit "$T/ten.mp4" --server "$PROXY_slow" --chunk-size 65536 >"$T/i.out" 2>"$T/i.err" &
+SP=$!
+for _ in $(seq 300); do grep -q '^upload: 20%' "$T/i.err" 2>/dev/null && break; sleep 0.05; done
+kill -INT "$SP"; rc=0; wait "$SP" || rc=$?
+[ "$rc" = 130 ] || fail "SIGINT: exit $rc, want 130: $(cat "$T/i.err")"
+grep -q '^vidq: interrupted: .*run the same command again' "$T/i.err" || fail "SIGINT: $(tail -1 "$T/i.err")"
+[ "$(ls "$T/cache12/vidq/uploads" 2>/dev/null | wc -l)" = 1 ] || fail "no state kept for the interrupted upload"
+submit "$T/ten.mp4" --server "$PROXY_slow" --chunk-size 65536 --preset thumbnail --wait
+# a different --preset is another upload: not resumed
+grep -q 'resuming an earlier upload' "$T/err.txt" && fail "an upload with other options was resumed"
+submit "$T/ten.mp4" --server "$PROXY_slow" --chunk-size 65536 --wait
+[ "$RC" = 0 ] || fail "rerun after SIGINT: exit $RC: $(tail -2 "$T/err.txt")"
+at=$(sed -n 's/^upload: resuming an earlier upload at \([0-9]*\) bytes.*/\1/p' "$T/err.txt")
+[ -n "$at" ] && [ "$at" -gt 0 ] || fail "the rerun did not resume: $(head -3 "$T/err.txt")"
+[ "$(jq -s '[.[] | select(.method=="POST")] | length' "$W/slow.proxy.log")" = 2 ] || fail "want 2 creations (the interrupted upload, the thumbnail one): $(jq -c 'select(.method=="POST")' "$W/slow.proxy.log")"
+[ "$(last_job | jq -r .status)" = succeeded ] || fail "the resumed upload's job did not succeed"
+[ "$(ls "$T/cache12/vidq/uploads" | wc -l)" = 0 ] || fail "state left after the uploads finished: $(ls "$T/cache12/vidq/uploads")"
+note "interrupted upload resumed by the next run at byte $at"
+
+# --- 13. bad command lines: exit 2, one line, nothing sent
 expect_usage() { # CTX ARGS...
   local ctx=$1; shift
   RC=0; timeout 20 "$VIDQ_BIN" submit "$@" >"$T/out.txt" 2>"$T/err.txt" || RC=$?

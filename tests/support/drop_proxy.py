@@ -2,20 +2,22 @@
 """drop_proxy.py - an HTTP/1.1 proxy for tests that cuts connections.
 
   drop_proxy.py --target HOST:PORT --port-file FILE --log FILE
-                [--drop-patch-after BYTES] [--drop-every]
+                [--drop-patch-after BYTES] [--drop-every] [--delay-ms N]
 
 Listens on 127.0.0.1 (a free port, written to --port-file) and relays
 every connection to --target. It reads each request's head to log it (one
 JSON line: method, path, upload_offset, range, content_length, dropped).
 With --drop-patch-after N, the first PATCH is cut after N bytes of its
 body have been relayed: both sockets are closed with no answer, as a
-dropped connection would. With --drop-every, every PATCH is.
+dropped connection would. With --drop-every, every PATCH is. --delay-ms
+holds each request that long before relaying it (a slow link).
 """
 import argparse
 import json
 import socket
 import sys
 import threading
+import time
 
 lock = threading.Lock()
 state = {"dropped": 0}
@@ -77,6 +79,8 @@ def handle(client, args):
                            "upload_offset": int(hdrs["upload-offset"]) if "upload-offset" in hdrs else None,
                            "range": hdrs.get("range"), "content_length": length,
                            "dropped": drop_at is not None})
+            if args.delay_ms:
+                time.sleep(args.delay_ms / 1000.0)
             upstream.sendall(head + b"\r\n\r\n")
             left = length
             sent = 0
@@ -111,6 +115,7 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--drop-patch-after", type=int)
     ap.add_argument("--drop-every", action="store_true")
+    ap.add_argument("--delay-ms", type=int, default=0)
     args = ap.parse_args()
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
