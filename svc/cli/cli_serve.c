@@ -28,7 +28,7 @@
 #include "hooks/outbox.h"
 #include "http/http.h"
 #include "jobs/sched.h"
-#include "jobs/store.h"
+#include "store/store.h"
 #include "jobs/worker.h"
 #include "jobs/zygote.h"
 #include "sandbox/sandbox.h"

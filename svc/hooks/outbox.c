@@ -10,9 +10,9 @@
 #include <time.h>
 
 #include "common/log.h"
-#include "hooks/event.h"
+#include "store/hook_event.h"
 #include "hooks/sign.h"
-#include "jobs/store.h"
+#include "store/store.h"
 
 #define POLL_MS 200
 #define BATCH 500

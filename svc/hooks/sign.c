@@ -284,16 +284,3 @@ out:
     EVP_MAC_free(mac);
     return ret;
 }
-
-int hook_msg_id(char *out, size_t cap)
-{
-    unsigned char rnd[16];
-    if (cap < 4 + 2 * sizeof(rnd) + 1)
-        return -EINVAL;
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-        return -EIO;
-    memcpy(out, "msg_", 4);
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(out + 4 + 2 * i, 3, "%02x", rnd[i]);
-    return 0;
-}

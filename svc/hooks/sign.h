@@ -25,6 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The message ids that the signature covers (hook_msg_id, HOOK_MSG_ID_MAX)
+ * are made by the store with each outbox row. */
+#include "store/hook_event.h"
+
 #define HOOK_SECRET_PREFIX "whsec_"
 #define HOOK_SECRET_MIN_BYTES 24
 #define HOOK_SECRET_MAX_BYTES 64
@@ -32,8 +36,6 @@
 #define HOOK_SECRET_TEXT_MAX 96
 /* "v1," + base64 of 32 bytes (44 chars) + NUL. */
 #define HOOK_SIGNATURE_MAX 48
-/* "msg_" + 32 hex digits + NUL. */
-#define HOOK_MSG_ID_MAX 40
 
 /* The signing key: the decoded bytes of a whsec_ secret. */
 struct hook_secret {
@@ -63,8 +65,5 @@ int hook_secret_load_or_create(const char *data_dir, struct hook_secret *out, ch
  * (at least HOOK_SIGNATURE_MAX bytes). body need not be NUL-terminated. */
 int hook_sign(const struct hook_secret *secret, const char *msg_id, int64_t timestamp,
               const char *body, size_t body_len, char *out, size_t cap);
-
-/* A new message id "msg_<32 hex digits>" (128 random bits) into out. */
-int hook_msg_id(char *out, size_t cap);
 
 #endif

@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "jobs/job.h"
-#include "jobs/store.h"
+#include "store/job.h"
+#include "store/store.h"
 #include "jobs/worker.h"
 
 enum {

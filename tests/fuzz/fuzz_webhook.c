@@ -18,7 +18,7 @@
 #include <jansson.h>
 
 #include "hooks/deliver.h"
-#include "hooks/event.h"
+#include "store/hook_event.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

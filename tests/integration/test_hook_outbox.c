@@ -27,10 +27,10 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "hooks/event.h"
+#include "store/hook_event.h"
 #include "hooks/outbox.h"
-#include "jobs/job.h"
-#include "jobs/store.h"
+#include "store/job.h"
+#include "store/store.h"
 #include "test_support.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -11,7 +11,7 @@
 #include <jansson.h>
 
 #include "hooks/deliver.h"
-#include "hooks/event.h"
+#include "store/hook_event.h"
 
 static void names_round_trip(void **state)
 {

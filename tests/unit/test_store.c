@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "jobs/store.h"
+#include "store/store.h"
 #include "test_support.h"
 
 static char db_url[4200];

@@ -1,11 +1,14 @@
-/* event.c - see event.h. */
-#include "hooks/event.h"
+/* hook_event.c - see hook_event.h. */
+#include "store/hook_event.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/rand.h>
 
 static const struct {
     int bit;
@@ -115,3 +118,19 @@ char *hook_event_body(int event, const json_t *job_object, double t, size_t *len
         *len = strlen(text);
     return text;
 }
+
+int hook_id_new(const char *prefix, char *out, size_t cap)
+{
+    unsigned char rnd[16];
+    size_t n = strlen(prefix);
+    if (cap < n + 2 * sizeof(rnd) + 1)
+        return -EINVAL;
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return -EIO;
+    memcpy(out, prefix, n);
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(out + n + 2 * i, 3, "%02x", rnd[i]);
+    return 0;
+}
+
+int hook_msg_id(char *out, size_t cap) { return hook_id_new("msg_", out, cap); }

@@ -1,17 +1,16 @@
 /*
  * store.c - the store.h calls, forwarded to the backend that the URL's
- * scheme names: "sqlite:<path>" (store_sqlite.c) or "postgres://..." /
- * "postgresql://..." (store_pg.c). See store_backend.h.
+ * scheme names: "sqlite:<path>" (sqlite.c) or "postgres://..." /
+ * "postgresql://..." (pg.c). See backend.h.
  */
-#include "jobs/store.h"
+#include "store/store.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/rand.h>
-
 #include "common/log.h"
-#include "jobs/store_backend.h"
+#include "store/hook_event.h"
+#include "store/backend.h"
 
 const char *store_strerror(int code)
 {
@@ -209,11 +208,5 @@ int store_job_get_position(struct store *st, const char *id, struct job **out, l
 
 int store_new_webhook_id(char id[STORE_WEBHOOK_ID_SIZE])
 {
-    unsigned char rnd[16];
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-        return STORE_EIO;
-    memcpy(id, "wh_", 3);
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(id + 3 + 2 * i, 3, "%02x", rnd[i]);
-    return STORE_OK;
+    return hook_id_new("wh_", id, STORE_WEBHOOK_ID_SIZE) == 0 ? STORE_OK : STORE_EIO;
 }

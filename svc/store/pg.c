@@ -1,10 +1,10 @@
 /*
- * store_pg.c - the job store on PostgreSQL (see store.h), for one or
+ * pg.c - the job store on PostgreSQL (see store.h), for one or
  * several vidq nodes sharing one database.
  *
  * DESIGN
  *   Schema (version 1, in vidq_meta(key, value) under 'schema_version'),
- *   the same tables and columns as store_sqlite.c with PostgreSQL types
+ *   the same tables and columns as sqlite.c with PostgreSQL types
  *   (Unix-second times as double precision, seq as identity columns),
  *   plus webhooks.seq (registration order) and what several nodes need:
  *   nodes(id, alive_until), jobs.node_id (the node running the job),
@@ -44,7 +44,7 @@
  *   transaction is closed, not pooled; the next call opens a new one.
  *   Errors: libpq's messages go to the log; callers get STORE_EIO.
  */
-#include "jobs/store.h"
+#include "store/store.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -59,9 +59,8 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
-#include "hooks/event.h"
-#include "hooks/sign.h"
-#include "jobs/store_backend.h"
+#include "store/hook_event.h"
+#include "store/backend.h"
 
 enum { POOL_MAX = 16, SCHEMA_VERSION = 1, MAX_PARAMS = 16, HOOKS_MAX_TARGETS = 256 };
 
@@ -1024,7 +1023,7 @@ out:
 }
 
 /* ============================================================= webhooks
- * The same tables and rules as store_sqlite.c's; the outbox rows are
+ * The same tables and rules as sqlite.c's; the outbox rows are
  * inserted under OUTBOX_LOCK (see DESIGN). */
 
 /* Render event for job_id once and queue it to each of urls, inside the
@@ -1096,7 +1095,7 @@ out:
 }
 
 /* Queue event of job_id to every webhook that wants it (see
- * store_sqlite.c's hooks_enqueue), inside the caller's transaction. */
+ * sqlite.c's hooks_enqueue), inside the caller's transaction. */
 static int hooks_enqueue(PGconn *c, const char *job_id, int event)
 {
     int ret = STORE_EIO;

@@ -1,6 +1,6 @@
 /* job.c - see job.h. */
 #define _GNU_SOURCE
-#include "jobs/job.h"
+#include "store/job.h"
 
 #include <errno.h>
 #include <ftw.h>

@@ -1,5 +1,6 @@
 /*
- * event.h - webhook event names and payloads.
+ * hook_event.h - webhook event names, payloads and message ids: what the
+ * store needs to write an outbox row (below hooks/, which sends them).
  *
  * Events: job.started, job.progress, job.succeeded, job.failed,
  * job.canceled. A registration subscribes to a set of them (a bit mask);
@@ -50,6 +51,18 @@ json_t *hook_events_to_json(int mask);
 /* The payload text for event with the job object (borrowed) at time t
  * (Unix seconds); malloc'd, compact, caller frees. NULL on out-of-memory. */
 char *hook_event_body(int event, const json_t *job_object, double t, size_t *len);
+
+/* "msg_" + 32 hex digits + NUL. */
+#define HOOK_MSG_ID_MAX 40
+
+/* A new message id "msg_<32 hex digits>" (128 random bits) into out: the
+ * webhook-id of one outbox row, the same on every attempt. 0, -EINVAL if
+ * cap is too small, -EIO if the random generator failed. */
+int hook_msg_id(char *out, size_t cap);
+
+/* prefix + 32 random hex digits (128 bits) into out (the ids of outbox
+ * rows and of registrations). Errors as hook_msg_id. */
+int hook_id_new(const char *prefix, char *out, size_t cap);
 
 /* t (Unix seconds) as RFC 3339 UTC with milliseconds, into out (>= 32). */
 void hook_time_rfc3339(double t, char *out, size_t cap);

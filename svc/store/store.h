@@ -2,8 +2,8 @@
  * store.h - the durable job store: the one place jobs are written to disk.
  *
  * A narrow interface with two backends behind it, picked by the URL's
- * scheme in store.c: SQLite (store_sqlite.c, one node) and PostgreSQL
- * (store_pg.c, one or several nodes sharing the database). Every SQL
+ * scheme in store.c: SQLite (sqlite.c, one node) and PostgreSQL
+ * (pg.c, one or several nodes sharing the database). Every SQL
  * statement lives in the backend's .c. Each state change is ONE
  * transaction, so that additions written "in the same transaction" (a
  * webhook outbox row) go into the same function.
@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "jobs/job.h"
+#include "store/job.h"
 
 enum {
     STORE_OK = 0,
@@ -155,7 +155,7 @@ const char *store_strerror(int code);
  * change that causes it (claim -> job.started, finish/cancel -> the final
  * event, progress -> job.progress at most once a second per job), so a
  * crash after the change still delivers after the restart. Event masks are
- * hooks/event.h's HOOK_EVENT_* bits. The jobs.webhook_url given at upload
+ * store/hook_event.h's HOOK_EVENT_* bits. The jobs.webhook_url given at upload
  * counts as a registration of that job for the default (final) events. */
 
 enum { STORE_WEBHOOK_ID_SIZE = 40 };

@@ -1,6 +1,6 @@
 /*
- * store_backend.h - what a job store backend provides (internal to
- * svc/jobs/store*.c; callers use store.h only).
+ * backend.h - what a job store backend provides (internal to
+ * the svc/store/ backends; callers use store.h only).
  *
  * store.c picks the backend by the URL's scheme and forwards every
  * store.h call through the backend's ops table. A backend's handle embeds
@@ -11,7 +11,7 @@
 #ifndef VIDQ_STORE_BACKEND_H
 #define VIDQ_STORE_BACKEND_H
 
-#include "jobs/store.h"
+#include "store/store.h"
 
 struct store_ops {
     const char *name; /* "sqlite", "postgres" (logs) */

@@ -1,5 +1,5 @@
 /*
- * store_sqlite.c - the job store on SQLite (see store.h).
+ * sqlite.c - the job store on SQLite (see store.h).
  *
  * DESIGN
  *   Schema (version 1, PRAGMA user_version):
@@ -22,8 +22,8 @@
  *   crash of the process (kill -9); a power cut may lose the last commits.
  *   Threads: a small pool of connections; a call borrows one for its length.
  */
-#include "jobs/store.h"
-#include "jobs/store_backend.h"
+#include "store/store.h"
+#include "store/backend.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -33,8 +33,7 @@
 #include <sqlite3.h>
 
 #include "common/log.h"
-#include "hooks/event.h"
-#include "hooks/sign.h"
+#include "store/hook_event.h"
 
 enum { POOL_MAX = 16 };
 
@@ -750,7 +749,7 @@ out:
 /* ============================================================= webhooks
  * Webhook registrations and the delivery outbox (see store.h).
  *   webhooks(id TEXT PRIMARY KEY, job_id TEXT NULL = global, url TEXT,
- *            events INTEGER mask of hooks/event.h, created_at REAL)
+ *            events INTEGER mask of store/hook_event.h, created_at REAL)
  *   hook_deliveries(seq INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT,
  *            job_id, event, url, body TEXT (payload fixed at the event),
  *            created_at REAL, state TEXT pending|delivered|failed|gone,
