@@ -3,8 +3,10 @@
  *
  * A narrow interface with two backends behind it, picked by the URL's
  * scheme in store.c: SQLite (sqlite.c, one node) and PostgreSQL
- * (pg.c, one or several nodes sharing the database). Every SQL
- * statement lives in the backend's .c. Each state change is ONE
+ * (pg.c, one or several nodes sharing the database). store.c does all
+ * that does not depend on the database (states, transitions, rows, the
+ * outbox rows); a backend is a driver (backend.h): its dialect's SQL,
+ * binding, connections, transactions, locking. Each state change is ONE
  * transaction, so that additions written "in the same transaction" (a
  * webhook outbox row) go into the same function.
  *
