@@ -4,9 +4,9 @@
  * DESIGN
  *   Server side: the keeper thread (started by zygote_start from the main
  *   thread) posix_spawns `vidq zygote --parent PID` with one end of a
- *   SOCK_SEQPACKET socketpair as fd 3, publishes the other end, and waits
- *   for the zygote to die; then it starts another (after 100 ms), until
- *   zygote_stop. zygote_spawn sends one request under a mutex:
+ *   SOCK_SEQPACKET socketpair as fd 3, publishes the other end once the
+ *   zygote sent its "ready" int32 0, and waits for the zygote to die; then
+ *   it starts another (after 100 ms), until zygote_stop. zygote_spawn sends one request under a mutex:
  *     struct request {argc, nfds, args "a\0b\0..."} + SCM_RIGHTS(nfds fds)
  *   and reads one int32 reply: the child's pid, or -errno. No reply
  *   within 2 s, or a dead socket, and the request falls back to
@@ -45,7 +45,7 @@
 #include "common/log.h"
 #include "jobs/worker.h"
 
-enum { ARGS_MAX = 4096, REPLY_TIMEOUT_MS = 2000, ZYGOTE_FD = 3 };
+enum { ARGS_MAX = 4096, REPLY_TIMEOUT_MS = 5000, READY_TIMEOUT_MS = 30000, ZYGOTE_FD = 3 };
 
 struct request {
     int32_t argc;
@@ -216,10 +216,21 @@ static void *keeper_main(void *arg)
             log_warn("cannot start the zygote: %s (children are spawned directly)",
                      strerror(-pid));
         } else {
+            /* Publish the zygote once it said it is ready (it has loaded
+             * everything), so no request waits on its start-up. */
+            int32_t ready = -1;
+            struct pollfd pfd = {.fd = sock, .events = POLLIN};
+            if (poll(&pfd, 1, READY_TIMEOUT_MS) != 1 ||
+                recv(sock, &ready, sizeof(ready), 0) != (ssize_t)sizeof(ready) || ready != 0) {
+                log_warn("the zygote did not start; children are spawned directly meanwhile");
+                kill(pid, SIGKILL);
+            }
             pthread_mutex_lock(&z.lock);
             z.pid = pid;
-            z.sock = sock;
+            z.sock = ready == 0 ? sock : -1;
             pthread_mutex_unlock(&z.lock);
+            if (ready != 0)
+                close(sock);
             log_debug("zygote started pid=%ld", (long)pid);
             int status = 0;
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -256,7 +267,7 @@ int zygote_start(const char *exe, char *const envp[])
         return -EAGAIN;
     z.started = 1;
     /* Wait a little for the first zygote, so the first upload finds it. */
-    for (int t = 0; t < 2000; t += 5) {
+    for (int t = 0; t < 5000; t += 5) {
         pthread_mutex_lock(&z.lock);
         int up = z.sock >= 0;
         pthread_mutex_unlock(&z.lock);
@@ -322,6 +333,9 @@ int zygote_main(int argc, char **argv)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    int32_t ready = 0;
+    if (send(ZYGOTE_FD, &ready, sizeof(ready), MSG_NOSIGNAL) != (ssize_t)sizeof(ready))
+        return 0;
     for (;;) {
         struct request rq;
         union {

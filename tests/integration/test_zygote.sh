@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The warm zygote (issue #16, README "The warm zygote"):
+#   - in process isolation the server runs one `vidq-zygote` child, and
+#     probes and jobs are forked by it (vidq_zygote_forks_total grows), as
+#     direct children of the server, one per probe and per job;
+#   - kill -9 of the zygote: uploads keep getting 202 at once (direct
+#     spawn meanwhile), a new zygote is running within 3 s, and it forks
+#     again;
+#   - a probe child that crashes (VIDQ_FAULT_PROBE=segv) is a 415 for that
+#     upload alone: the zygote lives on;
+#   - kill -9 of the server mid-job: neither the zygote nor the job's child
+#     outlives it;
+#   - --isolation thread runs no zygote and still serves.
+# ctest-labels: sandbox
+# ctest-timeout: 240
+set -euo pipefail
+source "$(dirname "$0")/lib_cli.sh"
+skip_if_not_built
+ensure_media
+
+in=$VIDQ_MEDIA/h264_aac_640x360.mp4
+slow_in=$VIDQ_MEDIA/h264_aac_640x360_10s.mp4
+W=$T/svc; D=$W/data; mkdir -p "$W"
+PID=
+stop_server() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
+trap 'stop_server; lib_cleanup' EXIT
+start_server() { # [ENV=VAL...] -- [ARGS...]
+  local envs=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+  [ "${1:-}" = -- ] && shift
+  stop_server
+  rm -f "$W/port"
+  env "${envs[@]}" VIDQ_LOG_LEVEL=info "$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$D" \
+    --port-file "$W/port" "$@" >"$W/server.out" 2>"$W/server.log" &
+  PID=$!
+  for _ in $(seq 150); do [ -s "$W/port" ] && break; sleep 0.1; done
+  [ -s "$W/port" ] || { fail "server did not start: $(tail -c 300 "$W/server.log")"; return 1; }
+  BASE=http://127.0.0.1:$(cat "$W/port")
+}
+zygote_pid() { # the server's vidq-zygote child, waiting up to 3 s for it to have named itself
+  local z=
+  for _ in $(seq 30); do
+    z=$(ps -o pid= -o comm= --ppid "$PID" | awk '$2 == "vidq-zygote" { print $1 }')
+    [ -n "$z" ] && break
+    sleep 0.1
+  done
+  echo "$z"
+}
+forks() { curl -s "$BASE/metrics" | awk '/^vidq_zygote_forks_total/ { print $2 }'; }
+upload() { # FILE PRESET [ENV...]: HTTP code in CODE, body in $W/up.json
+  CODE=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$1" -F "preset=$2" "$BASE/v1/jobs")
+}
+
+note "process isolation: one zygote, and the children come from it"
+start_server -- || finish
+z1=$(zygote_pid)
+[ -n "$z1" ] || { fail "no vidq-zygote child of the server: $(ps -o pid,comm --ppid "$PID" | tr '\n' ' ')"; finish; }
+[ "$(zygote_pid | wc -l)" -le 1 ] || fail "more than one zygote"
+f0=$(forks)
+upload "$in" thumbnail
+[ "$CODE" = 202 ] || fail "upload: HTTP $CODE $(head -c 300 "$W/up.json")"
+id=$(jq -r .id "$W/up.json")
+[ "$(wait_job "$BASE" "$id" "$W/job.json" 60)" = succeeded ] || fail "job: $(jq -c .error "$W/job.json")"
+f1=$(forks)
+[ "$f1" -ge $((f0 + 2)) ] || fail "a probe and a job should be 2 forks: $f0 -> $f1"
+wpid=$(grep -o "id=$id worker_pid=[0-9]*" "$W/server.log" | head -n 1 | cut -d= -f3)
+grep -q "\[$wpid\] info worker running pid=$wpid" "$W/server.log" || fail "the job's child did not log that it runs"
+
+note "kill -9 of the zygote: uploads go on, a new zygote comes"
+kill -9 "$z1"
+upload "$in" thumbnail
+[ "$CODE" = 202 ] || fail "upload right after the zygote died: HTTP $CODE $(head -c 300 "$W/up.json")"
+z2=
+for _ in $(seq 10); do z2=$(zygote_pid); [ -n "$z2" ] && [ "$z2" != "$z1" ] && break; sleep 0.1; done
+[ -n "$z2" ] && [ "$z2" != "$z1" ] || fail "no new zygote within 3 s (old $z1, now '$z2')"
+grep -q 'the zygote ended' "$W/server.log" || fail "the zygote's death was not logged"
+f2=$(forks)
+upload "$in" thumbnail
+[ "$CODE" = 202 ] || fail "upload with the new zygote: HTTP $CODE"
+[ "$(forks)" -gt "$f2" ] || fail "the new zygote forked nothing ($f2 -> $(forks))"
+curl -sf "$BASE/healthz" >/dev/null || fail "the server stopped answering"
+
+note "a crashing probe child is a 415 for that upload alone"
+start_server VIDQ_FAULT_PROBE=segv -- || finish
+z3=$(zygote_pid)
+upload "$in" thumbnail
+[ "$CODE" = 415 ] || fail "segv probe: HTTP $CODE, want 415"
+jq -e '.error.code == "unsupported_media" and (.error.message | test("SIGSEGV"))' "$W/up.json" >/dev/null ||
+  fail "segv probe: $(head -c 300 "$W/up.json")"
+[ "$(zygote_pid)" = "$z3" ] || fail "the zygote did not survive a crashing child"
+
+note "kill -9 of the server mid-job: no zygote and no child outlive it"
+start_server -- --max-concurrent 1 || finish
+z4=$(zygote_pid)
+upload "$slow_in" av1-720p
+id=$(jq -r .id "$W/up.json")
+wpid=
+for _ in $(seq 100); do
+  wpid=$(grep -o "id=$id worker_pid=[0-9]*" "$W/server.log" | head -n 1 | cut -d= -f3 || true)
+  [ -n "$wpid" ] && break; sleep 0.1
+done
+[ -n "$wpid" ] || fail "the job's child never started"
+kill -9 "$PID"; wait "$PID" 2>/dev/null || true; PID=
+for _ in $(seq 50); do
+  { [ -n "$z4" ] && kill -0 "$z4" 2>/dev/null; } || { [ -n "$wpid" ] && kill -0 "$wpid" 2>/dev/null; } || break
+  sleep 0.1
+done
+[ -n "$z4" ] && kill -0 "$z4" 2>/dev/null && fail "the zygote $z4 outlived the server"
+[ -n "$wpid" ] && kill -0 "$wpid" 2>/dev/null && fail "the job's child $wpid outlived the server"
+
+note "thread isolation: no zygote"
+start_server -- --isolation thread || finish
+sleep 0.5
+[ -z "$(ps -o comm= --ppid "$PID" | grep vidq-zygote)" ] || fail "a zygote runs in thread isolation"
+upload "$in" thumbnail
+[ "$CODE" = 202 ] || fail "thread isolation upload: HTTP $CODE"
+grep -q 'sandbox=none' "$W/server.log" || fail "thread isolation: no warning that nothing is sandboxed"
+stop_server
+finish
