@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "net/target.h"
 
 #ifndef VIDQ_VERSION
 #define VIDQ_VERSION "dev"
@@ -47,8 +48,7 @@ struct transfer {
     struct curl_slist *headers;
     int64_t started_ms;
     struct timespec t0;
-    int blocked; /* the open-socket check refused an address */
-    char blocked_addr[INET6_ADDRSTRLEN];
+    struct net_guard guard; /* the target rule on every connect */
     char errbuf[CURL_ERROR_SIZE];
     struct transfer *prev, *next;
 };
@@ -100,169 +100,27 @@ static double since_s(const struct timespec *t0)
 
 int hook_url_check(const char *url, char *err, size_t err_cap)
 {
-    CURLU *u = NULL;
-    char *scheme = NULL, *host = NULL;
-    int ret = -EINVAL;
-
-    if (!url || !*url) {
-        snprintf(err, err_cap, "webhook url is empty");
-        goto out;
-    }
-    if (strlen(url) > HOOK_URL_MAX) {
-        snprintf(err, err_cap, "webhook url is longer than %d bytes", HOOK_URL_MAX);
-        goto out;
-    }
-    u = curl_url();
-    if (!u) {
-        ret = -ENOMEM;
-        snprintf(err, err_cap, "out of memory");
-        goto out;
-    }
-    CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
-    if (rc != CURLUE_OK) {
-        snprintf(err, err_cap, "webhook url is not a valid URL (%s)", curl_url_strerror(rc));
-        goto out;
-    }
-    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        snprintf(err, err_cap, "webhook url must be http:// or https://");
-        goto out;
-    }
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
-        snprintf(err, err_cap, "webhook url has no host");
-        goto out;
-    }
-    ret = 0;
-out:
-    curl_free(host);
-    curl_free(scheme);
-    curl_url_cleanup(u);
-    return ret;
+    return net_url_check(url, "webhook url", err, err_cap);
 }
 
 /* -------------------------------------------------------- target policy */
 
-static int v4_is_loopback(uint32_t a) { return (a >> 24) == 127; }
-
-/* Not a public unicast IPv4 address (loopback excluded: asked apart). */
-static int v4_is_special(uint32_t a)
-{
-    static const struct { uint32_t net; int bits; } nets[] = {
-        {0x00000000, 8},  /* 0/8 "this network" */
-        {0x0A000000, 8},  /* 10/8 */
-        {0x64400000, 10}, /* 100.64/10 CGNAT */
-        {0xA9FE0000, 16}, /* 169.254/16 link-local, cloud metadata */
-        {0xAC100000, 12}, /* 172.16/12 */
-        {0xC0000000, 24}, /* 192.0.0/24 IETF assignments */
-        {0xC0000200, 24}, /* 192.0.2/24 TEST-NET-1 */
-        {0xC0A80000, 16}, /* 192.168/16 */
-        {0xC6120000, 15}, /* 198.18/15 benchmarking */
-        {0xC6336400, 24}, /* 198.51.100/24 TEST-NET-2 */
-        {0xCB007100, 24}, /* 203.0.113/24 TEST-NET-3 */
-        {0xE0000000, 4},  /* 224/4 multicast */
-        {0xF0000000, 4},  /* 240/4 reserved, broadcast */
-    };
-    for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++) {
-        uint32_t mask = 0xFFFFFFFFu << (32 - nets[i].bits);
-        if ((a & mask) == nets[i].net)
-            return 1;
-    }
-    return 0;
-}
-
-static int v4_allowed(uint32_t a, int allow_loopback)
-{
-    if (v4_is_loopback(a))
-        return allow_loopback;
-    return !v4_is_special(a);
-}
-
+/* The rule itself is net/target.c, shared with fetches: these keep the
+ * names the webhook code and its tests use. */
 int hook_targets_parse(const char *text, int *deny_private, int *allow_loopback)
 {
-    if (!text || !*text || strcmp(text, "any") == 0) {
-        *deny_private = 0;
-        *allow_loopback = 1;
-        return 0;
-    }
-    if (strcmp(text, "public") == 0) {
-        *deny_private = 1;
-        *allow_loopback = 0;
-        return 0;
-    }
-    if (strcmp(text, "public+loopback") == 0) {
-        *deny_private = 1;
-        *allow_loopback = 1;
-        return 0;
-    }
-    return -EINVAL;
+    struct net_targets rule;
+    if (net_targets_parse(text, &rule) != 0)
+        return -EINVAL;
+    *deny_private = rule.deny_private;
+    *allow_loopback = rule.allow_loopback;
+    return 0;
 }
 
 int hook_address_allowed(const struct sockaddr *addr, int deny_private, int allow_loopback)
 {
-    if (!deny_private)
-        return 1;
-    if (addr->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)addr;
-        return v4_allowed(ntohl(in->sin_addr.s_addr), allow_loopback);
-    }
-    if (addr->sa_family != AF_INET6)
-        return 0;
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)addr;
-    const uint8_t *b = in6->sin6_addr.s6_addr;
-    uint32_t tail = ((uint32_t)b[12] << 24) | ((uint32_t)b[13] << 16) | ((uint32_t)b[14] << 8) | b[15];
-    static const uint8_t zero10[10] = {0};
-    if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
-        return allow_loopback;
-    if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
-        return 0;
-    /* ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible): judge the IPv4. */
-    if (memcmp(b, zero10, 10) == 0 &&
-        ((b[10] == 0xff && b[11] == 0xff) || (b[10] == 0 && b[11] == 0)))
-        return v4_allowed(tail, allow_loopback);
-    /* 64:ff9b::/96 NAT64 */
-    static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b};
-    if (memcmp(b, nat64, 12) == 0)
-        return v4_allowed(tail, allow_loopback);
-    /* 2002::/16 6to4 carries an IPv4 in bytes 2..5 */
-    if (b[0] == 0x20 && b[1] == 0x02) {
-        uint32_t v4 = ((uint32_t)b[2] << 24) | ((uint32_t)b[3] << 16) | ((uint32_t)b[4] << 8) | b[5];
-        return v4_allowed(v4, allow_loopback);
-    }
-    if ((b[0] & 0xfe) == 0xfc)                      /* fc00::/7 unique local */
-        return 0;
-    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)      /* fe80::/10 link-local */
-        return 0;
-    if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0)      /* fec0::/10 site-local (old) */
-        return 0;
-    if (b[0] == 0xff)                               /* multicast */
-        return 0;
-    if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) /* 2001:db8::/32 */
-        return 0;
-    if (b[0] == 0x01 && b[1] == 0x00 && memcmp(b + 2, zero10, 6) == 0) /* 100::/64 discard */
-        return 0;
-    return 1;
-}
-
-/* CURLOPT_OPENSOCKETFUNCTION: sees the address libcurl is about to connect
- * to, after name resolution, so the policy judges where the bytes go. */
-static curl_socket_t open_socket(void *clientp, curlsocktype purpose,
-                                 struct curl_sockaddr *address)
-{
-    struct transfer *t = clientp;
-    if (purpose == CURLSOCKTYPE_IPCXN &&
-        !hook_address_allowed(&address->addr, t->d->cfg.deny_private, t->d->cfg.allow_loopback)) {
-        t->blocked = 1;
-        const void *src = NULL;
-        if (address->family == AF_INET)
-            src = &((const struct sockaddr_in *)(const void *)&address->addr)->sin_addr;
-        else if (address->family == AF_INET6)
-            src = &((const struct sockaddr_in6 *)(const void *)&address->addr)->sin6_addr;
-        if (!src || !inet_ntop(address->family, src, t->blocked_addr, sizeof(t->blocked_addr)))
-            snprintf(t->blocked_addr, sizeof(t->blocked_addr), "?");
-        return CURL_SOCKET_BAD;
-    }
-    /* CLOEXEC: the service forks job workers, which must not inherit these. */
-    return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    struct net_targets rule = {deny_private, allow_loopback};
+    return net_address_allowed(addr, &rule);
 }
 
 /* ---------------------------------------------------------------- queue */
@@ -526,10 +384,9 @@ static void transfer_start(struct hook_deliverer *d, struct item *it)
     CURL *e = t->easy;
     CURLcode rc = CURLE_OK;
     rc |= curl_easy_setopt(e, CURLOPT_URL, it->url);
-    rc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    rc |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    t->guard.rule = (struct net_targets){d->cfg.deny_private, d->cfg.allow_loopback};
+    rc |= net_guard_attach(e, &t->guard) ? CURLE_BAD_FUNCTION_ARGUMENT : CURLE_OK;
     rc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    rc |= curl_easy_setopt(e, CURLOPT_PROXY, ""); /* ignore *_proxy from the environment */
     rc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_POST, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, it->body);
@@ -539,8 +396,6 @@ static void transfer_start(struct hook_deliverer *d, struct item *it)
     rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                            (long)(timeout < CONNECT_TIMEOUT_MAX_MS ? timeout : CONNECT_TIMEOUT_MAX_MS));
     rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
-    rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
     rc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     rc |= curl_easy_setopt(e, CURLOPT_PRIVATE, t);
     if (rc != CURLE_OK) {
@@ -584,9 +439,9 @@ static void transfer_done(struct hook_deliverer *d, CURL *easy, CURLcode result)
     if (result == CURLE_OK && status >= 200 && status < 300) {
         report(d, it, t, (int)status, "", HOOK_DELIVERED, 0, duration);
         item_free(&it);
-    } else if (result != CURLE_OK && t->blocked) {
+    } else if (result != CURLE_OK && t->guard.blocked) {
         snprintf(error, sizeof(error),
-                 "target address %s is not allowed (--webhook-targets)", t->blocked_addr);
+                 "target address %s is not allowed (--webhook-targets)", t->guard.blocked_addr);
         attempt_failed(d, &it, t, 0, error, 1, duration);
     } else if (result != CURLE_OK) {
         snprintf(error, sizeof(error), "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));

@@ -24,7 +24,8 @@
  *   arrives.
  *   Any 2xx delivers. 410 Gone stops retrying that URL for that event.
  *
- * TARGET POLICY (what a webhook may reach), --webhook-targets:
+ * TARGET POLICY (what a webhook may reach), --webhook-targets (the rule and
+ * its code are net/target.h, the same as --fetch-targets):
  *   URLs must be absolute http:// or https:// URLs with a host, validated
  *   with libcurl's URL API (hook_url_check); registration answers 400 for
  *   anything else.
