@@ -101,9 +101,14 @@ deny=$(grep '^SystemCallFilter=~' "$unit" | sed 's/^SystemCallFilter=~//' | tr '
 expand $allow | sort -u > "$T/allow.txt"
 expand $deny | sort -u > "$T/deny.txt"
 [ "$(wc -l < "$T/allow.txt")" -gt 200 ] || fail "could not expand the allow list ($(wc -l < "$T/allow.txt") names)"
+# (svc/sandbox/sandbox.c: unshare, mount, pivot_root, umount2, chdir,
+# fchdir, mkdir, readlink of /proc/self/fd, statfs, close_range, landlock_*,
+# prctl, seccomp, setrlimit; SVT-AV1 in the child: affinity and NUMA calls)
 for sc in unshare mount umount2 pivot_root landlock_create_ruleset landlock_add_rule \
           landlock_restrict_self seccomp prctl setrlimit prlimit64 setpriority clone clone3 \
-          execve mmap mprotect memfd_create socket bind connect accept4 epoll_wait; do
+          execve mmap mprotect memfd_create socket bind connect accept4 epoll_wait \
+          close_range statfs readlink readlinkat chdir fchdir mkdir sched_setaffinity \
+          set_mempolicy get_mempolicy mbind; do
   grep -qx "$sc" "$T/allow.txt" || fail "SystemCallFilter does not allow $sc (the service or its sandbox needs it)"
   grep -qx "$sc" "$T/deny.txt" && fail "SystemCallFilter denies $sc"
 done
@@ -118,4 +123,32 @@ done
 for n in pid uts cgroup; do
   [[ " $ns " == *" $n "* ]] && fail "RestrictNamespaces allows $n, which nothing needs"
 done
+
+# --- PrivateUsers=yes runs the service in a user namespace of its own:
+# the worker sandbox must get the same layers nested in one, and a job
+# must run. (The rest of the unit needs systemd as PID 1, absent here.)
+serve_layers() { # LOG: the server's "sandbox=..." line
+  for _ in $(seq 100); do grep -q 'sandbox=' "$1" 2>/dev/null && break; sleep 0.1; done
+  sed -n 's/.* sandbox=\([a-z,]*\).*/\1/p' "$1" | head -1
+}
+"$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$T/top" --port-file "$T/top.port" >/dev/null 2>"$T/top.log" &
+TOP=$!; CLEANUP_PIDS+=("$TOP")
+top_layers=$(serve_layers "$T/top.log")
+kill "$TOP"; wait "$TOP" 2>/dev/null || true
+unshare -U -r "$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$T/nested" --port-file "$T/nested.port" >/dev/null 2>"$T/nested.log" &
+NEST=$!; CLEANUP_PIDS+=("$NEST")
+nested_layers=$(serve_layers "$T/nested.log")
+note "sandbox layers: top level '$top_layers', in a user namespace '$nested_layers'"
+[ -n "$top_layers" ] || fail "the server logged no sandbox layers: $(tail -3 "$T/top.log")"
+[ "$nested_layers" = "$top_layers" ] || fail "in a user namespace the sandbox has '$nested_layers', at top level '$top_layers'"
+for _ in $(seq 100); do [ -s "$T/nested.port" ] && break; sleep 0.1; done
+if [ -s "$T/nested.port" ]; then
+  rc=0
+  "$VIDQ_BIN" submit "$VIDQ_MEDIA/h264_aac_640x360.mp4" --server "http://127.0.0.1:$(cat "$T/nested.port")" \
+    --preset mp4-480p --wait --progress none >"$T/nested.job" 2>"$T/nested.err" || rc=$?
+  [ "$rc" = 0 ] && [ "$(tail -1 "$T/nested.job" | jq -r .status)" = succeeded ] || fail "a job in a user namespace: exit $rc: $(cat "$T/nested.err")"
+else
+  fail "the server in a user namespace did not start: $(tail -3 "$T/nested.log")"
+fi
+kill "$NEST"; wait "$NEST" 2>/dev/null || true
 finish
