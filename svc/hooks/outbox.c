@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "store/hook_event.h"
 #include "hooks/sign.h"
@@ -136,13 +137,7 @@ static void *outbox_thread(void *arg)
 
         pthread_mutex_lock(&o->lock);
         if (!o->stop && !o->poke) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += POLL_MS * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
+            struct timespec until = clock_deadline(POLL_MS / 1000.0);
             pthread_cond_timedwait(&o->cond, &o->lock, &until);
         }
         o->poke = 0;
@@ -219,16 +214,22 @@ out:
     return ret;
 }
 
+/* Raise flag (stop or poke) and wake the outbox thread. */
+static void wake(struct hook_outbox *o, int *flag)
+{
+    pthread_mutex_lock(&o->lock);
+    *flag = 1;
+    pthread_cond_signal(&o->cond);
+    pthread_mutex_unlock(&o->lock);
+}
+
 void hook_outbox_stop(struct hook_outbox **pp)
 {
     struct hook_outbox *o = *pp;
     if (!o)
         return;
     if (o->thread_started) {
-        pthread_mutex_lock(&o->lock);
-        o->stop = 1;
-        pthread_cond_signal(&o->cond);
-        pthread_mutex_unlock(&o->lock);
+        wake(o, &o->stop);
         pthread_join(o->thread, NULL);
     }
     /* After the outbox thread: it is the one that submits. */
@@ -241,12 +242,8 @@ void hook_outbox_stop(struct hook_outbox **pp)
 
 void hook_outbox_notify(struct hook_outbox *o)
 {
-    if (!o)
-        return;
-    pthread_mutex_lock(&o->lock);
-    o->poke = 1;
-    pthread_cond_signal(&o->cond);
-    pthread_mutex_unlock(&o->lock);
+    if (o)
+        wake(o, &o->poke);
 }
 
 void hook_outbox_counters(struct hook_outbox *o, struct hook_counters *out)

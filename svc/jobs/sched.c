@@ -1,5 +1,6 @@
 /*
- * sched.c - the scheduler (see sched.h).
+ * sched.c - the scheduler (see sched.h): the local queue, the dispatcher
+ * and the runners; the several-node side is sched_nodes.c.
  *
  * DESIGN
  *   Threads: one dispatcher thread; one runner thread per running job
@@ -28,20 +29,16 @@
  *   Stop: no new claims; running jobs get the grace period, then are
  *   stopped and requeued in the store (their partial outputs removed).
  *   Shared store (several nodes on one PostgreSQL, store_is_shared): the
- *   queue lives in the store only, since other nodes claim from it too.
- *   Memory holds this node's running jobs and the finished ones (final,
- *   so never stale); a queued job or another node's running job is read
- *   from the store (its queue_position by a count query). The dispatcher
- *   claims when a slot is free and it was poked (a local submit) or
- *   SHARED_POLL_MS passed. A ticker thread, every TICK_MS: stops local
- *   jobs whose cancel another node requested, requeues the running jobs
- *   of dead nodes (store_requeue_running; their partial outputs removed),
- *   and refreshes the counts (/metrics, --max-queued) from the store.
- *   A cancel of a job this node does not run goes through the store
- *   (store_job_cancel_request).
+ *   queue is the store's, memory holds only this node's running jobs and
+ *   the finished ones; the dispatcher claims when a slot is free and a
+ *   local submit poked it or SHARED_POLL_MS passed, and a runner writes a
+ *   job's end before removing its files. The rest of it (the ticker:
+ *   remote cancels, requeue of dead nodes, counts; cancels through the
+ *   store) is in sched_nodes.c.
  */
 #define _GNU_SOURCE /* also sched_getaffinity, CPU_COUNT */
 #include "jobs/sched.h"
+#include "jobs/sched_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -56,73 +53,12 @@
 #include <jansson.h>
 #include <transcode/tc.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
-enum { NBUCKETS = 4096, FINISHED_CAP = 4096, PERSIST_EVERY_S = 2, RUNNERS_MAX = 512 };
-enum { SHARED_POLL_MS = 500, TICK_MS = 1000 };
+enum { FINISHED_CAP = 4096, PERSIST_EVERY_S = 2, SHARED_POLL_MS = 500 };
 
-static const double duration_bounds[] = {1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
-enum { N_DURATION = sizeof(duration_bounds) / sizeof(duration_bounds[0]) };
-
-struct sjob {
-    struct job job;
-    struct sched *sched;
-    struct sjob *hnext;            /* hash chain */
-    struct sjob *prev, *next;      /* the queue, or the finished FIFO */
-    int in_queue, in_finished;
-    int cancel_pending;            /* a cancel of this queued job is in the store */
-    int cancel_requested;          /* stop it as soon as it runs */
-    int requeue;                   /* stopping for shutdown, not cancel */
-    int lost;                      /* shared store: another node has it now */
-    atomic_int stop;               /* read by the worker's supervisor */
-    int wake_fd;                   /* eventfd that wakes the supervisor; -1 */
-    pid_t pid;
-    double last_persist;
-    char *json;                    /* rendered job object */
-    size_t json_len;
-    int dirty;
-    uint64_t qver;                 /* s->qver when rendered (queued jobs) */
-};
-
-struct list_head {
-    struct sjob *head, *tail;
-    int n;
-};
-
-struct sched {
-    struct sched_config cfg;
-    char data_dir[1024];
-    char exe[1024];
-    struct store *st;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;           /* dispatcher: slot freed / job ready / stop */
-    pthread_cond_t changed;        /* sched_stop: a runner ended */
-    struct sjob *buckets[NBUCKETS];
-    struct list_head queue;        /* queued jobs, in start order */
-    struct list_head finished;     /* finished jobs kept for fast reads */
-    int n_ready;                   /* queued and not being canceled */
-    int n_reserved;                /* submits between the check and the insert */
-    int n_running;
-    uint64_t qver;
-    int stopping;
-    int stopped;                   /* sched_stop is done: no thread left */
-    pthread_t dispatcher;
-    pthread_t ended[RUNNERS_MAX];  /* runners that ended, to be joined */
-    int n_ended;
-    int64_t by_status[5];
-    int64_t dur_buckets[N_DURATION + 1];
-    double dur_sum;
-    int64_t dur_count;
-    /* shared store only */
-    int shared;
-    int poke;                      /* a submit: claim now */
-    int64_t shared_queued;         /* queued jobs in the store, last tick
-                                    * plus this node's changes since */
-    uint64_t shared_gen;           /* bumped by each local change of it */
-    int shared_inflight;           /* store calls that change it, under way */
-    pthread_t ticker;
-    int has_ticker;
-};
+static const double duration_bounds[N_DURATION] = {1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
 
 /* ------------------------------------------------------ memory helpers */
 
@@ -134,7 +70,7 @@ static unsigned hash_id(const char *id)
     return h % NBUCKETS;
 }
 
-static struct sjob *find(struct sched *s, const char *id)
+struct sjob *sched_find(struct sched *s, const char *id)
 {
     for (struct sjob *j = s->buckets[hash_id(id)]; j; j = j->hnext)
         if (strcmp(j->job.id, id) == 0)
@@ -160,14 +96,8 @@ static void hash_remove(struct sched *s, struct sjob *j)
 
 static void list_unlink(struct list_head *l, struct sjob *j)
 {
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        l->head = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        l->tail = j->prev;
+    *(j->prev ? &j->prev->next : &l->head) = j->next;
+    *(j->next ? &j->next->prev : &l->tail) = j->prev;
     j->prev = j->next = NULL;
     l->n--;
 }
@@ -298,11 +228,15 @@ static int copy_json(struct sched *s, struct sjob *j, char **json, size_t *len)
     return 0;
 }
 
-static int dump_job(const struct job *job, char **json, size_t *len)
+int sched_dump_stored(struct sched *s, const struct job *job, long pos, char **json,
+                      size_t *len)
 {
     if (!json)
         return 0;
-    json_t *obj = job_to_json(job, 0);
+    if (pos < 0 && (job->status != JOB_QUEUED || !s->shared ||
+                    store_queue_position(s->st, job->id, &pos) != STORE_OK))
+        pos = 0;
+    json_t *obj = job_to_json(job, pos);
     *json = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (!*json)
@@ -313,7 +247,7 @@ static int dump_job(const struct job *job, char **json, size_t *len)
 }
 
 /* Ask the runner of j to stop its worker now. Caller holds the lock. */
-static void stop_job(struct sjob *j)
+void sched_stop_job(struct sjob *j)
 {
     atomic_store(&j->stop, 1);
     if (j->wake_fd >= 0) {
@@ -323,13 +257,13 @@ static void stop_job(struct sjob *j)
     }
 }
 
-static void notify(struct sched *s, const char *id, int final)
+void sched_notify(struct sched *s, const char *id, int final)
 {
     if (s->cfg.observer)
         s->cfg.observer(s->cfg.observer_opaque, id, final);
 }
 
-static void count_move(struct sched *s, int from, int to)
+void sched_count_move(struct sched *s, int from, int to)
 {
     if (from >= 0 && s->by_status[from] > 0)
         s->by_status[from]--;
@@ -337,7 +271,7 @@ static void count_move(struct sched *s, int from, int to)
         s->by_status[to]++;
 }
 
-static int store_to_sched(int rc)
+int sched_from_store(int rc)
 {
     switch (rc) {
     case STORE_OK: return SCHED_OK;
@@ -388,7 +322,7 @@ static void on_progress(void *opaque, const struct tc_progress_snapshot *snap)
         persist = 1;
     }
     pthread_mutex_unlock(&s->lock);
-    notify(s, r->id, 0);
+    sched_notify(s, r->id, 0);
     if (!persist)
         return;
     if (store_job_progress(s->st, r->id, &p) == STORE_ECONFLICT && s->shared) {
@@ -397,7 +331,7 @@ static void on_progress(void *opaque, const struct tc_progress_snapshot *snap)
         log_warn("job taken over by another node id=%s: stopping it here", r->id);
         pthread_mutex_lock(&s->lock);
         r->j->lost = 1;
-        stop_job(r->j);
+        sched_stop_job(r->j);
         pthread_mutex_unlock(&s->lock);
     }
 }
@@ -631,12 +565,12 @@ decided:;
         forget = j;
         if (!requeue)
             log_warn("job end refused id=%s: another node has it now", r->id);
-        count_move(s, JOB_RUNNING, -1);
+        sched_count_move(s, JOB_RUNNING, -1);
     } else if (requeue) {
         j->job.status = JOB_QUEUED;
         j->job.started_at = 0;
         memset(&j->job.progress, 0, sizeof(j->job.progress));
-        count_move(s, JOB_RUNNING, JOB_QUEUED);
+        sched_count_move(s, JOB_RUNNING, JOB_QUEUED);
     } else {
         double now = job_now();
         j->job.status = final;
@@ -652,7 +586,7 @@ decided:;
             j->job.error_code = strdup(code);
             j->job.error_message = strdup(message ? message : "");
         }
-        count_move(s, JOB_RUNNING, final);
+        sched_count_move(s, JOB_RUNNING, final);
         if (final != JOB_CANCELED && j->job.started_at > 0) {
             double d = now - j->job.started_at;
             for (int b = 0; b <= N_DURATION; b++)
@@ -665,7 +599,7 @@ decided:;
     }
     j->dirty = 1;
     pthread_mutex_unlock(&s->lock);
-    notify(s, r->id, !requeue && !forget);
+    sched_notify(s, r->id, !requeue && !forget);
     sjob_free(forget);
 
     if (copied == 0)
@@ -757,20 +691,13 @@ static void *dispatcher_main(void *arg)
             s->n_running--;
             /* Nothing claimable although memory says ready: a cancel or a
              * submit is between the store and memory; look again shortly. */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            long add_ns = rc == STORE_ENOTFOUND ? 5000000L : 500000000L;
-            ts.tv_nsec += add_ns;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = clock_deadline(rc == STORE_ENOTFOUND ? 0.005 : 0.5);
             if (rc != STORE_ENOTFOUND)
                 log_error("claiming the next job failed: %s", store_strerror(rc));
             pthread_cond_timedwait(&s->wake, &s->lock, &ts);
             continue;
         }
-        struct sjob *j = find(s, claimed->id);
+        struct sjob *j = sched_find(s, claimed->id);
         if (!j) { /* claimed before its submit reached memory */
             j = sjob_new(s, claimed);
             if (j)
@@ -791,8 +718,8 @@ static void *dispatcher_main(void *arg)
             snprintf(r->id, sizeof(r->id), "%s", claimed->id);
             j->dirty = 1;
             if (j->cancel_pending || j->cancel_requested)
-                stop_job(j);
-            count_move(s, JOB_QUEUED, JOB_RUNNING);
+                sched_stop_job(j);
+            sched_count_move(s, JOB_QUEUED, JOB_RUNNING);
         }
         if (!r || pthread_create(&th, NULL, runner_main, r) != 0) {
             /* Cannot run it now: back to the queue in the store. */
@@ -816,98 +743,29 @@ static void *dispatcher_main(void *arg)
         snprintf(id, sizeof(id), "%s", claimed->id);
         job_free(&claimed);
         pthread_mutex_unlock(&s->lock);
-        notify(s, id, 0);
+        sched_notify(s, id, 0);
         pthread_mutex_lock(&s->lock);
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
-/* ------------------------------------------------------ shared store */
-
-static void on_remote_cancel(void *opaque, const char *id)
-{
-    struct sched *s = opaque;
-    pthread_mutex_lock(&s->lock);
-    struct sjob *j = find(s, id);
-    if (j && j->job.status == JOB_RUNNING && !j->cancel_requested) {
-        j->cancel_requested = 1;
-        j->dirty = 1;
-        stop_job(j);
-        log_info("job cancel requested id=%s (through the store)", id);
-    }
-    pthread_mutex_unlock(&s->lock);
-}
-
-static void on_orphan_requeued(void *opaque, const char *id)
-{
-    struct sched *s = opaque;
-    log_info("job requeued id=%s (its node is gone)", id);
-    job_remove_outputs(s->data_dir, id);
-}
-
-static void *ticker_main(void *arg)
-{
-    struct sched *s = arg;
-    pthread_mutex_lock(&s->lock);
-    while (!s->stopping) {
-        uint64_t gen = s->shared_gen;
-        int quiet = s->shared_inflight == 0;
-        pthread_mutex_unlock(&s->lock);
-        int64_t counts[5];
-        if (store_cancel_requested(s->st, on_remote_cancel, s) != STORE_OK)
-            log_error("cannot read the cancels requested through the store");
-        if (store_requeue_running(s->st, on_orphan_requeued, s) != STORE_OK)
-            log_error("cannot requeue the jobs of dead nodes");
-        int counted = store_count_by_status(s->st, counts) == STORE_OK;
-        pthread_mutex_lock(&s->lock);
-        /* A count taken while this node queued, claimed or canceled a
-         * job may miss that change: keep ours until a quiet tick. */
-        if (counted && quiet && s->shared_inflight == 0 && gen == s->shared_gen) {
-            memcpy(s->by_status, counts, sizeof(counts));
-            s->shared_queued = counts[JOB_QUEUED];
-            if (counts[JOB_QUEUED] > 0)
-                pthread_cond_signal(&s->wake); /* a requeued or remote job may wait */
-        }
-        if (s->stopping)
-            break;
-        pthread_mutex_unlock(&s->lock);
-        notify(s, NULL, 0); /* event streams of jobs that other nodes run */
-        pthread_mutex_lock(&s->lock);
-        if (s->stopping)
-            break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (TICK_MS % 1000) * 1000000L;
-        ts.tv_sec += TICK_MS / 1000 + ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&s->changed, &s->lock, &ts);
-    }
-    pthread_mutex_unlock(&s->lock);
-    return NULL;
-}
-
-/* The job object of a job this node does not hold, from the store (with
- * its queue position when queued: pos, or < 0 to ask the store). */
-static int dump_stored(struct sched *s, const struct job *job, long pos, char **json,
-                       size_t *len)
-{
-    if (!json)
-        return 0;
-    if (pos < 0 && (job->status != JOB_QUEUED || !s->shared ||
-                    store_queue_position(s->st, job->id, &pos) != STORE_OK))
-        pos = 0;
-    json_t *obj = job_to_json(job, pos);
-    *json = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    json_decref(obj);
-    if (!*json)
-        return SCHED_ENOMEM;
-    if (len)
-        *len = strlen(*json);
-    return 0;
-}
 
 /* -------------------------------------------------------------- public */
+
+/* Free s and every job it holds (no thread of it left). */
+static void destroy(struct sched *s)
+{
+    for (unsigned b = 0; b < NBUCKETS; b++)
+        for (struct sjob *j = s->buckets[b], *nx; j; j = nx) {
+            nx = j->hnext;
+            sjob_free(j);
+        }
+    pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->changed);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
 
 static int load_active(void *opaque, const struct job *job)
 {
@@ -958,16 +816,13 @@ int sched_start(struct store *st, const struct sched_config *cfg, struct sched *
     s->shared_queued = s->by_status[JOB_QUEUED];
     if (pthread_create(&s->dispatcher, NULL, dispatcher_main, s) != 0)
         goto fail;
-    if (s->shared) {
-        if (pthread_create(&s->ticker, NULL, ticker_main, s) != 0) {
-            pthread_mutex_lock(&s->lock);
-            s->stopping = 1;
-            pthread_cond_broadcast(&s->wake);
-            pthread_mutex_unlock(&s->lock);
-            pthread_join(s->dispatcher, NULL);
-            goto fail;
-        }
-        s->has_ticker = 1;
+    if (s->shared && sched_nodes_start(s) != 0) {
+        pthread_mutex_lock(&s->lock);
+        s->stopping = 1;
+        pthread_cond_broadcast(&s->wake);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->dispatcher, NULL);
+        goto fail;
     }
     log_info("scheduler started queued=%lld max_concurrent=%d isolation=%s cores=%d "
              "job_threads=%d shared=%d node_id=%s",
@@ -978,15 +833,7 @@ int sched_start(struct store *st, const struct sched_config *cfg, struct sched *
     return SCHED_OK;
 fail:
     s->stopping = 1;
-    for (unsigned b = 0; b < NBUCKETS; b++)
-        for (struct sjob *j = s->buckets[b], *nx; j; j = nx) {
-            nx = j->hnext;
-            sjob_free(j);
-        }
-    pthread_cond_destroy(&s->wake);
-    pthread_cond_destroy(&s->changed);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
+    destroy(s);
     return ret;
 }
 
@@ -1004,21 +851,11 @@ void sched_stop(struct sched *s, double grace_s)
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->dispatcher, NULL);
-    if (s->has_ticker) {
-        /* Before the grace period: a cancel from another node during it
-         * is not seen (the job is requeued or ends on its own). */
-        pthread_join(s->ticker, NULL);
-        s->has_ticker = 0;
-    }
+    /* Before the grace period: a cancel from another node during it is
+     * not seen (the job is requeued or ends on its own). */
+    sched_nodes_stop(s);
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += (time_t)grace_s;
-    deadline.tv_nsec += (long)((grace_s - (double)(time_t)grace_s) * 1e9);
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = clock_deadline(grace_s);
     pthread_mutex_lock(&s->lock);
     if (s->n_running > 0)
         log_info("stopping: %d running job(s) get %.0f s to finish", s->n_running, grace_s);
@@ -1029,7 +866,7 @@ void sched_stop(struct sched *s, double grace_s)
         for (struct sjob *j = s->buckets[b]; j; j = j->hnext)
             if (j->job.status == JOB_RUNNING) {
                 j->requeue = 1;
-                stop_job(j);
+                sched_stop_job(j);
             }
     while (s->n_running > 0)
         pthread_cond_wait(&s->changed, &s->lock);
@@ -1044,31 +881,8 @@ void sched_free(struct sched **pp)
         return;
     struct sched *s = *pp;
     sched_stop(s, 0);
-    for (unsigned b = 0; b < NBUCKETS; b++)
-        for (struct sjob *j = s->buckets[b], *nx; j; j = nx) {
-            nx = j->hnext;
-            sjob_free(j);
-        }
-    pthread_cond_destroy(&s->wake);
-    pthread_cond_destroy(&s->changed);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
+    destroy(s);
     *pp = NULL;
-}
-
-/* With a shared store the queued count is the last quiet tick's and can
- * run ahead of the store (a claim or cancel between the count and its
- * use): before refusing with 429, count again. Called unlocked; on a
- * store error the refusal stands. */
-static int shared_still_full(struct sched *s)
-{
-    int64_t counts[5];
-    if (store_count_by_status(s->st, counts) != STORE_OK)
-        return 1;
-    pthread_mutex_lock(&s->lock);
-    int full = counts[JOB_QUEUED] + s->n_reserved >= s->cfg.max_queued;
-    pthread_mutex_unlock(&s->lock);
-    return full;
 }
 
 int sched_queue_full(struct sched *s)
@@ -1077,7 +891,7 @@ int sched_queue_full(struct sched *s)
     int64_t queued = s->shared ? s->shared_queued : s->queue.n;
     int full = queued + s->n_reserved >= s->cfg.max_queued;
     pthread_mutex_unlock(&s->lock);
-    return full && s->shared ? shared_still_full(s) : full;
+    return full && s->shared ? sched_nodes_still_full(s) : full;
 }
 
 int sched_submit(struct sched *s, struct job *job, int accepted, char **json, size_t *json_len)
@@ -1095,7 +909,7 @@ int sched_submit(struct sched *s, struct job *job, int accepted, char **json, si
         ret = SCHED_OK;
     }
     pthread_mutex_unlock(&s->lock);
-    if (ret == SCHED_EQUEUE_FULL && s->shared && !shared_still_full(s)) {
+    if (ret == SCHED_EQUEUE_FULL && s->shared && !sched_nodes_still_full(s)) {
         pthread_mutex_lock(&s->lock);
         s->n_reserved++;
         s->shared_inflight++;
@@ -1113,7 +927,7 @@ int sched_submit(struct sched *s, struct job *job, int accepted, char **json, si
     s->shared_inflight--;
     s->shared_gen++;
     if (rc != STORE_OK) {
-        ret = store_to_sched(rc);
+        ret = sched_from_store(rc);
         goto out;
     }
     s->by_status[JOB_QUEUED]++;
@@ -1123,11 +937,11 @@ int sched_submit(struct sched *s, struct job *job, int accepted, char **json, si
         s->poke = 1;
         pthread_cond_signal(&s->wake);
         pthread_mutex_unlock(&s->lock);
-        ret = dump_stored(s, job, -1, json, json_len);
+        ret = sched_dump_stored(s, job, -1, json, json_len);
         pthread_mutex_lock(&s->lock);
         goto out;
     }
-    struct sjob *j = find(s, job->id);
+    struct sjob *j = sched_find(s, job->id);
     if (!j) {
         j = sjob_new(s, job);
         if (!j) {
@@ -1143,7 +957,7 @@ out:
     pthread_mutex_unlock(&s->lock);
     if (ret == SCHED_OK) {
         log_info("job queued id=%s priority=%d", job->id, job->priority);
-        notify(s, job->id, 0);
+        sched_notify(s, job->id, 0);
     }
     return ret;
 }
@@ -1154,10 +968,10 @@ int sched_record_failed(struct sched *s, struct job *job, char **json, size_t *j
     job->created_at = job_now();
     int rc = store_job_create_failed(s->st, job);
     if (rc != STORE_OK)
-        return store_to_sched(rc);
+        return sched_from_store(rc);
     pthread_mutex_lock(&s->lock);
     s->by_status[JOB_FAILED]++;
-    struct sjob *j = find(s, job->id);
+    struct sjob *j = sched_find(s, job->id);
     ret = SCHED_OK;
     if (!j) {
         j = sjob_new(s, job);
@@ -1172,7 +986,7 @@ int sched_record_failed(struct sched *s, struct job *job, char **json, size_t *j
     pthread_mutex_unlock(&s->lock);
     log_info("job failed id=%s error=%s (refused before it was queued)", job->id,
              job->error_code);
-    notify(s, job->id, 1);
+    sched_notify(s, job->id, 1);
     return ret;
 }
 
@@ -1181,7 +995,7 @@ int sched_job_json_status(struct sched *s, const char *id, char **json, size_t *
 {
     int ret;
     pthread_mutex_lock(&s->lock);
-    struct sjob *j = find(s, id);
+    struct sjob *j = sched_find(s, id);
     if (j) {
         if (status)
             *status = j->job.status;
@@ -1195,17 +1009,17 @@ int sched_job_json_status(struct sched *s, const char *id, char **json, size_t *
      * store), or an old one. One query, the position with it. */
     struct job *job = NULL;
     long pos = 0;
-    ret = store_to_sched(store_job_get_position(s->st, id, &job, &pos));
+    ret = sched_from_store(store_job_get_position(s->st, id, &job, &pos));
     if (ret != SCHED_OK)
         return ret;
     if (status)
         *status = job->status;
-    ret = dump_stored(s, job, pos, json, json_len);
+    ret = sched_dump_stored(s, job, pos, json, json_len);
     /* Keep it for the next read if it ended (active ones are always in
      * memory; one missing here is being submitted right now). */
     if (job_status_is_final(job->status)) {
         pthread_mutex_lock(&s->lock);
-        if (!find(s, id)) {
+        if (!sched_find(s, id)) {
             struct sjob *j2 = sjob_new(s, job);
             if (j2) {
                 hash_insert(s, j2);
@@ -1226,7 +1040,7 @@ int sched_job_json(struct sched *s, const char *id, char **json, size_t *json_le
 int sched_job_get(struct sched *s, const char *id, struct job **out)
 {
     pthread_mutex_lock(&s->lock);
-    struct sjob *j = find(s, id);
+    struct sjob *j = sched_find(s, id);
     if (j) {
         struct job *copy = calloc(1, sizeof(*copy));
         int ok = copy && job_copy(copy, &j->job) == 0;
@@ -1239,54 +1053,24 @@ int sched_job_get(struct sched *s, const char *id, struct job **out)
         return SCHED_OK;
     }
     pthread_mutex_unlock(&s->lock);
-    return store_to_sched(store_job_get(s->st, id, out));
+    return sched_from_store(store_job_get(s->st, id, out));
 }
 
 int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len)
 {
     int ret;
     pthread_mutex_lock(&s->lock);
-    struct sjob *j = find(s, id);
-    if (!j && s->shared) {
-        /* Queued (in the store) or run by another node. */
-        s->shared_inflight++;
-        pthread_mutex_unlock(&s->lock);
-        int running = 0;
-        int rc = store_job_cancel_request(s->st, id, &running);
-        pthread_mutex_lock(&s->lock);
-        s->shared_inflight--;
-        s->shared_gen++;
-        if (rc == STORE_OK && !running && s->shared_queued > 0)
-            s->shared_queued--;
-        pthread_mutex_unlock(&s->lock);
-        struct job *job = NULL;
-        ret = store_to_sched(store_job_get(s->st, id, &job));
-        if (ret == SCHED_OK) {
-            if (dump_stored(s, job, -1, json, json_len) < 0)
-                ret = SCHED_ENOMEM;
-            else if (rc != STORE_OK)
-                ret = store_to_sched(rc);
-        }
-        if (rc == STORE_OK && !running) {
-            pthread_mutex_lock(&s->lock);
-            count_move(s, JOB_QUEUED, JOB_CANCELED);
-            pthread_mutex_unlock(&s->lock);
-            log_info("job canceled id=%s (queued)", id);
-            notify(s, id, 1);
-        } else if (rc == STORE_OK) {
-            log_info("job cancel requested id=%s (running on another node)", id);
-        }
-        job_free(&job);
-        return ret;
-    }
+    struct sjob *j = sched_find(s, id);
+    if (!j && s->shared) /* queued (in the store) or run by another node */
+        return sched_nodes_cancel(s, id, json, json_len); /* unlocks */
     if (!j) {
         pthread_mutex_unlock(&s->lock);
         struct job *job = NULL;
-        ret = store_to_sched(store_job_get(s->st, id, &job));
+        ret = sched_from_store(store_job_get(s->st, id, &job));
         if (ret == SCHED_OK) {
             /* Not in memory: it ended long ago (or is being submitted). */
             ret = job_status_is_final(job->status) ? SCHED_ECONFLICT : SCHED_ENOTFOUND;
-            if (dump_job(job, json, json_len) < 0)
+            if (sched_dump_stored(s, job, 0, json, json_len) < 0)
                 ret = SCHED_ENOMEM;
         }
         job_free(&job);
@@ -1315,14 +1099,14 @@ int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len)
             }
             j->job.status = JOB_CANCELED;
             j->job.finished_at = job_now();
-            count_move(s, JOB_QUEUED, JOB_CANCELED);
+            sched_count_move(s, JOB_QUEUED, JOB_CANCELED);
             finished_add(s, j);
             notify_final = 1;
             log_info("job canceled id=%s (queued)", id);
         } else if (rc == STORE_ECONFLICT) {
             /* Claimed in the meantime: the runner stops it at once. */
             j->cancel_requested = 1;
-            stop_job(j);
+            sched_stop_job(j);
         } else {
             j->cancel_pending = 0;
             if (j->in_queue) {
@@ -1331,17 +1115,17 @@ int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len)
                 pthread_cond_signal(&s->wake);
             }
             pthread_mutex_unlock(&s->lock);
-            return store_to_sched(rc);
+            return sched_from_store(rc);
         }
     } else {
         j->cancel_requested = 1;
-        stop_job(j);
+        sched_stop_job(j);
         log_info("job cancel requested id=%s", id);
     }
     j->dirty = 1;
     ret = copy_json(s, j, json, json_len);
     pthread_mutex_unlock(&s->lock);
-    notify(s, id, notify_final);
+    sched_notify(s, id, notify_final);
     return ret;
 }
 
@@ -1358,7 +1142,7 @@ static int list_one(void *opaque, const struct job *job)
     struct sched *s = c->s;
     json_t *obj = NULL;
     pthread_mutex_lock(&s->lock);
-    struct sjob *j = find(s, job->id);
+    struct sjob *j = sched_find(s, job->id);
     if (j)
         obj = job_to_json(&j->job,
                           j->job.status == JOB_QUEUED ? queue_position(s, j) : 0);
@@ -1384,7 +1168,7 @@ int sched_list(struct sched *s, int status, int64_t before_seq, int limit, char 
     /* One more than asked tells whether there is a next page. */
     int rc = store_job_list(s->st, status, before_seq, limit, list_one, &c);
     if (rc != STORE_OK) {
-        ret = store_to_sched(rc);
+        ret = sched_from_store(rc);
         goto out;
     }
     /* A full page may have more after it; the next page may be empty. */

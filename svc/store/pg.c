@@ -57,6 +57,7 @@
 #include <libpq-fe.h>
 #include <openssl/rand.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 enum { SCHEMA_VERSION = 1 };
@@ -262,14 +263,22 @@ static void rollback(PGconn *c)
 
 /* --------------------------------------------------------- open/close */
 
+/* Wake the heartbeat thread with a new lease (> 0), or to stop. */
+static void heartbeat_wake(struct pg_store *st, double lease, int stop)
+{
+    pthread_mutex_lock(&st->lock);
+    if (lease > 0)
+        st->lease = lease;
+    st->stop |= stop;
+    pthread_cond_signal(&st->wake);
+    pthread_mutex_unlock(&st->lock);
+}
+
 static void pg_close(struct store *base)
 {
     struct pg_store *st = pg(base);
     if (st->heartbeat_started) {
-        pthread_mutex_lock(&st->lock);
-        st->stop = 1;
-        pthread_cond_signal(&st->wake);
-        pthread_mutex_unlock(&st->lock);
+        heartbeat_wake(st, 0, 1);
         pthread_join(st->heartbeat, NULL);
         /* Dead at once (its jobs and deliveries are free for the other
          * nodes now, rather than when the lease runs out). */
@@ -400,15 +409,7 @@ static void *heartbeat_main(void *arg)
         pthread_mutex_lock(&st->lock);
         if (st->stop)
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        double wait = st->lease / 4;
-        ts.tv_sec += (time_t)wait;
-        ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = clock_deadline(st->lease / 4);
         if (st->lease == lease)
             pthread_cond_timedwait(&st->wake, &st->lock, &ts);
     }
@@ -549,11 +550,7 @@ static const char *pg_node_id(const struct store *st)
 
 static void pg_set_node_lease(struct store *base, double seconds)
 {
-    struct pg_store *st = pg(base);
-    pthread_mutex_lock(&st->lock);
-    st->lease = seconds;
-    pthread_cond_signal(&st->wake); /* renew with the new lease now */
-    pthread_mutex_unlock(&st->lock);
+    heartbeat_wake(pg(base), seconds, 0); /* renew with the new lease now */
 }
 
 const struct store_driver store_pg_driver = {

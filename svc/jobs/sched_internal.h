@@ -1,0 +1,105 @@
+/*
+ * sched_internal.h - what the scheduler's two files share (internal to
+ * svc/jobs/sched*.c; callers use sched.h): sched.c, the local queue, the
+ * dispatcher and the runners; sched_nodes.c, the coordination of several
+ * nodes on a shared store. The state and its locking are told in sched.c's
+ * DESIGN comment.
+ */
+#ifndef VIDQ_SCHED_INTERNAL_H
+#define VIDQ_SCHED_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "jobs/sched.h"
+
+enum { NBUCKETS = 4096, RUNNERS_MAX = 512 };
+
+enum { N_DURATION = 11 }; /* sched.c's duration_bounds */
+
+struct sjob {
+    struct job job;
+    struct sched *sched;
+    struct sjob *hnext;            /* hash chain */
+    struct sjob *prev, *next;      /* the queue, or the finished FIFO */
+    int in_queue, in_finished;
+    int cancel_pending;            /* a cancel of this queued job is in the store */
+    int cancel_requested;          /* stop it as soon as it runs */
+    int requeue;                   /* stopping for shutdown, not cancel */
+    int lost;                      /* shared store: another node has it now */
+    atomic_int stop;               /* read by the worker's supervisor */
+    int wake_fd;                   /* eventfd that wakes the supervisor; -1 */
+    pid_t pid;
+    double last_persist;
+    char *json;                    /* rendered job object */
+    size_t json_len;
+    int dirty;
+    uint64_t qver;                 /* s->qver when rendered (queued jobs) */
+};
+
+struct list_head {
+    struct sjob *head, *tail;
+    int n;
+};
+
+struct sched {
+    struct sched_config cfg;
+    char data_dir[1024];
+    char exe[1024];
+    struct store *st;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;           /* dispatcher: slot freed / job ready / stop */
+    pthread_cond_t changed;        /* sched_stop: a runner ended */
+    struct sjob *buckets[NBUCKETS];
+    struct list_head queue;        /* queued jobs, in start order */
+    struct list_head finished;     /* finished jobs kept for fast reads */
+    int n_ready;                   /* queued and not being canceled */
+    int n_reserved;                /* submits between the check and the insert */
+    int n_running;
+    uint64_t qver;
+    int stopping;
+    int stopped;                   /* sched_stop is done: no thread left */
+    pthread_t dispatcher;
+    pthread_t ended[RUNNERS_MAX];  /* runners that ended, to be joined */
+    int n_ended;
+    int64_t by_status[5];
+    int64_t dur_buckets[N_DURATION + 1];
+    double dur_sum;
+    int64_t dur_count;
+    /* shared store only */
+    int shared;
+    int poke;                      /* a submit: claim now */
+    int64_t shared_queued;         /* queued jobs in the store, last tick
+                                    * plus this node's changes since */
+    uint64_t shared_gen;           /* bumped by each local change of it */
+    int shared_inflight;           /* store calls that change it, under way */
+    pthread_t ticker;
+    int has_ticker;
+};
+
+/* sched.c. Caller holds s->lock for sched_find and sched_stop_job, and not
+ * for sched_notify. */
+struct sjob *sched_find(struct sched *s, const char *id);
+void sched_stop_job(struct sjob *j);           /* ask j's runner to stop now */
+void sched_notify(struct sched *s, const char *id, int final);
+void sched_count_move(struct sched *s, int from, int to); /* by_status; -1: none */
+int sched_from_store(int rc);                  /* STORE_E* -> SCHED_E* */
+
+/* The job object of a job this node does not hold (with its queue
+ * position when queued: pos, or < 0 to ask a shared store) into *json
+ * (malloc'd) and *len; nothing when json is NULL. */
+int sched_dump_stored(struct sched *s, const struct job *job, long pos, char **json,
+                      size_t *len);
+
+/* sched_nodes.c: the ticker thread (0, or -1 if it cannot start) and its
+ * join; a 429 confirmed against the store (called unlocked); a cancel of
+ * a job this node does not hold (sched_cancel's contract; called with
+ * s->lock held, returns with it released). */
+int sched_nodes_start(struct sched *s);
+void sched_nodes_stop(struct sched *s);
+int sched_nodes_still_full(struct sched *s);
+int sched_nodes_cancel(struct sched *s, const char *id, char **json, size_t *json_len);
+
+#endif
