@@ -18,6 +18,7 @@ CLEANUP_PIDS=()
 
 lib_cleanup() {
   local p
+  stop_server
   for p in "${CLEANUP_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   # Keep the scratch folder of a failed test for a look; drop a passed one.
   if [ "$FAILS" -eq 0 ]; then rm -rf "$T"; else echo "scratch kept: $T" >&2; fi
@@ -25,6 +26,9 @@ lib_cleanup() {
 trap lib_cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+
+# The service: start_server, stop_server (also at exit), run_job, wait_job.
+source "$(dirname "${BASH_SOURCE[0]}")/lib_serve.sh"
 note() { echo "-- $*"; }
 
 finish() {
@@ -583,21 +587,6 @@ transcode_case() {
   check_transcode "$ctx" "$in" "$out" "$preset"
   CLAIM_V="" CLAIM_A=""
   rm -f "$out"
-}
-
-# wait_job BASE ID FILE [SECONDS]: polls GET BASE/v1/jobs/ID into FILE until
-# the job has ended or SECONDS (default 60) have passed; prints the last
-# status seen ("" if none).
-wait_job() {
-  local base=$1 id=$2 file=$3 st=""
-  for _ in $(seq $(( ${4:-60} * 10 ))); do
-    [ -n "$id" ] || break
-    curl -s "$base/v1/jobs/$id" >"$file" || true
-    st=$(jq -r '.status // empty' "$file" 2>/dev/null || true)
-    case "$st" in succeeded|failed|canceled) break ;; esac
-    sleep 0.1
-  done
-  echo "$st"
 }
 
 # check_hls CTX INPUT DIR [VCODEC]: DIR is an hls output for INPUT (video

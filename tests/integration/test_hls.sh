@@ -214,20 +214,14 @@ note "service: upload preset=hls, download over HTTP"
 W=$T/svc; D=$W/data; mkdir -p "$W"
 [ -d "$VIDQ_SRC/tests/support/node_modules/standardwebhooks" ] || {
   fail "the webhook receiver needs node packages: run tests/support/setup.sh"; finish; }
-PID= RPID=
-stop_server() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
-trap 'stop_server; [ -n "$RPID" ] && kill "$RPID" 2>/dev/null; lib_cleanup' EXIT
+RPID=
+trap '[ -n "$RPID" ] && kill "$RPID" 2>/dev/null; lib_cleanup' EXIT
 SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 coproc RECV { exec node "$VIDQ_SRC/tests/support/webhook_receiver.js" --secret "$SECRET" --log "$W/hooks.jsonl" --max-seconds 280; }
 RPID=$RECV_PID
 read -r -t 20 RPORT <&"${RECV[0]}" || true
 [[ "$RPORT" =~ ^[0-9]+$ ]] || { fail "webhook receiver did not start"; finish; }
-"$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$D" --port-file "$W/port" \
-  --max-concurrent 1 --webhook-secret "$SECRET" >"$W/server.out" 2>"$W/server.log" &
-PID=$!
-for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-if [ ! -s "$W/port" ]; then fail "server did not start: $(tail -c 300 "$W/server.log")"; finish; fi
-BASE=http://127.0.0.1:$(cat "$W/port")
+start_server "$W" "$D" --max-concurrent 1 --webhook-secret "$SECRET" || finish
 OUTS='[{"preset":"hls"},{"name":"f4","preset":"hls","segment_format":"fmp4","segment_seconds":2}]'
 code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$in720" -F "outputs=$OUTS" \
   -F "webhook_url=http://127.0.0.1:$RPORT/hook" "$BASE/v1/jobs")

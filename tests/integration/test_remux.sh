@@ -140,25 +140,13 @@ expect_no_output "bad auto_copy" "$T/bad.mp4"
 # ---- service: the job JSON says which streams were copied.
 note "service: job JSON outputs[].video.copied / audio.copied"
 W=$T/svc; D=$W/data; mkdir -p "$W"
-PID=
-stop_server() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
-trap 'stop_server; lib_cleanup' EXIT
-"$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$D" --port-file "$W/port" \
-  --max-concurrent 2 >"$W/server.out" 2>"$W/server.log" &
-PID=$!
-for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-if [ ! -s "$W/port" ]; then fail "server did not start: $(tail -c 300 "$W/server.log")"; finish; fi
-BASE=http://127.0.0.1:$(cat "$W/port")
+start_server "$W" "$D" --max-concurrent 2 || finish
 # job FILE ARGS...: upload, wait for the end, the job JSON in $W/job.json.
 job() {
-  local f=$1 st= code id
+  local f=$1
   shift
-  code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$f" "$@" "$BASE/v1/jobs")
-  [ "$code" = 202 ] || { fail "upload $f: HTTP $code $(head -c 300 "$W/up.json")"; return 1; }
-  id=$(jq -r '.id' "$W/up.json")
-  st=$(wait_job "$BASE" "$id" "$W/job.json" 60)
-  [ "$st" = succeeded ] || { fail "job $f: status '$st': $(head -c 400 "$W/job.json")"; return 1; }
-  curl -s -o "$W/dl.mp4" "$BASE/v1/jobs/$id/outputs/$(jq -r '.outputs[0].name' "$W/job.json")"
+  run_job "$W" "$f" 60 "$@" || return 1
+  curl -s -o "$W/dl.mp4" "$BASE/v1/jobs/$ID/outputs/$(jq -r '.outputs[0].name' "$W/job.json")"
 }
 if job "$T/in720pcm.mov" -F preset=mp4-720p -F preset=mp4-480p; then
   got=$(jq -r '[.outputs[] | "\(.name):\(.video.codec):\(.video.copied):\(.audio.codec):\(.audio.copied)"] | join(" ")' "$W/job.json")

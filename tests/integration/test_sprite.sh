@@ -121,15 +121,7 @@ expect_no_output "10010 tiles" "$T/many"
 # ---- service
 note "service: sprite outputs over HTTP"
 W=$T/svc; mkdir -p "$W"
-PID=
-stop_server() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
-trap 'stop_server; lib_cleanup' EXIT
-"$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$W/data" --port-file "$W/port" \
-  --max-concurrent 1 >"$W/server.out" 2>"$W/server.log" &
-PID=$!
-for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-if [ ! -s "$W/port" ]; then fail "server did not start: $(tail -c 300 "$W/server.log")"; finish; fi
-BASE=http://127.0.0.1:$(cat "$W/port")
+start_server "$W" "$W/data" --max-concurrent 1 || finish
 
 # bad specs: 400 invalid_output, nothing kept, the server goes on
 for spec in '{"name":"x","container":"sprite","sprite":{"interval_s":0}}' \
@@ -148,14 +140,8 @@ code=$(curl -s -o "$W/bad.json" -w '%{http_code}' -H 'Content-Type: video/mp4' -
 n=$(find "$W/data/inputs" "$W/data/outputs" -type f 2>/dev/null | wc -l)
 [ "$n" -eq 0 ] || fail "refused uploads left $n files in the data dir"
 
-code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$steps" -F preset=thumbnails-sprite \
-  -F 'outputs=[{"name":"fine","container":"sprite","video":{"width":96},"sprite":{"interval_s":1,"columns":4,"rows":2}}]' \
-  "$BASE/v1/jobs")
-[ "$code" = 202 ] || fail "upload: HTTP $code $(head -c 300 "$W/up.json")"
-ID=$(jq -r '.id // empty' "$W/up.json")
-st=$(wait_job "$BASE" "$ID" "$W/job.json" 30)
-if [ "$st" != succeeded ]; then fail "sprite job: status '$st': $(head -c 400 "$W/job.json")"
-else
+if run_job "$W" "$steps" 30 -F preset=thumbnails-sprite \
+  -F 'outputs=[{"name":"fine","container":"sprite","video":{"width":96},"sprite":{"interval_s":1,"columns":4,"rows":2}}]'; then
   for name in thumbnails-sprite fine; do
     o=$(jq -c --arg n "$name" '.outputs[] | select(.name == $n)' "$W/job.json")
     url=$(jq -r .url <<<"$o")

@@ -71,32 +71,13 @@ done
 
 # ---- service
 W=$T/svc; mkdir -p "$W"
-PID=
-stop_server() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
-trap 'stop_server; lib_cleanup' EXIT
-start_server() { # ARGS...
-  stop_server
-  rm -f "$W/port"
-  VIDQ_LOG_LEVEL=debug "$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$W/data" --port-file "$W/port" \
-    "$@" >"$W/server.out" 2>"$W/server.log" &
-  PID=$!
-  for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-  [ -s "$W/port" ] || { fail "server did not start: $(tail -c 300 "$W/server.log")"; return 1; }
-  BASE=http://127.0.0.1:$(cat "$W/port")
-}
+serve() { VIDQ_LOG_LEVEL=debug start_server "$W" "$W/data" "$@"; } # serve [ARGS...]
 # job ARGS...: upload $in with curl -F ARGS; wait for it; its id in ID.
-job() {
-  local code st=
-  code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$in" "$@" "$BASE/v1/jobs")
-  [ "$code" = 202 ] || { fail "upload: HTTP $code $(head -c 300 "$W/up.json")"; return 1; }
-  ID=$(jq -r .id "$W/up.json")
-  st=$(wait_job "$BASE" "$ID" "$W/job.json" 90)
-  [ "$st" = succeeded ] || { fail "job $ID: status '$st'"; return 1; }
-}
+job() { run_job "$W" "$in" 90 "$@"; }
 
 want=$((cores / 2)); [ "$want" -ge 1 ] || want=1
 note "service --max-concurrent 2 on $cores cores: $want thread(s) per job"
-if start_server --max-concurrent 2; then
+if serve --max-concurrent 2; then
   grep -q "cores=$cores job_threads=$want" "$W/server.log" ||
     fail "scheduler line: $(grep -m1 'scheduler started' "$W/server.log" || true)"
   if job -F preset=mp4-480p; then
@@ -122,7 +103,7 @@ if start_server --max-concurrent 2; then
   curl -sf "$BASE/healthz" >/dev/null || fail "server stopped answering after bad values"
 fi
 note "service --job-threads 3 --isolation thread"
-if start_server --max-concurrent 2 --job-threads 3 --isolation thread; then
+if serve --max-concurrent 2 --job-threads 3 --isolation thread; then
   grep -q "job_threads=3" "$W/server.log" || fail "--job-threads 3: $(grep -m1 'scheduler started' "$W/server.log" || true)"
   if job -F preset=mp4-480p; then
     grep -q "threads budget=3 " "$W/server.log" || fail "--job-threads 3 (thread isolation): budget not applied"

@@ -98,21 +98,8 @@ EOF
 # ---- service
 note "service: preset=thumbnail of the black-start clip"
 W=$T/svc; mkdir -p "$W"
-PID=
-stop_server() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
-trap 'stop_server; lib_cleanup' EXIT
-"$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$W/data" --port-file "$W/port" \
-  --max-concurrent 1 >"$W/server.out" 2>"$W/server.log" &
-PID=$!
-for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-if [ ! -s "$W/port" ]; then fail "server did not start: $(tail -c 300 "$W/server.log")"; finish; fi
-BASE=http://127.0.0.1:$(cat "$W/port")
-code=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$black" -F preset=thumbnail "$BASE/v1/jobs")
-[ "$code" = 202 ] || fail "upload: HTTP $code $(head -c 300 "$W/up.json")"
-ID=$(jq -r '.id // empty' "$W/up.json")
-st=$(wait_job "$BASE" "$ID" "$W/job.json" 30)
-if [ "$st" != succeeded ]; then fail "thumbnail job: status '$st': $(head -c 400 "$W/job.json")"
-else
+start_server "$W" "$W/data" --max-concurrent 1 || finish
+if run_job "$W" "$black" 30 -F preset=thumbnail; then
   url=$(jq -r '.outputs[0].url' "$W/job.json")
   [ "$(jq -r '.outputs[0].mime' "$W/job.json")" = image/jpeg ] || fail "job output mime: $(jq -c '.outputs[0]' "$W/job.json")"
   ct=$(curl -s -o "$W/poster.jpg" -w '%{http_code} %{content_type}' "$BASE$url")

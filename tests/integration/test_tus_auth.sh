@@ -16,17 +16,12 @@ CLIENT=$VIDQ_SRC/tests/support/tus_upload.js
 W=$(mktemp -d "$VIDQ_TEST_TMP/tus-auth-XXXXXX")
 D=$W/data
 KEY=k3y-$RANDOM$RANDOM
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null || true; }
+source "$(dirname "$0")/lib_serve.sh"
+cleanup() { stop_server; wait 2>/dev/null || true; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- server log"; tail -n 30 "$W/server.log" || true; exit 1; }
 
-"$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$D" --port-file "$W/port" \
-  --api-key "$KEY" >"$W/server.out" 2>"$W/server.log" &
-PID=$!
-for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-[ -s "$W/port" ] || fail "server did not start"
-BASE=http://127.0.0.1:$(cat "$W/port")
+start_server "$W" "$D" --api-key "$KEY"
 
 # discovery without the key
 st=$(curl -s -o /dev/null -D "$W/opt.h" -w '%{http_code}' -X OPTIONS "$BASE/v1/uploads/")

@@ -18,19 +18,13 @@ SRC=$VIDQ_MEDIA/h264_aac_640x360.mp4
 CLIENT=$VIDQ_SRC/tests/support/tus_upload.js
 W=$(mktemp -d "$VIDQ_TEST_TMP/tus-resume-XXXXXX")
 D=$W/data
-PID=
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null || true; }
+source "$(dirname "$0")/lib_serve.sh"
+cleanup() { stop_server; wait 2>/dev/null || true; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- server log"; tail -n 30 "$W"/server*.log || true; exit 1; }
 
 start() { # start the server on the data dir; sets PID, PORT, BASE
-  rm -f "$W/port"
-  "$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$D" --port-file "$W/port" \
-    --max-concurrent 1 "$@" >"$W/server.out" 2>>"$W/server$RUN.log" &
-  PID=$!
-  for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-  [ -s "$W/port" ] || fail "server did not start"
-  PORT=$(cat "$W/port"); BASE=http://127.0.0.1:$PORT
+  SERVER_LOG=$W/server$RUN.log start_server "$W" "$D" --max-concurrent 1 "$@"
 }
 RUN=1; start
 

@@ -20,18 +20,7 @@ command -v chromium >/dev/null || { fail "chromium is not installed (deploy/inst
 [ -d "$SUPPORT/node_modules/playwright-core" ] || { fail "playwright-core missing: run tests/support/setup.sh"; finish; }
 
 W=$T/svc; mkdir -p "$W"
-PID=
-stop_server() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
-trap 'stop_server; lib_cleanup' EXIT
-start_server() {
-  rm -f "$W/port"
-  "$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$W/data" --port-file "$W/port" \
-    --max-concurrent 1 "$@" >"$W/server.out" 2>"$W/server.log" &
-  PID=$!
-  for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-  [ -s "$W/port" ] || { fail "server did not start: $(tail -c 300 "$W/server.log")"; finish; }
-  BASE=http://127.0.0.1:$(cat "$W/port")
-}
+serve() { start_server "$W" "$W/data" --max-concurrent 1 "$@" || finish; } # serve [ARGS...]
 
 in=$VIDQ_MEDIA/h264_aac_640x360.mp4
 # browse CTX [web_page.js args]: run the browser; the played video must be
@@ -51,12 +40,12 @@ browse() {
 }
 
 note "open server: upload, EventSource progress, play"
-start_server
+serve
 browse "open server"
 stop_server
 
 note "server with --api-key: the page asks for the key, polls, plays a blob"
-start_server --api-key "browser-test-key"
+serve --api-key "browser-test-key"
 browse "keyed server" --key "browser-test-key"
 stop_server
 finish

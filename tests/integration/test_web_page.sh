@@ -12,18 +12,7 @@ source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built
 
 W=$T/svc; mkdir -p "$W"
-PID=
-stop_server() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
-trap 'stop_server; lib_cleanup' EXIT
-start_server() { # start_server [ARGS...]
-  rm -f "$W/port"
-  "$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$W/data" --port-file "$W/port" "$@" \
-    >"$W/server.out" 2>"$W/server.log" &
-  PID=$!
-  for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-  [ -s "$W/port" ] || { fail "server did not start: $(tail -c 300 "$W/server.log")"; finish; }
-  BASE=http://127.0.0.1:$(cat "$W/port")
-}
+serve() { start_server "$W" "$W/data" "$@" || finish; } # serve [ARGS...]
 
 # check_page CTX: GET / is the page.
 check_page() {
@@ -54,14 +43,14 @@ check_page() {
 }
 
 note "no API key"
-start_server
+serve
 check_page "open server"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v1/presets")
 [ "$code" = 200 ] || fail "open server: /v1/presets $code"
 stop_server
 
 note "with --api-key: the page loads without it, the API does not"
-start_server --api-key "k3y-for-the-page-test"
+serve --api-key "k3y-for-the-page-test"
 check_page "keyed server"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v1/presets")
 [ "$code" = 401 ] || fail "keyed server: /v1/presets without the key gave $code, want 401"
