@@ -385,13 +385,30 @@ static int presence_open(struct pg_store *st, char *err, size_t errlen)
     return STORE_OK;
 }
 
+/* The lease to renew with, or 0 once the store is closing. */
+static double heartbeat_lease(struct pg_store *st)
+{
+    pthread_mutex_lock(&st->lock);
+    double lease = st->stop ? 0 : st->lease;
+    pthread_mutex_unlock(&st->lock);
+    return lease;
+}
+
+/* Sleep lease / 4, or less when the lease changes or the store closes. */
+static void heartbeat_sleep(struct pg_store *st, double lease)
+{
+    struct timespec ts = clock_deadline(lease / 4);
+    pthread_mutex_lock(&st->lock);
+    if (!st->stop && st->lease == lease)
+        pthread_cond_timedwait(&st->wake, &st->lock, &ts);
+    pthread_mutex_unlock(&st->lock);
+}
+
 static void *heartbeat_main(void *arg)
 {
     struct pg_store *st = arg;
-    pthread_mutex_lock(&st->lock);
-    while (!st->stop) {
-        double lease = st->lease;
-        pthread_mutex_unlock(&st->lock);
+    double lease;
+    while ((lease = heartbeat_lease(st)) > 0) {
         if (!st->presence || PQstatus(st->presence) != CONNECTION_OK) {
             /* Lost (a database restart): the other nodes saw this node
              * die and may have requeued its jobs (its writes to them are
@@ -406,14 +423,8 @@ static void *heartbeat_main(void *arg)
         }
         if (!st->presence || node_renew(st->presence, st->node_id, lease) != STORE_OK)
             log_error("store: cannot renew the lease of node %s", st->node_id);
-        pthread_mutex_lock(&st->lock);
-        if (st->stop)
-            break;
-        struct timespec ts = clock_deadline(st->lease / 4);
-        if (st->lease == lease)
-            pthread_cond_timedwait(&st->wake, &st->lock, &ts);
+        heartbeat_sleep(st, lease);
     }
-    pthread_mutex_unlock(&st->lock);
     return NULL;
 }
 
