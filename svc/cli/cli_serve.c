@@ -27,7 +27,9 @@
 #include "common/log.h"
 #include "hooks/outbox.h"
 #include "http/http.h"
+#include "http/upload.h"
 #include "jobs/sched.h"
+#include "jobs/sweeper.h"
 #include "store/store.h"
 #include "jobs/worker.h"
 #include "jobs/zygote.h"
@@ -197,6 +199,7 @@ int cli_serve(int argc, char **argv)
     struct http_server *http = NULL;
     struct sched *sched = NULL;
     struct hook_outbox *hooks = NULL;
+    struct sweeper *sweeper = NULL;
     int port = 0;
 
     int rc = config_parse(&cfg, argc, argv, err, sizeof(err));
@@ -237,6 +240,8 @@ int cli_serve(int argc, char **argv)
     }
     /* PostgreSQL: several nodes may share the store and the data dir. */
     store_set_node_lease(st, cfg.node_lease);
+    store_set_retention(st, cfg.retention);
+    upload_set_max_ttl(cfg.max_retention);
     clean_tmp(cfg.data_dir, store_is_shared(st));
     if (store_requeue_running(st, on_requeued, cfg.data_dir) != STORE_OK) {
         fprintf(stderr, "vidq serve: cannot requeue interrupted jobs\n");
@@ -277,6 +282,10 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "vidq serve: cannot start the scheduler\n");
         goto out;
     }
+    struct sweeper_config wc = {.store = st, .sched = sched, .data_dir = cfg.data_dir,
+                                .records_s = cfg.retention_records};
+    if (sweeper_start(&wc, &sweeper) < 0)
+        goto out;
     if (http_listen(http, sched, &port) < 0) {
         fprintf(stderr, "vidq serve: cannot listen on %s:%d\n", cfg.listen_host,
                 cfg.listen_port);
@@ -304,6 +313,7 @@ int cli_serve(int argc, char **argv)
     ret = CLI_OK;
 out:
     sched_stop(sched, 0);
+    sweeper_stop(&sweeper); /* it reads the scheduler */
     /* The HTTP threads read the scheduler until they are gone. */
     http_destroy(&http);
     sched_free(&sched);

@@ -76,6 +76,12 @@ static const struct opt opts[] = {
     STR(sandbox, "strict (job and probe children sandboxed; refuse to start without seccomp) or off"),
     {"max-output-bytes", OPT_I64, offsetof(struct config, max_output_bytes), 0, 1, 1e15,
      "largest file a job may write (RLIMIT_FSIZE of its child; the job fails above)"},
+    {"retention", OPT_DOUBLE, offsetof(struct config, retention), 0, 1, 1e10,
+     "seconds a job's input and outputs are kept after it ends (uploads may ask less or more: ttl_s)"},
+    {"max-retention", OPT_DOUBLE, offsetof(struct config, max_retention), 0, 1, 1e10,
+     "the largest ttl_s an upload may ask, seconds"},
+    {"retention-records", OPT_DOUBLE, offsetof(struct config, retention_records), 0, 1, 1e10,
+     "seconds a job (and its webhook deliveries) stays readable after it ends; then 404"},
     {"port-file", OPT_STR, offsetof(struct config, port_file), sizeof(((struct config *)0)->port_file), 0, 0,
      "write the bound port number to this file once listening"},
 };
@@ -111,6 +117,9 @@ static void set_defaults(struct config *cfg)
     cfg->node_lease = 10;
     snprintf(cfg->sandbox, sizeof(cfg->sandbox), "strict");
     cfg->max_output_bytes = (int64_t)64 << 30;
+    cfg->retention = 7 * 86400;
+    cfg->max_retention = 30 * 86400;
+    cfg->retention_records = 30 * 86400;
 }
 
 static int parse_double(const char *s, double min, double max, double *out)

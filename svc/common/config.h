@@ -47,6 +47,9 @@ struct config {
     char port_file[1024];        /* --port-file: write the bound port here */
     char sandbox[16];            /* --sandbox strict|off: the children's sandbox */
     int64_t max_output_bytes;    /* --max-output-bytes: a job child's RLIMIT_FSIZE */
+    double retention;            /* --retention S: a job's files kept after it ends */
+    double max_retention;        /* --max-retention S: the largest ttl_s an upload may ask */
+    double retention_records;    /* --retention-records S: its row kept after it ends */
 };
 
 /* Result of config_parse besides 0: */

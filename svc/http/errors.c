@@ -25,6 +25,7 @@ static const struct {
     {"not_found", 404},
     {"method_not_allowed", 405},
     {"conflict", 409},
+    {"expired", 410},             /* retention: the job's files were deleted */
     {"unsupported_version", 412}, /* tus: Tus-Resumable */
     {"locked", 423},              /* tus: another request holds the upload */
     {"checksum_mismatch", 460},   /* tus: Upload-Checksum */

@@ -143,6 +143,10 @@ enum MHD_Result upload_handle(struct http_server *h, struct MHD_Connection *conn
                               struct request *rq, const char *upload_data,
                               size_t *upload_data_size);
 void upload_free(struct upload **pp);
+/* DELETE /v1/jobs/<id>/files (retention.c). */
+enum MHD_Result retention_delete_files(struct http_server *h, struct MHD_Connection *conn,
+                                       struct request *rq, const char *d, size_t *ds);
+
 enum MHD_Result outputs_handle(struct http_server *h, struct MHD_Connection *conn,
                                struct request *rq, const char *upload_data,
                                size_t *upload_data_size);

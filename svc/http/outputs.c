@@ -4,7 +4,8 @@
  * succeeded job's outputs are served (they are complete by then: the
  * library renames them into place). Paths never leave the job's folder.
  * A folder output (hls, sprite) serves its files by relative path, its
- * index file (master.m3u8, thumbnails.vtt) when none is given.
+ * index file (master.m3u8, thumbnails.vtt) when none is given. Once the
+ * job's files expired (retention) its outputs answer 410 expired.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -134,6 +136,16 @@ enum MHD_Result outputs_handle(struct http_server *h, struct MHD_Connection *con
     if (job->status != JOB_SUCCEEDED) {
         ret = http_fail(conn, "not_found", "output '%s' is not ready: the job is %s", name,
                         job_status_name(job->status));
+        goto out;
+    }
+    if (job_is_expired(job, job_now())) {
+        char when[40] = "";
+        time_t t = (time_t)job_expires_at(job);
+        struct tm tm;
+        if (t > 0 && gmtime_r(&t, &tm))
+            strftime(when, sizeof(when), " at %Y-%m-%dT%H:%M:%SZ", &tm);
+        ret = http_fail(conn, "expired", "the outputs of job %s expired%s and were deleted", id,
+                        when);
         goto out;
     }
     int is_folder = tc_container_is_folder(container);

@@ -237,6 +237,7 @@ static const struct route routes[] = {
     {"GET", "/v1/jobs/:id", h_status, 0},
     {"DELETE", "/v1/jobs/:id", h_cancel, 0},
     {"POST", "/v1/jobs/:id/cancel", h_cancel, 0},
+    {"DELETE", "/v1/jobs/:id/files", retention_delete_files, 0},
     {"GET", "/v1/jobs/:id/events", events_handle, 0},
     {"GET", "/v1/jobs/:id/outputs/:name", outputs_handle, 0},
     {"HEAD", "/v1/jobs/:id/outputs/:name", outputs_handle, 0},

@@ -243,7 +243,7 @@ int tus_options_from_meta(const struct tus_meta *m, struct upload_options *o,
                              struct api_error *e)
 {
     static const char *keys[] = {"filename", "preset",   "outputs", "webhook_url",
-                                 "metadata", "priority", "clip"};
+                                 "metadata", "priority", "clip",     "ttl_s"};
     memset(o, 0, sizeof(*o));
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         size_t len = 0;

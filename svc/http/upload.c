@@ -114,6 +114,10 @@ static int option_field(struct upload_options *o, const char *key, const char *d
         if (first)
             o->priority[0] = '\0';
         bad = append_fixed(o->priority, sizeof(o->priority), NULL, data, len);
+    } else if (strcmp(key, "ttl_s") == 0) {
+        if (first)
+            o->ttl_s[0] = '\0';
+        bad = append_fixed(o->ttl_s, sizeof(o->ttl_s), NULL, data, len);
     } else if (strcmp(key, "clip") == 0) {
         if (first)
             o->clip[0] = '\0';
@@ -221,6 +225,24 @@ bad:
 out:
     json_decref(c);
     return ret;
+}
+
+static double max_ttl_s = 30 * 86400;
+
+void upload_set_max_ttl(double max_s) { max_ttl_s = max_s; }
+
+/* The ttl_s asked for: 0 when none, -1 when it is not a number of
+ * seconds from 1 to --max-retention. */
+static double ttl_of(const struct upload_options *o)
+{
+    if (!o->ttl_s[0])
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(o->ttl_s, &end);
+    if (errno || end == o->ttl_s || *end || !(v >= 1 && v <= max_ttl_s))
+        return -1;
+    return v;
 }
 
 /* Parse and check the options; fills specs (n of them) and, if wanted,
@@ -352,6 +374,12 @@ static int check_options(const struct upload_options *o, struct tc_output_spec *
         }
         *priority = (int)v;
     }
+    if (ttl_of(o) < 0) {
+        api_error_set(e, "bad_request",
+                      "ttl_s must be a number of seconds from 1 to %.0f (--max-retention)",
+                      max_ttl_s);
+        goto out;
+    }
     if (o->metadata && *o->metadata) {
         meta = json_loads(o->metadata, 0, NULL);
         if (!json_is_object(meta)) {
@@ -464,6 +492,7 @@ int upload_record_failed(struct http_server *h, const struct upload_options *o, 
         json_object_set_new(in, "audio", json_null());
     }
     job.priority = priority;
+    job.ttl_s = ttl_of(o) > 0 ? ttl_of(o) : h->cfg->retention;
     job.input_json = in ? json_dumps(in, JSON_COMPACT) : NULL;
     job.outputs_json = outputs_json ? outputs_json : strdup("[]");
     outputs_json = NULL;
@@ -559,6 +588,7 @@ int upload_submit(struct http_server *h, const char *tmp_path, const struct uplo
     job.metadata_json = strdup(o->metadata && *o->metadata ? o->metadata : "{}");
     job.webhook_url = o->webhook_url && *o->webhook_url ? strdup(o->webhook_url) : NULL;
     job.priority = priority;
+    job.ttl_s = ttl_of(o) > 0 ? ttl_of(o) : h->cfg->retention;
     if (job_input_path(input_path, sizeof(input_path), h->cfg->data_dir, job.id) < 0 ||
         !(job.input_path = strdup(input_path)) || !job.input_json || !job.metadata_json) {
         api_error_set(e, "internal_error", "out of memory");

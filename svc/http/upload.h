@@ -32,7 +32,12 @@ struct upload_options {
     char clip[UPLOAD_CLIP_MAX];          /* "clip" JSON text ({"start_s": f,
                                           * "end_s": f}) or "S-E"; "" = none */
     char job_id[JOB_ID_SIZE];            /* "": a new id; else this one (tus) */
+    char ttl_s[32];                      /* "" = --retention (README "Retention") */
 };
+
+/* The largest ttl_s an upload may ask (--max-retention); set once before
+ * the HTTP threads start. */
+void upload_set_max_ttl(double max_s);
 
 /* Free the owned strings of o. */
 void upload_options_clear(struct upload_options *o);
@@ -43,7 +48,7 @@ int upload_options_from_query(struct MHD_Connection *conn, struct upload_options
                               struct api_error *e);
 
 /* Set one option by name (filename, preset, outputs, webhook_url, metadata,
- * priority, clip; others ignored) from a value of len bytes. Returns 0 or -1
+ * priority, clip, ttl_s; others ignored) from a value of len bytes. Returns 0 or -1
  * with e filled (over its cap). */
 int upload_options_set(struct upload_options *o, const char *key, const char *value, size_t len,
                        struct api_error *e);

@@ -78,6 +78,16 @@ struct sjob *sched_find(struct sched *s, const char *id)
     return NULL;
 }
 
+/* sched_find(), but a finished job whose files expired is left to the store,
+ * which knows whether it was swept or forgotten since (retention). */
+static struct sjob *find_unexpired(struct sched *s, const char *id)
+{
+    struct sjob *j = sched_find(s, id);
+    if (j && j->in_finished && job_is_expired(&j->job, job_now()))
+        return NULL;
+    return j;
+}
+
 static void hash_insert(struct sched *s, struct sjob *j)
 {
     unsigned h = hash_id(j->job.id);
@@ -995,7 +1005,7 @@ int sched_job_json_status(struct sched *s, const char *id, char **json, size_t *
 {
     int ret;
     pthread_mutex_lock(&s->lock);
-    struct sjob *j = sched_find(s, id);
+    struct sjob *j = find_unexpired(s, id);
     if (j) {
         if (status)
             *status = j->job.status;
@@ -1017,7 +1027,7 @@ int sched_job_json_status(struct sched *s, const char *id, char **json, size_t *
     ret = sched_dump_stored(s, job, pos, json, json_len);
     /* Keep it for the next read if it ended (active ones are always in
      * memory; one missing here is being submitted right now). */
-    if (job_status_is_final(job->status)) {
+    if (job_status_is_final(job->status) && !job_is_expired(job, job_now())) {
         pthread_mutex_lock(&s->lock);
         if (!sched_find(s, id)) {
             struct sjob *j2 = sjob_new(s, job);
@@ -1040,7 +1050,7 @@ int sched_job_json(struct sched *s, const char *id, char **json, size_t *json_le
 int sched_job_get(struct sched *s, const char *id, struct job **out)
 {
     pthread_mutex_lock(&s->lock);
-    struct sjob *j = sched_find(s, id);
+    struct sjob *j = find_unexpired(s, id);
     if (j) {
         struct job *copy = calloc(1, sizeof(*copy));
         int ok = copy && job_copy(copy, &j->job) == 0;
@@ -1155,6 +1165,22 @@ static int list_one(void *opaque, const struct job *job)
     c->last_seq = job->seq;
     c->n++;
     return 0;
+}
+
+struct store *sched_store(struct sched *s) { return s->st; }
+
+void sched_forget(struct sched *s, const char *id)
+{
+    pthread_mutex_lock(&s->lock);
+    struct sjob *j = sched_find(s, id);
+    if (j && j->in_finished) {
+        list_unlink(&s->finished, j);
+        hash_remove(s, j);
+    } else {
+        j = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    sjob_free(j);
 }
 
 int sched_list(struct sched *s, int status, int64_t before_seq, int limit, char **json,

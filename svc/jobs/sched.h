@@ -117,4 +117,11 @@ struct sched_metrics {
 /* A snapshot of the counters for /metrics. */
 void sched_get_metrics(struct sched *s, struct sched_metrics *m);
 
+/* Drop finished job id from memory (its files were deleted or its row
+ * forgotten: retention), so the next read is the store's. */
+void sched_forget(struct sched *s, const char *id);
+
+/* The store the scheduler was started with (borrowed). */
+struct store *sched_store(struct sched *s);
+
 #endif

@@ -32,7 +32,11 @@
 #define JOB_COLUMNS                                                                          \
     "seq, id, status, priority, created_at, started_at, finished_at, attempts, input_path, " \
     "input_json, outputs_json, results_json, metadata_json, webhook_url, p_percent, "        \
-    "p_out_time, p_frames, p_fps, p_speed, p_eta, error_code, error_message"
+    "p_out_time, p_frames, p_fps, p_speed, p_eta, error_code, error_message, ttl_s, "        \
+    "expires_at, expired"
+
+/* Columns of jobs after the JOB_COLUMNS (a query's extra column). */
+enum { JOB_NCOLUMNS = 25 };
 
 /* The columns of a delivery row (row_to_delivery). */
 #define DELIVERY_COLUMNS                                                                  \
@@ -57,7 +61,8 @@
     " p_percent " REAL " NOT NULL DEFAULT 0, p_out_time " REAL " NOT NULL DEFAULT 0,"      \
     " p_frames " I64 " NOT NULL DEFAULT 0, p_fps " REAL " NOT NULL DEFAULT 0,"             \
     " p_speed " REAL " NOT NULL DEFAULT 0, p_eta " REAL " NOT NULL DEFAULT -1,"            \
-    " error_code TEXT, error_message TEXT" JOBS_MORE ");"                                  \
+    " error_code TEXT, error_message TEXT, ttl_s " REAL ", expires_at " REAL ","           \
+    " expired INTEGER NOT NULL DEFAULT 0" JOBS_MORE ");"                                   \
     "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"           \
     "CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs(status, seq);"                     \
     "CREATE TABLE IF NOT EXISTS webhooks (" WEBHOOKS_FIRST                                  \
@@ -78,6 +83,17 @@
     " outcome TEXT NOT NULL);"                                                             \
     "CREATE INDEX IF NOT EXISTS hook_attempts_delivery ON hook_attempts(delivery_seq, attempt);"
 
+/* Retention (store.c's DESIGN): the columns a store made before them
+ * lacks (a driver adds each one that is missing, in its dialect: "ALTER
+ * TABLE jobs ADD COLUMN " name " " type), then the indexes of the sweeper's
+ * two batch queries, run after those columns exist. The change is
+ * additive: an older vidq still reads and writes the store. */
+#define STORE_RETENTION_COLUMNS(REAL) \
+    {"ttl_s", REAL}, {"expires_at", REAL}, {"expired", "INTEGER NOT NULL DEFAULT 0"}
+#define STORE_RETENTION_INDEXES                                                            \
+    "CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs(expired, expires_at);"                 \
+    "CREATE INDEX IF NOT EXISTS jobs_records ON jobs(expired, finished_at);"
+
 /* The statements store.c runs. The parameters each one gets are listed;
  * a backend's text may leave out the ones it does not need (SQLite has no
  * node), but PostgreSQL's text must use every one it is given. Statements
@@ -87,7 +103,7 @@ enum store_sql {
     SQL_BEGIN_READ,         /* a read-only snapshot; NULL: reads run without one */
     SQL_COMMIT,
     SQL_ROLLBACK,
-    SQL_JOB_INSERT,         /* $1 id .. $12 error_message; returns seq */
+    SQL_JOB_INSERT,         /* $1 id .. $12 error_message, $13 ttl_s; returns seq */
     SQL_JOB_CLAIM,          /* $1 now, $2 node; returns JOB_COLUMNS or no row */
     SQL_JOB_PROGRESS,       /* $1..$6 progress, $7 id, $8 node */
     SQL_JOB_FINISH,         /* $1 status, $2 now, $3 code, $4 message, $5 results,
@@ -122,6 +138,15 @@ enum store_sql {
     SQL_WEBHOOK_INSERT,     /* $1 id, $2 job id, $3 url, $4 events, $5 created_at */
     SQL_WEBHOOK_LIST,       /* $1 job id or NULL; id, job_id, url, events, created_at */
     SQL_WEBHOOK_DELETE,     /* $1 id */
+    SQL_JOB_SET_EXPIRY,     /* $1 id, $2 default ttl: expires_at of a job that ended */
+    SQL_EXPIRY_BACKFILL,    /* $1 default ttl, $2 limit: the same, rows from before it */
+    SQL_EXPIRY_DUE,         /* $1 now, $2 limit; returns id, input_path */
+    SQL_JOB_EXPIRE,         /* $1 id, $2 now: files gone */
+    SQL_RECORDS_DUE,        /* $1 finished before, $2 limit; returns ids */
+    SQL_RECORD_DEL_ATTEMPTS, /* $1 job id (the four: one job's rows) */
+    SQL_RECORD_DEL_DELIVERIES,
+    SQL_RECORD_DEL_WEBHOOKS,
+    SQL_RECORD_DEL_JOB,
     SQL_N
 };
 
@@ -206,6 +231,7 @@ enum { STORE_POOL_MAX = 16 };
  * connections (at most STORE_POOL_MAX; a call borrows one for its length). */
 struct store {
     const struct store_driver *drv;
+    double retention_s; /* store_set_retention */
     pthread_mutex_t pool_lock;
     void *idle[STORE_POOL_MAX];
     int n_idle;

@@ -258,9 +258,27 @@ json_t *job_to_json(const struct job *job, long queue_position)
         "finished_at", time_json(job->finished_at), "attempts", job->attempts, "input",
         parse_or(job->input_json, json_object()), "outputs", outputs_to_json(job), "error", error,
         "metadata", parse_or(job->metadata_json, json_object()));
-    if (obj)
+    if (obj) {
         json_object_set_new(obj, "priority", json_integer(job->priority));
+        json_object_set_new(obj, "expires_at", time_json(job_expires_at(job)));
+        json_object_set_new(obj, "expired", json_boolean(job_is_expired(job, job_now())));
+    }
     return obj;
+}
+
+double job_expires_at(const struct job *job)
+{
+    if (job->expires_at > 0)
+        return job->expires_at;
+    if (job->finished_at > 0 && job->ttl_s > 0)
+        return job->finished_at + job->ttl_s;
+    return 0;
+}
+
+int job_is_expired(const struct job *job, double now)
+{
+    double at = job_expires_at(job);
+    return job->expired || (at > 0 && now >= at);
 }
 
 static int fit(int n, size_t cap) { return n < 0 || (size_t)n >= cap ? -1 : 0; }

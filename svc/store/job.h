@@ -41,6 +41,12 @@ struct job {
     struct job_progress progress;
     char *error_code;       /* NULL unless failed */
     char *error_message;
+    /* Retention (README "Retention"): ttl_s is how long the files are
+     * kept after the job ends (the upload's ttl_s or --retention; 0 =
+     * the server's default); expires_at is set by the store when the job
+     * ends (0 = null); expired = 1 once its files were deleted. */
+    double ttl_s, expires_at;
+    int expired;
 };
 
 /* "queued", ... ; job_status_parse gives -1 for an unknown name. */
@@ -65,6 +71,13 @@ void job_free(struct job **pp);
 
 /* Deep copy of src into dst (dst's old content is not freed). -1 on OOM. */
 int job_copy(struct job *dst, const struct job *src);
+
+/* When job's files expire (Unix s): expires_at, or finished_at + ttl_s
+ * for a job that ended in memory; 0 = not (yet) known. */
+double job_expires_at(const struct job *job);
+
+/* 1 if job's files are gone or due to go at now (its outputs answer 410). */
+int job_is_expired(const struct job *job, double now);
 
 /* The API's job object. queue_position is 1-based, <= 0 renders null.
  * Returns a new reference, NULL on out-of-memory. */

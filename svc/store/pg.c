@@ -101,6 +101,11 @@ static const char schema_sql[] =
                  ", node_id TEXT, cancel_requested BOOLEAN NOT NULL DEFAULT false",
                  " seq BIGINT GENERATED ALWAYS AS IDENTITY,", ", claimed_by TEXT")
     "CREATE INDEX IF NOT EXISTS jobs_running_node ON jobs(node_id) WHERE status = 'running';"
+    /* Retention, added to a store made before it (additive: version 1). */
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS ttl_s DOUBLE PRECISION,"
+    " ADD COLUMN IF NOT EXISTS expires_at DOUBLE PRECISION,"
+    " ADD COLUMN IF NOT EXISTS expired INTEGER NOT NULL DEFAULT 0;"
+    STORE_RETENTION_INDEXES
     "CREATE TABLE IF NOT EXISTS nodes ("
     " id TEXT PRIMARY KEY, started_at DOUBLE PRECISION NOT NULL,"
     " alive_until DOUBLE PRECISION NOT NULL);";

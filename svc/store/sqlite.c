@@ -86,6 +86,26 @@ static sqlite3 *conn_open(const char *path, char *err, size_t errlen)
     return db;
 }
 
+/* A store made before retention gets its columns (SQLite 3.40 has no ADD
+ * COLUMN IF NOT EXISTS: a column already there is the one error let
+ * through), then the sweeper's indexes. */
+static int add_retention(sqlite3 *db, char **msg)
+{
+    static const struct {
+        const char *name, *type;
+    } cols[] = {STORE_RETENTION_COLUMNS("REAL")};
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+        char sql[160];
+        snprintf(sql, sizeof(sql), "ALTER TABLE jobs ADD COLUMN %s %s", cols[i].name, cols[i].type);
+        int rc = sqlite3_exec(db, sql, NULL, NULL, msg);
+        if (rc != SQLITE_OK && !(*msg && strstr(*msg, "duplicate column")))
+            return rc;
+        sqlite3_free(*msg);
+        *msg = NULL;
+    }
+    return sqlite3_exec(db, STORE_RETENTION_INDEXES, NULL, NULL, msg);
+}
+
 static void *sq_conn_open(struct store *base)
 {
     struct sqlite_store *st = (struct sqlite_store *)base;
@@ -126,7 +146,8 @@ static int sq_open(const char *url, struct store **out, char *err, size_t errlen
     db = conn_open(st->path, err, errlen);
     if (!db)
         goto out;
-    if (sqlite3_exec(db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(db, schema_sql, NULL, NULL, &msg) != SQLITE_OK ||
+        add_retention(db, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "cannot create the schema in %s: %s", st->path, msg ? msg : "?");
         goto out;
     }

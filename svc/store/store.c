@@ -61,8 +61,8 @@ static const char *const portable_sql[SQL_N] = {
     [SQL_ROLLBACK] = "ROLLBACK",
     [SQL_JOB_INSERT] = "INSERT INTO jobs (id, status, priority, created_at, finished_at, "
                        "attempts, input_path, input_json, outputs_json, metadata_json, "
-                       "webhook_url, error_code, error_message) "
-                       "VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12) "
+                       "webhook_url, error_code, error_message, ttl_s) "
+                       "VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13) "
                        "RETURNING seq",
     [SQL_JOB_CANCEL_QUEUED] = "UPDATE jobs SET status = 'canceled', finished_at = $1 "
                               "WHERE id = $2 AND status = 'queued'",
@@ -107,6 +107,26 @@ static const char *const portable_sql[SQL_N] = {
     [SQL_WEBHOOK_INSERT] = "INSERT INTO webhooks (id, job_id, url, events, created_at) "
                            "VALUES ($1, $2, $3, $4, $5)",
     [SQL_WEBHOOK_DELETE] = "DELETE FROM webhooks WHERE id = $1 AND job_id IS NULL",
+    [SQL_JOB_SET_EXPIRY] = "UPDATE jobs SET expires_at = finished_at + COALESCE(ttl_s, $2) "
+                           "WHERE id = $1 AND finished_at IS NOT NULL AND expires_at IS NULL",
+    [SQL_EXPIRY_BACKFILL] =
+        "UPDATE jobs SET expires_at = finished_at + COALESCE(ttl_s, $1) WHERE id IN (SELECT id "
+        "FROM jobs WHERE expired = 0 AND expires_at IS NULL AND finished_at IS NOT NULL "
+        "LIMIT $2)",
+    [SQL_EXPIRY_DUE] = "SELECT id, input_path FROM jobs WHERE expired = 0 AND expires_at <= $1 "
+                       "ORDER BY expires_at LIMIT $2",
+    [SQL_JOB_EXPIRE] = "UPDATE jobs SET expired = 1, expires_at = CASE WHEN expires_at IS NULL "
+                       "OR expires_at > $2 THEN $2 ELSE expires_at END WHERE id = $1 AND "
+                       "status IN ('succeeded', 'failed', 'canceled')",
+    /* Not while a delivery of the job is still being tried. */
+    [SQL_RECORDS_DUE] = "SELECT id FROM jobs j WHERE expired = 1 AND finished_at < $1 AND NOT "
+                        "EXISTS (SELECT 1 FROM hook_deliveries d WHERE d.job_id = j.id AND "
+                        "d.state = 'pending') ORDER BY finished_at LIMIT $2",
+    [SQL_RECORD_DEL_ATTEMPTS] = "DELETE FROM hook_attempts WHERE delivery_seq IN (SELECT seq "
+                                "FROM hook_deliveries WHERE job_id = $1)",
+    [SQL_RECORD_DEL_DELIVERIES] = "DELETE FROM hook_deliveries WHERE job_id = $1",
+    [SQL_RECORD_DEL_WEBHOOKS] = "DELETE FROM webhooks WHERE job_id = $1",
+    [SQL_RECORD_DEL_JOB] = "DELETE FROM jobs WHERE id = $1 AND expired = 1",
 };
 
 /* Names for the log. */
@@ -127,7 +147,11 @@ static const char *const sql_name[SQL_N] = {
     [SQL_DELIVERY_LIST] = "delivery list", [SQL_ATTEMPT_INSERT] = "record delivery attempt",
     [SQL_DELIVERY_UPDATE] = "record delivery state", [SQL_ATTEMPT_LIST] = "attempt list",
     [SQL_WEBHOOK_INSERT] = "insert webhook", [SQL_WEBHOOK_LIST] = "webhook list",
-    [SQL_WEBHOOK_DELETE] = "webhook delete",
+    [SQL_WEBHOOK_DELETE] = "webhook delete", [SQL_JOB_SET_EXPIRY] = "set expiry",
+    [SQL_EXPIRY_BACKFILL] = "expiry backfill", [SQL_EXPIRY_DUE] = "expiry due",
+    [SQL_JOB_EXPIRE] = "expire", [SQL_RECORDS_DUE] = "records due",
+    [SQL_RECORD_DEL_ATTEMPTS] = "delete attempts", [SQL_RECORD_DEL_DELIVERIES] = "delete deliveries",
+    [SQL_RECORD_DEL_WEBHOOKS] = "delete webhooks", [SQL_RECORD_DEL_JOB] = "delete job",
 };
 
 const char *store_strerror(int code)
@@ -203,6 +227,9 @@ static int row_to_job(const struct store_row *r, struct job *job)
     job->progress.eta_s = col_num(r, 19);
     bad |= col_dup(r, 20, &job->error_code);
     bad |= col_dup(r, 21, &job->error_message);
+    job->ttl_s = col_num(r, 22);
+    job->expires_at = col_num(r, 23);
+    job->expired = col_i64(r, 24) != 0;
     if (bad) {
         job_clear(job);
         return STORE_ENOMEM;
@@ -283,6 +310,7 @@ static int q(struct call *k, enum store_sql id, const struct store_params *p, st
 void store_pool_init(struct store *st, const struct store_driver *drv)
 {
     st->drv = drv;
+    st->retention_s = STORE_RETENTION_DEFAULT_S;
     st->n_idle = 0;
     pthread_mutex_init(&st->pool_lock, NULL);
 }
@@ -394,7 +422,7 @@ static int update_one(struct call *k, enum store_sql id, const struct store_para
 static int get_job(struct call *k, enum store_sql id, const struct store_params *p,
                    struct job **out, int64_t *extra)
 {
-    struct one_job o = {NULL, 0, extra ? 22 : -1, 0};
+    struct one_job o = {NULL, 0, extra ? JOB_NCOLUMNS : -1, 0};
     int rc = q(k, id, p, keep_job, &o, NULL);
     if (rc == STORE_OK && !o.found)
         rc = STORE_ENOTFOUND;
@@ -530,7 +558,8 @@ static int job_status_of(struct call *k, enum store_sql id, const char *job_id, 
     return q(k, id, &p, keep_text, status, NULL);
 }
 
-/* After a transition of job_id: queue its final event if it just ended. */
+/* After a transition of job_id: if it just ended, its expires_at
+ * (finished_at + its ttl_s or the store's default) and its final event. */
 static int after_transition(struct call *k, const char *job_id)
 {
     char *status = NULL;
@@ -538,6 +567,10 @@ static int after_transition(struct call *k, const char *job_id)
     int event = hook_event_for_status(status);
     free(status);
     if (ret != STORE_OK || !event)
+        return ret;
+    struct store_params p = {{sp_text(job_id), sp_double(k->st->retention_s)}};
+    ret = q(k, SQL_JOB_SET_EXPIRY, &p, NULL, NULL, NULL);
+    if (ret != STORE_OK)
         return ret;
     return enqueue(k, job_id, event);
 }
@@ -588,7 +621,9 @@ static int insert_job(struct call *k, struct job *job, enum job_status status,
                               sp_text(job->outputs_json ? job->outputs_json : "[]"),
                               sp_text(job->metadata_json ? job->metadata_json : "{}"),
                               sp_text(job->webhook_url), sp_text(error_code),
-                              sp_text(error_message)}};
+                              sp_text(error_message), sp_null()}};
+    if (job->ttl_s > 0)
+        p.v[12] = sp_double(job->ttl_s);
     if (finished > 0)
         p.v[4] = sp_double(finished);
     int rc = q(k, SQL_JOB_INSERT, &p, keep_i64, &seq, NULL);
@@ -1060,4 +1095,110 @@ int store_delivery_list(struct store *st, const char *job_id,
     if (ret == STORE_OK)
         ret = q(&k, SQL_ATTEMPT_LIST, &p, attempt_row, &dw, NULL);
     return call_end(&k, ret);
+}
+
+/* ---------------------------------------------------------- retention */
+
+void store_set_retention(struct store *st, double seconds)
+{
+    st->retention_s = seconds >= 1 ? seconds : STORE_RETENTION_DEFAULT_S;
+}
+
+int store_expiry_backfill(struct store *st, int limit, int64_t *changed)
+{
+    struct store_params p = {{sp_double(st->retention_s), sp_i64(limit)}};
+    *changed = 0;
+    return run_one(st, SQL_EXPIRY_BACKFILL, &p, NULL, NULL, changed);
+}
+
+struct due {
+    struct ids ids;
+    char **paths; /* parallel to ids.id */
+    size_t pcap;
+};
+
+static int add_due(void *opaque, const struct store_row *r)
+{
+    struct due *d = opaque;
+    size_t n = d->ids.n;
+    if (add_id(&d->ids, r) || d->ids.n == n)
+        return 1;
+    if (d->pcap < d->ids.cap) {
+        char **grown = realloc(d->paths, d->ids.cap * sizeof(*grown));
+        if (!grown) {
+            d->ids.n = n; /* the id has no path slot */
+            d->ids.nomem = 1;
+            return 1;
+        }
+        d->paths = grown;
+        d->pcap = d->ids.cap;
+    }
+    const char *path = col_text(r, 1);
+    d->paths[n] = path ? strdup(path) : NULL;
+    if (path && !d->paths[n]) {
+        d->ids.nomem = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int store_expiry_due(struct store *st, double now, int limit,
+                     void (*fn)(void *opaque, const char *id, const char *input_path),
+                     void *opaque)
+{
+    struct due d = {{0}, NULL, 0};
+    struct store_params p = {{sp_double(now), sp_i64(limit)}};
+    int ret = run_one(st, SQL_EXPIRY_DUE, &p, add_due, &d, NULL);
+    if (ret == STORE_OK && d.ids.nomem)
+        ret = STORE_ENOMEM;
+    for (size_t i = 0; i < d.ids.n; i++) {
+        if (ret == STORE_OK)
+            fn(opaque, d.ids.id[i], d.paths[i]);
+        free(d.paths[i]);
+    }
+    free(d.paths);
+    free(d.ids.id);
+    return ret;
+}
+
+int store_job_expire(struct store *st, const char *id, double now)
+{
+    struct call k;
+    struct store_params p = {{sp_text(id), sp_double(now)}};
+    int ret = call_begin(st, &k, SQL_N);
+    if (ret == STORE_OK)
+        ret = update_one(&k, SQL_JOB_EXPIRE, &p, id);
+    return call_end(&k, ret);
+}
+
+int store_records_purge(struct store *st, double before, int limit, int64_t *deleted)
+{
+    static const enum store_sql order[] = {SQL_RECORD_DEL_ATTEMPTS, SQL_RECORD_DEL_DELIVERIES,
+                                           SQL_RECORD_DEL_WEBHOOKS, SQL_RECORD_DEL_JOB};
+    struct call k;
+    struct ids ids = {0};
+    struct store_params p = {{sp_double(before), sp_i64(limit)}};
+    *deleted = 0;
+    /* The candidates outside the transaction (a read); each DELETE below
+     * re-checks what it needs (the job row only while expired), so a row
+     * another node deleted in between is simply not there any more. */
+    int ret = run_one(st, SQL_RECORDS_DUE, &p, add_id, &ids, NULL);
+    if (ret == STORE_OK && ids.nomem)
+        ret = STORE_ENOMEM;
+    if (ret != STORE_OK || ids.n == 0)
+        goto out;
+    ret = call_begin(st, &k, SQL_BEGIN);
+    for (size_t i = 0; ret == STORE_OK && i < ids.n; i++) {
+        struct store_params one = {{sp_text(ids.id[i])}};
+        int64_t changed = 0;
+        for (size_t j = 0; ret == STORE_OK && j < sizeof(order) / sizeof(order[0]); j++)
+            ret = q(&k, order[j], &one, NULL, NULL, &changed);
+        *deleted += changed; /* the job row's DELETE, the last */
+    }
+    ret = call_end(&k, ret);
+    if (ret != STORE_OK)
+        *deleted = 0;
+out:
+    free(ids.id);
+    return ret;
 }

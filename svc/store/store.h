@@ -229,4 +229,40 @@ int store_delivery_list(struct store *st, const char *job_id,
                         int (*fn_attempt)(void *opaque, const struct store_attempt *a),
                         void *opaque);
 
+/* ---------------------------------------------------------- retention
+ * A job's files are kept for its ttl_s (given at upload; NULL in the row:
+ * the store's default, store_set_retention) after it ends: the
+ * transition that ends it sets expires_at = finished_at + ttl in the same
+ * transaction. The sweeper (jobs/sweeper.h) deletes the files of due jobs
+ * and marks them expired, then later deletes the rows of expired jobs.
+ * Every call here is one short statement or one small transaction, and
+ * each is idempotent, so several nodes may sweep one shared store at once
+ * (two of them deleting the same files or rows is harmless). */
+
+enum { STORE_RETENTION_DEFAULT_S = 7 * 86400 };
+
+/* The ttl of jobs that carry none (default 7 days). Call before threads
+ * use the store. */
+void store_set_retention(struct store *st, double seconds);
+
+/* Set expires_at of at most limit ended jobs that have none (rows written
+ * before retention existed); *changed receives how many. */
+int store_expiry_backfill(struct store *st, int limit, int64_t *changed);
+
+/* Call fn with the id and input path (borrowed for the call; may be NULL)
+ * of at most limit jobs whose expires_at is <= now and that are not
+ * expired yet, soonest first, after the read (no connection held). */
+int store_expiry_due(struct store *st, double now, int limit,
+                     void (*fn)(void *opaque, const char *id, const char *input_path),
+                     void *opaque);
+
+/* Mark an ended job expired (its files are gone), expires_at = now if it
+ * was later. STORE_ECONFLICT if the job has not ended, STORE_ENOTFOUND. */
+int store_job_expire(struct store *st, const char *id, double now);
+
+/* Forget at most limit expired jobs that ended before `before` and have no
+ * delivery still being tried: their attempts, deliveries, registrations
+ * and row, in one transaction. *deleted receives how many jobs. */
+int store_records_purge(struct store *st, double before, int limit, int64_t *deleted);
+
 #endif
