@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 enum { ROUND_BATCHES = 10, TMP_LEFTOVER_AGE_S = 3600, BACKFILL_BATCH = 500 };
@@ -159,15 +160,13 @@ static int run_round(const struct sweeper_config *cfg, int *backfilled, struct s
             *backfilled = 1;
     }
     for (int i = 0; i < ROUND_BATCHES; i++) {
-        struct expire_ctx x = {cfg, 0, 0, 0};
-        x.now = job_now();
-        int64_t before = x.n;
+        struct expire_ctx x = {cfg, job_now(), 0, 0};
         rc = store_expiry_due(cfg->store, x.now, batch, expire_one, &x);
         c->expired += x.n;
         if (rc != STORE_OK)
             return rc;
-        if (x.failed || x.n - before < batch)
-            break;
+        if (x.failed || x.n < batch)
+            break; /* nothing more due (or a failure: next round) */
     }
     for (int i = 0; i < ROUND_BATCHES; i++) {
         int64_t deleted = 0;
@@ -204,11 +203,7 @@ static void *sweeper_main(void *arg)
         int rc = run_round(&sw->cfg, &sw->backfilled, &c);
         if (rc != STORE_OK)
             log_warn("retention: sweep failed: %s (tried again)", store_strerror(rc));
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        double t = (double)until.tv_sec + until.tv_nsec / 1e9 + interval;
-        until.tv_sec = (time_t)t;
-        until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
+        struct timespec until = clock_deadline(interval);
         pthread_mutex_lock(&sw->lock);
         while (!sw->stop && pthread_cond_timedwait(&sw->wake, &sw->lock, &until) == 0)
             ;
