@@ -84,8 +84,9 @@ enum { JOB_NCOLUMNS = 25 };
     "CREATE INDEX IF NOT EXISTS hook_attempts_delivery ON hook_attempts(delivery_seq, attempt);"
 
 /* Retention (store.c's DESIGN): the columns a store made before them
- * lacks (a driver adds each one that is missing, in its dialect: "ALTER
- * TABLE jobs ADD COLUMN " name " " type), then the indexes of the sweeper's
+ * lacks (a driver adds each one that is missing, in its dialect: SQLite
+ * from this list, PostgreSQL with ADD COLUMN IF NOT EXISTS), then the
+ * indexes of the sweeper's
  * two batch queries, run after those columns exist. The change is
  * additive: an older vidq still reads and writes the store. */
 #define STORE_RETENTION_COLUMNS(REAL) \

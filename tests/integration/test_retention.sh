@@ -131,8 +131,17 @@ done
 note "a crash mid-sweep: the due job is finished off, the others keep their files"
 start_server --retention 4 --max-retention 1000 || finish
 upload "$in" thumbnail; C=$ID
-upload "$in" thumbnail -F "ttl_s=600"; K=$ID
-wait_final "$C" >/dev/null; wait_final "$K" >/dev/null
+# K through tus (creation-with-upload), its ttl_s in the metadata
+curl -s -D "$W/tus.h" -o /dev/null -X POST -H 'Tus-Resumable: 1.0.0' \
+  -H "Upload-Length: $(stat -c %s "$in")" -H 'Content-Type: application/offset+octet-stream' \
+  -H "Upload-Metadata: filename $(b64 k.mp4),preset $(b64 thumbnail),ttl_s $(b64 600)" \
+  --data-binary "@$in" "$BASE/v1/uploads"
+K=$(tr -d '\r' <"$W/tus.h" | awk 'tolower($1) == "location:" { n = split($2, p, "/"); print p[n] }')
+[ -n "$K" ] || fail "tus creation-with-upload: no Location: $(cat "$W/tus.h")"
+wait_final "$C" >/dev/null; jk=$(wait_final "$K")
+[ "$(jqv "$jk" .status)" = succeeded ] || fail "tus job K: $jk"
+ek=$(date -d "$(jqv "$jk" .expires_at)" +%s.%N); tk=$(date -d "$(jqv "$jk" .finished_at)" +%s.%N)
+near "$(awk -v a="$ek" -v b="$tk" 'BEGIN { print a - b }')" 600 0.01 || fail "K: tus ttl_s 600 not kept: $jk"
 stop_server # kill -9
 sleep 4.5   # C is due now, not yet swept
 rm -f "$D/inputs/$C" # as if the sweeper had got this far before the crash
