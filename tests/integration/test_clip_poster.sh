@@ -16,7 +16,7 @@
 #     parameter and tus metadata; input.duration_s stays the source's; a
 #     clip outside the input is 400 bad_request, and the server goes on.
 # ctest-labels: cli
-# ctest-timeout: 300
+# ctest-timeout: 600
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built

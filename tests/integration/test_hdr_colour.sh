@@ -18,7 +18,7 @@
 #   - "keep" on h264 is refused (exit 2, invalid_output), as is an unknown
 #     hdr value; nothing is left behind.
 # ctest-labels: cli
-# ctest-timeout: 300
+# ctest-timeout: 600
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built

@@ -8,7 +8,7 @@
 # most -1 dBTP. Silence is left alone (nothing to normalize). Bad values
 # are refused (exit 2, invalid_output, the field named) with nothing left.
 # ctest-labels: cli
-# ctest-timeout: 240
+# ctest-timeout: 480
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built
