@@ -275,9 +275,14 @@ int cli_serve(int argc, char **argv)
         .worker_max_memory = cfg.worker_max_memory,
         .worker_nice = cfg.worker_nice,
         .job_threads = cfg.job_threads,
+        .fetch_max_bytes = cfg.max_upload_bytes,
         .observer = on_job_changed,
         .observer_opaque = &observers,
     };
+    if (net_targets_parse(cfg.fetch_targets, &sc.fetch_rule) != 0) {
+        fprintf(stderr, "vidq serve: --fetch-targets: expected any, public or public+loopback\n");
+        goto out;
+    }
     if (sched_start(st, &sc, &sched) != SCHED_OK) {
         fprintf(stderr, "vidq serve: cannot start the scheduler\n");
         goto out;

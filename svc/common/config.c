@@ -44,6 +44,9 @@ static const struct opt opts[] = {
     {"webhook-targets", OPT_STR, offsetof(struct config, webhook_targets),
      sizeof(((struct config *)0)->webhook_targets), 0, 0,
      "addresses webhooks may reach: any, public, public+loopback (README)"},
+    {"fetch-targets", OPT_STR, offsetof(struct config, fetch_targets),
+     sizeof(((struct config *)0)->fetch_targets), 0, 0,
+     "addresses input_url fetches may reach: any, public, public+loopback (README)"},
     {"job-timeout", OPT_DOUBLE, offsetof(struct config, job_timeout), 0, 0.1, 1e9,
      "wall-clock limit of one job attempt, seconds"},
     {"shutdown-grace", OPT_DOUBLE, offsetof(struct config, shutdown_grace), 0, 0, 1e6,
@@ -102,6 +105,7 @@ static void set_defaults(struct config *cfg)
     cfg->webhook_retry_max_age = 86400;
     cfg->webhook_timeout = 15;
     snprintf(cfg->webhook_targets, sizeof(cfg->webhook_targets), "any");
+    snprintf(cfg->fetch_targets, sizeof(cfg->fetch_targets), "public");
     cfg->job_timeout = 3600;
     cfg->tus_expiry = 86400;
     cfg->shutdown_grace = 30;

@@ -29,6 +29,7 @@ struct config {
     double webhook_retry_max_age;/* --webhook-retry-max-age S */
     double webhook_timeout;      /* --webhook-timeout S, per delivery attempt */
     char webhook_targets[32];    /* --webhook-targets any|public|public+loopback */
+    char fetch_targets[32];      /* --fetch-targets any|public|public+loopback (input_url, upload_url) */
     double job_timeout;          /* --job-timeout S, wall clock per attempt */
     double shutdown_grace;       /* --shutdown-grace S on SIGTERM/SIGINT */
     int http_threads;            /* --http-threads */

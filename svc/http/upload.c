@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "hooks/deliver.h"
 #include "http/disk.h"
+#include "http/input_url.h"
 #include "jobs/worker.h"
 
 enum { POST_BUFFER = 64 * 1024, MAX_OUTPUTS = 16, PROBE_TIMEOUT_S = 30 };
@@ -37,6 +38,9 @@ struct upload {
     char tmp_path[1200];
     int64_t bytes;
     int multipart;
+    int url_query;    /* ?input_url=: no body */
+    int json_body;    /* application/json: options and input_url (input_url.h) */
+    char *body_text;  /* the JSON body so far */
     struct MHD_PostProcessor *pp;
     int file_parts;
     int failed;
@@ -49,6 +53,7 @@ void upload_options_clear(struct upload_options *o)
     free(o->outputs);
     free(o->webhook_url);
     free(o->metadata);
+    free(o->input_url);
     memset(o, 0, sizeof(*o));
 }
 
@@ -108,6 +113,8 @@ static int option_field(struct upload_options *o, const char *key, const char *d
         bad = append_text(&o->outputs, data, len, UPLOAD_OUTPUTS_MAX);
     else if (strcmp(key, "webhook_url") == 0)
         bad = append_text(&o->webhook_url, data, len, UPLOAD_URL_MAX);
+    else if (strcmp(key, "input_url") == 0)
+        bad = append_text(&o->input_url, data, len, UPLOAD_URL_MAX);
     else if (strcmp(key, "metadata") == 0)
         bad = append_text(&o->metadata, data, len, UPLOAD_METADATA_MAX);
     else if (strcmp(key, "priority") == 0) {
@@ -640,6 +647,7 @@ void upload_free(struct upload **pp)
     if (u->tmp_path[0]) /* not handed to a job: a cut-off or refused body */
         unlink(u->tmp_path);
     upload_options_clear(&u->opts);
+    free(u->body_text);
     free(u);
     *pp = NULL;
 }
@@ -728,7 +736,13 @@ static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *conn,
     int multipart = strncasecmp(ctype, "multipart/form-data", 19) == 0;
     int raw = strncasecmp(ctype, "video/", 6) == 0 || strncasecmp(ctype, "audio/", 6) == 0 ||
               strncasecmp(ctype, "application/octet-stream", 24) == 0;
-    if (!multipart && !raw)
+    /* A job from a URL: a JSON body, or ?input_url= with no body. */
+    int json_body = strncasecmp(ctype, "application/json", 16) == 0;
+    int url_query = !multipart && !json_body &&
+                    MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "input_url") != NULL;
+    if (json_body || url_query)
+        raw = 0;
+    if (!multipart && !raw && !json_body && !url_query)
         return http_rejectf(conn, rq, "unsupported_media",
                          "send multipart/form-data with a 'file' part, or a raw body with "
                          "Content-Type video/*, audio/* or application/octet-stream");
@@ -744,10 +758,14 @@ static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *conn,
                              "the upload (%lld bytes) is larger than this server's limit of "
                              "%lld bytes",
                              v, (long long)h->cfg->max_upload_bytes);
-        if (v == 0)
+        if (v == 0 && !url_query)
             return http_rejectf(conn, rq, "bad_request", "the upload is empty");
+        if (url_query && v > 0)
+            return http_rejectf(conn, rq, "bad_request", "send input_url without a body, or a file without input_url");
+        if (json_body && v > INPUT_URL_BODY_MAX)
+            return http_rejectf(conn, rq, "too_large", "a JSON body is at most %d bytes", INPUT_URL_BODY_MAX);
         body_len = v;
-    } else if (!te || !strcasestr(te, "chunked")) {
+    } else if (!url_query && (!te || !strcasestr(te, "chunked"))) {
         return http_rejectf(conn, rq, "length_required",
                          "send a Content-Length or a chunked body");
     }
@@ -766,9 +784,13 @@ static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *conn,
     u->h = h;
     u->fd = -1;
     u->multipart = multipart;
+    u->url_query = url_query;
+    u->json_body = json_body;
     rq->upload = u;
     if (upload_options_from_query(conn, &u->opts, &e) < 0)
         return http_reject(conn, rq, &e);
+    if (json_body || url_query)
+        return MHD_YES; /* no file: the job fetches its input */
     /* Options known now are checked now: no body is stored for nothing. */
     if (raw && upload_options_check(&u->opts, NULL, &e) < 0)
         return http_reject(conn, rq, &e);
@@ -794,6 +816,29 @@ static enum MHD_Result finish(struct http_server *h, struct MHD_Connection *conn
     if (u->pp) { /* flushes the last part */
         MHD_destroy_post_processor(u->pp);
         u->pp = NULL;
+    }
+    if (!u->failed && u->json_body &&
+        input_url_options_from_json(u->body_text ? u->body_text : "", u->body_text ? strlen(u->body_text) : 0,
+                                    &u->opts, &e) < 0)
+        fail(u, &e);
+    if (!u->failed && u->multipart && u->opts.input_url && u->file_parts > 0) {
+        api_error_set(&e, "bad_request", "send a file part or input_url, not both");
+        fail(u, &e);
+    }
+    if (!u->failed && (u->json_body || u->url_query || (u->multipart && u->opts.input_url))) {
+        if (u->fd >= 0) { /* a multipart body's (empty) file: not used */
+            close(u->fd);
+            u->fd = -1;
+        }
+        if (u->tmp_path[0]) {
+            unlink(u->tmp_path);
+            u->tmp_path[0] = '\0';
+        }
+        if (input_url_submit(h, &u->opts, &json, &len, id, &e) < 0)
+            return http_send_error(conn, &e);
+        char where[64];
+        snprintf(where, sizeof(where), "/status/%s", id);
+        return http_send_json(conn, MHD_HTTP_ACCEPTED, json, len, where);
     }
     if (!u->failed && u->multipart && u->file_parts == 0) {
         api_error_set(&e, "bad_request", "the multipart body has no file part named 'file'");
@@ -835,6 +880,16 @@ enum MHD_Result upload_handle(struct http_server *h, struct MHD_Connection *conn
                 api_error_set(&e, "bad_request", "malformed multipart/form-data body");
                 fail(u, &e);
             }
+        } else if (u->json_body) {
+            if (append_text(&u->body_text, upload_data, *upload_data_size, INPUT_URL_BODY_MAX) < 0) {
+                struct api_error e;
+                api_error_set(&e, "too_large", "a JSON body is at most %d bytes", INPUT_URL_BODY_MAX);
+                fail(u, &e);
+            }
+        } else if (u->url_query) {
+            struct api_error e;
+            api_error_set(&e, "bad_request", "send input_url without a body, or a file without input_url");
+            fail(u, &e);
         } else {
             add_bytes(h, u, upload_data, *upload_data_size);
         }

@@ -28,6 +28,7 @@ struct upload_options {
     char *outputs;                       /* JSON array text or NULL (owned) */
     char *webhook_url;                   /* or NULL (owned) */
     char *metadata;                      /* JSON object text or NULL (owned) */
+    char *input_url;                     /* a job from a URL (input_url.h), or NULL (owned) */
     char priority[24];                   /* "" = 0 */
     char clip[UPLOAD_CLIP_MAX];          /* "clip" JSON text ({"start_s": f,
                                           * "end_s": f}) or "S-E"; "" = none */

@@ -55,6 +55,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "jobs/fetch_input.h"
 
 enum { FINISHED_CAP = 4096, PERSIST_EVERY_S = 2, SHARED_POLL_MS = 500 };
 
@@ -325,6 +326,7 @@ static void on_progress(void *opaque, const struct tc_progress_snapshot *snap)
         p.percent = 99.9;
     if (p.percent < r->j->job.progress.percent)
         p.percent = r->j->job.progress.percent;
+    memcpy(p.phase, r->j->job.progress.phase, sizeof(p.phase)); /* a URL job's */
     r->j->job.progress = p;
     r->j->dirty = 1;
     if (now - r->j->last_persist >= (s->shared ? 1 : PERSIST_EVERY_S)) {
@@ -344,6 +346,67 @@ static void on_progress(void *opaque, const struct tc_progress_snapshot *snap)
         sched_stop_job(r->j);
         pthread_mutex_unlock(&s->lock);
     }
+}
+
+/* The fetch phase of a URL job (fetch_input.h): its bytes in progress. */
+static void on_fetch_progress(void *opaque, int64_t have, int64_t total)
+{
+    struct runner *r = opaque;
+    pthread_mutex_lock(&r->s->lock);
+    r->j->job.progress.fetch_bytes = have;
+    r->j->job.progress.fetch_total = total;
+    r->j->dirty = 1;
+    pthread_mutex_unlock(&r->s->lock);
+    sched_notify(r->s, r->id, 0);
+}
+
+/* A URL job's first phase, in its slot: fetch, probe, move into place, and
+ * the new "input" object into memory and the store. 0 (go on), 1
+ * (stopped) or -1 (failed: wr's code and message). */
+static int fetch_phase(struct sched *s, struct runner *r, struct job *job, struct worker_result *wr)
+{
+    char *input = NULL;
+    char code[FETCH_INPUT_CODE_MAX], message[FETCH_INPUT_MESSAGE_MAX];
+    struct fetch_input_params fp = {
+        .data_dir = s->data_dir,
+        .id = job->id,
+        .input_path = job->input_path,
+        .input_json = job->input_json,
+        .rule = s->cfg.fetch_rule,
+        .max_bytes = s->cfg.fetch_max_bytes,
+        .isolation = s->cfg.isolation,
+        .exe = s->exe,
+        .max_memory = s->cfg.worker_max_memory,
+        .stop = &r->j->stop,
+        .on_progress = on_fetch_progress,
+        .opaque = r,
+    };
+    pthread_mutex_lock(&s->lock);
+    snprintf(r->j->job.progress.phase, sizeof(r->j->job.progress.phase), "fetching");
+    r->j->job.progress.fetch_bytes = 0;
+    r->j->job.progress.fetch_total = -1;
+    r->j->dirty = 1;
+    pthread_mutex_unlock(&s->lock);
+    sched_notify(s, r->id, 0);
+    int rc = fetch_input_run(&fp, &input, code, message);
+    if (rc < 0) {
+        snprintf(wr->code, sizeof(wr->code), "%.40s", code);
+        snprintf(wr->message, sizeof(wr->message), "%.250s", message);
+        return -1;
+    }
+    if (input && store_job_set_input(s->st, r->id, input) != STORE_OK)
+        log_warn("job input not stored id=%s", r->id);
+    pthread_mutex_lock(&s->lock);
+    snprintf(r->j->job.progress.phase, sizeof(r->j->job.progress.phase), "transcoding");
+    if (input) {
+        free(r->j->job.input_json);
+        r->j->job.input_json = strdup(input);
+    }
+    r->j->dirty = 1;
+    pthread_mutex_unlock(&s->lock);
+    sched_notify(s, r->id, 0);
+    free(input);
+    return rc;
 }
 
 /* The outputs of job as the library wants them; paths in paths[]. */
@@ -483,7 +546,12 @@ static void *runner_main(void *arg)
     pthread_mutex_lock(&s->lock);
     j->wake_fd = wake;
     pthread_mutex_unlock(&s->lock);
-    if (!atomic_load(&j->stop)) {
+    int fetched = 0;
+    if (!atomic_load(&j->stop) && fetch_input_is_url(job.input_json))
+        fetched = fetch_phase(s, r, &job, wr);
+    if (fetched < 0) {
+        wr->outcome = WORKER_FAILED;
+    } else if (fetched == 0 && !atomic_load(&j->stop)) {
         struct worker_params wp = {
             .isolation = s->cfg.isolation,
             .exe = s->exe,

@@ -18,6 +18,7 @@
 #include "store/job.h"
 #include "store/store.h"
 #include "jobs/worker.h"
+#include "net/target.h"
 
 enum {
     SCHED_OK = 0,
@@ -38,6 +39,10 @@ struct sched_config {
     double job_timeout_s;
     int64_t worker_max_memory;
     int worker_nice;
+    /* Jobs from a URL (input.url): the target rule (--fetch-targets) and
+     * the size cap (--max-upload-bytes) of the fetch, their first phase. */
+    struct net_targets fetch_rule;
+    int64_t fetch_max_bytes;
     int job_threads;               /* codec thread budget per job; 0 = the
                                     * cores this process may use divided by
                                     * max_concurrent, at least 1 */

@@ -148,6 +148,7 @@ enum store_sql {
     SQL_RECORD_DEL_DELIVERIES,
     SQL_RECORD_DEL_WEBHOOKS,
     SQL_RECORD_DEL_JOB,
+    SQL_JOB_SET_INPUT,      /* $1 input_json, $2 id (a running job, fetched from its URL) */
     SQL_N
 };
 

@@ -263,6 +263,16 @@ json_t *job_to_json(const struct job *job, long queue_position)
         json_object_set_new(obj, "expires_at", time_json(job_expires_at(job)));
         json_object_set_new(obj, "expired", json_boolean(job_is_expired(job, job_now())));
     }
+    if (obj && running && p->phase[0]) { /* progress is obj's now */
+        json_object_set_new(progress, "phase", json_string(p->phase));
+        if (strcmp(p->phase, "fetching") == 0)
+            json_object_set_new(progress, "fetch",
+                                json_pack("{s:I, s:o, s:o}", "bytes", (json_int_t)p->fetch_bytes,
+                                          "total", p->fetch_total >= 0 ? json_integer(p->fetch_total) : json_null(),
+                                          "percent", p->fetch_total > 0
+                                              ? json_real(100.0 * (double)p->fetch_bytes / (double)p->fetch_total)
+                                              : json_null()));
+    }
     return obj;
 }
 

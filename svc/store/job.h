@@ -23,6 +23,11 @@ enum { JOB_ID_LEN = 22, JOB_ID_SIZE = 23 };
 struct job_progress {
     double percent, out_time_s, fps, speed, eta_s; /* eta_s < 0: unknown */
     int64_t frames;
+    /* A job from a URL (input.url): "fetching" while its input downloads
+     * (fetch_bytes so far, fetch_total or -1), then "transcoding"; "" for
+     * an uploaded job. In memory only (not stored). */
+    char phase[16];
+    int64_t fetch_bytes, fetch_total;
 };
 
 struct job {

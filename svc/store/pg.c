@@ -524,6 +524,7 @@ static const char *const pg_sql[SQL_N] = {
                       PROGRESS_RESET " WHERE seq = (SELECT seq FROM jobs WHERE status = "
                       "'queued' ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
                       "AND status = 'queued' RETURNING " JOB_COLUMNS,
+    [SQL_JOB_SET_INPUT] = "UPDATE jobs SET input_json = $1 WHERE id = $2 AND status = 'running'",
     [SQL_JOB_PROGRESS] = "UPDATE jobs SET p_percent = $1, p_out_time = $2, p_frames = $3, "
                          "p_fps = $4, p_speed = $5, p_eta = $6 "
                          "WHERE id = $7 AND status = 'running' AND node_id = $8",

@@ -42,6 +42,7 @@ static const char *const sqlite_sql[SQL_N] = {
                       "attempts = attempts + 1, " PROGRESS_RESET " WHERE id = (SELECT id "
                       "FROM jobs WHERE status = 'queued' ORDER BY priority DESC, seq LIMIT 1) "
                       "AND status = 'queued' RETURNING " JOB_COLUMNS,
+    [SQL_JOB_SET_INPUT] = "UPDATE jobs SET input_json = $1 WHERE id = $2 AND status = 'running'",
     [SQL_JOB_PROGRESS] = "UPDATE jobs SET p_percent = $1, p_out_time = $2, p_frames = $3, "
                          "p_fps = $4, p_speed = $5, p_eta = $6 "
                          "WHERE id = $7 AND status = 'running'",

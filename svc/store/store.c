@@ -133,7 +133,7 @@ static const char *const portable_sql[SQL_N] = {
 static const char *const sql_name[SQL_N] = {
     [SQL_BEGIN] = "begin", [SQL_BEGIN_READ] = "begin read", [SQL_COMMIT] = "commit",
     [SQL_ROLLBACK] = "rollback", [SQL_JOB_INSERT] = "insert job", [SQL_JOB_CLAIM] = "claim",
-    [SQL_JOB_PROGRESS] = "progress", [SQL_JOB_FINISH] = "finish",
+    [SQL_JOB_PROGRESS] = "progress", [SQL_JOB_SET_INPUT] = "set input", [SQL_JOB_FINISH] = "finish",
     [SQL_JOB_CANCEL_QUEUED] = "cancel", [SQL_JOB_REQUEUE] = "requeue",
     [SQL_REQUEUE_RUNNING] = "requeue running", [SQL_JOB_EXISTS] = "job exists",
     [SQL_JOB_STATUS] = "status", [SQL_JOB_STATUS_LOCKED] = "webhook job",
@@ -688,6 +688,16 @@ int store_job_progress(struct store *st, const char *id, const struct job_progre
         ret = update_one(&k, SQL_JOB_PROGRESS, &p, id);
     if (ret == STORE_OK)
         ret = enqueue(&k, id, HOOK_EVENT_PROGRESS); /* throttled to 1/s per job */
+    return call_end(&k, ret);
+}
+
+int store_job_set_input(struct store *st, const char *id, const char *input_json)
+{
+    struct call k;
+    struct store_params p = {{sp_text(input_json), sp_text(id)}};
+    int ret = call_begin(st, &k, SQL_BEGIN);
+    if (ret == STORE_OK)
+        ret = update_one(&k, SQL_JOB_SET_INPUT, &p, id);
     return call_end(&k, ret);
 }
 

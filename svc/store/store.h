@@ -68,6 +68,11 @@ int store_job_claim_next(struct store *st, struct job **out);
 /* Record the progress of a running job. STORE_ECONFLICT if not running. */
 int store_job_progress(struct store *st, const char *id, const struct job_progress *p);
 
+/* Replace the "input" object of running job id (a job from a URL, once
+ * its input was fetched and probed). STORE_OK, STORE_ECONFLICT if it is
+ * not running, or an error. */
+int store_job_set_input(struct store *st, const char *id, const char *input_json);
+
 /* End a job: status (succeeded, failed or canceled), the error (NULL for
  * none) and the output results JSON (NULL for none), finished_at = now.
  * Only from queued or running (a shared store: only a job this node runs,
