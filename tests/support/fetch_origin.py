@@ -8,6 +8,7 @@ request (method, path, Range header) to the log file.
   /drop/NAME?after=N    the first request without Range: headers announce the
                         whole file, N bytes follow, then the connection is cut;
                         later requests behave as /file/NAME
+  /slow/NAME?bps=N      the file at about N bytes/s (Range works)
   /redirect?to=URL      302 to URL (repeat=K: K hops through /redirect first)
   /status/CODE          an empty answer with that status
   /huge                 announces 10^12 bytes, sends a few
@@ -17,6 +18,7 @@ usage: fetch_origin.py DIR LOG
 import os
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -35,7 +37,7 @@ class H(BaseHTTPRequestHandler):
         with lock, open(LOG, "a") as f:
             f.write("%s %s range=%s\n" % (self.command, self.path, self.headers.get("Range", "-")))
 
-    def send_file(self, name, use_range=True, cut_after=None):
+    def send_file(self, name, use_range=True, cut_after=None, bps=None):
         path = os.path.join(ROOT, os.path.basename(name))
         if not os.path.isfile(path):
             return self.empty(404)
@@ -65,6 +67,13 @@ class H(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return
+        if bps:
+            step = max(1, bps // 10)
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i:i + step])
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
         self.wfile.write(body)
 
     def empty(self, code, headers=()):
@@ -80,6 +89,8 @@ class H(BaseHTTPRequestHandler):
         q = urllib.parse.parse_qs(u.query)
         if u.path.startswith("/file/"):
             return self.send_file(u.path[6:])
+        if u.path.startswith("/slow/"):
+            return self.send_file(u.path[6:], bps=int(q.get("bps", ["100000"])[0]))
         if u.path.startswith("/norange/"):
             return self.send_file(u.path[9:], use_range=False)
         if u.path.startswith("/drop/"):
