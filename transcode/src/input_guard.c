@@ -110,10 +110,17 @@ static int64_t fd_seek(void *opaque, int64_t offset, int whence)
     int64_t to;
     if (whence & AVSEEK_SIZE)
         return io->size;
+    /* Offsets come from the file's own fields: no overflow on the sum. */
     switch (whence & ~AVSEEK_FORCE) {
     case SEEK_SET: to = offset; break;
-    case SEEK_CUR: to = io->pos + offset; break;
-    case SEEK_END: to = io->size + offset; break;
+    case SEEK_CUR:
+        if (__builtin_add_overflow(io->pos, offset, &to))
+            return AVERROR(EINVAL);
+        break;
+    case SEEK_END:
+        if (__builtin_add_overflow(io->size, offset, &to))
+            return AVERROR(EINVAL);
+        break;
     default: return AVERROR(EINVAL);
     }
     if (to < 0)
