@@ -126,6 +126,7 @@ int input_url_submit(struct http_server *h, const struct upload_options *o, char
     job.metadata_json = strdup(o->metadata && *o->metadata ? o->metadata : "{}");
     job.webhook_url = o->webhook_url && *o->webhook_url ? strdup(o->webhook_url) : NULL;
     job.priority = (int)priority;
+    job.ttl_s = upload_options_ttl(o) > 0 ? upload_options_ttl(o) : h->cfg->retention;
     if (job_input_path(input_path, sizeof(input_path), h->cfg->data_dir, job.id) < 0 ||
         !(job.input_path = strdup(input_path)) || !job.input_json || !job.metadata_json) {
         api_error_set(e, "internal_error", "out of memory");

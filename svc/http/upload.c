@@ -240,6 +240,10 @@ void upload_set_max_ttl(double max_s) { max_ttl_s = max_s; }
 
 /* The ttl_s asked for: 0 when none, -1 when it is not a number of
  * seconds from 1 to --max-retention. */
+static double ttl_of(const struct upload_options *o);
+
+double upload_options_ttl(const struct upload_options *o) { return ttl_of(o); }
+
 static double ttl_of(const struct upload_options *o)
 {
     if (!o->ttl_s[0])

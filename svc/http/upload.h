@@ -40,6 +40,9 @@ struct upload_options {
  * the HTTP threads start. */
 void upload_set_max_ttl(double max_s);
 
+/* The ttl_s of o in seconds: 0 when none, -1 when malformed or out of range. */
+double upload_options_ttl(const struct upload_options *o);
+
 /* Free the owned strings of o. */
 void upload_options_clear(struct upload_options *o);
 
