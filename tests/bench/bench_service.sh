@@ -2,7 +2,7 @@
 # bench_service.sh - the service against its references, in one run:
 #   1. job time through `vidq serve` (upload -> succeeded, client clock) vs the
 #      ffmpeg CLI doing the same job (mp4-720p of a 10 s 1080p clip), run
-#      alternately, medians and ratio, for --isolation process and thread
+#      alternately, medians and ratio, for --isolation process (sandboxed, and with --sandbox off) and thread
 #      (plus `vidq transcode`, the same library without the service);
 #   2. GET /status/<id> with wrk: requests/s and p99, idle and while 2 jobs
 #      transcode;
@@ -61,10 +61,14 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 phases=${BENCH_PHASES:-1 2 3 4}
 case " $phases " in *" 1 "*)
 echo "== 1. job time: service vs ffmpeg CLI (mp4-720p of 10 s 1080p30, $rounds rounds each, alternating)"
-for iso in process thread; do
+# process (sandboxed, the default), process with --sandbox off (what the
+# sandbox costs), thread.
+for mode in process process:off thread; do
+  iso=${mode%%:*}
+  sandbox=strict; [ "$mode" = process:off ] && sandbox=off
   # The job's child runs at the bench's own niceness, so that it competes
   # for the CPU exactly like the ffmpeg run it is compared with.
-  start_server "$iso" --max-concurrent 1 --worker-nice "$(nice)"
+  start_server "$iso" --max-concurrent 1 --worker-nice "$(nice)" --sandbox "$sandbox"
   : >"$work/t_svc"; : >"$work/t_ff"; : >"$work/t_cli"
   for r in $(seq "$rounds"); do
     t0=$(now)
@@ -81,8 +85,8 @@ for iso in process thread; do
     echo "$(now) - $t0" | bc >>"$work/t_svc"
   done
   svc=$(median <"$work/t_svc"); ff=$(median <"$work/t_ff"); cli=$(median <"$work/t_cli")
-  printf "isolation=%-8s service %.3f s  ffmpeg %.3f s  ratio %.3f   (vidq transcode CLI %.3f s: service/CLI %.3f)\n" \
-    "$iso" "$svc" "$ff" "$(echo "$svc / $ff" | bc -l)" "$cli" "$(echo "$svc / $cli" | bc -l)"
+  printf "isolation=%-8s sandbox=%-6s service %.3f s  ffmpeg %.3f s  ratio %.3f   (vidq transcode CLI %.3f s: service/CLI %.3f)\n" \
+    "$iso" "$([ "$iso" = thread ] && echo none || echo "$sandbox")" "$svc" "$ff" "$(echo "$svc / $ff" | bc -l)" "$cli" "$(echo "$svc / $cli" | bc -l)"
   stop_server
 done
 ;; esac
