@@ -381,7 +381,7 @@ int worker_children_start(const char *exe, unsigned sandbox_layers, int64_t max_
     child_layers = sandbox_layers;
     child_max_file_size = max_output_bytes;
     build_child_env(sandbox_layers);
-    return warm ? zygote_start(exe, child_env) : 0;
+    return warm ? zygote_start(exe, child_env, sandbox_layers) : 0;
 }
 
 void worker_children_stop(void)

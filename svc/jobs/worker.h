@@ -116,7 +116,9 @@ int worker_probe(const struct worker_probe_params *p, struct tc_media_info *info
                  struct tc_error *err);
 
 /* The child side of worker_probe (`vidq worker --probe - ...`): probes
- * descriptor 3 inside the sandbox layers given. */
-int worker_probe_child_main(pid_t parent, long long max_memory, int nice_v, unsigned layers);
+ * descriptor 3 inside the sandbox layers given, joining the zygote's
+ * template namespaces at ns_fd_base..+3 when ns_fd_base >= 0. */
+int worker_probe_child_main(pid_t parent, long long max_memory, int nice_v, unsigned layers,
+                            int ns_fd_base);
 
 #endif

@@ -96,6 +96,7 @@ int worker_child_main(int argc, char **argv)
 {
     int ret = 1;
     long long parent = 0, max_mem = 0, max_cpu = 0, nice_v = 0, layers = 0, max_fsize = 0;
+    long long ns_base = -1;
     char *text = NULL;
     json_t *req = NULL;
     struct tc_progress *prog = MAP_FAILED;
@@ -116,6 +117,7 @@ int worker_child_main(int argc, char **argv)
                          : strcmp(argv[a], "--nice") == 0       ? &nice_v
                          : strcmp(argv[a], "--sandbox") == 0    ? &layers
                          : strcmp(argv[a], "--max-file-size") == 0 ? &max_fsize
+                         : strcmp(argv[a], "--ns-base") == 0    ? &ns_base
                                                                 : NULL;
         if (!dst || parse_ll(argv[a + 1], dst) < 0) {
             fprintf(stderr, "vidq worker: internal subcommand; bad argument '%s'\n", argv[a]);
@@ -123,7 +125,8 @@ int worker_child_main(int argc, char **argv)
         }
     }
     if (probe_path)
-        return worker_probe_child_main((pid_t)parent, max_mem, (int)nice_v, (unsigned)layers);
+        return worker_probe_child_main((pid_t)parent, max_mem, (int)nice_v, (unsigned)layers,
+                                       (int)ns_base);
     /* Die with the runner thread that started us, and notice if it is
      * already gone. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -187,6 +190,7 @@ int worker_child_main(int argc, char **argv)
         .out_dir_fd = FD_OUTPUT_DIR,
         .max_fd = FD_OUTPUT_DIR,
         .max_file_size = max_fsize,
+        .ns_fd_base = -1,
     };
     if (sandbox_enter(&policy, why, sizeof(why)) < 0) {
         ret = reply_error("internal_error", why);

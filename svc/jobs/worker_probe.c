@@ -154,7 +154,8 @@ int worker_probe(const struct worker_probe_params *p, struct tc_media_info *info
     return reply.rc;
 }
 
-int worker_probe_child_main(pid_t parent, long long max_memory, int nice_v, unsigned layers)
+int worker_probe_child_main(pid_t parent, long long max_memory, int nice_v, unsigned layers,
+                            int ns_fd_base)
 {
     /* Die with the server, like a job's worker. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -175,7 +176,8 @@ int worker_probe_child_main(pid_t parent, long long max_memory, int nice_v, unsi
 #endif
     struct probe_reply reply;
     memset(&reply, 0, sizeof(reply));
-    struct sandbox_policy policy = {.kind = SANDBOX_PROBE, .layers = layers, .max_fd = FD_INPUT};
+    struct sandbox_policy policy = {
+        .kind = SANDBOX_PROBE, .layers = layers, .max_fd = FD_INPUT, .ns_fd_base = ns_fd_base};
     if (sandbox_enter(&policy, reply.err.message, sizeof(reply.err.message)) < 0) {
         reply.rc = TC_EINTERNAL;
     } else {

@@ -19,6 +19,11 @@
  *   (through high numbers first, so none overwrites another), close every
  *   other, restore default signal handling, and run worker_child_main as
  *   `vidq worker` would; exit with its status.
+ *   Probe namespaces: at start the zygote makes one set of sandbox
+ *   namespaces for probes (sandbox_template_create) and hands each probe
+ *   child their descriptors (after its own, with --ns-base N), so a probe
+ *   joins them with setns instead of paying for new ones on the upload's
+ *   critical path. Jobs make their own (each needs its own folder).
  */
 #define _GNU_SOURCE
 #include "jobs/zygote.h"
@@ -44,6 +49,7 @@
 
 #include "common/log.h"
 #include "jobs/worker.h"
+#include "sandbox/sandbox.h"
 
 enum { ARGS_MAX = 4096, REPLY_TIMEOUT_MS = 5000, READY_TIMEOUT_MS = 30000, ZYGOTE_FD = 3 };
 
@@ -63,7 +69,12 @@ static struct {
     atomic_ulong forks;
     const char *exe;
     char *const *envp;
+    unsigned layers;
 } z = {.lock = PTHREAD_MUTEX_INITIALIZER, .sock = -1, .pid = -1};
+
+/* The zygote's own: the probe children's template namespaces
+ * (sandbox_template_create), -1 while there are none. */
+static int probe_ns[4] = {-1, -1, -1, -1};
 
 unsigned long zygote_forks(void)
 {
@@ -187,9 +198,10 @@ static pid_t start_zygote(int *sock_out)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
-    char parent[32];
+    char parent[32], layers[16];
     snprintf(parent, sizeof(parent), "%ld", (long)getpid());
-    char *argv[] = {(char *)"zygote", (char *)"--parent", parent, NULL};
+    snprintf(layers, sizeof(layers), "%u", z.layers);
+    char *argv[] = {(char *)"zygote", (char *)"--parent", parent, (char *)"--sandbox", layers, NULL};
     int fds[4] = {-1, STDOUT_FILENO, STDERR_FILENO, sv[1]};
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     fds[0] = devnull;
@@ -258,10 +270,11 @@ static void *keeper_main(void *arg)
     return NULL;
 }
 
-int zygote_start(const char *exe, char *const envp[])
+int zygote_start(const char *exe, char *const envp[], unsigned sandbox_layers)
 {
     z.exe = exe;
     z.envp = envp;
+    z.layers = sandbox_layers;
     atomic_store(&z.stopping, 0);
     if (pthread_create(&z.keeper, NULL, keeper_main, NULL) != 0)
         return -EAGAIN;
@@ -297,14 +310,15 @@ void zygote_stop(void)
 /* Runs in the new child: descriptors into place, then the worker. */
 static void child_run(struct request *rq, int *fds, int nfds)
 {
-    char *argv[ZYGOTE_MAX_ARGS + 1];
+    char *argv[ZYGOTE_MAX_ARGS + 3];
+    char base[16];
     int argc = 0;
     size_t off = 0;
     while (argc < rq->argc && argc < ZYGOTE_MAX_ARGS && off < sizeof(rq->args)) {
         argv[argc++] = rq->args + off;
         off += strlen(rq->args + off) + 1;
     }
-    argv[argc] = NULL;
+    int probe = argc > 1 && strcmp(argv[1], "--probe") == 0;
     int high[ZYGOTE_MAX_FDS];
     for (int i = 0; i < nfds; i++)
         if ((high[i] = fcntl(fds[i], F_DUPFD, 64 + ZYGOTE_MAX_FDS)) < 0)
@@ -312,7 +326,20 @@ static void child_run(struct request *rq, int *fds, int nfds)
     for (int i = 0; i < nfds; i++)
         if (dup2(high[i], i) < 0)
             _exit(120);
-    syscall(SYS_close_range, (unsigned)nfds, ~0U, 0);
+    int keep = nfds;
+    /* A probe joins the template namespaces, handed over right after its
+     * own descriptors. */
+    if (probe && probe_ns[0] >= 0) {
+        for (int i = 0; i < 4; i++)
+            if (dup2(probe_ns[i], nfds + i) < 0)
+                _exit(120);
+        keep = nfds + 4;
+        snprintf(base, sizeof(base), "%d", nfds);
+        argv[argc++] = (char *)"--ns-base";
+        argv[argc++] = base;
+    }
+    argv[argc] = NULL;
+    syscall(SYS_close_range, (unsigned)keep, ~0U, 0);
     /* ps and top show what the child is, not the zygote it came from. */
     prctl(PR_SET_NAME, argc > 1 && strcmp(argv[1], "--probe") == 0 ? "vidq-probe" : "vidq-worker");
     sigset_t none;
@@ -323,12 +350,22 @@ static void child_run(struct request *rq, int *fds, int nfds)
 
 int zygote_main(int argc, char **argv)
 {
-    long parent = 0;
+    long parent = 0, layers = 0;
     if (argc >= 3 && strcmp(argv[1], "--parent") == 0)
         parent = strtol(argv[2], NULL, 10);
+    if (argc >= 5 && strcmp(argv[3], "--sandbox") == 0)
+        layers = strtol(argv[4], NULL, 10);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (parent <= 0 || getppid() != (pid_t)parent)
         return 1;
+    /* Probes join namespaces made once here; without them each probe
+     * makes its own (slower, the same sandbox). */
+    int rc = (layers & (SANDBOX_USERNS | SANDBOX_MOUNTNS | SANDBOX_NETNS | SANDBOX_IPCNS))
+                 ? sandbox_template_create((unsigned)layers, probe_ns)
+                 : -EOPNOTSUPP;
+    if (rc < 0 && rc != -EOPNOTSUPP)
+        log_warn("zygote: no shared probe namespaces (%s); each probe makes its own",
+                 strerror(-rc));
     prctl(PR_SET_NAME, "vidq-zygote");
     sigset_t none;
     sigemptyset(&none);

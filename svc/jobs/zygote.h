@@ -28,9 +28,11 @@
 enum { ZYGOTE_MAX_FDS = 8, ZYGOTE_MAX_ARGS = 32 };
 
 /* Start the zygote and its keeper thread; exe is the vidq binary. envp is
- * the children's environment (borrowed; must outlive zygote_stop). Returns
- * 0, or a negative errno (children are then spawned directly). */
-int zygote_start(const char *exe, char *const envp[]);
+ * the children's environment (borrowed; must outlive zygote_stop);
+ * sandbox_layers the children's (the zygote prepares the probes'
+ * namespaces). Returns 0, or a negative errno (children are then spawned
+ * directly). */
+int zygote_start(const char *exe, char *const envp[], unsigned sandbox_layers);
 
 /* Stop the keeper thread and the zygote. Call after every child ended. */
 void zygote_stop(void);

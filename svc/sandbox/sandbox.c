@@ -258,6 +258,82 @@ static int set_limits(const struct sandbox_policy *p)
     return 0;
 }
 
+enum { NAMESPACES = SANDBOX_USERNS | SANDBOX_NETNS | SANDBOX_IPCNS | SANDBOX_MOUNTNS };
+
+/* Join a template's namespaces (user first: it gives the rights to join
+ * the others), then close their descriptors. */
+static int join_template(int base)
+{
+    static const int types[4] = {CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWNS};
+    int rc = 0;
+    for (int i = 0; i < 4 && rc == 0; i++)
+        if (setns(base + i, types[i]) < 0)
+            rc = -errno;
+    for (int i = 0; i < 4; i++)
+        close(base + i);
+    if (rc == 0 && chdir("/") < 0)
+        rc = -errno;
+    return rc;
+}
+
+int sandbox_template_create(unsigned layers, int fds[4])
+{
+    static const char *const names[4] = {"user", "net", "ipc", "mnt"};
+    if ((layers & NAMESPACES) != NAMESPACES)
+        return -EOPNOTSUPP;
+    int ready[2], hold[2];
+    if (pipe2(ready, O_CLOEXEC) < 0)
+        return -errno;
+    if (pipe2(hold, O_CLOEXEC) < 0) {
+        close(ready[0]);
+        close(ready[1]);
+        return -errno;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The helper builds the namespaces, says so, and waits until the
+         * zygote holds them (EOF on hold). */
+        close(ready[0]);
+        close(hold[1]); /* else the read below never sees EOF */
+        struct sandbox_policy p = {.kind = SANDBOX_PROBE, .out_dir_fd = -1, .ns_fd_base = -1};
+        char ok = enter_userns() == 0 && unshare(CLONE_NEWNET | CLONE_NEWIPC) == 0 &&
+                  enter_empty_root(&p) == 0;
+        char byte;
+        if (write(ready[1], &ok, 1) != 1)
+            _exit(1);
+        while (read(hold[0], &byte, 1) < 0 && errno == EINTR)
+            ;
+        _exit(0);
+    }
+    close(ready[1]);
+    close(hold[0]);
+    int rc = pid < 0 ? -errno : 0;
+    char ok = 0;
+    if (rc == 0 && read(ready[0], &ok, 1) != 1)
+        rc = -EIO;
+    if (rc == 0 && !ok)
+        rc = -EPERM;
+    int got[4] = {-1, -1, -1, -1};
+    for (int i = 0; i < 4 && rc == 0; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%ld/ns/%s", (long)pid, names[i]);
+        if ((got[i] = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            rc = -errno;
+    }
+    close(ready[0]);
+    close(hold[1]); /* the helper may go: the descriptors hold the namespaces */
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    for (int i = 0; i < 4; i++) {
+        if (rc == 0)
+            fds[i] = got[i];
+        else if (got[i] >= 0)
+            close(got[i]);
+    }
+    return rc;
+}
+
 /* Apply p->layers; with best_effort, skip a layer that fails instead of
  * stopping. *applied gets the layers that took. */
 static int enter(const struct sandbox_policy *p, int best_effort, unsigned *applied, char *err,
@@ -265,7 +341,13 @@ static int enter(const struct sandbox_policy *p, int best_effort, unsigned *appl
 {
     int rc;
     *applied = 0;
-    if (syscall(SYS_close_range, (unsigned)p->max_fd + 1, ~0U, 0) < 0)
+    /* Descriptors above max_fd go, but a template's first: joined below. */
+    int templ = p->kind == SANDBOX_PROBE && p->ns_fd_base > p->max_fd;
+    if ((!templ || p->ns_fd_base > p->max_fd + 1) &&
+        syscall(SYS_close_range, (unsigned)p->max_fd + 1,
+                templ ? (unsigned)p->ns_fd_base - 1 : ~0U, 0) < 0)
+        return failf(err, cap, -errno, "close_range");
+    if (templ && syscall(SYS_close_range, (unsigned)p->ns_fd_base + 4, ~0U, 0) < 0)
         return failf(err, cap, -errno, "close_range");
 #define LAYER(bit, call, what)                                                                     \
     if (p->layers & (bit)) {                                                                       \
@@ -274,10 +356,16 @@ static int enter(const struct sandbox_policy *p, int best_effort, unsigned *appl
         else if (!best_effort)                                                                     \
             return failf(err, cap, rc, "sandbox %s", what);                                        \
     }
-    LAYER(SANDBOX_USERNS, enter_userns(), "user namespace")
-    LAYER(SANDBOX_NETNS, unshare(CLONE_NEWNET) < 0 ? -errno : 0, "network namespace")
-    LAYER(SANDBOX_IPCNS, unshare(CLONE_NEWIPC) < 0 ? -errno : 0, "IPC namespace")
-    LAYER(SANDBOX_MOUNTNS, enter_empty_root(p), "mount namespace")
+    if (p->kind == SANDBOX_PROBE && p->ns_fd_base >= 0) {
+        if ((rc = join_template(p->ns_fd_base)) < 0)
+            return failf(err, cap, rc, "sandbox: joining the probe namespaces");
+        *applied |= p->layers & NAMESPACES;
+    } else {
+        LAYER(SANDBOX_USERNS, enter_userns(), "user namespace")
+        LAYER(SANDBOX_NETNS, unshare(CLONE_NEWNET) < 0 ? -errno : 0, "network namespace")
+        LAYER(SANDBOX_IPCNS, unshare(CLONE_NEWIPC) < 0 ? -errno : 0, "IPC namespace")
+        LAYER(SANDBOX_MOUNTNS, enter_empty_root(p), "mount namespace")
+    }
     if (!(*applied & SANDBOX_MOUNTNS) && p->kind == SANDBOX_JOB && fchdir(p->out_dir_fd) < 0)
         return failf(err, cap, -errno, "sandbox: output folder");
     if ((rc = set_limits(p)) < 0)
@@ -307,7 +395,8 @@ unsigned sandbox_detect(void)
         /* fds[1] must survive close_range: put it at 3 (below max_fd). */
         if (dup2(fds[1], 3) < 0)
             _exit(1);
-        struct sandbox_policy p = {.kind = SANDBOX_PROBE, .layers = SANDBOX_ALL, .max_fd = 3};
+        struct sandbox_policy p = {.kind = SANDBOX_PROBE, .layers = SANDBOX_ALL, .max_fd = 3,
+                                   .ns_fd_base = -1};
         unsigned applied = 0;
         enter(&p, 1, &applied, NULL, 0);
         ssize_t w = write(3, &applied, sizeof(applied));
