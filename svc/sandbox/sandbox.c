@@ -289,12 +289,16 @@ int sandbox_template_create(unsigned layers, int fds[4])
         close(ready[1]);
         return -errno;
     }
+    pid_t maker = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         /* The helper builds the namespaces, says so, and waits until the
          * zygote holds them (EOF on hold). */
         close(ready[0]);
         close(hold[1]); /* else the read below never sees EOF */
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the zygote */
+        if (getppid() != maker)
+            _exit(1);
         struct sandbox_policy p = {.kind = SANDBOX_PROBE, .out_dir_fd = -1, .ns_fd_base = -1};
         char ok = enter_userns() == 0 && unshare(CLONE_NEWNET | CLONE_NEWIPC) == 0 &&
                   enter_empty_root(&p) == 0;
