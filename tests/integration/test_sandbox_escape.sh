@@ -24,21 +24,18 @@ ensure_media
 
 in=$VIDQ_MEDIA/h264_aac_640x360.mp4
 W=$T/svc; D=$W/data; mkdir -p "$W"
-PID= LPID=
-stop_server() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
+LPID=
 trap 'stop_server; [ -n "$LPID" ] && kill "$LPID" 2>/dev/null; lib_cleanup' EXIT
-start_server() { # [ENV=VAL...] -- [ARGS...]
-  local envs=()
+# serve [ENV=VAL...] -- [ARGS...]: lib_serve.sh's start_server on $D, at
+# log level info, with ENV for this server only.
+serve() {
+  local envs=() e rc=0
   while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
   [ "${1:-}" = -- ] && shift
-  stop_server
-  rm -f "$W/port"
-  env "${envs[@]}" VIDQ_LOG_LEVEL=info "$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$D" \
-    --port-file "$W/port" "$@" >"$W/server.out" 2>"$W/server.log" &
-  PID=$!
-  for _ in $(seq 150); do [ -s "$W/port" ] && break; sleep 0.1; done
-  [ -s "$W/port" ] || { fail "server did not start: $(tail -c 300 "$W/server.log")"; return 1; }
-  BASE=http://127.0.0.1:$(cat "$W/port")
+  for e in "${envs[@]}"; do export "${e?}"; done
+  VIDQ_LOG_LEVEL=info start_server "$W" "$D" "$@" || rc=$?
+  for e in "${envs[@]}"; do unset "${e%%=*}"; done
+  return $rc
 }
 upload() { # PRESET -> HTTP code in CODE, body in $W/up.json
   CODE=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$in" -F "preset=$1" "$BASE/v1/jobs")
@@ -57,7 +54,7 @@ lport=$(cat "$W/lport")
 : >"$W/listener.log"
 
 note "strict: every layer found is logged and exported; the allow-lists are short"
-start_server -- || finish
+serve -- || finish
 layers=$(grep -o 'sandbox=[a-z,]*' "$W/server.log" | head -n 1)
 [[ "$layers" == *seccomp* ]] || fail "no 'sandbox=...seccomp...' line: $(head -c 400 "$W/server.log")"
 note "this kernel: $layers"
@@ -89,7 +86,7 @@ acts=("read:/etc/passwd" "read:$D/vidq.db" "read:$other_out" "write:$D/outputs/e
 
 for act in "${acts[@]}"; do
   note "probe child: $act"
-  start_server VIDQ_FAULT_PROBE="$act" -- || continue
+  serve VIDQ_FAULT_PROBE="$act" -- || continue
   before=$(njobs)
   upload thumbnail
   [ "$CODE" = 415 ] || fail "probe $act: HTTP $CODE, want 415: $(head -c 300 "$W/up.json")"
@@ -100,7 +97,7 @@ for act in "${acts[@]}"; do
   still_serving "probe $act"
 
   note "job child: $act"
-  start_server VIDQ_FAULT_JOB="$act" -- || continue
+  serve VIDQ_FAULT_JOB="$act" -- || continue
   upload mp4-480p
   [ "$CODE" = 202 ] || { fail "job $act: upload HTTP $CODE $(head -c 300 "$W/up.json")"; continue; }
   id=$(jq -r .id "$W/up.json")
@@ -119,7 +116,7 @@ note "nothing got out"
 [ "$(sha256sum "$other_out" | cut -d' ' -f1)" = "$other_sum" ] || fail "the other job's output changed"
 
 note "control: with --sandbox off the same read is let through (the check can fail)"
-start_server VIDQ_FAULT_JOB="read:/etc/passwd" -- --sandbox off || finish
+serve VIDQ_FAULT_JOB="read:/etc/passwd" -- --sandbox off || finish
 grep -q 'sandbox=none' "$W/server.log" || fail "--sandbox off: no warning line"
 upload mp4-480p
 id=$(jq -r .id "$W/up.json")

@@ -21,21 +21,17 @@ ensure_media
 in=$VIDQ_MEDIA/h264_aac_640x360.mp4
 slow_in=$VIDQ_MEDIA/h264_aac_640x360_10s.mp4
 W=$T/svc; D=$W/data; mkdir -p "$W"
-PID=
-stop_server() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }
 trap 'stop_server; lib_cleanup' EXIT
-start_server() { # [ENV=VAL...] -- [ARGS...]
-  local envs=()
+# serve [ENV=VAL...] -- [ARGS...]: lib_serve.sh's start_server on $D, at
+# log level info, with ENV for this server only.
+serve() {
+  local envs=() e rc=0
   while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
   [ "${1:-}" = -- ] && shift
-  stop_server
-  rm -f "$W/port"
-  env "${envs[@]}" VIDQ_LOG_LEVEL=info "$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$D" \
-    --port-file "$W/port" "$@" >"$W/server.out" 2>"$W/server.log" &
-  PID=$!
-  for _ in $(seq 150); do [ -s "$W/port" ] && break; sleep 0.1; done
-  [ -s "$W/port" ] || { fail "server did not start: $(tail -c 300 "$W/server.log")"; return 1; }
-  BASE=http://127.0.0.1:$(cat "$W/port")
+  for e in "${envs[@]}"; do export "${e?}"; done
+  VIDQ_LOG_LEVEL=info start_server "$W" "$D" "$@" || rc=$?
+  for e in "${envs[@]}"; do unset "${e%%=*}"; done
+  return $rc
 }
 zygote_pid() { # the server's vidq-zygote child, waiting up to 3 s for it to have named itself
   local z=
@@ -52,7 +48,7 @@ upload() { # FILE PRESET [ENV...]: HTTP code in CODE, body in $W/up.json
 }
 
 note "process isolation: one zygote, and the children come from it"
-start_server -- || finish
+serve -- || finish
 z1=$(zygote_pid)
 [ -n "$z1" ] || { fail "no vidq-zygote child of the server: $(ps -o pid,comm --ppid "$PID" | tr '\n' ' ')"; finish; }
 [ "$(zygote_pid | wc -l)" -le 1 ] || fail "more than one zygote"
@@ -81,7 +77,7 @@ upload "$in" thumbnail
 curl -sf "$BASE/healthz" >/dev/null || fail "the server stopped answering"
 
 note "a crashing probe child is a 415 for that upload alone"
-start_server VIDQ_FAULT_PROBE=segv -- || finish
+serve VIDQ_FAULT_PROBE=segv -- || finish
 z3=$(zygote_pid)
 upload "$in" thumbnail
 [ "$CODE" = 415 ] || fail "segv probe: HTTP $CODE, want 415"
@@ -90,7 +86,7 @@ jq -e '.error.code == "unsupported_media" and (.error.message | test("SIGSEGV"))
 [ "$(zygote_pid)" = "$z3" ] || fail "the zygote did not survive a crashing child"
 
 note "kill -9 of the server mid-job: no zygote and no child outlive it"
-start_server -- --max-concurrent 1 || finish
+serve -- --max-concurrent 1 || finish
 z4=$(zygote_pid)
 upload "$slow_in" av1-720p
 id=$(jq -r .id "$W/up.json")
@@ -109,7 +105,7 @@ done
 [ -n "$wpid" ] && kill -0 "$wpid" 2>/dev/null && fail "the job's child $wpid outlived the server"
 
 note "thread isolation: no zygote"
-start_server -- --isolation thread || finish
+serve -- --isolation thread || finish
 sleep 0.5
 [ -z "$(ps -o comm= --ppid "$PID" | grep vidq-zygote)" ] || fail "a zygote runs in thread isolation"
 upload "$in" thumbnail
