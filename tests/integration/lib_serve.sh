@@ -34,6 +34,20 @@ start_server() {
   BASE=http://127.0.0.1:$PORT
 }
 
+# start_server_env DIR DATA_DIR [ENV=VAL...] -- [ARGS...]: start_server
+# with the variables ENV set for that server only (the fault switches of
+# the sandbox tests, say).
+start_server_env() {
+  local dir=$1 data=$2 envs=() e rc=0
+  shift 2
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+  [ "${1:-}" = -- ] && shift
+  for e in "${envs[@]}"; do export "${e?}"; done
+  start_server "$dir" "$data" "$@" || rc=$?
+  for e in "${envs[@]}"; do unset "${e%%=*}"; done
+  return $rc
+}
+
 # wait_job BASE ID FILE [SECONDS]: polls GET BASE/v1/jobs/ID into FILE until
 # the job has ended or SECONDS (default 60) have passed; prints the last
 # status seen ("" if none).

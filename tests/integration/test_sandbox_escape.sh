@@ -26,17 +26,8 @@ in=$VIDQ_MEDIA/h264_aac_640x360.mp4
 W=$T/svc; D=$W/data; mkdir -p "$W"
 LPID=
 trap 'stop_server; [ -n "$LPID" ] && kill "$LPID" 2>/dev/null; lib_cleanup' EXIT
-# serve [ENV=VAL...] -- [ARGS...]: lib_serve.sh's start_server on $D, at
-# log level info, with ENV for this server only.
-serve() {
-  local envs=() e rc=0
-  while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
-  [ "${1:-}" = -- ] && shift
-  for e in "${envs[@]}"; do export "${e?}"; done
-  VIDQ_LOG_LEVEL=info start_server "$W" "$D" "$@" || rc=$?
-  for e in "${envs[@]}"; do unset "${e%%=*}"; done
-  return $rc
-}
+# serve [ENV=VAL...] -- [ARGS...]: a server on $D at log level info.
+serve() { VIDQ_LOG_LEVEL=info start_server_env "$W" "$D" "$@"; }
 upload() { # PRESET -> HTTP code in CODE, body in $W/up.json
   CODE=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$in" -F "preset=$1" "$BASE/v1/jobs")
 }

@@ -22,17 +22,8 @@ in=$VIDQ_MEDIA/h264_aac_640x360.mp4
 slow_in=$VIDQ_MEDIA/h264_aac_640x360_10s.mp4
 W=$T/svc; D=$W/data; mkdir -p "$W"
 trap 'stop_server; lib_cleanup' EXIT
-# serve [ENV=VAL...] -- [ARGS...]: lib_serve.sh's start_server on $D, at
-# log level info, with ENV for this server only.
-serve() {
-  local envs=() e rc=0
-  while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
-  [ "${1:-}" = -- ] && shift
-  for e in "${envs[@]}"; do export "${e?}"; done
-  VIDQ_LOG_LEVEL=info start_server "$W" "$D" "$@" || rc=$?
-  for e in "${envs[@]}"; do unset "${e%%=*}"; done
-  return $rc
-}
+# serve [ENV=VAL...] -- [ARGS...]: a server on $D at log level info.
+serve() { VIDQ_LOG_LEVEL=info start_server_env "$W" "$D" "$@"; }
 zygote_pid() { # the server's vidq-zygote child, waiting up to 3 s for it to have named itself
   local z=
   for _ in $(seq 30); do
