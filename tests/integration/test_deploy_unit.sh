@@ -101,10 +101,10 @@ deny=$(grep '^SystemCallFilter=~' "$unit" | sed 's/^SystemCallFilter=~//' | tr '
 expand $allow | sort -u > "$T/allow.txt"
 expand $deny | sort -u > "$T/deny.txt"
 [ "$(wc -l < "$T/allow.txt")" -gt 200 ] || fail "could not expand the allow list ($(wc -l < "$T/allow.txt") names)"
-# (svc/sandbox/sandbox.c: unshare, mount, pivot_root, umount2, chdir,
+# (svc/sandbox/sandbox.c: unshare, setns (probes join the zygote's namespaces), mount, pivot_root, umount2, chdir,
 # fchdir, mkdir, readlink of /proc/self/fd, statfs, close_range, landlock_*,
 # prctl, seccomp, setrlimit; SVT-AV1 in the child: affinity and NUMA calls)
-for sc in unshare mount umount2 pivot_root landlock_create_ruleset landlock_add_rule \
+for sc in unshare setns mount umount2 pivot_root landlock_create_ruleset landlock_add_rule \
           landlock_restrict_self seccomp prctl setrlimit prlimit64 setpriority clone clone3 \
           execve mmap mprotect memfd_create socket bind connect accept4 epoll_wait \
           close_range statfs readlink readlinkat chdir fchdir mkdir sched_setaffinity \
