@@ -9,6 +9,9 @@
 #   - uploaded to the server: 415 unsupported_media, answered within 2 s
 #     (upload + probe child), nothing kept in the data dir, and the server
 #     goes on taking a good upload.
+# Labelled release: its budgets hold only without sanitizers, so deploy/test.sh
+# runs it in the release build as well as under ASan.
+# ctest-labels: release
 # ctest-timeout: 180
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
