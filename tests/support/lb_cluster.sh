@@ -65,6 +65,7 @@ for k in $(seq 1 "$n"); do
       >"$dir/node-$k.out" 2>"$dir/node-$k.log" </dev/null &
     echo $! >"$dir/node-$k.pid"
     trap 'kill -TERM $! 2>/dev/null' TERM
+    exec 2>/dev/null # bash's "Killed" notice after a kill -9: the status file says it
     wait $!; rc=$?
     # a TERM trap interrupts the first wait: wait again for the real status
     kill -0 $! 2>/dev/null && { wait $!; rc=$?; }
