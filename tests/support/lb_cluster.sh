@@ -78,7 +78,10 @@ deadline=$((SECONDS + 30))
 for k in $(seq 1 "$n"); do
   port=
   while [ -z "$port" ]; do
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/node-$k.out" 2>/dev/null | head -1)
+    # no fork per poll: on a loaded machine each one costs tens of ms
+    line=
+    [ -s "$dir/node-$k.out" ] && IFS= read -r line <"$dir/node-$k.out"
+    [[ "$line" =~ listening\ on\ 127\.0\.0\.1:([0-9]+) ]] && port=${BASH_REMATCH[1]}
     [ -n "$port" ] && break
     if [ -s "$dir/node-$k.exit" ] || [ $SECONDS -ge $deadline ]; then
       cat "$dir/node-$k.log" >&2
@@ -93,9 +96,10 @@ node_pids=()
 for k in $(seq 1 "$n"); do node_pids+=("$(cat "$dir/node-$k.pid")"); done
 
 # ---- nginx's config: vidq.conf with the test's addresses
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# A port below the kernel's ephemeral range (32768+ by default), so no
+# outgoing connection holds it; nginx failing to bind it is retried below.
+# (No python probe: its start alone takes seconds on a loaded machine.)
+free_port() { echo $((20000 + RANDOM % 12000)); }
 gen_conf() { # listen port
   awk -v listen="127.0.0.1:$1" -v ports="${ports[*]}" '
     /^[ \t]*upstream[ \t]+vidq[ \t]*\{/ { up = 1 }
@@ -138,9 +142,9 @@ CONF
   } >"$dir/nginx/nginx.conf"
 }
 
-# A free port can be taken between the probe and nginx's bind: try again.
+# The port may be taken (nginx exits: bind() failed): try another.
 lb_port=
-for _ in 1 2 3 4 5; do
+for _ in 1 2 3 4 5 6 7 8; do
   port=$(free_port) || die "no free port"
   gen_conf "$port"
   "$nginx_bin" -p "$dir/nginx/" -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log" \
