@@ -100,7 +100,7 @@ static json_t *get_job(const char *id)
 static json_t *wait_final(const char *id, double timeout_s)
 {
     json_t *j = ts_wait_job(LB, id, timeout_s);
-    TS_CHECK(j, "no final status for %s", id);
+    TS_CHECK(j && status_of(j), "no final status for %s", id);
     return j;
 }
 
@@ -163,6 +163,7 @@ static char *read_all(const char *path, long *len)
     fseek(f, 0, SEEK_SET);
     char *b = malloc((size_t)n + 1);
     TS_CHECK(b && fread(b, 1, (size_t)n, f) == (size_t)n, "read %s", path);
+    b[n] = '\0';
     fclose(f);
     *len = n;
     return b;
@@ -565,7 +566,9 @@ int main(void)
         char *b = read_all(f, &n);
         if (code == 202) {
             json_t *a = json_loads(b, 0, NULL);
-            loop_ids[i] = strdup(json_string_value(json_object_get(a, "id")) ?: "");
+            const char *lid = json_string_value(json_object_get(a, "id"));
+            TS_CHECK(lid && *lid, "upload %d: 202 without an id: %s", i + 1, b);
+            loop_ids[i] = strdup(lid);
             json_decref(a);
             acked++;
         } else {
