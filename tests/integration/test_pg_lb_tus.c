@@ -5,8 +5,10 @@
  * tests/support/with_pg.sh). The client is the npm tus-js-client under node
  * (tests/support/tus_upload.js), not ours:
  *   - the file goes up in 64 KiB chunks over three client runs, each a new
- *     process and so a new connection (a forced reconnect between chunks):
- *     each run resumes from the stored upload URL, whichever node gets it;
+ *     process; every request asks for "Connection: close", so each chunk
+ *     comes on a new connection (a forced reconnect between chunks: the
+ *     access log shows one connection per PATCH); each run resumes from the
+ *     stored upload URL, whichever node gets it;
  *   - between runs, HEAD through the balancer (another node) gives the
  *     offset the last run was acknowledged;
  *   - before the last run, kill -9 of the node that acknowledged the last
@@ -51,7 +53,7 @@ static long client_run(const char *dir, int run, long stop_after)
     snprintf(cmd, sizeof(cmd),
              "node %s/tests/support/tus_upload.js --endpoint %s/v1/uploads/ --file %s"
              " --chunk-size %d %s --url-file %s/url --meta filename=lb.mp4 --meta preset=mp4-480p"
-             " >%s",
+             " --header 'Connection: close' >%s",
              ts_env("VIDQ_SRC"), LB->base, ts_media(CLIP), CHUNK, stop, dir, out);
     int rc = ts_run(NULL, 0, "%s", cmd);
     char log[8192] = "";
@@ -102,6 +104,32 @@ static int last_patch_node(const char *id)
     }
     TS_CHECK(0, "no PATCH of %s in the access log (last upstream '%s')", id, up);
     return -1;
+}
+
+/* PATCHes of the upload answered 204, and on how many distinct client
+ * connections (the access log's "c<serial>" field). */
+static int patch_connections(const char *id, int *patches)
+{
+    FILE *f = fopen(C.access_log, "r");
+    TS_CHECK(f, "no access log");
+    char line[8192];
+    long seen[256];
+    int n = 0, distinct = 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "PATCH ", 6) != 0 || !strstr(line, id) || !strstr(line, " 204 "))
+            continue;
+        n++;
+        char *c = strstr(line, " 204 c");
+        long conn = c ? strtol(c + 6, NULL, 10) : -1;
+        int known = 0;
+        for (int i = 0; i < distinct; i++)
+            known |= seen[i] == conn;
+        if (!known && distinct < 256)
+            seen[distinct++] = conn;
+    }
+    fclose(f);
+    *patches = n;
+    return distinct;
 }
 
 int main(void)
@@ -188,6 +216,8 @@ int main(void)
     printf("tus through nginx: %d PATCHes of %d KiB answered by %d nodes\n", npatch, CHUNK / 1024,
            ups);
     TS_EXPECT(ups >= 2, "all PATCHes on %d node(s): not round-robin?", ups);
+    int np = 0, conns = patch_connections(id, &np);
+    TS_EXPECT(np == npatch && conns == np, "%d PATCHes came on %d connections", np, conns);
 
     printf("run 3 done at %.1f s\n", ts_now() - t_start);
     /* ---- the job: every byte, a right output */

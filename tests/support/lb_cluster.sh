@@ -16,7 +16,8 @@
 # The exit status file of node k (DIR/node-k.exit) gets the node's exit
 # status when it ends (137 after kill -9), so a test can stop a node itself
 # and see whether it stopped cleanly. The access log has one line per
-# request: "<method> <uri> <status> <upstream address(es)>".
+# request: "<method> <uri> <status> c<client connection serial> <upstream
+# address(es)>".
 # On SIGTERM/SIGINT (or when nginx dies): nginx and the nodes get SIGTERM,
 # then SIGKILL after 20 s. Needs VIDQ_BIN and VIDQ_SRC (ctest sets them).
 # Run by hand, e.g.: tests/support/with_pg.sh bash -c \
@@ -129,7 +130,7 @@ pid $dir/nginx/nginx.pid;
 error_log $dir/nginx/error.log info;
 events { worker_connections 512; }
 http {
-    log_format lb '\$request_method \$request_uri \$status \$upstream_addr';
+    log_format lb '\$request_method \$request_uri \$status c\$connection \$upstream_addr';
     access_log $dir/nginx/access.log lb;
     client_body_temp_path $dir/nginx/tmp/body;
     proxy_temp_path $dir/nginx/tmp/proxy;

@@ -33,7 +33,7 @@ struct ts_lb {
     struct ts_server node[TS_LB_MAX_NODES];
     char exit_path[TS_LB_MAX_NODES][4200]; /* the node's exit status, once it ended */
     struct ts_server lb;                 /* nginx: base is the balancer's URL, pid 0 */
-    char access_log[4200];               /* "<method> <uri> <status> <upstream>" lines */
+    char access_log[4200];               /* "<method> <uri> <status> c<conn> <upstream>" */
     char error_log[4200];
 };
 
