@@ -250,12 +250,14 @@ int main(void)
     }
     ts_lb_stop(&C);
     printf("whole test: %.1f s\n", ts_now() - t_start);
-    free(dir);
     curl_global_cleanup();
     if (ts_failures) {
-        fprintf(stderr, "%d check(s) failed\n", ts_failures);
+        fprintf(stderr, "%d check(s) failed (logs kept in %s)\n", ts_failures, dir);
+        free(dir);
         return 1;
     }
+    ts_run(NULL, 0, "rm -rf '%s'", dir); /* inputs and outputs of a dozen jobs */
+    free(dir);
     printf("ok\n");
     return 0;
 }
