@@ -32,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -39,6 +40,8 @@
 #include "common/log.h"
 #include "http/disk.h"
 #include "http/upload.h"
+#include "jobs/sched.h"
+#include "store/store.h"
 #include "uploads/tus_meta.h"
 #include "uploads/tus_store.h"
 
@@ -49,7 +52,7 @@
 struct tus_request {
     struct http_server *h;
     int answered; /* a response was queued in the first call */
-    int locked;   /* u.id's lock is ours */
+    struct tus_lock lk; /* u.id's lock, when held */
     int creating; /* POST: answer 201 */
     struct tus_upload u;
     struct tus_write *w;
@@ -124,10 +127,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, cons
 static void release(struct tus_request *t)
 {
     tus_write_free(&t->w);
-    if (t->locked) {
-        tus_store_unlock(t->h->tus, t->u.id);
-        t->locked = 0;
-    }
+    tus_store_unlock(t->h->tus, &t->lk);
 }
 
 /* Remember an error found while the body streams in; answered at the end. */
@@ -293,12 +293,12 @@ static int options_of(const struct tus_upload *u, struct upload_options *o, stru
     return rc;
 }
 
-/* Make the job of a complete upload (the caller holds its lock): probe,
+/* Make the job of a complete upload (the caller holds its lock lk): probe,
  * store, queue, as for any upload. A refused file (not media, outputs
  * that do not fit it) becomes a job in status failed with the reason
  * (upload_submit records it: GET /status, /v1/jobs, job.failed), and its
  * bytes are removed; the record keeps phase FAILED and the reason. */
-static void finish_upload(struct http_server *h, struct tus_upload *u)
+static void finish_upload(struct http_server *h, struct tus_upload *u, const struct tus_lock *lk)
 {
     struct upload_options o;
     struct api_error e;
@@ -330,40 +330,50 @@ static void finish_upload(struct http_server *h, struct tus_upload *u)
                  u->error_message, failed_job ? "; failed job recorded" : "");
     }
     u->finished_at = (double)time(NULL);
-    if (tus_store_save(h->tus, u) < 0)
+    if (tus_store_save(h->tus, u, lk) < 0)
         log_error("tus: cannot record the end of upload %s", u->id);
 }
 
-/* At start: an upload whose last byte arrived before the last stop but
- * whose job is missing (a crash in between, or the job store failed). */
-static void recover_one(void *opaque, struct tus_upload *u)
+/* An upload whose last byte arrived but whose job is missing: at start
+ * (a crash in between, or the job store failed), and on a shared store
+ * every sweep (its node died in between; any node takes it over). */
+static void recover_one(void *opaque, const char *id)
 {
     struct http_server *h = opaque;
     struct job *job = NULL;
-    if (tus_store_lock(h->tus, u->id) != TUS_OK)
+    struct tus_lock lk;
+    struct tus_upload u;
+    memset(&u, 0, sizeof(u));
+    if (tus_store_lock(h->tus, id, &lk) != TUS_OK)
         return;
-    if (sched_job_get(h->sched, u->id, &job) == SCHED_OK) {
-        if (u->phase == TUS_COMPLETE) { /* only the record's last write was lost */
-            u->phase = TUS_DONE;
-            tus_store_save(h->tus, u);
+    /* Read under the lock: another node may have finished it meanwhile. */
+    if (tus_store_get(h->tus, id, &u) != TUS_OK ||
+        (u.phase != TUS_COMPLETE && u.phase != TUS_FAILED))
+        goto out;
+    if (sched_job_get(h->sched, u.id, &job) == SCHED_OK) {
+        if (u.phase == TUS_COMPLETE) { /* only the record's last write was lost */
+            u.phase = TUS_DONE;
+            tus_store_save(h->tus, &u, &lk);
         }
         job_free(&job);
-    } else if (u->phase == TUS_COMPLETE) {
-        log_info("tus: upload %s was complete at the last stop; making its job", u->id);
-        finish_upload(h, u);
+    } else if (u.phase == TUS_COMPLETE) {
+        log_info("tus: upload %s was complete but has no job; making its job", u.id);
+        finish_upload(h, &u, &lk);
     } else { /* FAILED, its job not recorded */
         struct upload_options o;
         struct api_error e;
         memset(&e, 0, sizeof(e));
-        options_of(u, &o, &e);
-        api_error_set(&e, u->error_code[0] ? u->error_code : "internal_error", "%s",
-                      u->error_message);
-        if (upload_record_failed(h, &o, u->length, NULL, &e) == 0)
-            log_info("tus: upload %s: its refusal (%s) recorded as a failed job", u->id,
-                     u->error_code);
+        options_of(&u, &o, &e);
+        api_error_set(&e, u.error_code[0] ? u.error_code : "internal_error", "%s",
+                      u.error_message);
+        if (upload_record_failed(h, &o, u.length, NULL, &e) == 0)
+            log_info("tus: upload %s: its refusal (%s) recorded as a failed job", u.id,
+                     u.error_code);
         upload_options_clear(&o);
     }
-    tus_store_unlock(h->tus, u->id);
+out:
+    tus_upload_clear(&u);
+    tus_store_unlock(h->tus, &lk);
 }
 
 /* ------------------------------------------------------------ methods */
@@ -421,15 +431,13 @@ static enum MHD_Result do_head(struct tus_request *t, struct MHD_Connection *con
 
 static enum MHD_Result do_delete(struct tus_request *t, struct MHD_Connection *conn, const char *id)
 {
-    int rc = tus_store_lock(t->h->tus, id);
-    if (rc < 0)
-        return fail_now(t, conn, code_for_tus(rc), "upload '%s' is busy with another request", id);
-    struct tus_upload u;
-    rc = tus_store_get(t->h->tus, id, &u);
+    struct tus_lock lk;
+    int rc = tus_store_lock(t->h->tus, id, &lk);
+    if (rc == TUS_ELOCKED)
+        return fail_now(t, conn, "locked", "upload '%s' is busy with another request", id);
     if (rc == TUS_OK)
-        rc = tus_store_remove(t->h->tus, id);
-    tus_upload_clear(&u);
-    tus_store_unlock(t->h->tus, id);
+        rc = tus_store_remove(t->h->tus, &lk);
+    tus_store_unlock(t->h->tus, &lk);
     if (rc < 0)
         return fail_now(t, conn, code_for_tus(rc), "no upload with id '%s'", id);
     log_info("tus: upload %s terminated", id);
@@ -534,16 +542,13 @@ static enum MHD_Result do_create(struct tus_request *t, struct MHD_Connection *c
     t->u.length = length;
     if (meta && *meta && !(t->u.metadata = strdup(meta)))
         return fail_now(t, conn, "internal_error", "out of memory");
-    if (tus_store_lock(h->tus, id) != TUS_OK)
-        return fail_now(t, conn, "internal_error", "cannot lock the new upload");
-    t->locked = 1;
-    rc = tus_store_create(h->tus, &t->u);
+    rc = tus_store_create(h->tus, &t->u, &t->lk);
     if (rc < 0)
         return fail_now(t, conn, code_for_tus(rc), "cannot store the upload");
     log_info("tus: upload %s created (%lld bytes)", id, (long long)length);
     t->creating = 1;
     if (with_body) {
-        rc = tus_write_begin(h->tus, &t->u, t->has_checksum ? t->algo : NULL, &t->w);
+        rc = tus_write_begin(h->tus, &t->u, &t->lk, t->has_checksum ? t->algo : NULL, &t->w);
         if (rc < 0)
             return fail_now(t, conn, code_for_tus(rc), "cannot write the upload");
     }
@@ -572,14 +577,14 @@ static enum MHD_Result do_patch(struct tus_request *t, struct MHD_Connection *co
         return fail_now(t, conn, "bad_request", "%s", err);
     if (!tus_id_valid(id))
         return fail_now(t, conn, "not_found", "no upload with id '%s'", id);
-    int rc = tus_store_lock(h->tus, id);
+    int rc = tus_store_lock(h->tus, id, &t->lk);
     if (rc == TUS_ELOCKED)
         return fail_now(t, conn, "locked",
                         "upload '%s' is being written by another request; retry later", id);
+    if (rc == TUS_ENOTFOUND)
+        return fail_now(t, conn, "not_found", "no upload with id '%s'", id);
     if (rc < 0)
         return fail_now(t, conn, code_for_tus(rc), "cannot lock upload '%s'", id);
-    t->locked = 1;
-    snprintf(t->u.id, sizeof(t->u.id), "%s", id); /* for the unlock */
     rc = tus_store_get(h->tus, id, &t->u);
     snprintf(t->u.id, sizeof(t->u.id), "%s", id);
     if (rc < 0)
@@ -598,7 +603,7 @@ static enum MHD_Result do_patch(struct tus_request *t, struct MHD_Connection *co
         return fail_now(t, conn, "insufficient_storage",
                         "the server's disk is nearly full (under its --min-free-bytes); "
                         "resume later");
-    rc = tus_write_begin(h->tus, &t->u, t->has_checksum ? t->algo : NULL, &t->w);
+    rc = tus_write_begin(h->tus, &t->u, &t->lk, t->has_checksum ? t->algo : NULL, &t->w);
     if (rc < 0)
         return fail_now(t, conn, code_for_tus(rc), "cannot write upload '%s'", id);
     return MHD_YES;
@@ -616,8 +621,13 @@ static enum MHD_Result finish(struct tus_request *t, struct MHD_Connection *conn
     if (t->w) {
         int rc = tus_write_commit(&t->w, &t->u, t->has_checksum ? t->want : NULL, t->wlen);
         if (rc == TUS_OK && t->u.phase == TUS_COMPLETE)
-            finish_upload(t->h, &t->u);
+            finish_upload(t->h, &t->u, &t->lk);
         release(t);
+        if (rc == TUS_ELOCKED)
+            return answer(conn, http_status_for("locked"), "locked",
+                          "another request took this upload over while this one was slow; "
+                          "nothing of it was kept: HEAD for the offset and resume",
+                          NULL);
         if (rc == TUS_ECHECKSUM)
             return answer(conn, http_status_for("checksum_mismatch"), "checksum_mismatch",
                           "the body does not match Upload-Checksum; it was discarded", NULL);
@@ -706,6 +716,10 @@ enum MHD_Result tus_handle(struct http_server *h, struct MHD_Connection *conn, s
         int rc = tus_write_data(t->w, upload_data, *upload_data_size);
         if (rc == TUS_ETOOBIG)
             fail_later(t, "too_large", "the body goes past Upload-Length; nothing was kept");
+        else if (rc == TUS_ELOCKED)
+            fail_later(t, "locked",
+                       "another request took this upload over while this one was slow; "
+                       "nothing more of it is kept: HEAD for the offset and resume");
         else if (rc == TUS_ENOSPC)
             fail_later(t, "insufficient_storage", "the server's disk is full; retry later");
         else if (rc < 0)
@@ -730,13 +744,12 @@ void tus_request_free(struct tus_request **pp)
                 log_info("tus: upload %s interrupted at %lld bytes", t->u.id,
                          (long long)t->u.offset);
                 if (t->u.phase == TUS_COMPLETE)
-                    finish_upload(t->h, &t->u);
+                    finish_upload(t->h, &t->u, &t->lk);
             }
         }
         tus_write_free(&t->w);
     }
-    if (t->locked)
-        tus_store_unlock(t->h->tus, t->u.id);
+    tus_store_unlock(t->h->tus, &t->lk);
     tus_upload_clear(&t->u);
     free(t);
     *pp = NULL;
@@ -764,13 +777,19 @@ enum MHD_Result tus_status_answer(struct http_server *h, struct MHD_Connection *
     return r;
 }
 
+/* The uploads folder; the tus store itself opens in tus_start, once the
+ * job store is there (its rows live in it). */
+static int uploads_dir(const struct http_server *h, char *dir, size_t cap)
+{
+    int n = snprintf(dir, cap, "%s/uploads", h->cfg->data_dir);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
 int tus_open(struct http_server *h)
 {
     char dir[1100];
-    snprintf(dir, sizeof(dir), "%s/uploads", h->cfg->data_dir);
-    int rc = tus_store_open(dir, h->cfg->tus_expiry, h->cfg->tus_fsync, &h->tus);
-    if (rc < 0) {
-        log_error("tus: cannot open the uploads folder %s", dir);
+    if (uploads_dir(h, dir, sizeof(dir)) < 0 || (mkdir(dir, 0750) < 0 && errno != EEXIST)) {
+        log_error("tus: cannot create the uploads folder %s", dir);
         return -1;
     }
     return 0;
@@ -778,13 +797,26 @@ int tus_open(struct http_server *h)
 
 int tus_start(struct http_server *h)
 {
-    tus_store_each_complete(h->tus, recover_one, h);
+    char dir[1100];
+    if (uploads_dir(h, dir, sizeof(dir)) < 0 ||
+        tus_store_open(dir, sched_store(h->sched), h->cfg->tus_expiry, h->cfg->node_lease,
+                       h->cfg->tus_fsync, &h->tus) < 0) {
+        log_error("tus: cannot open the uploads in %s and the job store", dir);
+        return -1;
+    }
+    tus_store_each_complete(h->tus, 1, recover_one, h);
     double period = h->cfg->tus_expiry / 4;
     if (period > 60)
         period = 60;
     if (period < 0.2)
         period = 0.2;
-    return tus_store_sweep_start(h->tus, period) == TUS_OK ? 0 : -1;
+    /* A shared store: a node that died between an upload's last byte and
+     * its job leaves it to the others. One node: only at start, above. */
+    return tus_store_sweep_start(h->tus, period,
+                                 store_is_shared(sched_store(h->sched)) ? recover_one : NULL,
+                                 h) == TUS_OK
+               ? 0
+               : -1;
 }
 
 void tus_close(struct http_server *h)

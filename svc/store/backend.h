@@ -246,6 +246,12 @@ void store_pool_init(struct store *st, const struct store_driver *drv);
 void store_pool_put(struct store *st, void *conn);
 void store_pool_free(struct store *st);
 
+/* Run sql (text written by the caller, a module of svc/store/ such as
+ * uploads.c, for st->drv's dialect) with p in a call of its own, outside
+ * any transaction; as store_driver.run. */
+int store_exec(struct store *st, const char *what, const char *sql, const struct store_params *p,
+               store_row_fn row, void *opaque, int64_t *changes);
+
 extern const struct store_driver store_sqlite_driver;
 extern const struct store_driver store_pg_driver;
 

@@ -398,6 +398,18 @@ static int run_one(struct store *st, enum store_sql id, const struct store_param
     return call_end(&k, ret);
 }
 
+/* The way in for the store's other modules (uploads.c): one statement of
+ * their own text in a call of its own, outside any transaction. */
+int store_exec(struct store *st, const char *what, const char *sql, const struct store_params *p,
+               store_row_fn row, void *opaque, int64_t *changes)
+{
+    struct call k;
+    int ret = call_begin(st, &k, SQL_N);
+    if (ret == STORE_OK)
+        ret = st->drv->run(k.c, what, sql, p, row, opaque, changes);
+    return call_end(&k, ret);
+}
+
 /* Run a guarded UPDATE of job id: STORE_OK if it changed the row,
  * STORE_ECONFLICT if the job exists in another state, STORE_ENOTFOUND if
  * it does not exist. */

@@ -17,52 +17,44 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/rand.h>
 
 #include "common/log.h"
+#include "store/uploads.h"
 #include "uploads/tus_meta.h"
 
-enum { LOCKS_MAX = 4096, KICK_BYTES = 2 * 1024 * 1024 };
-
-/* The offset record, <id>.off: what a PATCH commits while the upload is
- * PARTIAL. Rewritten in place (one small pwrite; with sync_each one
- * fdatasync) instead of the whole state (write, rename; with sync_each
- * fsync of the file and the folder). */
-struct offset_record {
-    char magic[8];
-    int64_t offset;
-    double expires_at;
-    uint64_t check;
-};
-
-static const char OFF_MAGIC[8] = "TUSOFF1";
-
-static uint64_t record_check(const struct offset_record *r)
-{
-    uint64_t e;
-    memcpy(&e, &r->expires_at, sizeof(e));
-    return ((uint64_t)r->offset * 0x9E3779B97F4A7C15ull) ^ e ^ 0x7475732d6f666673ull;
-}
+enum { KICK_BYTES = 2 * 1024 * 1024, SWEEP_BATCH = 200 };
 
 struct tus_store {
     char dir[1024];
     int dir_fd;
-    double expiry_s;
-    int sync_each; /* fsync chunks and states (--tus-fsync) */
+    struct store *st; /* the upload rows (borrowed) */
+    double expiry_s, lease_s;
+    int sync_each; /* fsync chunks (--tus-fsync) */
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    char (*locked)[TUS_ID_MAX + 1]; /* ids held; "" = free slot */
-    size_t n_locked_slots;
     int sweeping, stop;
     double sweep_period;
+    void (*recover)(void *opaque, const char *id);
+    void *recover_opaque;
     pthread_t sweeper;
 };
 
 struct tus_write {
     struct tus_store *ts;
-    int fd, off_fd;
+    struct tus_lock *lk;
+    int fd;
     int64_t start, length, count, kicked;
+    int64_t row_offset; /* the commit's guard */
     struct tus_digest *digest;
 };
+
+static double mono_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
 
 static double now_s(void)
 {
@@ -108,7 +100,145 @@ static int io_error(const char *what, const char *path)
     return TUS_EIO;
 }
 
-int tus_store_open(const char *dir, double expiry_s, int sync_each, struct tus_store **out)
+static int from_store(int rc)
+{
+    switch (rc) {
+    case STORE_OK:
+        return TUS_OK;
+    case STORE_ENOTFOUND:
+        return TUS_ENOTFOUND;
+    case STORE_ECONFLICT:
+        return TUS_ELOCKED;
+    case STORE_ENOMEM:
+        return TUS_ENOMEM;
+    default:
+        return TUS_EIO;
+    }
+}
+
+static int lock_init(struct tus_lock *lk, const char *id);
+
+/* ------------------------------------------------ records of before */
+
+/* Uploads written by a vidq from before the store held them: <id>.json
+ * (the state) and <id>.off (the offset while partial: a 32-byte record
+ * with a check word). Imported into the store once at open, then removed,
+ * so an upgrade keeps uploads in flight. */
+struct legacy_offset {
+    char magic[8];
+    int64_t offset;
+    double expires_at;
+    uint64_t check;
+};
+
+static int legacy_offset(const char *path, struct legacy_offset *r)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = pread(fd, r, sizeof(*r), 0);
+    close(fd);
+    uint64_t e;
+    memcpy(&e, &r->expires_at, sizeof(e));
+    uint64_t check = ((uint64_t)r->offset * 0x9E3779B97F4A7C15ull) ^ e ^ 0x7475732d6f666673ull;
+    return n == (ssize_t)sizeof(*r) && memcmp(r->magic, "TUSOFF1", 8) == 0 && r->check == check
+               ? 0
+               : -1;
+}
+
+static const char *const legacy_phases[] = {"partial", "complete", "done", "failed"};
+
+/* Import one legacy record into the store: 1 if the files may go. */
+static int import_one(struct tus_store *ts, const char *id, const char *json_path)
+{
+    json_error_t jerr;
+    json_t *o = json_load_file(json_path, 0, &jerr);
+    json_int_t off = -1, len = -1;
+    double c = 0, x = 0, fin = 0;
+    const char *phase = NULL, *meta = NULL, *ec = "", *em = "";
+    int done = 0;
+    struct store_upload r;
+    memset(&r, 0, sizeof(r));
+    if (!o || json_unpack(o, "{s:I, s:I, s:F, s:F, s?F, s:s, s?s, s?s, s?s}", "offset", &off,
+                          "length", &len, "created_at", &c, "expires_at", &x, "finished_at", &fin,
+                          "phase", &phase, "metadata", &meta, "error_code", &ec,
+                          "error_message", &em) < 0 ||
+        off < 0 || len < 0 || off > len) {
+        log_error("tus: bad state file %s; left as is", json_path);
+        goto out;
+    }
+    snprintf(r.id, sizeof(r.id), "%s", id);
+    r.length = len;
+    r.offset = off;
+    r.created_at = c;
+    r.expires_at = x;
+    r.finished_at = fin;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(phase, legacy_phases[i]) == 0)
+            r.phase = i;
+    if (meta && *meta && !(r.metadata = strdup(meta)))
+        goto out;
+    snprintf(r.error_code, sizeof(r.error_code), "%s", ec);
+    snprintf(r.error_message, sizeof(r.error_message), "%s", em);
+    char off_path[1200];
+    struct legacy_offset lr;
+    if (r.phase == STORE_UPLOAD_PARTIAL && path_of(ts, id, ".off", off_path, sizeof(off_path)) == 0 &&
+        legacy_offset(off_path, &lr) == 0 && lr.offset >= 0 && lr.offset <= len) {
+        r.offset = lr.offset;
+        r.expires_at = lr.expires_at;
+    }
+    struct tus_lock lk;
+    if (lock_init(&lk, id) != TUS_OK)
+        goto out;
+    int rc = store_upload_insert(ts->st, &r, lk.token, ts->lease_s);
+    if (rc == STORE_ECONFLICT) { /* another node imported it first */
+        done = 1;
+        goto out;
+    }
+    if (rc == STORE_OK)
+        rc = store_upload_commit(ts->st, id, lk.token, 0, r.offset, r.expires_at, r.phase);
+    if (rc == STORE_OK)
+        rc = store_upload_save(ts->st, &r, lk.token);
+    store_upload_unlock(ts->st, id, lk.token);
+    if (rc == STORE_OK) {
+        log_info("tus: upload %s (%s, %lld of %lld bytes) moved into the store", id, phase,
+                 (long long)r.offset, (long long)r.length);
+        done = 1;
+    } else {
+        log_error("tus: cannot move upload %s into the store: %s", id, store_strerror(rc));
+    }
+out:
+    store_upload_clear(&r);
+    json_decref(o);
+    return done;
+}
+
+static void import_legacy(struct tus_store *ts)
+{
+    DIR *d = opendir(ts->dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        char id[TUS_ID_MAX + 1], path[1200];
+        if (l <= 5 || l - 5 > TUS_ID_MAX || strcmp(e->d_name + l - 5, ".json") != 0)
+            continue;
+        memcpy(id, e->d_name, l - 5);
+        id[l - 5] = '\0';
+        if (!tus_id_valid(id) || path_of(ts, id, ".json", path, sizeof(path)) < 0 ||
+            !import_one(ts, id, path))
+            continue;
+        char other[1200];
+        if (path_of(ts, id, ".off", other, sizeof(other)) == 0)
+            unlink(other);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+int tus_store_open(const char *dir, struct store *st, double expiry_s, double lease_s,
+                   int sync_each, struct tus_store **out)
 {
     *out = NULL;
     struct tus_store *ts = calloc(1, sizeof(*ts));
@@ -130,8 +260,18 @@ int tus_store_open(const char *dir, double expiry_s, int sync_each, struct tus_s
         free(ts);
         return rc;
     }
+    int rc = store_uploads_init(st);
+    if (rc != STORE_OK) {
+        log_error("tus: cannot set up the uploads table: %s", store_strerror(rc));
+        close(ts->dir_fd);
+        free(ts);
+        return TUS_EIO;
+    }
+    ts->st = st;
     ts->expiry_s = expiry_s;
+    ts->lease_s = lease_s >= 1 ? lease_s : 1;
     ts->sync_each = sync_each;
+    import_legacy(ts);
     pthread_mutex_init(&ts->mu, NULL);
     pthread_cond_init(&ts->cond, NULL);
     *out = ts;
@@ -153,7 +293,6 @@ void tus_store_close(struct tus_store **pp)
     pthread_mutex_destroy(&ts->mu);
     if (ts->dir_fd >= 0)
         close(ts->dir_fd);
-    free(ts->locked);
     free(ts);
     *pp = NULL;
 }
@@ -171,218 +310,114 @@ void tus_upload_clear(struct tus_upload *u)
 
 /* --------------------------------------------------------------- locks */
 
-int tus_store_lock(struct tus_store *ts, const char *id)
+/* A fresh lock for id: a token no other request has (node-free: 128
+ * random bits). */
+static int lock_init(struct tus_lock *lk, const char *id)
 {
-    int rc = TUS_ELOCKED;
-    size_t free_slot = (size_t)-1;
+    unsigned char r[16];
+    memset(lk, 0, sizeof(*lk));
     if (!tus_id_valid(id))
         return TUS_EINVAL;
-    pthread_mutex_lock(&ts->mu);
-    for (size_t i = 0; i < ts->n_locked_slots; i++) {
-        if (!ts->locked[i][0]) {
-            if (free_slot == (size_t)-1)
-                free_slot = i;
-        } else if (strcmp(ts->locked[i], id) == 0) {
-            goto out;
-        }
+    if (RAND_bytes(r, sizeof(r)) != 1)
+        return TUS_EIO;
+    snprintf(lk->id, sizeof(lk->id), "%s", id);
+    for (size_t i = 0; i < sizeof(r); i++)
+        snprintf(lk->token + 2 * i, 3, "%02x", r[i]);
+    return TUS_OK;
+}
+
+int tus_store_lock(struct tus_store *ts, const char *id, struct tus_lock *lk)
+{
+    int rc = lock_init(lk, id);
+    if (rc != TUS_OK)
+        return rc == TUS_EINVAL ? TUS_ENOTFOUND : rc;
+    double t = mono_s(); /* before the UPDATE: the local lease ends first */
+    rc = from_store(store_upload_lock(ts->st, id, lk->token, ts->lease_s));
+    if (rc == TUS_OK) {
+        lk->held = 1;
+        lk->taken_mono = t;
     }
-    if (free_slot == (size_t)-1) {
-        if (ts->n_locked_slots >= LOCKS_MAX) {
-            rc = TUS_ENOMEM;
-            goto out;
-        }
-        size_t n = ts->n_locked_slots ? ts->n_locked_slots * 2 : 16;
-        void *p = realloc(ts->locked, n * sizeof(ts->locked[0]));
-        if (!p) {
-            rc = TUS_ENOMEM;
-            goto out;
-        }
-        ts->locked = p;
-        memset(ts->locked + ts->n_locked_slots, 0,
-               (n - ts->n_locked_slots) * sizeof(ts->locked[0]));
-        free_slot = ts->n_locked_slots;
-        ts->n_locked_slots = n;
-    }
-    snprintf(ts->locked[free_slot], sizeof(ts->locked[0]), "%s", id);
-    rc = TUS_OK;
-out:
-    pthread_mutex_unlock(&ts->mu);
     return rc;
 }
 
-void tus_store_unlock(struct tus_store *ts, const char *id)
+int tus_store_lock_valid(struct tus_store *ts, struct tus_lock *lk)
 {
-    pthread_mutex_lock(&ts->mu);
-    for (size_t i = 0; i < ts->n_locked_slots; i++) {
-        if (strcmp(ts->locked[i], id) == 0) {
-            ts->locked[i][0] = '\0';
-            break;
-        }
+    if (!lk->held)
+        return 0;
+    double t = mono_s();
+    if (t - lk->taken_mono < ts->lease_s / 3)
+        return 1;
+    int rc = store_upload_renew(ts->st, lk->id, lk->token, ts->lease_s);
+    if (rc == STORE_OK) {
+        lk->taken_mono = t;
+        return 1;
     }
-    pthread_mutex_unlock(&ts->mu);
+    if (rc == STORE_ECONFLICT || rc == STORE_ENOTFOUND) {
+        log_warn("tus: upload %s: the lock was taken by another request; stopping", lk->id);
+        lk->held = 0;
+        return 0;
+    }
+    /* The store did not answer: keep writing while the lease surely holds. */
+    return mono_s() - lk->taken_mono < ts->lease_s * 0.8;
+}
+
+void tus_store_unlock(struct tus_store *ts, struct tus_lock *lk)
+{
+    if (!lk->held)
+        return;
+    lk->held = 0;
+    int rc = store_upload_unlock(ts->st, lk->id, lk->token);
+    if (rc != STORE_OK && rc != STORE_ECONFLICT && rc != STORE_ENOTFOUND)
+        log_warn("tus: upload %s: cannot release its lock (it lapses in %.0f s)", lk->id,
+                 ts->lease_s);
 }
 
 /* --------------------------------------------------------------- state */
 
-static const char *phase_names[] = {"partial", "complete", "done", "failed"};
-
-/* Store offset and expiry in fd (an open <id>.off), fdatasync'd with
- * sync_each. One pwrite of one record: a process killed during it leaves
- * the old record or the new one (a torn one fails the check word). */
-static int write_offset_fd(int fd, int64_t offset, double expires_at, int sync_each)
+static void to_row(const struct tus_upload *u, struct store_upload *r)
 {
-    struct offset_record r;
-    memset(&r, 0, sizeof(r));
-    memcpy(r.magic, OFF_MAGIC, sizeof(r.magic));
-    r.offset = offset;
-    r.expires_at = expires_at;
-    r.check = record_check(&r);
-    ssize_t n;
-    do
-        n = pwrite(fd, &r, sizeof(r), 0);
-    while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(r) || (sync_each && fdatasync(fd) < 0))
-        return io_error("cannot store the offset of", "an upload");
-    return TUS_OK;
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", u->id);
+    r->offset = u->offset;
+    r->length = u->length;
+    r->created_at = u->created_at;
+    r->expires_at = u->expires_at;
+    r->finished_at = u->finished_at;
+    r->phase = (int)u->phase;
+    r->metadata = u->metadata; /* borrowed */
+    snprintf(r->error_code, sizeof(r->error_code), "%s", u->error_code);
+    snprintf(r->error_message, sizeof(r->error_message), "%s", u->error_message);
 }
 
-static int write_offset(struct tus_store *ts, const char *id, int64_t offset, double expires_at,
-                        int create)
+int tus_store_save(struct tus_store *ts, const struct tus_upload *u, const struct tus_lock *lk)
 {
-    char path[1200];
-    if (path_of(ts, id, ".off", path, sizeof(path)) < 0)
-        return TUS_EINVAL;
-    int fd = open(path, O_WRONLY | O_CLOEXEC | (create ? O_CREAT : 0), 0640);
-    if (fd < 0)
-        return io_error("cannot open", path);
-    int rc = write_offset_fd(fd, offset, expires_at, ts->sync_each);
-    close(fd);
-    return rc;
-}
-
-/* The offset record of id, if there is a valid one: 0, else -1. */
-static int read_offset(struct tus_store *ts, const char *id, struct offset_record *r)
-{
-    char path[1200];
-    if (path_of(ts, id, ".off", path, sizeof(path)) < 0)
-        return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = pread(fd, r, sizeof(*r), 0);
-    close(fd);
-    if (n != (ssize_t)sizeof(*r) || memcmp(r->magic, OFF_MAGIC, sizeof(OFF_MAGIC)) != 0 ||
-        r->check != record_check(r))
-        return -1;
-    return 0;
-}
-
-int tus_store_save(struct tus_store *ts, const struct tus_upload *u)
-{
-    int ret = TUS_EIO;
-    char path[1200], tmp[1300];
-    char *text = NULL;
-    int fd = -1;
-    json_t *o = NULL;
-    if (path_of(ts, u->id, ".json", path, sizeof(path)) < 0 ||
-        path_of(ts, u->id, ".json.tmp", tmp, sizeof(tmp)) < 0)
-        return TUS_EINVAL;
-    o = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:s, s:s, s:s, s:s}", "id", u->id, "offset",
-                  (json_int_t)u->offset, "length", (json_int_t)u->length, "created_at",
-                  u->created_at, "expires_at", u->expires_at, "finished_at", u->finished_at,
-                  "phase", phase_names[u->phase], "metadata", u->metadata ? u->metadata : "",
-                  "error_code", u->error_code, "error_message", u->error_message);
-    if (!o || !(text = json_dumps(o, JSON_COMPACT))) {
-        ret = TUS_ENOMEM;
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        ret = io_error("cannot create", tmp);
-        goto out;
-    }
-    size_t len = strlen(text), done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, text + done, len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            ret = io_error("cannot write", tmp);
-            goto out;
-        }
-        done += (size_t)w;
-    }
-    if (ts->sync_each && fsync(fd) < 0) {
-        ret = io_error("cannot fsync", tmp);
-        goto out;
-    }
-    close(fd);
-    fd = -1;
-    /* The offset record first; with sync_each the folder's fsync below
-     * makes its name durable with the state's. */
-    if (u->phase == TUS_PARTIAL &&
-        (ret = write_offset(ts, u->id, u->offset, u->expires_at, 1)) != TUS_OK)
-        goto out;
-    ret = TUS_EIO;
-    if (rename(tmp, path) < 0) {
-        ret = io_error("cannot rename", tmp);
-        goto out;
-    }
-    tmp[0] = '\0';
-    if (ts->sync_each && fsync(ts->dir_fd) < 0) {
-        ret = io_error("cannot fsync", ts->dir);
-        goto out;
-    }
-    ret = TUS_OK;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (tmp[0])
-        unlink(tmp);
-    free(text);
-    json_decref(o);
-    return ret;
+    struct store_upload r;
+    to_row(u, &r);
+    return from_store(store_upload_save(ts->st, &r, lk->token));
 }
 
 int tus_store_get(struct tus_store *ts, const char *id, struct tus_upload *u)
 {
-    char path[1200];
-    json_error_t jerr;
+    struct store_upload r;
     memset(u, 0, sizeof(*u));
-    if (path_of(ts, id, ".json", path, sizeof(path)) < 0)
+    if (!tus_id_valid(id))
         return TUS_ENOTFOUND;
-    json_t *o = json_load_file(path, 0, &jerr);
-    if (!o)
-        return access(path, F_OK) == 0 ? TUS_EIO : TUS_ENOTFOUND;
-    int ret = TUS_EIO;
-    json_int_t off = -1, len = -1;
-    double c = 0, x = 0, fin = 0;
-    const char *phase = NULL, *meta = NULL, *ec = "", *em = "";
-    if (json_unpack(o, "{s:I, s:I, s:F, s:F, s?F, s:s, s?s, s?s, s?s}", "offset", &off, "length",
-                    &len, "created_at", &c, "expires_at", &x, "finished_at", &fin, "phase", &phase,
-                    "metadata", &meta, "error_code", &ec, "error_message", &em) < 0 ||
-        off < 0 || len < 0 || off > len) {
-        log_error("tus: bad state file %s", path);
-        goto out;
-    }
+    int rc = from_store(store_upload_get(ts->st, id, &r));
+    if (rc != TUS_OK)
+        return rc;
     snprintf(u->id, sizeof(u->id), "%s", id);
-    u->offset = off;
-    u->length = len;
-    u->created_at = c;
-    u->expires_at = x;
-    u->finished_at = fin;
-    u->phase = TUS_PARTIAL;
-    for (int i = 0; i < 4; i++)
-        if (strcmp(phase, phase_names[i]) == 0)
-            u->phase = (enum tus_phase)i;
-    struct offset_record rec;
-    if (u->phase == TUS_PARTIAL && read_offset(ts, id, &rec) == 0 && rec.offset >= 0 &&
-        rec.offset <= u->length) {
-        u->offset = rec.offset;
-        u->expires_at = rec.expires_at;
-    }
+    u->offset = r.offset;
+    u->row_offset = r.offset;
+    u->length = r.length;
+    u->created_at = r.created_at;
+    u->expires_at = r.expires_at;
+    u->finished_at = r.finished_at;
+    u->phase = (enum tus_phase)r.phase;
+    u->metadata = r.metadata; /* ownership moves */
+    snprintf(u->error_code, sizeof(u->error_code), "%s", r.error_code);
+    snprintf(u->error_message, sizeof(u->error_message), "%s", r.error_message);
     /* Never claim bytes the data file does not hold (a power cut without
-     * --tus-fsync may lose the data's last pages but keep the record). */
+     * --tus-fsync may lose the data's last pages but keep the row). */
     struct stat sb;
     char data[1200];
     if (u->phase == TUS_PARTIAL && tus_store_data_path(ts, id, data, sizeof(data)) == 0 &&
@@ -391,36 +426,39 @@ int tus_store_get(struct tus_store *ts, const char *id, struct tus_upload *u)
                  (long long)u->offset, (long long)sb.st_size);
         u->offset = (int64_t)sb.st_size;
     }
-    snprintf(u->error_code, sizeof(u->error_code), "%s", ec);
-    snprintf(u->error_message, sizeof(u->error_message), "%s", em);
-    if (meta && *meta && !(u->metadata = strdup(meta))) {
-        ret = TUS_ENOMEM;
-        goto out;
-    }
-    ret = TUS_OK;
-out:
-    json_decref(o);
-    return ret;
+    return TUS_OK;
 }
 
-int tus_store_create(struct tus_store *ts, struct tus_upload *u)
+int tus_store_create(struct tus_store *ts, struct tus_upload *u, struct tus_lock *lk)
 {
     char path[1200];
     int rc = tus_store_data_path(ts, u->id, path, sizeof(path));
     if (rc < 0)
         return rc;
+    if ((rc = lock_init(lk, u->id)) != TUS_OK)
+        return rc;
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0)
         return io_error("cannot create", path);
     close(fd);
+    if (ts->sync_each && fsync(ts->dir_fd) < 0) /* the data file's name */
+        log_warn("tus: cannot fsync %s: %s", ts->dir, strerror(errno));
     u->offset = 0;
+    u->row_offset = 0;
     u->phase = TUS_PARTIAL;
     u->created_at = now_s();
     u->expires_at = u->created_at + ts->expiry_s;
-    rc = tus_store_save(ts, u); /* with sync_each, fsyncs the folder: the data file's name too */
-    if (rc < 0)
+    struct store_upload r;
+    to_row(u, &r);
+    double t = mono_s();
+    rc = from_store(store_upload_insert(ts->st, &r, lk->token, ts->lease_s));
+    if (rc < 0) {
         unlink(path);
-    return rc;
+        return rc == TUS_ELOCKED ? TUS_EINVAL : rc; /* the id exists */
+    }
+    lk->held = 1;
+    lk->taken_mono = t;
+    return TUS_OK;
 }
 
 void tus_store_remove_data(struct tus_store *ts, const char *id)
@@ -430,102 +468,57 @@ void tus_store_remove_data(struct tus_store *ts, const char *id)
         unlink(path);
 }
 
-int tus_store_remove(struct tus_store *ts, const char *id)
+int tus_store_remove(struct tus_store *ts, struct tus_lock *lk)
 {
-    char path[1200];
-    if (path_of(ts, id, ".json", path, sizeof(path)) < 0)
-        return TUS_ENOTFOUND;
-    tus_store_remove_data(ts, id);
-    char off[1200];
-    if (path_of(ts, id, ".off", off, sizeof(off)) == 0)
-        unlink(off);
-    if (unlink(path) < 0)
-        return errno == ENOENT ? TUS_ENOTFOUND : io_error("cannot remove", path);
-    if (ts->sync_each)
-        fsync(ts->dir_fd);
-    return TUS_OK;
-}
-
-/* Call fn(opaque, id) for every state file of the folder. */
-static int each_id(struct tus_store *ts, int (*fn)(void *opaque, const char *id), void *opaque)
-{
-    DIR *d = opendir(ts->dir);
-    if (!d)
-        return io_error("cannot list", ts->dir);
-    struct dirent *e;
-    int n = 0;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l <= 5 || l - 5 > TUS_ID_MAX || strcmp(e->d_name + l - 5, ".json") != 0)
-            continue;
-        char id[TUS_ID_MAX + 1];
-        memcpy(id, e->d_name, l - 5);
-        id[l - 5] = '\0';
-        if (tus_id_valid(id))
-            n += fn(opaque, id);
-    }
-    closedir(d);
-    return n;
+    if (!lk->held)
+        return TUS_ELOCKED;
+    /* The bytes first: a crash between leaves a row whose data is gone
+     * (HEAD tells offset 0; the sweep removes it), never an orphan file. */
+    tus_store_remove_data(ts, lk->id);
+    int rc = from_store(store_upload_delete(ts->st, lk->id, lk->token));
+    if (rc == TUS_OK)
+        lk->held = 0;
+    return rc;
 }
 
 struct sweep_ctx {
     struct tus_store *ts;
     double now;
+    int removed;
 };
 
-static int sweep_one(void *opaque, const char *id)
+static void sweep_one(void *opaque, const char *id)
 {
     struct sweep_ctx *c = opaque;
     struct tus_upload u;
-    int removed = 0;
-    /* Look without the lock first: a live upload's writer must never see
-     * 423 because the sweep happened to pass by. */
-    int expired = tus_store_get(c->ts, id, &u) == TUS_OK && u.expires_at <= c->now;
-    tus_upload_clear(&u);
-    if (!expired || tus_store_lock(c->ts, id) != TUS_OK)
-        return 0;
+    struct tus_lock lk;
+    /* Under the lock: a writer that just came never loses its bytes to a
+     * sweep, and two nodes' sweeps never both remove it. */
+    if (tus_store_lock(c->ts, id, &lk) != TUS_OK)
+        return;
     if (tus_store_get(c->ts, id, &u) == TUS_OK && u.expires_at <= c->now &&
-        u.phase != TUS_COMPLETE) {
-        if (tus_store_remove(c->ts, id) == TUS_OK) {
-            log_info("tus: upload %s expired (%lld of %lld bytes); removed", id,
-                     (long long)u.offset, (long long)u.length);
-            removed = 1;
-        }
+        u.phase != TUS_COMPLETE && tus_store_remove(c->ts, &lk) == TUS_OK) {
+        log_info("tus: upload %s expired (%lld of %lld bytes); removed", id, (long long)u.offset,
+                 (long long)u.length);
+        c->removed++;
     }
     tus_upload_clear(&u);
-    tus_store_unlock(c->ts, id);
-    return removed;
+    tus_store_unlock(c->ts, &lk);
 }
 
 int tus_store_sweep(struct tus_store *ts, double now)
 {
-    struct sweep_ctx c = {ts, now};
-    return each_id(ts, sweep_one, &c);
+    struct sweep_ctx c = {ts, now, 0};
+    int rc = store_upload_list(ts->st, STORE_UPLOADS_EXPIRED, now, SWEEP_BATCH, sweep_one, &c);
+    return rc == STORE_OK ? c.removed : from_store(rc);
 }
 
-struct complete_ctx {
-    struct tus_store *ts;
-    void (*fn)(void *opaque, struct tus_upload *u);
-    void *opaque;
-};
-
-static int complete_one(void *opaque, const char *id)
+int tus_store_each_complete(struct tus_store *ts, int all,
+                            void (*fn)(void *opaque, const char *id), void *opaque)
 {
-    struct complete_ctx *c = opaque;
-    struct tus_upload u;
-    if (tus_store_get(c->ts, id, &u) == TUS_OK &&
-        (u.phase == TUS_COMPLETE || u.phase == TUS_FAILED))
-        c->fn(c->opaque, &u);
-    tus_upload_clear(&u);
-    return 1;
-}
-
-int tus_store_each_complete(struct tus_store *ts, void (*fn)(void *opaque, struct tus_upload *u),
-                            void *opaque)
-{
-    struct complete_ctx c = {ts, fn, opaque};
-    int rc = each_id(ts, complete_one, &c);
-    return rc < 0 ? rc : TUS_OK;
+    int rc = store_upload_list(ts->st, all ? STORE_UPLOADS_UNFINISHED : STORE_UPLOADS_COMPLETE, 0,
+                               SWEEP_BATCH, fn, opaque);
+    return from_store(rc);
 }
 
 static void *sweep_main(void *arg)
@@ -543,15 +536,20 @@ static void *sweep_main(void *arg)
             break;
         pthread_mutex_unlock(&ts->mu);
         tus_store_sweep(ts, now_s());
+        if (ts->recover)
+            tus_store_each_complete(ts, 0, ts->recover, ts->recover_opaque);
         pthread_mutex_lock(&ts->mu);
     }
     pthread_mutex_unlock(&ts->mu);
     return NULL;
 }
 
-int tus_store_sweep_start(struct tus_store *ts, double period_s)
+int tus_store_sweep_start(struct tus_store *ts, double period_s,
+                          void (*recover)(void *opaque, const char *id), void *opaque)
 {
     ts->sweep_period = period_s > 0.05 ? period_s : 0.05;
+    ts->recover = recover;
+    ts->recover_opaque = opaque;
     if (pthread_create(&ts->sweeper, NULL, sweep_main, ts) != 0)
         return TUS_EIO;
     ts->sweeping = 1;
@@ -560,31 +558,32 @@ int tus_store_sweep_start(struct tus_store *ts, double period_s)
 
 /* --------------------------------------------------------------- writes */
 
-int tus_write_begin(struct tus_store *ts, const struct tus_upload *u, const char *algo,
-                    struct tus_write **out)
+int tus_write_begin(struct tus_store *ts, const struct tus_upload *u, struct tus_lock *lk,
+                    const char *algo, struct tus_write **out)
 {
     char path[1200];
     *out = NULL;
     int rc = tus_store_data_path(ts, u->id, path, sizeof(path));
     if (rc < 0)
         return rc;
+    if (!tus_store_lock_valid(ts, lk))
+        return TUS_ELOCKED;
     struct tus_write *w = calloc(1, sizeof(*w));
     if (!w)
         return TUS_ENOMEM;
     w->ts = ts;
+    w->lk = lk;
     w->start = u->offset;
+    w->row_offset = u->row_offset;
     w->length = u->length;
-    w->off_fd = -1;
-    char off_path[1200];
-    if (path_of(ts, u->id, ".off", off_path, sizeof(off_path)) == 0)
-        w->off_fd = open(off_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
     w->fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (w->fd < 0 || w->off_fd < 0) {
+    if (w->fd < 0) {
         rc = errno == ENOENT ? TUS_ENOTFOUND : io_error("cannot open", path);
         tus_write_free(&w);
         return rc;
     }
-    /* Bytes past the offset were never acknowledged: drop them. */
+    /* Bytes past the offset were never acknowledged (a writer that died
+     * or lost its lock left them): drop them. */
     if (ftruncate(w->fd, (off_t)w->start) < 0) {
         rc = io_error("cannot truncate", path);
         tus_write_free(&w);
@@ -607,6 +606,9 @@ int tus_write_data(struct tus_write *w, const void *buf, size_t len)
 {
     if ((int64_t)len > w->length - w->start - w->count)
         return TUS_ETOOBIG;
+    /* Never a byte once another may hold the upload (see Locks). */
+    if (!tus_store_lock_valid(w->ts, w->lk))
+        return TUS_ELOCKED;
     if (w->digest && tus_digest_update(w->digest, buf, len) < 0)
         return TUS_ENOMEM;
     const char *p = buf;
@@ -647,21 +649,29 @@ int tus_write_commit(struct tus_write **pw, struct tus_upload *u, const unsigned
         tus_write_free(pw);
         return rc;
     }
-    struct tus_upload next = *u;
-    next.offset = w->start + w->count;
-    next.expires_at = now_s() + w->ts->expiry_s;
-    if (next.offset == next.length)
-        next.phase = TUS_COMPLETE;
-    if (next.phase == TUS_PARTIAL)
-        rc = write_offset_fd(w->off_fd, next.offset, next.expires_at, w->ts->sync_each);
-    else
-        rc = tus_store_save(w->ts, &next);
+    /* Bytes first, then the offset: closed (a network filesystem flushes
+     * on close) before the store says they are there. */
+    int fd = w->fd;
+    w->fd = -1;
+    if (close(fd) < 0) {
+        rc = io_error("cannot close", "an upload's data file");
+        tus_write_free(pw);
+        return rc;
+    }
+    int64_t offset = w->start + w->count;
+    double expires = now_s() + w->ts->expiry_s;
+    enum tus_phase phase = offset == u->length ? TUS_COMPLETE : u->phase;
+    rc = from_store(store_upload_commit(w->ts->st, u->id, w->lk->token, w->row_offset, offset, expires,
+                                        (int)phase));
     if (rc == TUS_OK) {
-        u->offset = next.offset;
-        u->expires_at = next.expires_at;
-        u->phase = next.phase;
-        w->count = 0; /* kept: nothing to drop */
-        w->start = u->offset;
+        u->offset = offset;
+        u->row_offset = offset;
+        u->expires_at = expires;
+        u->phase = phase;
+    } else if (rc == TUS_ELOCKED) {
+        log_warn("tus: upload %s: lost its lock before the commit; %lld bytes not kept", u->id,
+                 (long long)w->count);
+        w->lk->held = 0;
     }
     tus_write_free(pw);
     return rc;
@@ -673,12 +683,13 @@ void tus_write_free(struct tus_write **pp)
         return;
     struct tus_write *w = *pp;
     if (w->fd >= 0) {
-        if (w->count > 0 && ftruncate(w->fd, (off_t)w->start) < 0)
+        /* Drop what was not acknowledged, only while the upload is still
+         * ours: after another took it, these bytes are its to overwrite. */
+        if (w->count > 0 && tus_store_lock_valid(w->ts, w->lk) &&
+            ftruncate(w->fd, (off_t)w->start) < 0)
             log_warn("tus: cannot drop unacknowledged bytes: %s", strerror(errno));
         close(w->fd);
     }
-    if (w->off_fd >= 0)
-        close(w->off_fd);
     tus_digest_free(&w->digest);
     free(w);
     *pp = NULL;
