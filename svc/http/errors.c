@@ -38,6 +38,7 @@ static const struct {
     {"internal_error", 500},
     {"io_error", 500},
     {"out_of_memory", 500},
+    {"output_undeliverable", 502}, /* a job's error: an upload_url did not take an output */
     {"shutting_down", 503},
     {"insufficient_storage", 507},
     {"no_space", 507},            /* a job's error (TC_ENOSPC); uploads say insufficient_storage */

@@ -133,7 +133,7 @@ enum MHD_Result outputs_handle(struct http_server *h, struct MHD_Connection *con
         ret = http_fail(conn, "not_found", "job %s has no output named '%.64s'", id, name);
         goto out;
     }
-    if (job->status != JOB_SUCCEEDED) {
+    if (!job_outputs_kept(job)) {
         ret = http_fail(conn, "not_found", "output '%s' is not ready: the job is %s", name,
                         job_status_name(job->status));
         goto out;

@@ -18,6 +18,8 @@
 #include "http/disk.h"
 #include "http/internal.h"
 #include "http/tus.h"
+#include "http/upload.h"
+#include "net/target.h"
 
 enum { CONN_MEMORY = 128 * 1024, CONN_MEMORY_INCREMENT = 32 * 1024 };
 
@@ -36,6 +38,9 @@ int http_create(const struct config *cfg, struct http_server **out)
     if (!h)
         return -1;
     h->cfg = cfg;
+    struct net_targets fetch_rule;
+    if (net_targets_parse(cfg->fetch_targets, &fetch_rule) == 0)
+        upload_set_fetch_targets(&fetch_rule); /* upload_url at submit */
     snprintf(h->tmp_dir, sizeof(h->tmp_dir), "%s/tmp", cfg->data_dir);
     snprintf(h->inputs_dir, sizeof(h->inputs_dir), "%s/inputs", cfg->data_dir);
     if (events_create(&h->events) < 0) {

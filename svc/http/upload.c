@@ -29,6 +29,7 @@
 #include "http/disk.h"
 #include "http/input_url.h"
 #include "jobs/worker.h"
+#include "net/target.h"
 
 enum { POST_BUFFER = 64 * 1024, MAX_OUTPUTS = 16, PROBE_TIMEOUT_S = 30 };
 
@@ -236,6 +237,12 @@ out:
 
 static double max_ttl_s = 30 * 86400;
 
+/* --fetch-targets, for the part of the rule an upload_url's text shows
+ * (an address literal, localhost); set at start like max_ttl_s. */
+static struct net_targets upload_rule = {.deny_private = 1, .allow_loopback = 0};
+
+void upload_set_fetch_targets(const struct net_targets *rule) { upload_rule = *rule; }
+
 void upload_set_max_ttl(double max_s) { max_ttl_s = max_s; }
 
 /* The ttl_s asked for: 0 when none, -1 when it is not a number of
@@ -315,6 +322,25 @@ static int check_options(const struct upload_options *o, struct tc_output_spec *
                 api_error_set(e, "invalid_output", "at most %d outputs per job", MAX_OUTPUTS);
                 goto out;
             }
+            /* "upload_url" is the service's (where the file goes), not the
+             * transcode library's: checked here and kept beside the spec. */
+            json_t *given_url = json_object_get(spec, "upload_url");
+            char upload_url[NET_URL_MAX + 1] = "";
+            if (given_url) {
+                char what[48], why[320];
+                snprintf(what, sizeof(what), "outputs[%zu].upload_url", i);
+                if (!json_is_string(given_url)) {
+                    api_error_set(e, "invalid_output", "%s must be a string", what);
+                    goto out;
+                }
+                if (net_url_target_check(json_string_value(given_url), what, &upload_rule, why,
+                                         sizeof(why)) != 0) {
+                    api_error_set(e, "invalid_output", "%s", why);
+                    goto out;
+                }
+                snprintf(upload_url, sizeof(upload_url), "%s", json_string_value(given_url));
+                json_object_del(spec, "upload_url"); /* given is ours */
+            }
             memset(&terr, 0, sizeof(terr));
             if (tc_spec_parse(spec, &specs[*n], &terr) < 0) {
                 api_error_set(e, "invalid_output", "outputs[%zu]: %s", i, terr.message);
@@ -323,9 +349,12 @@ static int check_options(const struct upload_options *o, struct tc_output_spec *
             /* A spec built on a preset ({"preset":"hls", ...}) names it in
              * the job's outputs, as a preset given by name does. */
             json_t *base = json_object_get(spec, "preset");
-            json_array_append_new(list, json_pack("{s:O, s:o}", "preset",
-                                                  json_is_string(base) ? base : json_null(),
-                                                  "spec", tc_spec_to_json(&specs[*n])));
+            json_t *entry = json_pack("{s:O, s:o}", "preset",
+                                      json_is_string(base) ? base : json_null(), "spec",
+                                      tc_spec_to_json(&specs[*n]));
+            if (entry && upload_url[0])
+                json_object_set_new(entry, "upload_url", json_string(upload_url));
+            json_array_append_new(list, entry);
             (*n)++;
         }
     }

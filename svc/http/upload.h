@@ -40,6 +40,12 @@ struct upload_options {
  * the HTTP threads start. */
 void upload_set_max_ttl(double max_s);
 
+/* The --fetch-targets rule for upload_url at submit (an address literal or
+ * localhost the rule refuses is 400 invalid_output); set once before the
+ * HTTP threads start (default "public"). */
+struct net_targets;
+void upload_set_fetch_targets(const struct net_targets *rule);
+
 /* The ttl_s of o in seconds: 0 when none, -1 when malformed or out of range. */
 double upload_options_ttl(const struct upload_options *o);
 

@@ -55,6 +55,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "jobs/deliver_out.h"
 #include "jobs/fetch_input.h"
 
 enum { FINISHED_CAP = 4096, PERSIST_EVERY_S = 2, SHARED_POLL_MS = 500 };
@@ -409,6 +410,47 @@ static int fetch_phase(struct sched *s, struct runner *r, struct job *job, struc
     return rc;
 }
 
+/* The delivering phase (deliver_out.h): bytes sent so far. */
+static void on_deliver_progress(void *opaque, int64_t sent, int64_t total)
+{
+    struct runner *r = opaque;
+    pthread_mutex_lock(&r->s->lock);
+    snprintf(r->j->job.progress.phase, sizeof(r->j->job.progress.phase), "delivering");
+    r->j->job.progress.deliver_bytes = sent;
+    r->j->job.progress.deliver_total = total;
+    r->j->dirty = 1;
+    pthread_mutex_unlock(&r->s->lock);
+    sched_notify(r->s, r->id, 0);
+}
+
+/* A job's last phase when outputs carry upload_url: PUT them, and say
+ * where in *results. 0, 1 (stopped) or -1 (failed: wr's code, message). */
+static int deliver_phase(struct sched *s, struct runner *r, const struct job *job,
+                         const struct tc_output *outs, size_t n, char **results,
+                         struct worker_result *wr)
+{
+    const char *paths[WORKER_MAX_OUTPUTS];
+    char code[DELIVER_OUT_CODE_MAX], message[DELIVER_OUT_MESSAGE_MAX];
+    for (size_t i = 0; i < n; i++)
+        paths[i] = outs[i].path; /* where the worker wrote them */
+    struct deliver_out_params dp = {
+        .id = job->id,
+        .outputs_json = job->outputs_json,
+        .paths = paths,
+        .n = n,
+        .rule = s->cfg.fetch_rule,
+        .stop = &r->j->stop,
+        .on_progress = on_deliver_progress,
+        .opaque = r,
+    };
+    int rc = deliver_out_run(&dp, results, code, message);
+    if (rc < 0) {
+        snprintf(wr->code, sizeof(wr->code), "%.40s", code);
+        snprintf(wr->message, sizeof(wr->message), "%.250s", message);
+    }
+    return rc;
+}
+
 /* The outputs of job as the library wants them; paths in paths[]. */
 static int build_outputs(struct sched *s, const struct job *job, struct tc_output *outs,
                          char (*paths)[1400], size_t *n, char *err, size_t errlen)
@@ -528,7 +570,7 @@ static void *runner_main(void *arg)
     enum job_status final = JOB_FAILED;
     const char *code = "internal_error";
     const char *message = "out of memory";
-    int requeue = 0;
+    int requeue = 0, keep_outputs = 0;
 
     pthread_mutex_lock(&s->lock);
     int copied = job_copy(&job, &j->job);
@@ -602,6 +644,20 @@ static void *runner_main(void *arg)
         message = wr->message;
         break;
     }
+    int delivered = final == JOB_SUCCEEDED && deliver_out_wanted(job.outputs_json)
+                        ? deliver_phase(s, r, &job, outs, n, &results, wr)
+                        : 0;
+    if (delivered > 0) { /* stopped while delivering: as a stopped worker */
+        pthread_mutex_lock(&s->lock);
+        requeue = j->requeue;
+        pthread_mutex_unlock(&s->lock);
+        final = JOB_CANCELED;
+    } else if (delivered < 0) { /* the local outputs stay downloadable */
+        final = JOB_FAILED;
+        code = wr->code;
+        message = wr->message;
+        keep_outputs = 1;
+    }
 decided:;
     pthread_mutex_lock(&s->lock);
     int lost = j->lost;
@@ -614,10 +670,10 @@ decided:;
          * job was still ours (once it is requeued its folder is the next
          * attempt's, maybe on another node). */
         rc = store_job_finish(s->st, r->id, final, code, message, results);
-        if (rc == STORE_OK && final != JOB_SUCCEEDED)
+        if (rc == STORE_OK && final != JOB_SUCCEEDED && !keep_outputs)
             job_remove_outputs(s->data_dir, r->id);
     } else {
-        if (final != JOB_SUCCEEDED)
+        if (final != JOB_SUCCEEDED && !keep_outputs)
             job_remove_outputs(s->data_dir, r->id);
         if (requeue)
             rc = store_job_requeue(s->st, r->id);
@@ -653,9 +709,11 @@ decided:;
         double now = job_now();
         j->job.status = final;
         j->job.finished_at = now;
-        if (final == JOB_SUCCEEDED) {
-            j->job.progress.percent = 100;
-            j->job.progress.eta_s = 0;
+        if (final == JOB_SUCCEEDED || keep_outputs) {
+            if (final == JOB_SUCCEEDED) {
+                j->job.progress.percent = 100;
+                j->job.progress.eta_s = 0;
+            }
             free(j->job.results_json);
             j->job.results_json = results;
             results = NULL;

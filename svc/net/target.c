@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <strings.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -150,6 +152,62 @@ int net_url_check(const char *url, const char *what, char *err, size_t err_cap)
 out:
     curl_free(host);
     curl_free(scheme);
+    curl_url_cleanup(u);
+    return ret;
+}
+
+/* 1 if name is "localhost" or ends in ".localhost" (RFC 6761: loopback). */
+static int is_localhost(const char *name)
+{
+    size_t n = strlen(name);
+    while (n > 0 && name[n - 1] == '.')
+        n--; /* "localhost." */
+    return (n == 9 && strncasecmp(name, "localhost", 9) == 0) ||
+           (n > 10 && strncasecmp(name + n - 10, ".localhost", 10) == 0);
+}
+
+int net_url_target_check(const char *url, const char *what, const struct net_targets *rule,
+                         char *err, size_t err_cap)
+{
+    CURLU *u = NULL;
+    char *host = NULL;
+    struct addrinfo *ai = NULL;
+    char literal[256];
+    int ret = net_url_check(url, what, err, err_cap);
+    if (ret != 0 || !rule->deny_private)
+        goto out;
+    ret = -EINVAL;
+    u = curl_url();
+    if (!u || curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        snprintf(err, err_cap, "%s is not a valid URL", what);
+        goto out;
+    }
+    /* "[v6]" to "v6" (a zone "%25eth0" stays for getaddrinfo to judge). */
+    size_t len = strlen(host);
+    if (host[0] == '[' && len >= 2 && host[len - 1] == ']')
+        snprintf(literal, sizeof(literal), "%.*s", (int)(len - 2), host + 1);
+    else
+        snprintf(literal, sizeof(literal), "%s", host);
+    if (is_localhost(literal) && !rule->allow_loopback) {
+        snprintf(err, err_cap, "%s: host %s is loopback, not allowed (--fetch-targets)", what,
+                 literal);
+        goto out;
+    }
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_family = AF_UNSPEC};
+    if (getaddrinfo(literal, NULL, &hints, &ai) == 0) {
+        for (const struct addrinfo *a = ai; a; a = a->ai_next)
+            if (!net_address_allowed(a->ai_addr, rule)) {
+                snprintf(err, err_cap, "%s: address %s is not allowed (--fetch-targets)", what,
+                         literal);
+                goto out;
+            }
+    }
+    ret = 0;
+out:
+    if (ai)
+        freeaddrinfo(ai);
+    curl_free(host);
     curl_url_cleanup(u);
     return ret;
 }

@@ -57,6 +57,15 @@ int net_address_allowed(const struct sockaddr *addr, const struct net_targets *r
  * ("webhook url", "input_url"). 0, or -EINVAL with a sentence in err. */
 int net_url_check(const char *url, const char *what, char *err, size_t err_cap);
 
+/* The part of the rule that can be judged from a URL's text alone, before
+ * any connection: the URL's shape (net_url_check), and, when its host is
+ * an address literal in any spelling libc accepts (127.0.0.1, 2130706433,
+ * 0x7f.1, [::ffff:127.0.0.1]) or "localhost" (or a name under it), that
+ * the rule allows that address. A hostname is judged later, at connect
+ * time, by net_guard_attach. 0, or -EINVAL with a sentence in err. */
+int net_url_target_check(const char *url, const char *what, const struct net_targets *rule,
+                         char *err, size_t err_cap);
+
 /* The state of the rule on one transfer: which address was refused. */
 struct net_guard {
     struct net_targets rule;

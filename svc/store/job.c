@@ -196,8 +196,8 @@ static json_t *outputs_to_json(const struct job *job)
 {
     json_t *list = json_array();
     json_t *outs = parse_or(job->outputs_json, json_array());
-    json_t *results = job->status == JOB_SUCCEEDED ? parse_or(job->results_json, json_array())
-                                                   : json_array();
+    json_t *results = job_outputs_kept(job) ? parse_or(job->results_json, json_array())
+                                            : json_array();
     size_t i;
     json_t *o;
     json_array_foreach(outs, i, o) {
@@ -226,6 +226,11 @@ static json_t *outputs_to_json(const struct job *job)
                                 "audio", audio ? audio : json_null());
         if (obj && tc_container_is_folder(container))
             add_folder_fields(obj, res, base, url);
+        if (obj && json_object_get(res, "delivered_to")) { /* upload_url */
+            json_object_set(obj, "delivered_to", json_object_get(res, "delivered_to"));
+            if (json_object_get(res, "delivered_files"))
+                json_object_set(obj, "delivered_files", json_object_get(res, "delivered_files"));
+        }
         json_array_append_new(list, obj);
     }
     json_decref(outs);
@@ -272,6 +277,13 @@ json_t *job_to_json(const struct job *job, long queue_position)
                                           "percent", p->fetch_total > 0
                                               ? json_real(100.0 * (double)p->fetch_bytes / (double)p->fetch_total)
                                               : json_null()));
+        if (strcmp(p->phase, "delivering") == 0)
+            json_object_set_new(progress, "deliver",
+                                json_pack("{s:I, s:I, s:o}", "bytes", (json_int_t)p->deliver_bytes,
+                                          "total", (json_int_t)p->deliver_total,
+                                          "percent", p->deliver_total > 0
+                                              ? json_real(100.0 * (double)p->deliver_bytes / (double)p->deliver_total)
+                                              : json_null()));
     }
     return obj;
 }
@@ -283,6 +295,13 @@ double job_expires_at(const struct job *job)
     if (job->finished_at > 0 && job->ttl_s > 0)
         return job->finished_at + job->ttl_s;
     return 0;
+}
+
+int job_outputs_kept(const struct job *job)
+{
+    return job->status == JOB_SUCCEEDED ||
+           (job->status == JOB_FAILED && job->error_code &&
+            strcmp(job->error_code, "output_undeliverable") == 0);
 }
 
 int job_is_expired(const struct job *job, double now)

@@ -28,6 +28,8 @@ struct job_progress {
      * an uploaded job. In memory only (not stored). */
     char phase[16];
     int64_t fetch_bytes, fetch_total;
+    /* "delivering" (outputs with upload_url): bytes sent of the total. */
+    int64_t deliver_bytes, deliver_total;
 };
 
 struct job {
@@ -80,6 +82,10 @@ int job_copy(struct job *dst, const struct job *src);
 /* When job's files expire (Unix s): expires_at, or finished_at + ttl_s
  * for a job that ended in memory; 0 = not (yet) known. */
 double job_expires_at(const struct job *job);
+
+/* 1 if job's outputs are there to download: it succeeded, or it failed
+ * only because an upload_url did not take them (output_undeliverable). */
+int job_outputs_kept(const struct job *job);
 
 /* 1 if job's files are gone or due to go at now (its outputs answer 410). */
 int job_is_expired(const struct job *job, double now);
