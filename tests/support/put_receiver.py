@@ -50,7 +50,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except OSError:
+            pass  # the sender is gone (canceled, killed): nothing to answer
 
     def do_PUT(self):
         global count
@@ -108,6 +111,7 @@ def main():
     p.add_argument("--rate", type=float, default=0)
     args = p.parse_args()
     srv = http.server.ThreadingHTTPServer((args.host, args.port), Handler)
+    srv.handle_error = lambda request, address: None  # a cut connection is expected here
     print(srv.server_address[1], flush=True)
     sys.stdout.close()
     srv.serve_forever()
