@@ -13,7 +13,7 @@ request (method, path, Range header) to the log file.
   /status/CODE          an empty answer with that status
   /huge                 announces 10^12 bytes, sends a few
 
-usage: fetch_origin.py DIR LOG
+usage: fetch_origin.py DIR LOG [HOST]   (HOST: where to listen, 127.0.0.1)
 """
 import os
 import sys
@@ -119,7 +119,7 @@ class H(BaseHTTPRequestHandler):
         return self.empty(404)
 
 
-srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+srv = ThreadingHTTPServer((sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1", 0), H)
 srv.daemon_threads = True
 print("port %d" % srv.server_address[1], flush=True)
 srv.serve_forever()
