@@ -25,7 +25,7 @@ check_page() {
   for want in '<!doctype html>' '<input id="file" type="file"' 'ondrop' 'XMLHttpRequest' \
               'upload.onprogress' '"/v1/jobs"' '/events' 'EventSource' '"/v1/presets"' \
               '<progress' 'createElement(first.mime.startsWith("audio/") ? "audio" : "video")' \
-              'Authorization' '/cancel'; do
+              'Authorization' '/cancel' 'input_url' 'p.fetch.percent'; do
     grep -qF -- "$want" "$W/index.html" || fail "$ctx: the page lacks $want"
   done
   # Self-contained: nothing loaded from another origin.

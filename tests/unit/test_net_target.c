@@ -127,6 +127,43 @@ static void urls(void **state)
     free(huge);
 }
 
+/* The submit-time half of the rule (upload_url): address literals in any
+ * spelling and localhost are judged from the text; names pass. */
+static void url_targets(void **state)
+{
+    (void)state;
+    char err[256];
+    struct net_targets pub, lo, any;
+    net_targets_parse("public", &pub);
+    net_targets_parse("public+loopback", &lo);
+    net_targets_parse("any", &any);
+    static const char *const refused[] = {
+        "http://127.0.0.1/x", "http://2130706433/x", "http://0x7f.1/x", "http://017700000001/",
+        "http://127.1/", "http://[::1]:80/", "http://[::ffff:127.0.0.1]/", "http://localhost/",
+        "http://LocalHost./", "http://a.b.localhost/", "http://10.0.0.1/", "http://[::ffff:a00:1]/",
+        "http://169.254.169.254/latest/meta-data", "http://[fe80::1%25lo]/", "http://[fc00::1]/",
+        "http://192.168.0.1/", "http://172.31.0.1/", "http://100.64.0.1/", "http://0.0.0.0/",
+        "http://[::]/", "http://224.0.0.1/", "http://[ff02::1]/", "http://240.0.0.1/",
+        "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+        err[0] = '\0';
+        if (net_url_target_check(refused[i], "upload_url", &pub, err, sizeof(err)) != -22)
+            fail_msg("public accepted %s", refused[i]);
+        assert_non_null(strstr(err, "not allowed"));
+        assert_int_equal(net_url_target_check(refused[i], "upload_url", &any, err, sizeof(err)), 0);
+    }
+    assert_int_equal(net_url_target_check("http://127.0.0.1:8/", "u", &lo, err, sizeof(err)), 0);
+    assert_int_equal(net_url_target_check("http://localhost/", "u", &lo, err, sizeof(err)), 0);
+    assert_int_equal(net_url_target_check("http://10.0.0.1/", "u", &lo, err, sizeof(err)), -22);
+    static const char *const passed[] = {"https://bucket.s3.amazonaws.com/k?X-Amz-Signature=1",
+                                         "http://8.8.8.8/x", "http://[2001:4860::8888]/",
+                                         "http://localhost.example.com/", "http://intranet/x"};
+    for (size_t i = 0; i < sizeof(passed) / sizeof(*passed); i++)
+        if (net_url_target_check(passed[i], "upload_url", &pub, err, sizeof(err)) != 0)
+            fail_msg("public refused %s: %s", passed[i], err);
+    assert_int_equal(net_url_target_check("ftp://8.8.8.8/", "upload_url", &pub, err, sizeof(err)), -22);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -134,6 +171,7 @@ int main(void)
         cmocka_unit_test(classes),
         cmocka_unit_test(other_families),
         cmocka_unit_test(urls),
+        cmocka_unit_test(url_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
