@@ -207,6 +207,136 @@ static long queue_position(struct sched *s, const struct sjob *j)
     return 0;
 }
 
+/* ----------------------------------------------- the status cache's side */
+
+/* j's record becomes row's (on failure it stays as it was). */
+static int sjob_set(struct sjob *j, const struct job *row)
+{
+    struct job copy;
+    if (job_copy(&copy, row) < 0)
+        return -1;
+    job_clear(&j->job);
+    j->job = copy;
+    j->dirty = 1;
+    return 0;
+}
+
+/* Forget cached job j (out of the queue, the table and memory). */
+static void cache_drop(struct sched *s, struct sjob *j)
+{
+    queue_remove(s, j);
+    hash_remove(s, j);
+    if (j->cached)
+        s->n_cached--;
+    sjob_free(j);
+}
+
+void sched_cache_clear(struct sched *s)
+{
+    for (unsigned b = 0; b < NBUCKETS; b++)
+        for (struct sjob *j = s->buckets[b], *nx; j; j = nx) {
+            nx = j->hnext;
+            if (j->cached)
+                cache_drop(s, j);
+        }
+}
+
+int sched_cache_apply(struct sched *s, const struct job *row, uint64_t gen)
+{
+    struct sjob *j = sched_find(s, row->id);
+    if (j && !j->cached && !j->in_finished)
+        return 0; /* this node runs it */
+    if (job_status_is_final(row->status)) {
+        /* A final job is kept only if it was held already (the others
+         * are read from the store when asked, then kept). */
+        if (!j)
+            return 0;
+        queue_remove(s, j);
+        if (j->cached) {
+            j->cached = 0;
+            s->n_cached--;
+        }
+        sjob_set(j, row);
+        if (!j->in_finished)
+            finished_add(s, j);
+        return 1;
+    }
+    if (j && j->in_finished)
+        return 0; /* ended: never active again (a stale row) */
+    if (!s->cache_on) {
+        if (j)
+            cache_drop(s, j);
+        return 0;
+    }
+    if (!j) {
+        if (s->n_cached >= SCHED_CACHE_CAP) {
+            log_warn("status cache: more than %d active jobs, reads of queued jobs and of "
+                     "other nodes' go to the store until they are down to %d",
+                     SCHED_CACHE_CAP, SCHED_CACHE_CAP / 2);
+            s->cache_on = 0;
+            sched_cache_clear(s);
+            return 0;
+        }
+        j = sjob_new(s, row);
+        if (!j)
+            return 0;
+        j->cached = 1;
+        s->n_cached++;
+        hash_insert(s, j);
+    } else {
+        int moved = j->in_queue && (j->job.priority != row->priority || j->job.seq != row->seq);
+        if (moved)
+            queue_remove(s, j);
+        if (sjob_set(j, row) < 0) {
+            cache_drop(s, j); /* better missing (read from the store) than stale */
+            return 1;
+        }
+    }
+    j->seen = gen;
+    if (row->status == JOB_QUEUED && !j->in_queue)
+        queue_insert(s, j);
+    else if (row->status != JOB_QUEUED && j->in_queue)
+        queue_remove(s, j);
+    else if (j->in_queue)
+        s->qver++; /* its record changed: re-render */
+    return 1;
+}
+
+void sched_cache_gone(struct sched *s, const char *id)
+{
+    struct sjob *j = sched_find(s, id);
+    if (!j || (!j->cached && !j->in_finished))
+        return;
+    if (j->in_finished) {
+        list_unlink(&s->finished, j);
+        j->in_finished = 0;
+        hash_remove(s, j);
+        sjob_free(j);
+        return;
+    }
+    cache_drop(s, j);
+}
+
+void sched_cache_touch(struct sched *s, const char *id)
+{
+    if (!s->shared)
+        return;
+    for (size_t i = 0; i < s->n_pend; i++)
+        if (strcmp(s->pend[i], id) == 0)
+            return;
+    if (s->n_pend == s->cap_pend) {
+        size_t cap = s->cap_pend ? 2 * s->cap_pend : 64;
+        void *grown = cap <= SCHED_CACHE_CAP ? realloc(s->pend, cap * sizeof(s->pend[0])) : NULL;
+        if (!grown) {
+            s->pend_all = 1; /* a full refresh covers it */
+            return;
+        }
+        s->pend = grown;
+        s->cap_pend = cap;
+    }
+    snprintf(s->pend[s->n_pend++], JOB_ID_SIZE, "%s", id);
+}
+
 /* Make j->json current. Caller holds the lock. */
 static int render(struct sched *s, struct sjob *j)
 {
@@ -697,6 +827,7 @@ decided:;
     if (s->shared && (requeue || rc == STORE_ECONFLICT)) {
         hash_remove(s, j);
         forget = j;
+        sched_cache_touch(s, r->id); /* the status cache reads it back */
         if (!requeue)
             log_warn("job end refused id=%s: another node has it now", r->id);
         sched_count_move(s, JOB_RUNNING, -1);
@@ -840,11 +971,17 @@ static void *dispatcher_main(void *arg)
                 hash_insert(s, j);
         } else {
             queue_remove(s, j);
-            j->job.status = JOB_RUNNING;
-            j->job.started_at = claimed->started_at;
-            j->job.attempts = claimed->attempts;
-            memset(&j->job.progress, 0, sizeof(j->job.progress));
-            j->job.progress.eta_s = -1;
+            if (j->cached) { /* the status cache's copy: this node's job now */
+                j->cached = 0;
+                s->n_cached--;
+            }
+            if (!s->shared || sjob_set(j, claimed) < 0) {
+                j->job.status = JOB_RUNNING;
+                j->job.started_at = claimed->started_at;
+                j->job.attempts = claimed->attempts;
+                memset(&j->job.progress, 0, sizeof(j->job.progress));
+                j->job.progress.eta_s = -1;
+            }
         }
         struct runner *r = j ? calloc(1, sizeof(*r)) : NULL;
         pthread_t th;
@@ -868,6 +1005,7 @@ static void *dispatcher_main(void *arg)
             if (j && s->shared) {
                 hash_remove(s, j); /* the store's again */
                 sjob_free(j);
+                sched_cache_touch(s, claimed->id);
             } else if (j) {
                 j->job.status = JOB_QUEUED;
                 queue_insert(s, j);
@@ -897,6 +1035,7 @@ static void destroy(struct sched *s)
             nx = j->hnext;
             sjob_free(j);
         }
+    free(s->pend);
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->changed);
     pthread_mutex_destroy(&s->lock);
@@ -944,6 +1083,8 @@ int sched_start(struct store *st, const struct sched_config *cfg, struct sched *
     pthread_cond_init(&s->wake, NULL);
     pthread_cond_init(&s->changed, NULL);
     s->shared = store_is_shared(st);
+    s->cache_on = s->shared;
+    s->pend_all = s->shared; /* the status cache's first fill */
     ret = SCHED_EIO;
     /* Shared store: nothing to load, the queue stays in the store. */
     if (store_count_by_status(st, s->by_status) != STORE_OK ||
@@ -1072,6 +1213,21 @@ int sched_submit(struct sched *s, struct job *job, int accepted, char **json, si
         s->shared_queued++;
         s->poke = 1;
         pthread_cond_signal(&s->wake);
+        /* Into the status cache now (a read on this node right after sees
+         * it), and read back by it, since another node may claim it
+         * before or after this copy is made. */
+        struct sjob *c = sched_find(s, job->id);
+        if (!c && s->cache_on && s->n_cached < SCHED_CACHE_CAP && (c = sjob_new(s, job))) {
+            c->cached = 1;
+            s->n_cached++;
+            hash_insert(s, c);
+            queue_insert(s, c);
+        }
+        sched_cache_touch(s, job->id);
+        if (c) {
+            ret = copy_json(s, c, json, json_len);
+            goto out;
+        }
         pthread_mutex_unlock(&s->lock);
         ret = sched_dump_stored(s, job, -1, json, json_len);
         pthread_mutex_lock(&s->lock);
@@ -1197,7 +1353,7 @@ int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len)
     int ret;
     pthread_mutex_lock(&s->lock);
     struct sjob *j = sched_find(s, id);
-    if (!j && s->shared) /* queued (in the store) or run by another node */
+    if ((!j || j->cached) && s->shared) /* queued (the store's) or another node's */
         return sched_nodes_cancel(s, id, json, json_len); /* unlocks */
     if (!j) {
         pthread_mutex_unlock(&s->lock);
@@ -1283,8 +1439,14 @@ static int list_one(void *opaque, const struct job *job)
         obj = job_to_json(&j->job,
                           j->job.status == JOB_QUEUED ? queue_position(s, j) : 0);
     pthread_mutex_unlock(&s->lock);
+    /* Not in memory: a queued job's position from the store (a shared
+     * store whose status cache is off, or a job submitted just now). */
+    long pos = 0;
+    if (!obj && job->status == JOB_QUEUED && s->shared &&
+        store_queue_position(s->st, job->id, &pos) != STORE_OK)
+        pos = 0;
     if (!obj)
-        obj = job_to_json(job, 0);
+        obj = job_to_json(job, pos);
     if (!obj)
         return 1;
     json_array_append_new(c->jobs, obj);

@@ -37,6 +37,10 @@ struct sjob {
     size_t json_len;
     int dirty;
     uint64_t qver;                 /* s->qver when rendered (queued jobs) */
+    int cached;                    /* shared store: a copy of the store's row
+                                    * (queued, or run by another node), kept
+                                    * current by the status cache */
+    uint64_t seen;                 /* the cache's refresh that last saw it */
 };
 
 struct list_head {
@@ -77,7 +81,21 @@ struct sched {
     int shared_inflight;           /* store calls that change it, under way */
     pthread_t ticker;
     int has_ticker;
+    /* shared store: the status cache (sched_nodes.c's STATUS CACHE) */
+    int cache_on;                  /* s->queue holds every queued job */
+    int n_cached;                  /* jobs with cached set */
+    uint64_t cache_gen;            /* full refreshes */
+    char (*pend)[JOB_ID_SIZE];     /* ids to refetch */
+    size_t n_pend, cap_pend;
+    int pend_all;                  /* a full refresh is due */
+    pthread_t watcher;
+    int has_watcher;
 };
+
+/* Jobs the status cache holds at most (queued and other nodes' running);
+ * beyond it, it stops (reads go to the store) until the store's active
+ * jobs are down to half. */
+enum { SCHED_CACHE_CAP = 20000 };
 
 /* sched.c. Caller holds s->lock for sched_find and sched_stop_job, and not
  * for sched_notify. */
@@ -86,6 +104,17 @@ void sched_stop_job(struct sjob *j);           /* ask j's runner to stop now */
 void sched_notify(struct sched *s, const char *id, int final);
 void sched_count_move(struct sched *s, int from, int to); /* by_status; -1: none */
 int sched_from_store(int rc);                  /* STORE_E* -> SCHED_E* */
+
+/* The status cache's side of memory (sched.c; caller holds s->lock):
+ * apply a row just read from the store (1 if memory changed, observers
+ * to tell; gen: the refresh it belongs to, or 0), drop a job that is gone
+ * from the store, queue an id to refetch (0, or -1 out of memory: a full
+ * refresh is then due), and drop every cached job (the cache stops). Jobs
+ * this node runs are left alone: memory is their truth. */
+int sched_cache_apply(struct sched *s, const struct job *row, uint64_t gen);
+void sched_cache_gone(struct sched *s, const char *id);
+void sched_cache_touch(struct sched *s, const char *id);
+void sched_cache_clear(struct sched *s);
 
 /* The job object of a job this node does not hold (with its queue
  * position when queued: pos, or < 0 to ask a shared store) into *json

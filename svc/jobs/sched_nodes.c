@@ -30,13 +30,209 @@
 #include "jobs/sched_internal.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 
-enum { TICK_MS = 1000 };
+enum {
+    TICK_MS = 1000,
+    WATCH_WAIT_MS = 200,      /* the watcher's longest sleep (stop, touched ids) */
+    FALLBACK_MS = 500,        /* full refreshes while no watch connection */
+    FETCH_BATCH = 256,        /* ids per refetch query */
+};
+
+/* ------------------------------------------------------- status cache */
+
+static void on_change(void *opaque, const char *id)
+{
+    struct sched *s = opaque;
+    pthread_mutex_lock(&s->lock);
+    sched_cache_touch(s, id);
+    pthread_mutex_unlock(&s->lock);
+}
+
+struct fetched {
+    struct sched *s;
+    const char *const *ids;
+    size_t n;
+    char *got;     /* got[i]: ids[i] came back */
+    char *changed; /* changed[i]: memory changed for ids[i] (observers) */
+    int *final;    /* final[i]: it ended */
+    uint64_t gen;
+};
+
+static int on_row(void *opaque, const struct job *job)
+{
+    struct fetched *f = opaque;
+    size_t i = 0;
+    while (i < f->n && strcmp(f->ids[i], job->id) != 0)
+        i++;
+    pthread_mutex_lock(&f->s->lock);
+    int changed = sched_cache_apply(f->s, job, f->gen);
+    pthread_mutex_unlock(&f->s->lock);
+    if (i < f->n) {
+        f->got[i] = 1;
+        f->changed[i] = (char)changed;
+        f->final[i] = job_status_is_final(job->status);
+    }
+    return 0;
+}
+
+/* Read back ids[0..n) (one query each FETCH_BATCH), drop the ones gone,
+ * tell observers. 0, or -1 if the store failed (they are touched again). */
+static int refetch(struct sched *s, const char *const *ids, size_t n, uint64_t gen)
+{
+    int ret = 0;
+    char *got = calloc(n ? n : 1, 2);
+    int *final = calloc(n ? n : 1, sizeof(int));
+    if (!got || !final) {
+        ret = -1;
+        goto out;
+    }
+    for (size_t at = 0; at < n; at += FETCH_BATCH) {
+        size_t k = n - at < FETCH_BATCH ? n - at : FETCH_BATCH;
+        struct fetched f = {s, ids + at, k, got + at, got + n + at, final + at, gen};
+        if (store_job_get_many(s->st, ids + at, k, on_row, &f) != STORE_OK) {
+            ret = -1;
+            pthread_mutex_lock(&s->lock);
+            for (size_t i = at; i < n; i++)
+                sched_cache_touch(s, ids[i]);
+            pthread_mutex_unlock(&s->lock);
+            n = at; /* the rest is touched again: no verdict on them */
+            break;
+        }
+    }
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < n; i++)
+        if (!got[i]) /* deleted (retention) */
+            sched_cache_gone(s, ids[i]);
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < n; i++)
+        if (got[n + i] || !got[i])
+            sched_notify(s, ids[i], got[i] ? final[i] : 1);
+out:
+    free(got);
+    free(final);
+    return ret;
+}
+
+/* Refetch the touched ids. */
+static void refetch_touched(struct sched *s)
+{
+    pthread_mutex_lock(&s->lock);
+    char (*ids)[JOB_ID_SIZE] = s->pend;
+    size_t n = s->n_pend;
+    s->pend = NULL;
+    s->n_pend = s->cap_pend = 0;
+    pthread_mutex_unlock(&s->lock);
+    const char **ptrs = n ? malloc(n * sizeof(*ptrs)) : NULL;
+    if (n && !ptrs) {
+        pthread_mutex_lock(&s->lock);
+        s->pend_all = 1;
+        pthread_mutex_unlock(&s->lock);
+    }
+    for (size_t i = 0; ptrs && i < n; i++)
+        ptrs[i] = ids[i];
+    if (ptrs)
+        refetch(s, ptrs, n, 0);
+    free(ptrs);
+    free(ids);
+}
+
+static int on_active(void *opaque, const struct job *job)
+{
+    struct fetched *f = opaque;
+    pthread_mutex_lock(&f->s->lock);
+    sched_cache_apply(f->s, job, f->gen);
+    pthread_mutex_unlock(&f->s->lock);
+    return 0;
+}
+
+/* Every queued and running job read again; the cached ones it did not
+ * see (they ended or were deleted meanwhile) refetched one by one. */
+static void full_refresh(struct sched *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->pend_all = 0;
+    if (!s->cache_on && s->by_status[JOB_QUEUED] + s->by_status[JOB_RUNNING] <
+                            SCHED_CACHE_CAP / 2) {
+        s->cache_on = 1;
+        log_info("status cache: back on (%lld active jobs)",
+                 (long long)(s->by_status[JOB_QUEUED] + s->by_status[JOB_RUNNING]));
+    }
+    uint64_t gen = ++s->cache_gen;
+    int on = s->cache_on;
+    pthread_mutex_unlock(&s->lock);
+    if (!on)
+        return;
+    struct fetched f = {s, NULL, 0, NULL, NULL, NULL, gen};
+    if (store_job_list_active(s->st, on_active, &f) != STORE_OK) {
+        log_error("status cache: cannot read the active jobs");
+        pthread_mutex_lock(&s->lock);
+        s->pend_all = 1;
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    for (unsigned b = 0; b < NBUCKETS; b++)
+        for (struct sjob *j = s->buckets[b]; j; j = j->hnext)
+            if (j->cached && j->seen != gen)
+                sched_cache_touch(s, j->job.id);
+    pthread_mutex_unlock(&s->lock);
+    sched_notify(s, NULL, 0);
+}
+
+/* The watcher: LISTEN for job changes and refetch each changed job; while
+ * there is no watch connection (not open yet, lost, the database down), a
+ * full refresh every FALLBACK_MS instead. See STATUS CACHE. */
+static void *watcher_main(void *arg)
+{
+    struct sched *s = arg;
+    struct store_watch *w = NULL;
+    double next_full = 0;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping) {
+        pthread_mutex_unlock(&s->lock);
+        int full = 0;
+        if (!w) {
+            int rc = store_watch_open(s->st, &w);
+            if (rc == STORE_OK)
+                log_info("status cache: listening for job changes");
+            /* LISTEN first, then read: a change after it is heard, one
+             * before it is in the read. */
+            full = rc == STORE_OK || job_now() >= next_full;
+        }
+        pthread_mutex_lock(&s->lock);
+        full |= s->pend_all;
+        pthread_mutex_unlock(&s->lock);
+        if (full) {
+            full_refresh(s);
+            next_full = job_now() + FALLBACK_MS / 1000.0;
+        }
+        if (w) {
+            if (store_watch_wait(w, WATCH_WAIT_MS, on_change, s) != STORE_OK) {
+                log_warn("status cache: the watch connection broke; refreshing every %d ms "
+                         "until it is back",
+                         FALLBACK_MS);
+                store_watch_close(&w);
+            }
+        } else {
+            pthread_mutex_lock(&s->lock);
+            struct timespec ts = clock_deadline(WATCH_WAIT_MS / 1000.0);
+            if (!s->stopping)
+                pthread_cond_timedwait(&s->changed, &s->lock, &ts);
+            pthread_mutex_unlock(&s->lock);
+        }
+        refetch_touched(s);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    store_watch_close(&w);
+    return NULL;
+}
 
 static void on_remote_cancel(void *opaque, const char *id)
 {
@@ -101,15 +297,29 @@ int sched_nodes_start(struct sched *s)
     if (pthread_create(&s->ticker, NULL, ticker_main, s) != 0)
         return -1;
     s->has_ticker = 1;
+    if (pthread_create(&s->watcher, NULL, watcher_main, s) != 0) {
+        pthread_mutex_lock(&s->lock);
+        s->stopping = 1;
+        pthread_cond_broadcast(&s->changed);
+        pthread_mutex_unlock(&s->lock);
+        sched_nodes_stop(s);
+        return -1;
+    }
+    s->has_watcher = 1;
     return 0;
 }
 
+/* Called once s->stopping is set. */
 void sched_nodes_stop(struct sched *s)
 {
-    if (!s->has_ticker)
-        return;
-    pthread_join(s->ticker, NULL);
-    s->has_ticker = 0;
+    if (s->has_ticker) {
+        pthread_join(s->ticker, NULL);
+        s->has_ticker = 0;
+    }
+    if (s->has_watcher) {
+        pthread_join(s->watcher, NULL);
+        s->has_watcher = 0;
+    }
 }
 
 /* With a shared store the queued count is the last quiet tick's and can
@@ -143,6 +353,11 @@ int sched_nodes_cancel(struct sched *s, const char *id, char **json, size_t *jso
     struct job *job = NULL;
     ret = sched_from_store(store_job_get(s->st, id, &job));
     if (ret == SCHED_OK) {
+        /* The status cache sees the change now (a read on this node right
+         * after it), as well as when its notification comes. */
+        pthread_mutex_lock(&s->lock);
+        sched_cache_apply(s, job, 0);
+        pthread_mutex_unlock(&s->lock);
         if (sched_dump_stored(s, job, -1, json, json_len) < 0)
             ret = SCHED_ENOMEM;
         else if (rc != STORE_OK)

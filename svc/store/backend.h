@@ -149,6 +149,7 @@ enum store_sql {
     SQL_RECORD_DEL_WEBHOOKS,
     SQL_RECORD_DEL_JOB,
     SQL_JOB_SET_INPUT,      /* $1 input_json, $2 id (a running job, fetched from its URL) */
+    SQL_JOB_GET_MANY,       /* $1 a JSON array of ids; JOB_COLUMNS (shared) */
     SQL_N
 };
 
@@ -225,6 +226,12 @@ struct store_driver {
     /* Several nodes; NULL in a backend that is not shared. */
     const char *(*node_id)(const struct store *st);
     void (*set_node_lease)(struct store *st, double seconds);
+    /* The watch on job changes (store_watch_*); NULL: none. wait calls
+     * fn with each changed job's id; STORE_EIO once the connection broke. */
+    void *(*watch_open)(struct store *st);
+    int (*watch_wait)(void *w, int timeout_ms, void (*fn)(void *opaque, const char *id),
+                      void *opaque);
+    void (*watch_close)(void *w);
 };
 
 enum { STORE_POOL_MAX = 16 };

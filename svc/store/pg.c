@@ -8,7 +8,9 @@
  *   (Unix-second times as double precision, seq as identity columns),
  *   plus webhooks.seq (registration order) and what several nodes need:
  *   nodes(id, alive_until), jobs.node_id (the node running the job),
- *   jobs.cancel_requested, hook_deliveries.claimed_by (see NODES). Created on open, idempotently,
+ *   jobs.cancel_requested, hook_deliveries.claimed_by (see NODES), and
+ *   job_counts with the jobs_changed trigger that keeps it and NOTIFYs
+ *   each change (JOB COUNTS AND CHANGES). Created on open, idempotently,
  *   under an advisory lock so that nodes starting together do not race.
  *   States and guards: store.c's, every transition is one UPDATE
  *   guarded by the expected old status in one transaction (READ
@@ -46,7 +48,9 @@
  */
 #include "store/backend.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +99,50 @@ struct pg_store {
 
 enum { LEASE_DEFAULT_S = 10 };
 
+/* JOB COUNTS AND CHANGES: one trigger on jobs, in the transaction of
+ * each insert, update and delete (so also of writes by statements this
+ * file never sees, and of an older vidq's):
+ *   - job_counts(status, n): the count of each status (store_count_by_
+ *     status reads it instead of scanning jobs). A status change locks
+ *     its two rows in name order and a delete locks all five in that
+ *     order first (a purge deletes jobs of several statuses in one
+ *     transaction), so two transactions never wait for each other in a
+ *     cycle. Filled from a scan once, when the table is made (the CREATE
+ *     TRIGGER before it locks jobs against writes to the commit).
+ *   - NOTIFY vidq_jobs '<id> <status|deleted> <seq>': the nodes' status
+ *     caches (sched_nodes.c) refetch that job. Sent at the commit, in
+ *     commit order; identical payloads of one transaction are sent once. */
+#define COUNTS_AND_NOTIFY                                                                  \
+    "CREATE TABLE IF NOT EXISTS job_counts (status TEXT PRIMARY KEY, n BIGINT NOT NULL);"  \
+    "CREATE OR REPLACE FUNCTION vidq_jobs_changed() RETURNS trigger LANGUAGE plpgsql AS $$ " \
+    "BEGIN "                                                                               \
+    " IF TG_OP = 'INSERT' THEN"                                                            \
+    "  UPDATE job_counts SET n = n + 1 WHERE status = NEW.status;"                         \
+    " ELSIF TG_OP = 'DELETE' THEN"                                                         \
+    "  PERFORM 1 FROM job_counts ORDER BY status FOR UPDATE;"                              \
+    "  UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;"                         \
+    " ELSIF NEW.status <> OLD.status THEN"                                                 \
+    "  IF OLD.status < NEW.status THEN"                                                    \
+    "   UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;"                        \
+    "   UPDATE job_counts SET n = n + 1 WHERE status = NEW.status;"                        \
+    "  ELSE"                                                                               \
+    "   UPDATE job_counts SET n = n + 1 WHERE status = NEW.status;"                        \
+    "   UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;"                        \
+    "  END IF;"                                                                            \
+    " END IF;"                                                                             \
+    " IF TG_OP = 'DELETE' THEN"                                                            \
+    "  PERFORM pg_notify('vidq_jobs', OLD.id || ' deleted ' || OLD.seq);"                  \
+    " ELSE"                                                                                \
+    "  PERFORM pg_notify('vidq_jobs', NEW.id || ' ' || NEW.status || ' ' || NEW.seq);"     \
+    " END IF;"                                                                             \
+    " RETURN NULL; "                                                                       \
+    "END $$;"                                                                              \
+    "CREATE OR REPLACE TRIGGER jobs_changed AFTER INSERT OR UPDATE OR DELETE ON jobs "     \
+    "FOR EACH ROW EXECUTE FUNCTION vidq_jobs_changed();"                                   \
+    "INSERT INTO job_counts (status, n) SELECT s, (SELECT count(*) FROM jobs "             \
+    "WHERE jobs.status = s) FROM unnest(ARRAY['queued', 'running', 'succeeded', 'failed', " \
+    "'canceled']) AS s ON CONFLICT (status) DO NOTHING;"
+
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS vidq_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     STORE_SCHEMA("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "DOUBLE PRECISION", "BIGINT",
@@ -108,7 +156,8 @@ static const char schema_sql[] =
     STORE_RETENTION_INDEXES
     "CREATE TABLE IF NOT EXISTS nodes ("
     " id TEXT PRIMARY KEY, started_at DOUBLE PRECISION NOT NULL,"
-    " alive_until DOUBLE PRECISION NOT NULL);";
+    " alive_until DOUBLE PRECISION NOT NULL);"
+    COUNTS_AND_NOTIFY;
 
 static struct pg_store *pg(struct store *st) { return (struct pg_store *)st; }
 
@@ -558,7 +607,76 @@ static const char *const pg_sql[SQL_N] = {
                              "$1 AND state = 'pending' AND ($2 = 0 OR seq = $2)",
     [SQL_WEBHOOK_LIST] = "SELECT id, job_id, url, events, created_at FROM webhooks "
                          "WHERE job_id IS NOT DISTINCT FROM $1::text ORDER BY created_at, seq",
+    [SQL_JOB_GET_MANY] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id IN "
+                         "(SELECT json_array_elements_text($1::json))",
 };
+
+/* ------------------------------------------------------------- watch
+ * LISTEN vidq_jobs on a connection of its own (store_watch_*; see JOB
+ * COUNTS AND CHANGES). application_name vidq-watch names it in
+ * pg_stat_activity. */
+
+static void *pg_watch_open(struct store *base)
+{
+    char err[512];
+    PGconn *c = conn_open(pg(base)->url, err, sizeof(err));
+    if (!c) {
+        log_error("store: watch: %s", err);
+        return NULL;
+    }
+    if (exec(c, "watch", "SET application_name = 'vidq-watch'", NULL) != STORE_OK ||
+        exec(c, "watch", "LISTEN vidq_jobs", NULL) != STORE_OK) {
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Call fn with the id of each notification libpq holds; how many. */
+static int watch_drain(PGconn *c, void (*fn)(void *opaque, const char *id), void *opaque)
+{
+    int n = 0;
+    PGnotify *nt;
+    while ((nt = PQnotifies(c)) != NULL) {
+        char id[64];
+        size_t len = strcspn(nt->extra, " ");
+        if (len > 0 && len < sizeof(id)) {
+            memcpy(id, nt->extra, len);
+            id[len] = '\0';
+            fn(opaque, id);
+            n++;
+        }
+        PQfreemem(nt);
+    }
+    return n;
+}
+
+static int pg_watch_wait(void *w, int timeout_ms, void (*fn)(void *opaque, const char *id),
+                         void *opaque)
+{
+    PGconn *c = w;
+    if (PQstatus(c) != CONNECTION_OK)
+        return STORE_EIO;
+    if (watch_drain(c, fn, opaque) > 0)
+        return STORE_OK;
+    struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+    if (pfd.fd < 0)
+        return STORE_EIO;
+    int rc = poll(&pfd, 1, timeout_ms);
+    if (rc < 0 && errno != EINTR)
+        return STORE_EIO;
+    if (rc > 0 && !PQconsumeInput(c)) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+        chomp(msg);
+        log_warn("store: watch connection lost: %s", msg);
+        return STORE_EIO;
+    }
+    watch_drain(c, fn, opaque);
+    return PQstatus(c) == CONNECTION_OK ? STORE_OK : STORE_EIO;
+}
+
+static void pg_watch_close(void *w) { PQfinish(w); }
 
 static const char *pg_node_id(const struct store *st)
 {
@@ -574,4 +692,5 @@ const struct store_driver store_pg_driver = {
     .name = "postgres", .sql = pg_sql, .open = pg_open, .close = pg_close,
     .conn_open = pg_conn_open, .conn_close = pg_conn_close, .conn_usable = pg_conn_usable,
     .run = pg_run, .node_id = pg_node_id, .set_node_lease = pg_set_node_lease,
+    .watch_open = pg_watch_open, .watch_wait = pg_watch_wait, .watch_close = pg_watch_close,
 };

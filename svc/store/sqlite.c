@@ -61,6 +61,26 @@ static const char *const sqlite_sql[SQL_N] = {
                          "WHERE job_id IS $1 ORDER BY created_at, rowid",
 };
 
+/* job_counts: the count of each status, kept by triggers in the
+ * transaction of each insert, status change and delete (store_count_by_
+ * status reads it instead of scanning jobs); filled from a scan once, when
+ * it is made, in the transaction that makes the triggers. */
+static const char counts_sql[] =
+    "BEGIN IMMEDIATE;"
+    "CREATE TABLE IF NOT EXISTS job_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO job_counts (status, n) SELECT s.column1, (SELECT count(*) FROM jobs "
+    "WHERE jobs.status = s.column1) FROM (VALUES ('queued'), ('running'), ('succeeded'), "
+    "('failed'), ('canceled')) AS s;"
+    "CREATE TRIGGER IF NOT EXISTS jobs_count_insert AFTER INSERT ON jobs BEGIN "
+    "UPDATE job_counts SET n = n + 1 WHERE status = NEW.status; END;"
+    "CREATE TRIGGER IF NOT EXISTS jobs_count_update AFTER UPDATE OF status ON jobs "
+    "WHEN OLD.status <> NEW.status BEGIN "
+    "UPDATE job_counts SET n = n - 1 WHERE status = OLD.status; "
+    "UPDATE job_counts SET n = n + 1 WHERE status = NEW.status; END;"
+    "CREATE TRIGGER IF NOT EXISTS jobs_count_delete AFTER DELETE ON jobs BEGIN "
+    "UPDATE job_counts SET n = n - 1 WHERE status = OLD.status; END;"
+    "COMMIT;";
+
 static sqlite3 *conn_open(const char *path, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
@@ -148,7 +168,10 @@ static int sq_open(const char *url, struct store **out, char *err, size_t errlen
     if (!db)
         goto out;
     if (sqlite3_exec(db, schema_sql, NULL, NULL, &msg) != SQLITE_OK ||
-        add_retention(db, &msg) != SQLITE_OK) {
+        add_retention(db, &msg) != SQLITE_OK ||
+        sqlite3_exec(db, counts_sql, NULL, NULL, &msg) != SQLITE_OK) {
+        if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         snprintf(err, errlen, "cannot create the schema in %s: %s", st->path, msg ? msg : "?");
         goto out;
     }

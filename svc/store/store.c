@@ -79,7 +79,8 @@ static const char *const portable_sql[SQL_N] = {
                             "ORDER BY seq DESC LIMIT $2",
     [SQL_JOB_LIST_ACTIVE] = "SELECT " JOB_COLUMNS " FROM jobs WHERE status IN ('queued', "
                             "'running') ORDER BY seq",
-    [SQL_COUNT_BY_STATUS] = "SELECT status, count(*) FROM jobs GROUP BY status",
+    /* Kept by triggers on jobs (each driver's schema), not a scan. */
+    [SQL_COUNT_BY_STATUS] = "SELECT status, n FROM job_counts",
     [SQL_QUEUE_POSITION] =
         "SELECT count(*) FROM jobs j JOIN jobs q ON q.status = 'queued' AND "
         "(q.priority > j.priority OR (q.priority = j.priority AND q.seq <= j.seq)) "
@@ -152,6 +153,7 @@ static const char *const sql_name[SQL_N] = {
     [SQL_JOB_EXPIRE] = "expire", [SQL_RECORDS_DUE] = "records due",
     [SQL_RECORD_DEL_ATTEMPTS] = "delete attempts", [SQL_RECORD_DEL_DELIVERIES] = "delete deliveries",
     [SQL_RECORD_DEL_WEBHOOKS] = "delete webhooks", [SQL_RECORD_DEL_JOB] = "delete job",
+    [SQL_JOB_GET_MANY] = "get many",
 };
 
 const char *store_strerror(int code)
@@ -889,6 +891,67 @@ int store_count_by_status(struct store *st, int64_t counts[5])
 {
     memset(counts, 0, 5 * sizeof(counts[0]));
     return run_one(st, SQL_COUNT_BY_STATUS, NULL, add_count, counts, NULL);
+}
+
+int store_job_get_many(struct store *st, const char *const *ids, size_t n,
+                       int (*fn)(void *opaque, const struct job *job), void *opaque)
+{
+    if (!store_is_shared(st) || !has_sql(st, SQL_JOB_GET_MANY))
+        return STORE_EINVAL;
+    if (n == 0)
+        return STORE_OK;
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        if (json_array_append_new(arr, json_string(ids[i])) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    if (!text)
+        return STORE_ENOMEM;
+    struct store_params p = {{sp_text(text)}};
+    int ret = walk(st, SQL_JOB_GET_MANY, &p, fn, opaque);
+    free(text);
+    return ret;
+}
+
+struct store_watch {
+    struct store *st;
+    void *w;
+};
+
+int store_watch_open(struct store *st, struct store_watch **out)
+{
+    *out = NULL;
+    if (!st->drv->watch_open)
+        return STORE_EINVAL;
+    struct store_watch *w = calloc(1, sizeof(*w));
+    if (!w)
+        return STORE_ENOMEM;
+    w->st = st;
+    w->w = st->drv->watch_open(st);
+    if (!w->w) {
+        free(w);
+        return STORE_EIO;
+    }
+    *out = w;
+    return STORE_OK;
+}
+
+int store_watch_wait(struct store_watch *w, int timeout_ms,
+                     void (*fn)(void *opaque, const char *id), void *opaque)
+{
+    return w->st->drv->watch_wait(w->w, timeout_ms, fn, opaque);
+}
+
+void store_watch_close(struct store_watch **pw)
+{
+    if (!pw || !*pw)
+        return;
+    (*pw)->st->drv->watch_close((*pw)->w);
+    free(*pw);
+    *pw = NULL;
 }
 
 /* ------------------------------------------------------- several nodes */

@@ -150,8 +150,30 @@ int store_job_list(struct store *st, int status, int64_t before_seq, int limit,
 int store_job_list_active(struct store *st, int (*fn)(void *opaque, const struct job *job),
                           void *opaque);
 
-/* Number of jobs in each status (counts[JOB_QUEUED] ...). */
+/* Number of jobs in each status (counts[JOB_QUEUED] ...), read from the
+ * job_counts table that triggers on jobs keep in the same transaction as
+ * each insert, status change and delete (not a scan). */
 int store_count_by_status(struct store *st, int64_t counts[5]);
+
+/* Shared store: the jobs with these ids that exist (deleted ones are
+ * simply missing), in one query; fn as store_job_list's. STORE_EINVAL on
+ * SQLite. */
+int store_job_get_many(struct store *st, const char *const *ids, size_t n,
+                       int (*fn)(void *opaque, const struct job *job), void *opaque);
+
+/* Shared store: a watch on job changes, on a connection of its own
+ * (PostgreSQL LISTEN on the channel the jobs trigger NOTIFYs in the
+ * transaction of each insert, update and delete; the payload is
+ * "<id> <status|deleted> <seq>"). One thread uses a watch. open:
+ * STORE_OK, STORE_EINVAL (SQLite) or STORE_EIO (logged). wait: up to
+ * timeout_ms for changes, then fn with the id of each one received
+ * (the same id may come more than once); STORE_EIO once the connection
+ * broke (close it and open a new one; changes in between are missed). */
+struct store_watch;
+int store_watch_open(struct store *st, struct store_watch **out);
+int store_watch_wait(struct store_watch *w, int timeout_ms,
+                     void (*fn)(void *opaque, const char *id), void *opaque);
+void store_watch_close(struct store_watch **pw); /* accepts NULL */
 
 /* A human name for a STORE_E* code. */
 const char *store_strerror(int code);
