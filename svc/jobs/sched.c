@@ -29,12 +29,17 @@
  *   Stop: no new claims; running jobs get the grace period, then are
  *   stopped and requeued in the store (their partial outputs removed).
  *   Shared store (several nodes on one PostgreSQL, store_is_shared): the
- *   queue is the store's, memory holds only this node's running jobs and
- *   the finished ones; the dispatcher claims when a slot is free and a
- *   local submit poked it or SHARED_POLL_MS passed, and a runner writes a
- *   job's end before removing its files. The rest of it (the ticker:
- *   remote cancels, requeue of dead nodes, counts; cancels through the
- *   store) is in sched_nodes.c.
+ *   queue is the store's. Memory holds this node's running jobs (their
+ *   truth), the finished ones, and, as copies flagged cached, every
+ *   queued job (in s->queue, so queue_position is computed as above) and
+ *   the jobs other nodes run: the status cache, kept within a second of
+ *   the store by sched_nodes.c (sched_cache_* below apply what it reads).
+ *   The dispatcher claims when a slot is free and a local submit poked it
+ *   or SHARED_POLL_MS passed (a cached copy it claims becomes its own),
+ *   and a runner writes a job's end before removing its files. The rest
+ *   of it (the ticker: remote cancels, requeue of dead nodes, counts; the
+ *   status cache's watcher; cancels through the store) is in
+ *   sched_nodes.c.
  */
 #define _GNU_SOURCE /* also sched_getaffinity, CPU_COUNT */
 #include "jobs/sched.h"

@@ -4,19 +4,39 @@
  * other nodes claim from the same queue.
  *
  * DESIGN
- *   The queue lives in the store only, since other nodes claim from it
- *   too; sched.c's memory holds this node's running jobs and the finished
- *   ones (final, so never stale); a queued job or another node's running
- *   job is read from the store (its queue_position by a count query). The
- *   dispatcher (sched.c) claims when a slot is free and it was poked (a
- *   local submit) or SHARED_POLL_MS passed.
+ *   The queue lives in the store, since other nodes claim from it too;
+ *   sched.c's memory holds this node's running jobs and the finished ones
+ *   (final, so never stale), and the status cache below holds copies of
+ *   the queued jobs and of other nodes' running ones. The dispatcher
+ *   (sched.c) claims when a slot is free and it was poked (a local
+ *   submit) or SHARED_POLL_MS passed.
+ *   STATUS CACHE: status reads of queued and remote jobs, and their
+ *   queue_position, answered from memory within 1 s of the store. The
+ *   watcher thread LISTENs (store_watch_*: a connection of its own; the
+ *   store NOTIFYs each insert, update and delete of a job row in its
+ *   transaction, payload id + status + seq) and refetches the jobs it
+ *   hears of, FETCH_BATCH ids a query (sched_cache_apply: a queued copy
+ *   goes into s->queue in claim order, a running one stays out of it, an
+ *   ended one moves to the finished FIFO or is dropped, a deleted one is
+ *   dropped). Local changes (submit, cancel through the store, requeue)
+ *   touch the id too, so a read on this node right after its own change
+ *   is current. Start, and each (re)open of the watch: LISTEN first, then
+ *   a full refresh (every queued and running job; the cached ones it did
+ *   not see are refetched), so no change falls between the two. Without
+ *   a watch connection (lost: a database restart, pg_terminate_backend)
+ *   a full refresh every FALLBACK_MS keeps the 1 s bound until it is back.
+ *   Bounded: finished jobs in the FIFO's cap (older ones read from the
+ *   store); at most SCHED_CACHE_CAP cached jobs, beyond which the cache
+ *   turns off (copies dropped, reads and positions from the store, as
+ *   before it) until the active jobs are down to half of it.
  *   Ticker: one thread, every TICK_MS, from sched_start to sched_stop:
  *     - remote cancel: stops local jobs whose cancel another node
  *       requested (store_cancel_requested);
  *     - dead nodes: requeues the running jobs of nodes that are no longer
  *       alive (store_requeue_running; their partial outputs removed);
  *     - counts: refreshes /metrics and the --max-queued count from the
- *       store, but only after a quiet tick (no local queue change under
+ *       store's job_counts (five rows kept by a trigger: no scan), but
+ *       only after a quiet tick (no local queue change under
  *       way, shared_inflight / shared_gen), so a count taken while this
  *       node queued, claimed or canceled a job cannot undo that change;
  *     - tells observers that jobs other nodes run may have changed.
