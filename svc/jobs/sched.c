@@ -256,12 +256,15 @@ int sched_cache_apply(struct sched *s, const struct job *row, uint64_t gen)
          * are read from the store when asked, then kept). */
         if (!j)
             return 0;
+        if (sjob_set(j, row) < 0) { /* better missing (read from the store) than stale */
+            sched_cache_gone(s, row->id);
+            return 1;
+        }
         queue_remove(s, j);
         if (j->cached) {
             j->cached = 0;
             s->n_cached--;
         }
-        sjob_set(j, row);
         if (!j->in_finished)
             finished_add(s, j);
         return 1;
@@ -302,8 +305,6 @@ int sched_cache_apply(struct sched *s, const struct job *row, uint64_t gen)
         queue_insert(s, j);
     else if (row->status != JOB_QUEUED && j->in_queue)
         queue_remove(s, j);
-    else if (j->in_queue)
-        s->qver++; /* its record changed: re-render */
     return 1;
 }
 
@@ -1146,7 +1147,7 @@ void sched_stop(struct sched *s, double grace_s)
             break;
     for (unsigned b = 0; b < NBUCKETS; b++)
         for (struct sjob *j = s->buckets[b]; j; j = j->hnext)
-            if (j->job.status == JOB_RUNNING) {
+            if (j->job.status == JOB_RUNNING && !j->cached) { /* not another node's */
                 j->requeue = 1;
                 sched_stop_job(j);
             }

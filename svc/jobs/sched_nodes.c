@@ -227,6 +227,9 @@ static void *watcher_main(void *arg)
         }
         pthread_mutex_lock(&s->lock);
         full |= s->pend_all;
+        /* Off (too many active jobs): back on when they are down to half. */
+        full |= !s->cache_on && job_now() >= next_full &&
+                s->by_status[JOB_QUEUED] + s->by_status[JOB_RUNNING] < SCHED_CACHE_CAP / 2;
         pthread_mutex_unlock(&s->lock);
         if (full) {
             full_refresh(s);
@@ -259,7 +262,7 @@ static void on_remote_cancel(void *opaque, const char *id)
     struct sched *s = opaque;
     pthread_mutex_lock(&s->lock);
     struct sjob *j = sched_find(s, id);
-    if (j && j->job.status == JOB_RUNNING && !j->cancel_requested) {
+    if (j && j->job.status == JOB_RUNNING && !j->cached && !j->cancel_requested) {
         j->cancel_requested = 1;
         j->dirty = 1;
         sched_stop_job(j);
