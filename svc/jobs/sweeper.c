@@ -28,7 +28,10 @@
  *   Several nodes (PostgreSQL): every node sweeps; each step is
  *   idempotent (unlink of a missing file, a guarded UPDATE, DELETEs of
  *   rows that may be gone), so two nodes on the same rows only repeat
- *   work, never lose any. With a shared store the data dir is shared too
+ *   work, never lose any. Each round first asks the store for the jobs
+ *   marked expired in the last SHARED_LOOKBACK_S and drops them from the
+ *   scheduler's memory: a DELETE of files through another node is seen
+ *   here within a round (test_pg_retention_nodes). With a shared store the data dir is shared too
  *   (see cli_serve.c), so any node may delete any job's files.
  */
 #define _GNU_SOURCE
@@ -48,6 +51,14 @@
 #include "common/log.h"
 
 enum { ROUND_BATCHES = 10, TMP_LEFTOVER_AGE_S = 3600, BACKFILL_BATCH = 500 };
+
+/* Shared store: how far back each round looks for jobs other nodes
+ * marked expired (a DELETE of files sets expires_at to that node's
+ * clock): a round's interval, plus room for the nodes' clocks to differ
+ * and for a read that re-cached a job just before the mark committed.
+ * Forgetting a job twice costs a hash lookup. */
+#define SHARED_LOOKBACK_S 15.0
+enum { SHARED_FORGET_LIMIT = 1000 };
 
 struct sweeper {
     struct sweeper_config cfg;
@@ -102,6 +113,21 @@ static int delete_files(const char *data_dir, const char *id, const char *input_
     return job_remove_outputs(data_dir, id);
 }
 
+static void forget_one(void *opaque, const char *id) { sched_forget(opaque, id); }
+
+/* Shared store: drop from this node's memory the ended jobs whose files
+ * another node deleted (DELETE /v1/jobs/<id>/files there). The memory
+ * holds ended jobs as final, and only its own clock would otherwise tell
+ * it one expired, so without this it kept serving the job as unexpired
+ * (outputs 200 for files that are gone) until its original expires_at. */
+static int forget_expired_elsewhere(const struct sweeper_config *cfg)
+{
+    if (!cfg->sched || !store_is_shared(cfg->store))
+        return STORE_OK;
+    return store_expired_since(cfg->store, job_now() - SHARED_LOOKBACK_S, SHARED_FORGET_LIMIT,
+                               forget_one, cfg->sched);
+}
+
 int sweeper_delete_files(struct sched *s, const char *data_dir, const char *id)
 {
     struct job *job = NULL;
@@ -150,7 +176,9 @@ static int sweep_tmp(const struct sweeper_config *cfg, double now, int64_t *n)
 static int run_round(const struct sweeper_config *cfg, int *backfilled, struct sweep_counts *c)
 {
     int batch = cfg->batch > 0 ? cfg->batch : 100;
-    int rc = STORE_OK;
+    int rc = forget_expired_elsewhere(cfg);
+    if (rc != STORE_OK)
+        return rc;
     for (int i = 0; !*backfilled && i < ROUND_BATCHES; i++) {
         int64_t changed = 0;
         rc = store_expiry_backfill(cfg->store, BACKFILL_BATCH, &changed);

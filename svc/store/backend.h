@@ -143,6 +143,7 @@ enum store_sql {
     SQL_EXPIRY_BACKFILL,    /* $1 default ttl, $2 limit: the same, rows from before it */
     SQL_EXPIRY_DUE,         /* $1 now, $2 limit; returns id, input_path */
     SQL_JOB_EXPIRE,         /* $1 id, $2 now: files gone */
+    SQL_EXPIRED_SINCE,      /* $1 since, $2 limit; ids marked expired, expires_at > since */
     SQL_RECORDS_DUE,        /* $1 finished before, $2 limit; returns ids */
     SQL_RECORD_DEL_ATTEMPTS, /* $1 job id (the four: one job's rows) */
     SQL_RECORD_DEL_DELIVERIES,

@@ -119,6 +119,10 @@ static const char *const portable_sql[SQL_N] = {
     [SQL_JOB_EXPIRE] = "UPDATE jobs SET expired = 1, expires_at = CASE WHEN expires_at IS NULL "
                        "OR expires_at > $2 THEN $2 ELSE expires_at END WHERE id = $1 AND "
                        "status IN ('succeeded', 'failed', 'canceled')",
+    /* Newest first: a DELETE of files sets expires_at to its time, the
+     * newest there is, so a limit never hides one behind old expiries. */
+    [SQL_EXPIRED_SINCE] = "SELECT id FROM jobs WHERE expired = 1 AND expires_at > $1 "
+                          "ORDER BY expires_at DESC LIMIT $2",
     /* Not while a delivery of the job is still being tried. */
     [SQL_RECORDS_DUE] = "SELECT id FROM jobs j WHERE expired = 1 AND finished_at < $1 AND NOT "
                         "EXISTS (SELECT 1 FROM hook_deliveries d WHERE d.job_id = j.id AND "
@@ -150,7 +154,8 @@ static const char *const sql_name[SQL_N] = {
     [SQL_WEBHOOK_INSERT] = "insert webhook", [SQL_WEBHOOK_LIST] = "webhook list",
     [SQL_WEBHOOK_DELETE] = "webhook delete", [SQL_JOB_SET_EXPIRY] = "set expiry",
     [SQL_EXPIRY_BACKFILL] = "expiry backfill", [SQL_EXPIRY_DUE] = "expiry due",
-    [SQL_JOB_EXPIRE] = "expire", [SQL_RECORDS_DUE] = "records due",
+    [SQL_JOB_EXPIRE] = "expire", [SQL_EXPIRED_SINCE] = "expired since",
+    [SQL_RECORDS_DUE] = "records due",
     [SQL_RECORD_DEL_ATTEMPTS] = "delete attempts", [SQL_RECORD_DEL_DELIVERIES] = "delete deliveries",
     [SQL_RECORD_DEL_WEBHOOKS] = "delete webhooks", [SQL_RECORD_DEL_JOB] = "delete job",
     [SQL_JOB_GET_MANY] = "get many",
@@ -1254,6 +1259,13 @@ int store_job_expire(struct store *st, const char *id, double now)
     if (ret == STORE_OK)
         ret = update_one(&k, SQL_JOB_EXPIRE, &p, id);
     return call_end(&k, ret);
+}
+
+int store_expired_since(struct store *st, double since, int limit,
+                        void (*fn)(void *opaque, const char *id), void *opaque)
+{
+    struct store_params p = {{sp_double(since), sp_i64(limit)}};
+    return for_each_id(st, SQL_N, SQL_EXPIRED_SINCE, &p, fn, opaque);
 }
 
 int store_records_purge(struct store *st, double before, int limit, int64_t *deleted)

@@ -287,6 +287,14 @@ int store_expiry_due(struct store *st, double now, int limit,
  * was later. STORE_ECONFLICT if the job has not ended, STORE_ENOTFOUND. */
 int store_job_expire(struct store *st, const char *id, double now);
 
+/* Call fn with the id of at most limit jobs marked expired whose
+ * expires_at is after since, newest first, after the read. Another
+ * node's DELETE of a job's files sets expires_at to its time, so this is
+ * how a node of a shared store hears of one (the sweeper drops those
+ * jobs from its memory). */
+int store_expired_since(struct store *st, double since, int limit,
+                        void (*fn)(void *opaque, const char *id), void *opaque);
+
 /* Forget at most limit expired jobs that ended before `before` and have no
  * delivery still being tried: their attempts, deliveries, registrations
  * and row, in one transaction. *deleted receives how many jobs. */
