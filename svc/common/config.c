@@ -1,11 +1,14 @@
 /* config.c - see config.h. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "common/config.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_I64, OPT_DOUBLE, OPT_LISTEN, OPT_ISOLATION };
 
@@ -51,7 +54,8 @@ static const struct opt opts[] = {
      "wall-clock limit of one job attempt, seconds"},
     {"shutdown-grace", OPT_DOUBLE, offsetof(struct config, shutdown_grace), 0, 0, 1e6,
      "on SIGTERM/SIGINT, seconds running jobs may still finish"},
-    {"http-threads", OPT_INT, offsetof(struct config, http_threads), 0, 1, 256, "HTTP thread pool size"},
+    {"http-threads", OPT_INT, offsetof(struct config, http_threads), 0, 1, 256,
+     "HTTP thread pool size (default: the cores, at least 2, at most 8)"},
     {"max-connections", OPT_INT, offsetof(struct config, max_connections), 0, 1, 100000,
      "open HTTP connections at most"},
     {"max-connections-per-ip", OPT_INT, offsetof(struct config, max_connections_per_ip), 0, 1, 100000,
@@ -91,6 +95,34 @@ static const struct opt opts[] = {
 
 #undef STR
 
+/* The cores this process may run on (its affinity: taskset and cgroup
+ * cpusets count), as the scheduler counts them for the thread budget. */
+static int usable_cores(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* --http-threads' default, measured with tests/bench/bench_http_threads.sh
+ * (README "Running in production", HTTP threads). On 2 cores, GET
+ * /status/<id> alone (wrk, 32 connections) ran fastest on 1 thread
+ * (65-75k req/s, p99 1.0-1.8 ms) and slowest on 4 (43-57k, p99 3.9-8.4 ms):
+ * threads beyond the cores only contend. But a handler may block its
+ * thread: an upload is probed in the thread that received it (tens of
+ * ms, more for a big file), a PostgreSQL read waits on the network, and
+ * every other connection of that thread waits meanwhile; with uploads
+ * alongside, 1 thread fell to a fifth of 2 threads' req/s (p50 3.5 vs
+ * 0.6 ms). So one thread per core, never fewer than 2, and at most 8
+ * (one epoll thread serves tens of thousands of requests a second; more
+ * than 8 was not measured to help anything). */
+int config_default_http_threads(int cores)
+{
+    return cores < 2 ? 2 : cores > 8 ? 8 : cores;
+}
+
 static void set_defaults(struct config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -109,7 +141,7 @@ static void set_defaults(struct config *cfg)
     cfg->job_timeout = 3600;
     cfg->tus_expiry = 86400;
     cfg->shutdown_grace = 30;
-    cfg->http_threads = 4;
+    cfg->http_threads = config_default_http_threads(usable_cores());
     cfg->max_connections = 1024;
     cfg->max_connections_per_ip = 256;
     cfg->connection_timeout = 60;

@@ -61,6 +61,10 @@ enum { CONFIG_HELP = 1, CONFIG_ERROR = -1 };
  * CONFIG_ERROR with a one-line reason in err. */
 int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
 
+/* --http-threads' default for a process that may run on `cores` cores:
+ * cores, at least 2, at most 8 (config.c says what was measured). */
+int config_default_http_threads(int cores);
+
 /* The help text of `vidq serve` (flags, env vars, defaults). Static. */
 const char *config_usage(void);
 

@@ -1,4 +1,6 @@
 /* Unit tests of `vidq serve`'s configuration: defaults, env, flags. */
+#define _GNU_SOURCE /* sched_getaffinity, sched_setaffinity */
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,6 +37,42 @@ static void defaults(void **state)
     assert_int_equal(cfg.header_timeout, 10);
     assert_int_equal(cfg.min_free_bytes, (int64_t)1 << 30);
     assert_true(cfg.disk_scan_interval == 30);
+}
+
+/* --http-threads follows the cores the process may use: one per core,
+ * at least 2, at most 8; a flag or VIDQ_HTTP_THREADS still wins. */
+static void http_threads_from_cores(void **state)
+{
+    (void)state;
+    assert_int_equal(config_default_http_threads(1), 2);
+    assert_int_equal(config_default_http_threads(2), 2);
+    assert_int_equal(config_default_http_threads(3), 3);
+    assert_int_equal(config_default_http_threads(8), 8);
+    assert_int_equal(config_default_http_threads(64), 8);
+    struct config cfg;
+    char err[256];
+    char *argv[] = {"serve", NULL};
+    cpu_set_t all, one;
+    assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+    assert_int_equal(parse(&cfg, argv, err), 0);
+    assert_int_equal(cfg.http_threads, config_default_http_threads(CPU_COUNT(&all)));
+    /* One usable core (taskset -c 0): still 2. */
+    CPU_ZERO(&one);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &all)) {
+            CPU_SET(c, &one);
+            break;
+        }
+    assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+    assert_int_equal(parse(&cfg, argv, err), 0);
+    assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+    assert_int_equal(cfg.http_threads, 2);
+    char *flag[] = {"serve", "--http-threads", "1", NULL};
+    assert_int_equal(parse(&cfg, flag, err), 0);
+    assert_int_equal(cfg.http_threads, 1);
+    char *zero[] = {"serve", "--http-threads", "0", NULL};
+    assert_int_equal(parse(&cfg, zero, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, "http-threads"));
 }
 
 /* The connection and disk guards' flags: 0 turns the disk guard off; a
@@ -126,6 +164,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults),
+        cmocka_unit_test(http_threads_from_cores),
         cmocka_unit_test(flags_env_and_precedence),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(guard_flags),
