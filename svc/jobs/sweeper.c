@@ -31,7 +31,8 @@
  *   work, never lose any. Each round first asks the store for the jobs
  *   marked expired in the last SHARED_LOOKBACK_S and drops them from the
  *   scheduler's memory: a DELETE of files through another node is seen
- *   here within a round (test_pg_retention_nodes). With a shared store the data dir is shared too
+ *   here within a round even if the status cache missed its NOTIFY
+ *   (test_pg_retention_nodes). With a shared store the data dir is shared too
  *   (see cli_serve.c), so any node may delete any job's files.
  */
 #define _GNU_SOURCE
@@ -116,10 +117,13 @@ static int delete_files(const char *data_dir, const char *id, const char *input_
 static void forget_one(void *opaque, const char *id) { sched_forget(opaque, id); }
 
 /* Shared store: drop from this node's memory the ended jobs whose files
- * another node deleted (DELETE /v1/jobs/<id>/files there). The memory
- * holds ended jobs as final, and only its own clock would otherwise tell
- * it one expired, so without this it kept serving the job as unexpired
- * (outputs 200 for files that are gone) until its original expires_at. */
+ * another node deleted (DELETE /v1/jobs/<id>/files there). The status
+ * cache hears of it first (NOTIFY on the row's change, sched_nodes.c);
+ * this covers a notification lost while the LISTEN connection was down,
+ * since its reconnect refreshes only active jobs and the memory holds
+ * ended jobs as final: the node would otherwise serve the job as
+ * unexpired (outputs 200 for files that are gone) until its original
+ * expires_at. */
 static int forget_expired_elsewhere(const struct sweeper_config *cfg)
 {
     if (!cfg->sched || !store_is_shared(cfg->store))

@@ -18,8 +18,9 @@
 # end says whether it did: 100,000 rows take 100-200 s at the sweeper's
 # cap of 1,000 jobs a second). Prints one line per measurement and the
 # medians over ROUNDS (default 1). Needs ffmpeg, curl, jq, wrk, sqlite3
-# (and psql). Loopback only. Rows inserted by SQL bypass the store, so
-# the server's job counts (/metrics) are off by N until they are swept.
+# (and psql). Loopback only. On PostgreSQL every inserted, expired and
+# deleted row also sends a NOTIFY that the server's status cache reads
+# (the jobs_changed trigger), which is part of what the sweep costs there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/bench/lib_bench.sh
