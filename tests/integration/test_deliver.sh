@@ -6,7 +6,8 @@
 #   create_full_put_path on): an MP4 output and an HLS output (a prefix)
 #   arrive byte-identical (sha256 of every file against vidq's own copy),
 #   with their Content-Type and Content-Length (nginx's log), the HLS
-#   playlists after their segments and master.m3u8 last; the job lists
+#   playlists after their segments and master.m3u8 last; a sprite output
+#   (a prefix too) with thumbnails.vtt after its sheets; the job lists
 #   delivered_to (and delivered_files for the folder);
 # - tests/support/put_receiver.py failing the first two PUTs with 503: the
 #   third try delivers, the job succeeds;
@@ -78,7 +79,8 @@ nginx_start "$T/nginx" '
 DAV=http://127.0.0.1:$NGINX_PORT/dav
 start_server "$T" "$T/data" --fetch-targets public+loopback
 submit '[{"preset":"mp4-480p","name":"small","upload_url":"'"$DAV"'/j1/small.mp4"},
-         {"preset":"hls","name":"ladder","upload_url":"'"$DAV"'/j1/ladder/"}]'
+         {"preset":"hls","name":"ladder","upload_url":"'"$DAV"'/j1/ladder/"},
+         {"preset":"thumbnails-sprite","name":"sheets","upload_url":"'"$DAV"'/j1/sheets/"}]'
 jq -e '.status == "queued" or .status == "running"' "$T/up.json" >/dev/null || fail "not queued"
 st=$(wait_job "$BASE" "$ID" "$T/job.json" 60)
 if [ "$st" != succeeded ]; then
@@ -113,6 +115,14 @@ else
   first_pl=$(grep -n '\.m3u8 201' "$T/nginx/put.log" | head -n 1 | cut -d: -f1)
   [ "$last_seg" -lt "$first_pl" ] || fail "a playlist was sent before a segment"
   ffprobe -v error "$www/ladder/master.m3u8" >/dev/null 2>&1 || fail "the delivered master.m3u8 does not play"
+  # A sprite output: the sheets, then thumbnails.vtt (text/vtt) last.
+  for f in "$www"/sheets/*; do
+    same_file "sprite ${f##*/}" "/v1/jobs/$ID/outputs/sheets/${f##*/}" "$f"
+  done
+  [ -f "$www/sheets/thumbnails.vtt" ] && [ -f "$www/sheets/sheet-0000.jpg" ] || fail "sprite files: $(ls "$www/sheets" 2>&1)"
+  [ "$(grep /sheets/ "$T/nginx/put.log" | tail -n 1)" = "PUT /dav/j1/sheets/thumbnails.vtt 201 text/vtt $(stat -c %s "$www/sheets/thumbnails.vtt")" ] ||
+    fail "sprite PUTs: $(grep /sheets/ "$T/nginx/put.log")"
+  jq -e '.outputs[2].delivered_files == ('"$(ls "$www/sheets" | wc -l)"')' "$T/job.json" >/dev/null || fail "sprite delivered_files"
 fi
 
 # ------------------------------------------------- a receiver that fails
