@@ -4,7 +4,8 @@
 # progress bars reach 100, and the mp4-480p output play in the page's
 # <video> (metadata loaded: size and duration from the server's file).
 # Once against an open server (progress by EventSource, the video from its
-# URL) and once with --api-key (the page asks for the key, polls the
+# URL), once through the page's "from a URL" field (the server fetches
+# the clip from a loopback origin) and once with --api-key (the page asks for the key, polls the
 # status and plays the output from a blob fetched with the key).
 # Needs chromium (deploy/packages.txt, test) and playwright-core
 # (tests/support/setup.sh): missing either fails the test, it never skips.
@@ -42,6 +43,17 @@ browse() {
 note "open server: upload, EventSource progress, play"
 serve
 browse "open server"
+stop_server
+
+note "from a URL: the page's URL field, the server fetches (input_url), plays"
+mkdir -p "$W/origin"
+cp "$in" "$W/origin/in.mp4"
+python3 "$SUPPORT/fetch_origin.py" "$W/origin" "$W/origin.log" >"$W/origin.port" &
+CLEANUP_PIDS+=($!)
+for _ in $(seq 50); do [ -s "$W/origin.port" ] && break; sleep 0.1; done
+serve --fetch-targets public+loopback
+browse "from a URL" --url "http://127.0.0.1:$(cut -d' ' -f2 "$W/origin.port")/file/in.mp4"
+grep -q '^GET /file/in.mp4' "$W/origin.log" || fail "from a URL: the origin was not asked"
 stop_server
 
 note "server with --api-key: the page asks for the key, polls, plays a blob"

@@ -5,8 +5,11 @@
 // a real duration and size), and check the download link. With --key, the
 // page must first ask for the key; the test types it in.
 //
+// With --url, the page's "from a URL" field is used instead of the file
+// (the server fetches it: input_url).
+//
 //   node web_page.js --base http://127.0.0.1:PORT --file clip.mp4
-//        [--preset mp4-480p] [--key K] [--timeout-s 90]
+//        [--preset mp4-480p] [--key K] [--timeout-s 90] [--url URL]
 // Exit 0 when it all happened, 1 with one "web_page: ..." line otherwise.
 "use strict";
 const { chromium } = require("playwright-core");
@@ -57,7 +60,12 @@ if (!base || !file) {
     // The preset list comes from /v1/presets.
     await page.waitForFunction((p) => [...document.querySelectorAll("#preset option")].some((o) => o.value === p), preset);
     await page.selectOption("#preset", preset);
-    await page.setInputFiles("#file", file);
+    if (args.url) {
+      await page.fill("#url", args.url);
+      await page.click("#urlgo");
+    } else {
+      await page.setInputFiles("#file", file);
+    }
     // The output appears once the job succeeded, and must load in the player.
     if (problems.length) throw new Error("before the upload");
     const state = await page.waitForFunction(() => {
