@@ -795,11 +795,19 @@ int tus_open(struct http_server *h)
     return 0;
 }
 
+/* The lease of an upload's lock: half the node lease (default 5 s), at
+ * least 1 s. A writer renews it every third of it while its body streams
+ * in; a PATCH cut off by a node's death is resumable elsewhere after it. */
+static double lock_lease(const struct config *cfg)
+{
+    return cfg->node_lease / 2 > 1 ? cfg->node_lease / 2 : 1;
+}
+
 int tus_start(struct http_server *h)
 {
     char dir[1100];
     if (uploads_dir(h, dir, sizeof(dir)) < 0 ||
-        tus_store_open(dir, sched_store(h->sched), h->cfg->tus_expiry, h->cfg->node_lease,
+        tus_store_open(dir, sched_store(h->sched), h->cfg->tus_expiry, lock_lease(h->cfg),
                        h->cfg->tus_fsync, &h->tus) < 0) {
         log_error("tus: cannot open the uploads in %s and the job store", dir);
         return -1;

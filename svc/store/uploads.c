@@ -4,8 +4,14 @@
  * only, so each statement below is built from one text with two macros:
  *   NOW: the database's clock in Unix seconds (leases are compared with
  *   it, never with a node's clock);
- *   DEAD: PostgreSQL's "or the holder's node is dead" (the node's presence
- *   lock is gone: pg.c NODES); SQLite has one node, no such clause.
+ *   HELD_BY_LIVE: PostgreSQL's "or the holder's node is dead" (pg.c
+ *   NODES) in the lists of complete uploads to recover: a live node that
+ *   is still making the job (probing can outlast the lease) is left alone.
+ *   SQLite has one node, no such clause.
+ * A lock is taken over only once its lease lapsed, never because its
+ * node looks dead: a node cut off from the database (its presence lock
+ * gone) may still be writing to the shared data dir until its own clock
+ * ends its lease (uploads/tus_store.h, Locks).
  */
 #include "store/uploads.h"
 
@@ -52,7 +58,7 @@ enum {
     U_N
 };
 
-#define STATEMENTS(NOW, DEAD, HELD_BY_LIVE)                                                   \
+#define STATEMENTS(NOW, HELD_BY_LIVE)                                                   \
     {                                                                                        \
         [U_INSERT] = "INSERT INTO tus_uploads (id, upload_length, upload_offset, metadata,"  \
                      " created_at, expires_at, finished_at, phase, locked_by, lock_node,"    \
@@ -63,7 +69,7 @@ enum {
                   " WHERE id = $1",                                                          \
         [U_LOCK] = "UPDATE tus_uploads SET locked_by = $2, lock_node = $3, locked_until = " \
                    NOW " + $4 WHERE id = $1 AND (locked_by IS NULL OR locked_by = $2 OR"     \
-                   " locked_until < " NOW DEAD ")",                                          \
+                   " locked_until < " NOW ")",                                          \
         [U_RENEW] = "UPDATE tus_uploads SET locked_until = " NOW " + $3 WHERE id = $1 AND"   \
                     " locked_by = $2",                                                        \
         [U_EXISTS] = "SELECT 1 FROM tus_uploads WHERE id = $1",                              \
@@ -76,7 +82,7 @@ enum {
         [U_DELETE] = "DELETE FROM tus_uploads WHERE id = $1 AND locked_by = $2",             \
         [U_EXPIRED] = "SELECT id FROM tus_uploads WHERE expires_at <= $1 AND"                \
                       " phase <> 'complete' AND (locked_by IS NULL OR locked_until < " NOW   \
-                      DEAD ") ORDER BY expires_at LIMIT $2",                                 \
+                      ") ORDER BY expires_at LIMIT $2",                                 \
         [U_COMPLETE] = "SELECT id FROM tus_uploads WHERE phase = 'complete' AND"             \
                        " (locked_by IS NULL" HELD_BY_LIVE ") ORDER BY created_at LIMIT $1",  \
         [U_UNFINISHED] = "SELECT id FROM tus_uploads WHERE phase IN ('complete', 'failed')"  \
@@ -84,8 +90,8 @@ enum {
                          " LIMIT $1",                                                        \
     }
 
-static const char *const pg_sql[U_N] = STATEMENTS(PG_NOW, PG_DEAD, PG_DEAD);
-static const char *const sq_sql[U_N] = STATEMENTS(SQ_NOW, "", "");
+static const char *const pg_sql[U_N] = STATEMENTS(PG_NOW, PG_DEAD);
+static const char *const sq_sql[U_N] = STATEMENTS(SQ_NOW, "");
 
 static const char *const phase_names[] = {"partial", "complete", "done", "failed"};
 

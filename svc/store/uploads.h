@@ -9,9 +9,8 @@
  * request), lock_node (the node of the holder) and locked_until (the
  * database's clock + the lease). It is taken with one guarded UPDATE
  * ("WHERE id = $1 AND (free OR mine OR lapsed)"), renewed while the holder
- * writes, and released at the end. A holder that died leaves it to lapse;
- * on PostgreSQL a lock whose node is dead (its presence lock gone, pg.c
- * NODES) is free at once. Every change a holder makes is guarded by its
+ * writes, and released at the end. A holder that died leaves it to lapse
+ * (never sooner: see uploads.c). Every change a holder makes is guarded by its
  * token (and a commit by the offset it started from), so a holder that
  * lost its lock changes nothing.
  *

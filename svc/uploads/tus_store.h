@@ -33,8 +33,9 @@
  * writes a byte only while its lock is valid by its own monotonic clock
  * (started before the UPDATE that took or renewed it, ending at 0.8 x the
  * lease: before the database lets anyone else take it). A holder that
- * died leaves the lock to lapse (PostgreSQL: free at once when its node's
- * presence is gone). Every change by a holder is guarded by its token (a
+ * died leaves the lock to lapse; it is never taken sooner (a node cut off
+ * from the database may still be writing). Every change by a holder is
+ * guarded by its token (a
  * commit also by the offset it started from): one that lost its lock
  * changes nothing, and never truncates the file.
  * Residual: a process frozen (SIGSTOP) between its last check and a

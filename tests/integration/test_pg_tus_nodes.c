@@ -12,9 +12,12 @@
  *     whole file at once on A and B: one 204, the other 409 or 423, the
  *     bytes never interleave (the job's input equals the source) and the
  *     job is made once;
+ *   - A frozen (SIGSTOP) in the middle of a PATCH: B gets 423 until A's
+ *     lease lapses, then takes the upload over and completes it; A, let go
+ *     on (SIGCONT), answers its PATCH 423 and changes no byte;
  *   - kill -9 of A in the middle of a PATCH: B tells the acknowledged
- *     offset, takes the upload over once A's lock is gone (no 423 after),
- *     and the upload completes there, byte-identical;
+ *     offset, takes the upload over once A's lock lapsed (half of
+ *     --node-lease 3), and the upload completes there, byte-identical;
  *   - expiry across nodes: an upload created on C (a short --tus-expiry),
  *     C stopped, D removes it (row and bytes); then HEAD and PATCH on D
  *     answer 404.
@@ -304,7 +307,31 @@ int main(void)
     snprintf(made, sizeof(made), "tus: upload %s complete", id3);
     TS_EXPECT(log_count(&a, made) + log_count(&b, made) == 1, "the job of %s made once", id3);
 
-    /* ---- 4. kill -9 of A in the middle of a PATCH */
+    /* ---- 4. A frozen (SIGSTOP) in the middle of a PATCH, past its lease:
+     * B gets 423 until the lease lapses, then takes the upload over and
+     * completes it; A, let go on, stops writing (its lock was taken),
+     * answers 423 and changes no byte of B's */
+    char *id6 = create(&a);
+    fd = raw_patch_start(&a, id6, 0, src_len, 50000);
+    for (int i = 0; i < 100 && data_size(dir, id6) < 50000; i++)
+        ts_sleep_ms(20);
+    TS_EXPECT(data_size(dir, id6) == 50000, "A wrote the first bytes");
+    kill(a.pid, SIGSTOP);
+    double frozen = ts_now();
+    TS_EXPECT(patch(&b, id6, 0, src_len, NULL) == 423, "B while frozen A's lease holds");
+    long st = 0;
+    while ((st = patch(&b, id6, 0, src_len, &off)) == 423 && ts_now() < frozen + 15)
+        ts_sleep_ms(100);
+    double lapse = ts_now() - frozen;
+    TS_EXPECT(st == 204 && off == (long long)src_len, "B took over: %ld, offset %lld", st, off);
+    printf("SIGSTOP to a PATCH accepted on the other node: %.2f s (lock lease 1.5 s)\n", lapse);
+    TS_EXPECT(lapse > 1, "B waited for the lease (%.2f s)", lapse);
+    kill(a.pid, SIGCONT);
+    int code = raw_patch_finish(fd, 50000, src_len);
+    TS_EXPECT(code == 423, "A's stale PATCH, let go on: %d", code);
+    check_job(&b, &a, id6, dir);
+
+    /* ---- 5. kill -9 of A in the middle of a PATCH */
     char *id4 = create(&a);
     size_t q = src_len / 4;
     TS_EXPECT(patch(&a, id4, 0, q, &off) == 204 && off == (long long)q, "first quarter on A");
@@ -317,7 +344,6 @@ int main(void)
     double killed = ts_now();
     TS_EXPECT(head(&b, id4, &off) == 200 && off == (long long)q,
               "HEAD on B after the kill: %lld (the acknowledged %zu)", off, q);
-    long st = 0;
     while ((st = patch(&b, id4, q, src_len - q, &off)) == 423 && ts_now() < killed + 10)
         ts_sleep_ms(100);
     double took = ts_now() - killed;
@@ -327,7 +353,7 @@ int main(void)
     check_job(&b, &b, id4, dir);
     ts_server_stop(&b, SIGTERM, 20);
 
-    /* ---- 5. expiry across nodes: made on C, C gone, D removes it */
+    /* ---- 6. expiry across nodes: made on C, C gone, D removes it */
     struct ts_server c, d;
     char short_flags[5200];
     snprintf(short_flags, sizeof(short_flags), "%s --tus-expiry 3", flags);
@@ -352,13 +378,14 @@ int main(void)
     ts_http(&d, &r, "GET", "/healthz", NULL, NULL, 0);
     TS_EXPECT(r.status == 200, "healthz %ld", r.status);
     ts_http_free(&r);
-    int code = ts_server_stop(&d, SIGTERM, 20);
+    code = ts_server_stop(&d, SIGTERM, 20);
     TS_EXPECT(code == 0, "server exit %d", code);
     free(id1);
     free(id2);
     free(id3);
     free(id4);
     free(id5);
+    free(id6);
     free(src);
     free(dir);
     curl_global_cleanup();
