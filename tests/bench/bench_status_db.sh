@@ -14,7 +14,7 @@
 # of the job the first node runs. Prints req/s and p99 per case, the
 # medians, and whether the goal (queued on PostgreSQL at least half of
 # SQLite's req/s) is met. Needs ffmpeg, curl, wrk, jq. Loopback only.
-# Small try: ... bench_status_db.sh build 1 (each wrk still runs 5 s).
+# A small try: ROUNDS 1 (about 2 minutes; each wrk still runs 5 s).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
@@ -101,4 +101,4 @@ for case in done running queued; do
 done
 echo "remote (postgres, the other node's job): $(median <<<"${all[postgres.remote]}")"
 s=$(median <<<"${all[sqlite.queued]}"); p=$(median <<<"${all[postgres.queued]}")
-awk -v a="$p" -v b="$s" 'BEGIN {printf "goal (queued: postgres >= sqlite / 2): %s\n", a * 2 >= b ? "met" : "NOT met"}'
+awk -v a="$p" -v b="$s" 'BEGIN {printf "goal (queued: postgres >= sqlite / 2): %s\n", ((a * 2 >= b) ? "met" : "NOT met")}'
