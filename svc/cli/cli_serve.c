@@ -270,6 +270,7 @@ int cli_serve(int argc, char **argv)
         .exe = "/proc/self/exe",
         .max_concurrent = cfg.max_concurrent,
         .max_queued = cfg.max_queued,
+        .status_cache_jobs = cfg.status_cache_jobs,
         .isolation = cfg.isolation == CONFIG_ISOLATION_THREAD ? WORKER_THREAD : WORKER_PROCESS,
         .job_timeout_s = cfg.job_timeout,
         .worker_max_memory = cfg.worker_max_memory,

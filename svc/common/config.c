@@ -78,6 +78,8 @@ static const struct opt opts[] = {
      "seconds an unfinished resumable (tus) upload is kept after its last write"},
     {"tus-fsync", OPT_INT, offsetof(struct config, tus_fsync), 0, 0, 1,
      "1: fdatasync every tus chunk before its 204 (survives a power cut; slower)"},
+    {"status-cache-jobs", OPT_INT, offsetof(struct config, status_cache_jobs), 0, 1, 10000000,
+     "PostgreSQL store: queued and other nodes' jobs a node answers for from memory, at most"},
     {"node-lease", OPT_DOUBLE, offsetof(struct config, node_lease), 0, 1, 3600,
      "PostgreSQL store: seconds after which the jobs of a node that stopped renewing go to others"},
     STR(sandbox, "strict (job and probe children sandboxed; refuse to start without seccomp) or off"),
@@ -132,6 +134,7 @@ static void set_defaults(struct config *cfg)
     cfg->max_concurrent = 2;
     cfg->isolation = CONFIG_ISOLATION_PROCESS;
     cfg->max_queued = 1000;
+    cfg->status_cache_jobs = 20000;
     cfg->max_upload_bytes = (int64_t)8 << 30;
     cfg->webhook_retry_min = 5;
     cfg->webhook_retry_max_age = 86400;

@@ -22,6 +22,7 @@ struct config {
     int max_concurrent;          /* --max-concurrent */
     enum config_isolation isolation;
     int max_queued;              /* --max-queued */
+    int status_cache_jobs;       /* --status-cache-jobs (PostgreSQL) */
     int64_t max_upload_bytes;    /* --max-upload-bytes */
     char api_key[256];           /* --api-key ("" = no auth) */
     char webhook_secret[256];    /* --webhook-secret (kept for the webhook sender) */

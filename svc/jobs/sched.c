@@ -63,7 +63,8 @@
 #include "jobs/deliver_out.h"
 #include "jobs/fetch_input.h"
 
-enum { FINISHED_CAP = 4096, PERSIST_EVERY_S = 2, SHARED_POLL_MS = 500 };
+/* PEND_MAX: ids waiting to be refetched; beyond, a full refresh. */
+enum { PEND_MAX = 65536, FINISHED_CAP = 4096, PERSIST_EVERY_S = 2, SHARED_POLL_MS = 500 };
 
 static const double duration_bounds[N_DURATION] = {1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
 
@@ -277,10 +278,10 @@ int sched_cache_apply(struct sched *s, const struct job *row, uint64_t gen)
         return 0;
     }
     if (!j) {
-        if (s->n_cached >= SCHED_CACHE_CAP) {
+        if (s->n_cached >= s->cache_cap) {
             log_warn("status cache: more than %d active jobs, reads of queued jobs and of "
                      "other nodes' go to the store until they are down to %d",
-                     SCHED_CACHE_CAP, SCHED_CACHE_CAP / 2);
+                     s->cache_cap, s->cache_cap / 2);
             s->cache_on = 0;
             sched_cache_clear(s);
             return 0;
@@ -332,7 +333,7 @@ void sched_cache_touch(struct sched *s, const char *id)
             return;
     if (s->n_pend == s->cap_pend) {
         size_t cap = s->cap_pend ? 2 * s->cap_pend : 64;
-        void *grown = cap <= SCHED_CACHE_CAP ? realloc(s->pend, cap * sizeof(s->pend[0])) : NULL;
+        void *grown = cap <= PEND_MAX ? realloc(s->pend, cap * sizeof(s->pend[0])) : NULL;
         if (!grown) {
             s->pend_all = 1; /* a full refresh covers it */
             return;
@@ -1090,6 +1091,7 @@ int sched_start(struct store *st, const struct sched_config *cfg, struct sched *
     pthread_cond_init(&s->changed, NULL);
     s->shared = store_is_shared(st);
     s->cache_on = s->shared;
+    s->cache_cap = cfg->status_cache_jobs > 0 ? cfg->status_cache_jobs : SCHED_CACHE_JOBS;
     s->pend_all = s->shared; /* the status cache's first fill */
     ret = SCHED_EIO;
     /* Shared store: nothing to load, the queue stays in the store. */
@@ -1223,7 +1225,7 @@ int sched_submit(struct sched *s, struct job *job, int accepted, char **json, si
          * it), and read back by it, since another node may claim it
          * before or after this copy is made. */
         struct sjob *c = sched_find(s, job->id);
-        if (!c && s->cache_on && s->n_cached < SCHED_CACHE_CAP && (c = sjob_new(s, job))) {
+        if (!c && s->cache_on && s->n_cached < s->cache_cap && (c = sjob_new(s, job))) {
             c->cached = 1;
             s->n_cached++;
             hash_insert(s, c);

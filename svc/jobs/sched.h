@@ -35,6 +35,9 @@ struct sched_config {
     const char *exe;               /* the vidq binary for worker children */
     int max_concurrent;
     int max_queued;
+    int status_cache_jobs;         /* shared store: the status cache's cap
+                                    * (queued and other nodes' jobs); 0 =
+                                    * 20000 */
     enum worker_isolation isolation;
     double job_timeout_s;
     int64_t worker_max_memory;

@@ -83,6 +83,7 @@ struct sched {
     int has_ticker;
     /* shared store: the status cache (sched_nodes.c's STATUS CACHE) */
     int cache_on;                  /* s->queue holds every queued job */
+    int cache_cap;                 /* cfg.status_cache_jobs or the default */
     int n_cached;                  /* jobs with cached set */
     uint64_t cache_gen;            /* full refreshes */
     char (*pend)[JOB_ID_SIZE];     /* ids to refetch */
@@ -92,10 +93,10 @@ struct sched {
     int has_watcher;
 };
 
-/* Jobs the status cache holds at most (queued and other nodes' running);
- * beyond it, it stops (reads go to the store) until the store's active
- * jobs are down to half. */
-enum { SCHED_CACHE_CAP = 20000 };
+/* Jobs the status cache holds at most (queued and other nodes' running)
+ * unless cfg.status_cache_jobs says; beyond it, it stops (reads go to the
+ * store) until the store's active jobs are down to half. */
+enum { SCHED_CACHE_JOBS = 20000 };
 
 /* sched.c. Caller holds s->lock for sched_find and sched_stop_job, and not
  * for sched_notify. */

@@ -26,7 +26,7 @@
  *   a watch connection (lost: a database restart, pg_terminate_backend)
  *   a full refresh every FALLBACK_MS keeps the 1 s bound until it is back.
  *   Bounded: finished jobs in the FIFO's cap (older ones read from the
- *   store); at most SCHED_CACHE_CAP cached jobs, beyond which the cache
+ *   store); at most --status-cache-jobs cached jobs, beyond which the cache
  *   turns off (copies dropped, reads and positions from the store, as
  *   before it) until the active jobs are down to half of it.
  *   Ticker: one thread, every TICK_MS, from sched_start to sched_stop:
@@ -178,7 +178,7 @@ static void full_refresh(struct sched *s)
     pthread_mutex_lock(&s->lock);
     s->pend_all = 0;
     if (!s->cache_on && s->by_status[JOB_QUEUED] + s->by_status[JOB_RUNNING] <
-                            SCHED_CACHE_CAP / 2) {
+                            s->cache_cap / 2) {
         s->cache_on = 1;
         log_info("status cache: back on (%lld active jobs)",
                  (long long)(s->by_status[JOB_QUEUED] + s->by_status[JOB_RUNNING]));
@@ -229,7 +229,7 @@ static void *watcher_main(void *arg)
         full |= s->pend_all;
         /* Off (too many active jobs): back on when they are down to half. */
         full |= !s->cache_on && job_now() >= next_full &&
-                s->by_status[JOB_QUEUED] + s->by_status[JOB_RUNNING] < SCHED_CACHE_CAP / 2;
+                s->by_status[JOB_QUEUED] + s->by_status[JOB_RUNNING] < s->cache_cap / 2;
         pthread_mutex_unlock(&s->lock);
         if (full) {
             full_refresh(s);
