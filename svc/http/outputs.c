@@ -2,7 +2,9 @@
  * outputs.c - GET /v1/jobs/<id>/outputs/<name>[/<file>]: the finished
  * output files, with ETag, Range (206/416) and the file's MIME type. Only a
  * succeeded job's outputs are served (they are complete by then: the
- * library renames them into place). Paths never leave the job's folder.
+ * library renames them into place). Paths never leave the job's folder;
+ * on several nodes they are read from the folder of the attempt that
+ * succeeded (job_served_dir), so a stale attempt's files never are.
  * A folder output (hls, sprite) serves its files by relative path, its
  * index file (master.m3u8, thumbnails.vtt) when none is given. Once the
  * job's files expired (retention) its outputs answer 410 expired.
@@ -149,8 +151,12 @@ enum MHD_Result outputs_handle(struct http_server *h, struct MHD_Connection *con
         goto out;
     }
     int is_folder = tc_container_is_folder(container);
-    char base[1400];
-    if (job_output_path(base, sizeof(base), h->cfg->data_dir, id, name, container) < 0) {
+    char base[1400], dir[1400];
+    /* The winning attempt's folder (job.h "Fenced attempts"): a stale
+     * attempt's files, in a folder of their own, are never served. */
+    if (job_served_dir(dir, sizeof(dir), h->cfg->data_dir, job) < 0 ||
+        snprintf(base, sizeof(base), "%s/%s%s%s", dir, name, is_folder ? "" : ".",
+                 is_folder ? "" : tc_container_ext(container)) >= (int)sizeof(base)) {
         ret = http_fail(conn, "not_found", "no such output");
         goto out;
     }

@@ -36,7 +36,9 @@
  *   the store by sched_nodes.c (sched_cache_* below apply what it reads).
  *   The dispatcher claims when a slot is free and a local submit poked it
  *   or SHARED_POLL_MS passed (a cached copy it claims becomes its own),
- *   and a runner writes a job's end before removing its files. The rest
+ *   and a runner writes a job's end before removing its files. Each
+ *   attempt writes in a folder of its own and ends the job fenced on its
+ *   attempt number (job.h "Fenced attempts"). The rest
  *   of it (the ticker: remote cancels, requeue of dead nodes, counts; the
  *   status cache's watcher; cancels through the store) is in
  *   sched_nodes.c.
@@ -588,9 +590,11 @@ static int deliver_phase(struct sched *s, struct runner *r, const struct job *jo
     return rc;
 }
 
-/* The outputs of job as the library wants them; paths in paths[]. */
-static int build_outputs(struct sched *s, const struct job *job, struct tc_output *outs,
-                         char (*paths)[1400], size_t *n, char *err, size_t errlen)
+/* The outputs of job as the library wants them; paths in paths[], in
+ * attempt's folder (0: the job's folder; job.h "Fenced attempts"). */
+static int build_outputs(struct sched *s, const struct job *job, int attempt,
+                         struct tc_output *outs, char (*paths)[1400], size_t *n, char *err,
+                         size_t errlen)
 {
     int ret = -1;
     json_t *list = json_loads(job->outputs_json ? job->outputs_json : "[]", 0, NULL);
@@ -611,8 +615,8 @@ static int build_outputs(struct sched *s, const struct job *job, struct tc_outpu
         }
         const char *preset = json_string_value(json_object_get(o, "preset"));
         snprintf(outs[i].spec.preset, sizeof(outs[i].spec.preset), "%s", preset ? preset : "");
-        if (job_output_path(paths[i], sizeof(paths[i]), s->data_dir, job->id,
-                            outs[i].spec.name, outs[i].spec.container) < 0) {
+        if (job_attempt_output_path(paths[i], sizeof(paths[i]), s->data_dir, job->id, attempt,
+                                    outs[i].spec.name, outs[i].spec.container) < 0) {
             snprintf(err, errlen, "output path too long");
             goto out;
         }
@@ -703,7 +707,7 @@ static void *runner_main(void *arg)
     char err[256] = "";
     struct worker_result *wr = calloc(1, sizeof(*wr));
     char *results = NULL;
-    char dir[1400];
+    char dir[1400], adir[1400];
     enum job_status final = JOB_FAILED;
     const char *code = "internal_error";
     const char *message = "out of memory";
@@ -711,12 +715,21 @@ static void *runner_main(void *arg)
 
     pthread_mutex_lock(&s->lock);
     int copied = job_copy(&job, &j->job);
+    /* Several nodes: this attempt writes only in its own folder, and only
+     * the store's current attempt may end the job (job.h). */
+    int attempt = s->shared ? j->job.attempts : 0;
     pthread_mutex_unlock(&s->lock);
     if (copied < 0 || !wr)
         goto decided;
-    if (build_outputs(s, &job, outs, paths, &n, err, sizeof(err)) < 0 ||
+    /* Older attempts' folders (a node killed or hung mid-job) are garbage
+     * now that the store gave the job to this attempt. */
+    if (attempt > 0)
+        job_remove_other_attempts(s->data_dir, job.id, attempt);
+    if (build_outputs(s, &job, attempt, outs, paths, &n, err, sizeof(err)) < 0 ||
         job_output_dir(dir, sizeof(dir), s->data_dir, job.id) < 0 ||
-        (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
+        (mkdir(dir, 0755) < 0 && errno != EEXIST) ||
+        job_attempt_dir(adir, sizeof(adir), s->data_dir, job.id, attempt) < 0 ||
+        (attempt > 0 && mkdir(adir, 0755) < 0 && errno != EEXIST)) {
         code = "internal_error";
         message = err[0] ? err : "cannot create the output folder";
         goto decided;
@@ -803,19 +816,33 @@ decided:;
     if (lost) {
         rc = STORE_ECONFLICT; /* not ours: forget it (below) */
     } else if (s->shared && !requeue) {
-        /* Several nodes: the end first, the files after, and only if the
-         * job was still ours (once it is requeued its folder is the next
-         * attempt's, maybe on another node). */
-        rc = store_job_finish(s->st, r->id, final, code, message, results);
+        /* Several nodes: the end first, the files after. The end is fenced
+         * on this node and this attempt; a succeeded job's outputs are
+         * its attempt's folder from that commit on (no file moves), so a
+         * stale attempt can never replace them. Files are touched only if
+         * the job was still ours: else the job's folder belongs to the
+         * attempt that has it now, maybe on another node. */
+        rc = store_job_finish_attempt(s->st, r->id, attempt, final, code, message, results);
         if (rc == STORE_OK && final != JOB_SUCCEEDED && !keep_outputs)
             job_remove_outputs(s->data_dir, r->id);
+        else if (rc == STORE_OK)
+            job_remove_other_attempts(s->data_dir, r->id, attempt);
     } else {
-        if (final != JOB_SUCCEEDED && !keep_outputs)
+        /* Shared store, stopping: only this attempt's folder (if the
+         * requeue is refused, the job is another attempt's). */
+        if (final != JOB_SUCCEEDED && !keep_outputs && attempt > 0)
+            job_remove_attempt(s->data_dir, r->id, attempt);
+        else if (final != JOB_SUCCEEDED && !keep_outputs)
             job_remove_outputs(s->data_dir, r->id);
         if (requeue)
             rc = store_job_requeue(s->st, r->id);
         else
             rc = store_job_finish(s->st, r->id, final, code, message, results);
+    }
+    if (rc == STORE_ECONFLICT && attempt > 0) {
+        /* A stale attempt: its files are garbage, never the job's. */
+        job_remove_attempt(s->data_dir, r->id, attempt);
+        log_warn("stale attempt discarded id=%s attempt=%d", r->id, attempt);
     }
     if (rc != STORE_OK && !lost)
         log_error("job end not stored id=%s error=%s", r->id, store_strerror(rc));
@@ -972,6 +999,18 @@ static void *dispatcher_main(void *arg)
             continue;
         }
         struct sjob *j = sched_find(s, claimed->id);
+        if (j && s->shared && !j->cached && j->job.status == JOB_RUNNING) {
+            /* A runner here still has an older attempt: this node was
+             * presumed dead, and took the job again. That attempt is
+             * stale (its end would be refused): stop it, and let the new
+             * attempt have an entry of its own. */
+            log_warn("job claimed again id=%s attempt=%d: stopping the stale attempt here",
+                     claimed->id, claimed->attempts);
+            j->lost = 1;
+            sched_stop_job(j);
+            hash_remove(s, j);
+            j = NULL;
+        }
         if (!j) { /* claimed before its submit reached memory */
             j = sjob_new(s, claimed);
             if (j)

@@ -33,7 +33,7 @@
  *     - remote cancel: stops local jobs whose cancel another node
  *       requested (store_cancel_requested);
  *     - dead nodes: requeues the running jobs of nodes that are no longer
- *       alive (store_requeue_running; their partial outputs removed);
+ *       alive (store_requeue_running; the next attempt removes their files);
  *     - counts: refreshes /metrics and the --max-queued count from the
  *       store's job_counts (five rows kept by a trigger: no scan), but
  *       only after a quiet tick (no local queue change under
@@ -275,7 +275,9 @@ static void on_orphan_requeued(void *opaque, const char *id)
 {
     struct sched *s = opaque;
     log_info("job requeued id=%s (its node is gone)", id);
-    job_remove_outputs(s->data_dir, id);
+    /* Its files stay: the job may already be claimed again, and its next
+     * attempt, in a folder of its own, removes the older ones (job.h). */
+    (void)s;
 }
 
 static void *ticker_main(void *arg)

@@ -108,7 +108,8 @@ enum store_sql {
     SQL_JOB_CLAIM,          /* $1 now, $2 node; returns JOB_COLUMNS or no row */
     SQL_JOB_PROGRESS,       /* $1..$6 progress, $7 id, $8 node */
     SQL_JOB_FINISH,         /* $1 status, $2 now, $3 code, $4 message, $5 results,
-                             * $6 succeeded (0/1), $7 id, $8 node */
+                             * $6 succeeded (0/1), $7 id, $8 node, $9 attempt
+                             * (0 = any; shared: attempts must equal it) */
     SQL_JOB_CANCEL_QUEUED,  /* $1 now, $2 id */
     SQL_JOB_REQUEUE,        /* $1 id, $2 node */
     SQL_REQUEUE_RUNNING,    /* $1 node; returns the ids requeued */

@@ -20,6 +20,10 @@ enum job_status { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCEL
 /* 16 random bytes in base64url: 22 characters. */
 enum { JOB_ID_LEN = 22, JOB_ID_SIZE = 23 };
 
+/* The name of attempt n's folder in a job's output folder is this prefix
+ * and n (job_attempt_dir); a dot-name, so no output name can be it. */
+#define JOB_ATTEMPT_PREFIX ".attempt-"
+
 struct job_progress {
     double percent, out_time_s, fps, speed, eta_s; /* eta_s < 0: unknown */
     int64_t frames;
@@ -106,6 +110,34 @@ int job_output_path(char *buf, size_t cap, const char *data_dir, const char *id,
 /* Remove a job's output folder and everything in it (partial outputs).
  * Returns 0 or -1 (logged). */
 int job_remove_outputs(const char *data_dir, const char *id);
+
+/* Fenced attempts (several nodes on one store; README "Several nodes"):
+ * attempt n of a job (its attempts count at the claim) writes only under
+ * <folder>/.attempt-<n>/, and a succeeded job's outputs are those of
+ * attempt `attempts` (the success transition is fenced on that count, see
+ * store_job_finish_attempt), so a stale attempt's files are never served
+ * and never replace the winner's. attempt 0 is the plain layout (one node:
+ * outputs directly in the job's folder, and jobs from before attempts had
+ * folders). job_attempt_dir gives <data_dir>/outputs/<id>[/.attempt-<n>];
+ * job_attempt_output_path one output in it (as job_output_path). 0 or -1
+ * if buf is too small. */
+int job_attempt_dir(char *buf, size_t cap, const char *data_dir, const char *id, int attempt);
+int job_attempt_output_path(char *buf, size_t cap, const char *data_dir, const char *id,
+                            int attempt, const char *name, const char *container);
+
+/* The folder a succeeded job's outputs are read from (downloads): its
+ * winning attempt's folder when there is one, else the plain folder. Same
+ * returns. */
+int job_served_dir(char *buf, size_t cap, const char *data_dir, const struct job *job);
+
+/* Remove the attempt folders of job id but attempt keep (keep 0: all of
+ * them): a stale or killed attempt's files. Never touches the plain
+ * layout's files. Returns 0 or -1 (logged). */
+int job_remove_other_attempts(const char *data_dir, const char *id, int keep);
+
+/* Remove the folder of one attempt (n > 0) of job id: an attempt whose
+ * end the store refused cleans up after itself. 0 or -1 (logged). */
+int job_remove_attempt(const char *data_dir, const char *id, int n);
 
 /* Current time as Unix seconds with sub-second precision. */
 double job_now(void);

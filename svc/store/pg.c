@@ -580,7 +580,8 @@ static const char *const pg_sql[SQL_N] = {
     [SQL_JOB_FINISH] = "UPDATE jobs SET status = $1, finished_at = $2, error_code = $3, "
                        "error_message = $4, results_json = $5, "
                        "p_percent = CASE WHEN $6::boolean THEN 100 ELSE p_percent END, "
-                       "p_eta = -1 WHERE id = $7 AND status = 'running' AND node_id = $8",
+                       "p_eta = -1 WHERE id = $7 AND status = 'running' AND node_id = $8 "
+                       "AND ($9::integer = 0 OR attempts = $9::integer)",
     [SQL_JOB_REQUEUE] = "UPDATE jobs SET status = 'queued', started_at = NULL, " PROGRESS_RESET
                         ", node_id = NULL WHERE id = $1 AND status = 'running' AND node_id = $2",
     /* Only jobs whose node is gone: its lease ran out or it closed. */

@@ -736,12 +736,19 @@ static int transition(struct store *st, const char *id, enum store_sql sql,
 int store_job_finish(struct store *st, const char *id, enum job_status status,
                      const char *error_code, const char *error_message, const char *results_json)
 {
-    if (!job_status_is_final(status))
+    return store_job_finish_attempt(st, id, 0, status, error_code, error_message, results_json);
+}
+
+int store_job_finish_attempt(struct store *st, const char *id, int attempt,
+                             enum job_status status, const char *error_code,
+                             const char *error_message, const char *results_json)
+{
+    if (!job_status_is_final(status) || attempt < 0)
         return STORE_EINVAL;
     struct store_params p = {{sp_text(job_status_name(status)), sp_double(job_now()),
                               sp_text(error_code), sp_text(error_message), sp_text(results_json),
                               sp_i64(status == JOB_SUCCEEDED), sp_text(id),
-                              sp_text(store_node_id(st))}};
+                              sp_text(store_node_id(st)), sp_i64(attempt)}};
     return transition(st, id, SQL_JOB_FINISH, &p);
 }
 

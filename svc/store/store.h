@@ -82,6 +82,16 @@ int store_job_finish(struct store *st, const char *id, enum job_status status,
                      const char *error_code, const char *error_message,
                      const char *results_json);
 
+/* store_job_finish fenced by attempt too (attempt > 0; 0 = any): on a
+ * shared store the UPDATE also requires attempts = attempt, so only the
+ * job's current attempt can end it, even one this same node claimed again
+ * after it was presumed dead. A succeeded job's attempts is then the
+ * attempt whose files are its outputs (job_served_dir). SQLite, one node
+ * and one attempt at a time, ignores attempt. */
+int store_job_finish_attempt(struct store *st, const char *id, int attempt,
+                             enum job_status status, const char *error_code,
+                             const char *error_message, const char *results_json);
+
 /* Cancel a job that is still queued, in one transaction. STORE_ECONFLICT
  * if it is not queued (already claimed or ended). */
 int store_job_cancel_queued(struct store *st, const char *id);
