@@ -411,7 +411,16 @@ static void shared_nodes(void **state)
     assert_int_equal(j->attempts, 2);
     job_free(&j);
     assert_int_equal(store_job_progress(a, x.id, &pr), STORE_ECONFLICT);
-    assert_int_equal(store_job_finish(b, x.id, JOB_SUCCEEDED, NULL, NULL, "[]"), STORE_OK);
+    /* Fenced attempts: an older attempt cannot end the job, even on the
+     * node that has it now; the current one can. */
+    assert_int_equal(store_job_finish_attempt(b, x.id, 1, JOB_SUCCEEDED, NULL, NULL, "[]"),
+                     STORE_ECONFLICT);
+    assert_int_equal(store_job_finish_attempt(b, x.id, 2, JOB_SUCCEEDED, NULL, NULL, "[]"),
+                     STORE_OK);
+    assert_int_equal(store_job_get(b, x.id, &j), STORE_OK);
+    assert_int_equal(j->status, JOB_SUCCEEDED);
+    assert_int_equal(j->attempts, 2);
+    job_free(&j);
     /* ... and the deliveries it had claimed are taken over. */
     got_b[0] = 0;
     assert_int_equal(store_delivery_pending(b, 0, 50, count_delivery, got_b), STORE_OK);

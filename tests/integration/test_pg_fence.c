@@ -1,0 +1,374 @@
+/*
+ * Fenced attempts on several nodes (run only on PostgreSQL: ctest
+ * it.test_pg_fence.pg, under tests/support/with_pg.sh). Two `vidq serve`
+ * on one database and one --data-dir, --node-lease 2:
+ *   - a hung node: the node running a job is frozen (SIGSTOP of the server
+ *     and of its job child) mid-job, past its lease; the other node takes
+ *     the job over (attempts 2) and finishes it; then the frozen node is
+ *     resumed (SIGCONT) and given time to act. The outputs stay the
+ *     taker's byte for byte (SHA-256 taken when it finished, through both
+ *     nodes and on disk), the job ended once (succeeded, attempts 2), one
+ *     job.succeeded delivery reached the receiver, and the stale
+ *     attempt's folder is gone;
+ *   - bad input: kill -9 of the node running a job (an mp4 and an hls
+ *     output) leaves its attempt folder with partial files; the next
+ *     attempt removes it, and files planted where a stale attempt or the
+ *     old layout would put them are never served.
+ * ctest-labels: integration
+ * ctest-timeout: 180
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test_support.h"
+
+#define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+/* A few seconds on the 10 s clip: long enough to freeze it mid-job. */
+static const char MEDIUM[] = "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":"
+                             "\"h264\",\"speed\":\"medium\"},\"audio\":{\"codec\":\"aac\"}}]";
+/* The same plus a folder output. */
+static const char WITH_HLS[] =
+    "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"speed\":"
+    "\"medium\"},\"audio\":{\"codec\":\"aac\"}},{\"name\":\"h\",\"preset\":\"hls\"}]";
+
+static char *submit(struct ts_server *s, const char *outputs)
+{
+    char path[2048];
+    char *esc = curl_easy_escape(NULL, outputs, 0);
+    snprintf(path, sizeof(path), "/upload?outputs=%s", esc);
+    curl_free(esc);
+    struct ts_http r;
+    ts_http_upload_raw(s, &r, path, ts_media("h264_aac_640x360_10s.mp4"), "video/mp4", NULL);
+    TS_CHECK(r.status == 202, "upload to %s: %ld %s", s->base, r.status, r.body);
+    json_t *j = ts_http_json(&r);
+    char *id = strdup(json_string_value(json_object_get(j, "id")) ?: "");
+    json_decref(j);
+    ts_http_free(&r);
+    return id;
+}
+
+static const char *status_of(json_t *j) { return json_string_value(json_object_get(j, "status")); }
+static long attempts_of(json_t *j) { return (long)json_integer_value(json_object_get(j, "attempts")); }
+
+static int log_count(const struct ts_server *s, const char *needle)
+{
+    char *log = ts_server_log(s);
+    int n = 0;
+    for (char *p = log; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    free(log);
+    return n;
+}
+
+/* Which of the two runs attempt 1 of id (waits until one says it started). */
+static int runner_of(struct ts_server *n[2], const char *id)
+{
+    char needle[128];
+    snprintf(needle, sizeof(needle), "job started id=%s ", id);
+    double deadline = ts_now() + 30;
+    while (ts_now() < deadline) {
+        for (int k = 0; k < 2; k++)
+            if (log_count(n[k], needle) > 0)
+                return k;
+        ts_sleep_ms(50);
+    }
+    TS_CHECK(0, "no node started %s", id);
+    return 0;
+}
+
+static pid_t worker_pid(const struct ts_server *s, const char *id)
+{
+    char needle[128];
+    snprintf(needle, sizeof(needle), "id=%s worker_pid=", id);
+    double deadline = ts_now() + 20;
+    while (ts_now() < deadline) {
+        char *log = ts_server_log(s);
+        char *p = strstr(log, needle);
+        pid_t pid = p ? (pid_t)strtol(p + strlen(needle), NULL, 10) : 0;
+        free(log);
+        if (pid > 0)
+            return pid;
+        ts_sleep_ms(20);
+    }
+    TS_CHECK(0, "no worker_pid logged for %s", id);
+    return 0;
+}
+
+/* Wait until job id (read through s) is running with progress > 0. */
+static void wait_progress(const struct ts_server *s, const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+    double deadline = ts_now() + 30;
+    while (ts_now() < deadline) {
+        struct ts_http r;
+        ts_http(s, &r, "GET", path, NULL, NULL, 0);
+        json_t *j = ts_http_json(&r);
+        ts_http_free(&r);
+        double pct = json_number_value(json_object_get(json_object_get(j, "progress"), "percent"));
+        int running = j && status_of(j) && strcmp(status_of(j), "running") == 0;
+        json_decref(j);
+        if (running && pct > 0)
+            return;
+        ts_sleep_ms(50);
+    }
+    TS_CHECK(0, "job %s never showed progress", id);
+}
+
+/* SHA-256 (hex) of a file into out (empty when it cannot be read). */
+static void sha256_of(const char *file, char out[65])
+{
+    char line[256] = "";
+    out[0] = '\0';
+    if (ts_run(line, sizeof(line), "sha256sum '%s' 2>/dev/null", file) == 0 && strlen(line) >= 64)
+        snprintf(out, 65, "%.64s", line);
+}
+
+/* Download an output through s and give its SHA-256. */
+static void download_sha(const struct ts_server *s, const char *id, const char *name,
+                         const char *dir, char out[65])
+{
+    char path[512], file[4400];
+    snprintf(path, sizeof(path), "/v1/jobs/%s/outputs/%s", id, name);
+    snprintf(file, sizeof(file), "%s/dl-%s-%d", dir, id, s->port);
+    long st = ts_http_download(s, path, file);
+    TS_CHECK(st == 200, "download %s through %s: %ld", path, s->base, st);
+    sha256_of(file, out);
+    TS_CHECK(out[0], "no checksum of %s", file);
+    unlink(file);
+}
+
+static int is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* The entries of outputs/<id> (names, space-separated) into out. */
+static void list_outputs(const char *data, const char *id, char *out, size_t cap)
+{
+    out[0] = '\0';
+    ts_run(out, cap, "ls -A '%s/outputs/%s' 2>/dev/null | tr '\\n' ' '", data, id);
+}
+
+/* The receiver's verified requests for job id's event type. */
+static int deliveries(const char *log, const char *id, const char *type)
+{
+    json_t *all = ts_receiver_log(log);
+    int n = 0;
+    size_t i;
+    json_t *req;
+    json_array_foreach(all, i, req) {
+        json_t *body = json_loads(json_string_value(json_object_get(req, "body")) ?: "", 0, NULL);
+        const char *t = json_string_value(json_object_get(body, "type"));
+        const char *jid = json_string_value(json_object_get(json_object_get(body, "data"), "id"));
+        if (t && jid && strcmp(t, type) == 0 && strcmp(jid, id) == 0) {
+            TS_CHECK(json_is_true(json_object_get(req, "verified")), "unverified delivery");
+            n++;
+        }
+        json_decref(body);
+    }
+    json_decref(all);
+    return n;
+}
+
+static void write_junk(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    TS_CHECK(f != NULL, "cannot plant %s", path);
+    if (f) {
+        fputs("junk from a stale attempt\n", f);
+        fclose(f);
+    }
+}
+
+/* A failed check exits: no frozen or running node may outlive the test. */
+static pid_t live[3];
+
+static void kill_leftovers(void)
+{
+    for (int i = 0; i < 3; i++)
+        if (live[i] > 0 && kill(live[i], 0) == 0) {
+            kill(live[i], SIGKILL);
+            kill(live[i], SIGCONT);
+        }
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const char *pg = getenv("VIDQ_TEST_PG_HOST");
+    if (!pg || !*pg) {
+        fprintf(stderr, "test_pg_fence runs under tests/support/with_pg.sh only\n");
+        return 1;
+    }
+    char *dir = ts_mkdtemp("pg-fence");
+    char url[4400], flags[5000], log[4400], path[4600], listing[1024];
+    snprintf(url, sizeof(url), "%s", ts_store_url(dir));
+    snprintf(flags, sizeof(flags),
+             "--db %s --node-lease 2 --max-concurrent 1 --isolation process "
+             "--webhook-secret " SECRET " --webhook-retry-min 0.2 --webhook-targets any",
+             url);
+    snprintf(log, sizeof(log), "%s/receiver.jsonl", dir);
+    int rport = 0;
+    int rpid = ts_receiver_start(SECRET, log, NULL, &rport);
+
+    struct ts_server a, b;
+    struct ts_server *nodes[2] = {&a, &b};
+    ts_server_start(&a, dir, flags);
+    ts_server_start(&b, dir, flags);
+    live[0] = a.pid;
+    live[1] = b.pid;
+    atexit(kill_leftovers);
+
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"url\":\"http://127.0.0.1:%d/all\",\"events\":[\"job.succeeded\"]}", rport);
+    struct ts_http r;
+    ts_http(&a, &r, "POST", "/v1/webhooks", NULL, body, strlen(body));
+    TS_CHECK(r.status == 201, "register webhook: %ld %s", r.status, r.body);
+    ts_http_free(&r);
+
+    /* ---- a node hangs mid-job past its lease, then comes back */
+    double t0 = ts_now();
+    char *id = submit(&a, MEDIUM);
+    int k = runner_of(nodes, id);
+    struct ts_server *hung = nodes[k], *taker = nodes[1 - k];
+    pid_t child = worker_pid(hung, id);
+    live[2] = child;
+    wait_progress(taker, id);
+    snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-1", dir, id);
+    TS_CHECK(is_dir(path), "attempt 1 writes in its own folder %s", path);
+    /* The whole node freezes (a paused VM): server and job child. */
+    TS_CHECK(kill(hung->pid, SIGSTOP) == 0 && kill(child, SIGSTOP) == 0, "SIGSTOP");
+    json_t *j = ts_wait_job(taker, id, 90);
+    TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0 && attempts_of(j) == 2,
+             "taken over and finished by the other node: %s", j ? json_dumps(j, 0) : "none");
+    json_decref(j);
+    char want[65], got[65], disk[65];
+    download_sha(taker, id, "med", dir, want);
+    snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-2/med.mp4", dir, id);
+    sha256_of(path, disk);
+    TS_CHECK(strcmp(want, disk) == 0, "the download is attempt 2's file (%s vs %s)", want, disk);
+    snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-1", dir, id);
+    TS_CHECK(!is_dir(path), "the hung attempt's folder was left after the takeover");
+    printf("hung node: taken over and finished in %.1f s\n", ts_now() - t0);
+
+    /* Back to life: its child goes on writing, its runner goes on. */
+    TS_CHECK(kill(child, SIGCONT) == 0 && kill(hung->pid, SIGCONT) == 0, "SIGCONT");
+    char needle[128];
+    snprintf(needle, sizeof(needle), "stale attempt discarded id=%s attempt=1", id);
+    double deadline = ts_now() + 20;
+    while (ts_now() < deadline && log_count(hung, needle) == 0)
+        ts_sleep_ms(50);
+    TS_CHECK(log_count(hung, needle) == 1, "the resumed node did not discard its attempt");
+    ts_sleep_ms(1500); /* a late write or a duplicate delivery would come by now */
+    for (int n = 0; n < 2; n++) {
+        download_sha(nodes[n], id, "med", dir, got);
+        TS_CHECK(strcmp(want, got) == 0, "node %c serves other bytes after the resume", 'A' + n);
+        snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+        ts_http(nodes[n], &r, "GET", path, NULL, NULL, 0);
+        j = ts_http_json(&r);
+        ts_http_free(&r);
+        TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0 && attempts_of(j) == 2 &&
+                     json_number_value(json_object_get(json_object_get(j, "progress"),
+                                                       "percent")) == 100,
+                 "the job through node %c after the resume: %s", 'A' + n,
+                 j ? json_dumps(j, 0) : "none");
+        json_decref(j);
+    }
+    snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-2/med.mp4", dir, id);
+    sha256_of(path, disk);
+    TS_CHECK(strcmp(want, disk) == 0, "attempt 2's file changed on disk");
+    list_outputs(dir, id, listing, sizeof(listing));
+    TS_CHECK(strcmp(listing, ".attempt-2 ") == 0, "outputs/%s holds: %s", id, listing);
+    TS_CHECK(kill(child, 0) != 0, "the stale job child %d still runs", (int)child);
+    deadline = ts_now() + 10;
+    while (ts_now() < deadline && deliveries(log, id, "job.succeeded") == 0)
+        ts_sleep_ms(100);
+    TS_CHECK(deliveries(log, id, "job.succeeded") == 1, "job.succeeded delivered %d times",
+             deliveries(log, id, "job.succeeded"));
+    printf("hung node resumed: outputs unchanged, one job.succeeded (%.1f s in all)\n",
+           ts_now() - t0);
+
+    /* ---- bad input: a killed attempt's folder, files planted where a
+     * stale attempt or the old layout would put them */
+    t0 = ts_now();
+    char *kid = submit(&b, WITH_HLS);
+    k = runner_of(nodes, kid);
+    struct ts_server *victim = nodes[k], *survivor = nodes[1 - k];
+    wait_progress(survivor, kid);
+    TS_CHECK(ts_server_stop(victim, SIGKILL, 10) == 128 + SIGKILL, "kill -9");
+    live[k] = 0;
+    snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-1", dir, kid);
+    TS_CHECK(is_dir(path), "the killed attempt left no folder (%s)", path);
+    j = ts_wait_job(survivor, kid, 90);
+    TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0 && attempts_of(j) == 2,
+             "the killed node's job, finished by the other: %s", j ? json_dumps(j, 0) : "none");
+    json_decref(j);
+    TS_CHECK(!is_dir(path), "the killed attempt's folder remains");
+    list_outputs(dir, kid, listing, sizeof(listing));
+    TS_CHECK(strcmp(listing, ".attempt-2 ") == 0, "outputs/%s holds: %s", kid, listing);
+    download_sha(survivor, kid, "med", dir, want);
+    snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-2/med.mp4", dir, kid);
+    sha256_of(path, disk);
+    TS_CHECK(strcmp(want, disk) == 0, "the download is attempt 2's file");
+    char hls_want[65];
+    download_sha(survivor, kid, "h", dir, hls_want);
+    snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-2/h/master.m3u8", dir, kid);
+    sha256_of(path, disk);
+    TS_CHECK(strcmp(hls_want, disk) == 0, "the hls master is attempt 2's");
+    /* Planted: a stale attempt's folder, and the pre-attempt layout. */
+    snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-1", dir, kid);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-1/med.mp4", dir, kid);
+    write_junk(path);
+    snprintf(path, sizeof(path), "%s/outputs/%s/med.mp4", dir, kid);
+    write_junk(path);
+    snprintf(path, sizeof(path), "%s/outputs/%s/h", dir, kid);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/outputs/%s/h/master.m3u8", dir, kid);
+    write_junk(path);
+    download_sha(survivor, kid, "med", dir, got);
+    TS_CHECK(strcmp(want, got) == 0, "a planted file was served");
+    download_sha(survivor, kid, "h", dir, got);
+    TS_CHECK(strcmp(hls_want, got) == 0, "a planted hls master was served");
+    /* A path that would reach into an attempt folder is refused. */
+    snprintf(path, sizeof(path), "/v1/jobs/%s/outputs/h/..%%2F.attempt-1%%2Fmed.mp4", kid);
+    ts_http(survivor, &r, "GET", path, NULL, NULL, 0);
+    TS_CHECK(r.status == 404, "reaching into another folder: %ld", r.status);
+    ts_http_free(&r);
+    snprintf(path, sizeof(path), "/v1/jobs/%s/outputs/.attempt-1", kid);
+    ts_http(survivor, &r, "GET", path, NULL, NULL, 0);
+    TS_CHECK(r.status == 404, "an attempt folder as an output name: %ld", r.status);
+    ts_http_free(&r);
+    printf("killed attempt: its folder removed, planted files never served (%.1f s)\n",
+           ts_now() - t0);
+
+    /* The server keeps serving. */
+    ts_http(survivor, &r, "GET", "/healthz", NULL, NULL, 0);
+    TS_CHECK(r.status == 200, "healthz after all: %ld", r.status);
+    ts_http_free(&r);
+
+    TS_CHECK(ts_server_stop(survivor, SIGTERM, 30) == 0, "the survivor stops cleanly");
+    live[0] = live[1] = 0;
+    ts_stop(rpid);
+    free(id);
+    free(kid);
+    free(dir);
+    curl_global_cleanup();
+    if (ts_failures) {
+        fprintf(stderr, "%d check(s) failed\n", ts_failures);
+        return 1;
+    }
+    printf("ok\n");
+    return 0;
+}
