@@ -350,11 +350,12 @@ static void recover_one(void *opaque, const char *id)
     if (tus_store_get(h->tus, id, &u) != TUS_OK ||
         (u.phase != TUS_COMPLETE && u.phase != TUS_FAILED))
         goto out;
+    /* Once its job exists the row says DONE, so that it is not listed
+     * again at every start (the list is capped: rows that stayed would
+     * push newer ones out of it). */
     if (sched_job_get(h->sched, u.id, &job) == SCHED_OK) {
-        if (u.phase == TUS_COMPLETE) { /* only the record's last write was lost */
-            u.phase = TUS_DONE;
-            tus_store_save(h->tus, &u, &lk);
-        }
+        u.phase = TUS_DONE; /* only the record's last write was lost */
+        tus_store_save(h->tus, &u, &lk);
         job_free(&job);
     } else if (u.phase == TUS_COMPLETE) {
         log_info("tus: upload %s was complete but has no job; making its job", u.id);
@@ -366,9 +367,12 @@ static void recover_one(void *opaque, const char *id)
         options_of(&u, &o, &e);
         api_error_set(&e, u.error_code[0] ? u.error_code : "internal_error", "%s",
                       u.error_message);
-        if (upload_record_failed(h, &o, u.length, NULL, &e) == 0)
+        if (upload_record_failed(h, &o, u.length, NULL, &e) == 0) {
             log_info("tus: upload %s: its refusal (%s) recorded as a failed job", u.id,
                      u.error_code);
+            u.phase = TUS_DONE;
+            tus_store_save(h->tus, &u, &lk);
+        }
         upload_options_clear(&o);
     }
 out:
