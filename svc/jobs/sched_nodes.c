@@ -22,9 +22,13 @@
  *   touch the id too, so a read on this node right after its own change
  *   is current. Start, and each (re)open of the watch: LISTEN first, then
  *   a full refresh (every queued and running job; the cached ones it did
- *   not see are refetched), so no change falls between the two. Without
- *   a watch connection (lost: a database restart, pg_terminate_backend)
- *   a full refresh every FALLBACK_MS keeps the 1 s bound until it is back.
+ *   not see are refetched, and the finished ones held: one may have
+ *   expired or been deleted meanwhile), so no change falls between the
+ *   two. Without a watch connection (lost: a database restart,
+ *   pg_terminate_backend) a full refresh every FALLBACK_MS keeps active
+ *   jobs within the 1 s bound until it is back (finished ones held are
+ *   read again at the reconnect; meanwhile the sweeper drops those that
+ *   expired, sweeper.c).
  *   Bounded: finished jobs in the FIFO's cap (older ones read from the
  *   store); at most --status-cache-jobs cached jobs, beyond which the cache
  *   turns off (copies dropped, reads and positions from the store, as
@@ -172,8 +176,10 @@ static int on_active(void *opaque, const struct job *job)
 }
 
 /* Every queued and running job read again; the cached ones it did not
- * see (they ended or were deleted meanwhile) refetched one by one. */
-static void full_refresh(struct sched *s)
+ * see (they ended or were deleted meanwhile) refetched, and with
+ * finished (a watch just (re)opened: changes may have been missed) the
+ * finished ones held too (expired or deleted meanwhile). */
+static void full_refresh(struct sched *s, int finished)
 {
     pthread_mutex_lock(&s->lock);
     s->pend_all = 0;
@@ -199,7 +205,7 @@ static void full_refresh(struct sched *s)
     pthread_mutex_lock(&s->lock);
     for (unsigned b = 0; b < NBUCKETS; b++)
         for (struct sjob *j = s->buckets[b]; j; j = j->hnext)
-            if (j->cached && j->seen != gen)
+            if ((j->cached && j->seen != gen) || (finished && j->in_finished))
                 sched_cache_touch(s, j->job.id);
     pthread_mutex_unlock(&s->lock);
     sched_notify(s, NULL, 0);
@@ -216,14 +222,15 @@ static void *watcher_main(void *arg)
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
         pthread_mutex_unlock(&s->lock);
-        int full = 0;
+        int full = 0, opened = 0;
         if (!w) {
             int rc = store_watch_open(s->st, &w);
             if (rc == STORE_OK)
                 log_info("status cache: listening for job changes");
             /* LISTEN first, then read: a change after it is heard, one
              * before it is in the read. */
-            full = rc == STORE_OK || job_now() >= next_full;
+            opened = rc == STORE_OK;
+            full = opened || job_now() >= next_full;
         }
         pthread_mutex_lock(&s->lock);
         full |= s->pend_all;
@@ -232,7 +239,7 @@ static void *watcher_main(void *arg)
                 s->by_status[JOB_QUEUED] + s->by_status[JOB_RUNNING] < s->cache_cap / 2;
         pthread_mutex_unlock(&s->lock);
         if (full) {
-            full_refresh(s);
+            full_refresh(s, opened);
             next_full = job_now() + FALLBACK_MS / 1000.0;
         }
         if (w) {
