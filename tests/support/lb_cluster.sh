@@ -18,8 +18,8 @@
 # and see whether it stopped cleanly. The access log has one line per
 # request: "<method> <uri> <status> c<client connection serial> <upstream
 # address(es)>".
-# On SIGTERM/SIGINT (or when nginx dies): nginx and the nodes get SIGTERM,
-# then SIGKILL after 20 s. Needs VIDQ_BIN and VIDQ_SRC (ctest sets them).
+# On SIGTERM/SIGINT, when nginx dies or when the parent process is gone:
+# nginx and the nodes get SIGTERM, then SIGKILL after 20 s. Needs VIDQ_BIN and VIDQ_SRC (ctest sets them).
 # Run by hand, e.g.: tests/support/with_pg.sh bash -c \
 #   'tests/support/lb_cluster.sh /tmp/c 3 --db "$VIDQ_TEST_DB"'
 set -uo pipefail
@@ -38,9 +38,11 @@ mkdir -p "$dir/nginx/tmp" || die "cannot make $dir/nginx"
 
 pids=()
 nginx_pid=
+watch_pid=
 stopping=0
 stop_all() {
   stopping=1
+  [ -n "$watch_pid" ] && kill -KILL "$watch_pid" 2>/dev/null
   [ -n "$nginx_pid" ] && kill -TERM "$nginx_pid" 2>/dev/null
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for _ in $(seq 200); do
@@ -56,6 +58,12 @@ stop_all() {
 }
 trap 'stop_all; exit 0' TERM INT
 trap '[ $stopping = 1 ] || stop_all' EXIT
+
+# A test that dies without stopping us (a failed check, a crash) must not
+# leave nginx and the nodes running: stop when the parent is gone.
+parent=$PPID
+( while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done; kill -TERM $$ ) &
+watch_pid=$!
 
 # ---- the nodes, all at once; each in a subshell that records its status
 for k in $(seq 1 "$n"); do

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_support.h"
@@ -36,6 +37,37 @@ struct ts_lb {
     char access_log[4200];               /* "<method> <uri> <status> c<conn> <upstream>" */
     char error_log[4200];
 };
+
+/* Stop nginx and whatever nodes still run: SIGTERM to the script, whose
+ * handler stops them all (nodes may take seconds to end their jobs), and
+ * wait for it; SIGKILL only after 40 s (ts_stop's 2 s would kill the
+ * script mid-way and leave its nodes running). */
+static inline void ts_lb_stop(struct ts_lb *c)
+{
+    if (c->script_pid <= 0)
+        return;
+    kill(c->script_pid, SIGTERM);
+    double deadline = ts_now() + 40;
+    int st;
+    while (waitpid(c->script_pid, &st, WNOHANG) == 0) {
+        if (ts_now() > deadline) {
+            kill(c->script_pid, SIGKILL);
+            waitpid(c->script_pid, &st, 0);
+            break;
+        }
+        ts_sleep_ms(20);
+    }
+    c->script_pid = 0;
+}
+
+/* A failed TS_CHECK exits: stop the cluster then too (the script also
+ * stops by itself once this process is gone). */
+static struct ts_lb *ts_lb_running;
+static inline void ts_lb_at_exit(void)
+{
+    if (ts_lb_running)
+        ts_lb_stop(ts_lb_running);
+}
 
 /* Start n nodes with `vidq serve --listen 127.0.0.1:0 --data-dir dir
  * <flags>` (space-separated, no quoting) behind nginx; returns when nginx
@@ -64,6 +96,8 @@ static inline void ts_lb_start(struct ts_lb *c, const char *dir, int n, const ch
     free(copy);
     TS_CHECK(c->script_pid > 0 && strncmp(line, "ready ", 6) == 0,
              "lb_cluster.sh did not start (see its stderr above)");
+    ts_lb_running = c;
+    atexit(ts_lb_at_exit);
     char tsv[4400];
     snprintf(tsv, sizeof(tsv), "%s/cluster.tsv", dir);
     FILE *f = fopen(tsv, "r");
@@ -121,14 +155,6 @@ static inline int ts_lb_stop_node(struct ts_lb *c, int k, int sig, double timeou
         ts_sleep_ms(20);
     s->pid = 0;
     return st;
-}
-
-/* Stop nginx and whatever nodes still run (the script's TERM handling). */
-static inline void ts_lb_stop(struct ts_lb *c)
-{
-    if (c->script_pid > 0)
-        ts_stop(c->script_pid);
-    c->script_pid = 0;
 }
 
 /* Lines of the balancer's access log whose text contains every one of
