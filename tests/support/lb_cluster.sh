@@ -64,6 +64,7 @@ trap '[ $stopping = 1 ] || stop_all' EXIT
 parent=$PPID
 ( while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done; kill -TERM $$ ) &
 watch_pid=$!
+disown "$watch_pid" # stop_all's wait is not for it, nor is bash's "Killed" notice
 
 # ---- the nodes, all at once; each in a subshell that records its status
 for k in $(seq 1 "$n"); do
