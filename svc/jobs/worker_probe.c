@@ -14,6 +14,13 @@
  * 0. The parent and child are the same executable, so the layout matches.
  * Anything else (a signal, a short reply, the time limit) is a failed
  * probe: TC_EUNSUPPORTED with a message saying what happened.
+ *
+ * A whole reply is the answer: the upload does not wait for the child to
+ * exit (tearing down a forked address space of ~180 libraries costs a few
+ * ms). The child is reaped later, by the next probe or worker_probe_reap;
+ * it has nothing left to do but exit, and its exit status no longer
+ * matters. Without a whole reply the caller waits, since the status says
+ * what went wrong.
  */
 #define _GNU_SOURCE
 #include "jobs/worker.h"
@@ -21,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -46,6 +54,43 @@ struct probe_reply {
     struct tc_media_info info;
     struct tc_error err;
 };
+
+/* Children that answered but were not reaped yet (see the header). */
+enum { REAP_MAX = 64 };
+static pthread_mutex_t reap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t reap_pids[REAP_MAX];
+static int reap_n;
+
+void worker_probe_reap(void)
+{
+    pthread_mutex_lock(&reap_lock);
+    for (int i = 0; i < reap_n;) {
+        pid_t r = waitpid(reap_pids[i], NULL, WNOHANG);
+        if (r == 0 || (r < 0 && errno == EINTR)) {
+            i++;
+            continue;
+        }
+        reap_pids[i] = reap_pids[--reap_n]; /* reaped, or not ours any more */
+    }
+    pthread_mutex_unlock(&reap_lock);
+}
+
+/* Reap pid now if it has exited, else later; blocks only when the list is
+ * full (a burst of REAP_MAX answers whose children all still run). */
+static void reap_later(pid_t pid)
+{
+    worker_probe_reap();
+    if (waitpid(pid, NULL, WNOHANG) != 0)
+        return;
+    pthread_mutex_lock(&reap_lock);
+    int queued = reap_n < REAP_MAX;
+    if (queued)
+        reap_pids[reap_n++] = pid;
+    pthread_mutex_unlock(&reap_lock);
+    if (!queued)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+}
 
 static double mono_ms(void)
 {
@@ -127,8 +172,15 @@ int worker_probe(const struct worker_probe_params *p, struct tc_media_info *info
         got += (size_t)k;
     }
     close(out[0]);
-    if (timed_out || got < sizeof(reply))
-        kill(pid, SIGKILL);
+    if (!timed_out && got == sizeof(reply)) {
+        reap_later(pid);
+        reply.err.message[sizeof(reply.err.message) - 1] = '\0';
+        *err = reply.err;
+        if (reply.rc == 0)
+            *info = reply.info;
+        return reply.rc;
+    }
+    kill(pid, SIGKILL);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
@@ -144,14 +196,8 @@ int worker_probe(const struct worker_probe_params *p, struct tc_media_info *info
         }
         return fail(err, "the file crashed the probe (SIG%s)", abbrev ? abbrev : "?");
     }
-    if (got < sizeof(reply) || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return fail(err, "the probe ended without an answer (exit status %d)",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    reply.err.message[sizeof(reply.err.message) - 1] = '\0';
-    *err = reply.err;
-    if (reply.rc == 0)
-        *info = reply.info;
-    return reply.rc;
+    return fail(err, "the probe ended without an answer (exit status %d)",
+                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
 int worker_probe_child_main(pid_t parent, long long max_memory, int nice_v, unsigned layers,

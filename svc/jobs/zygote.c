@@ -5,7 +5,7 @@
  *   Server side: the keeper thread (started by zygote_start from the main
  *   thread) posix_spawns `vidq zygote --parent PID` with one end of a
  *   SOCK_SEQPACKET socketpair as fd 3, publishes the other end once the
- *   zygote sent its "ready" int32 0, and waits for the zygote to die; then
+ *   zygote sent READY, and waits for the zygote to die; then
  *   it starts another (after 100 ms), until zygote_stop. zygote_spawn sends one request under a mutex:
  *     struct request {argc, nfds, args "a\0b\0..."} + SCM_RIGHTS(nfds fds)
  *   and reads one int32 reply: the child's pid, or -errno. No reply
@@ -24,12 +24,34 @@
  *   child their descriptors (after its own, with --ns-base N), so a probe
  *   joins them with setns instead of paying for new ones on the upload's
  *   critical path. Jobs make their own (each needs its own folder).
+ *   Warm-up: before it says ready, the zygote runs libav*'s one-time
+ *   set-up (tc_preload) and probes a 5 KB clip compiled into the binary
+ *   (svc/jobs/warmup/sample.mp4), so codec tables are built once, in pages
+ *   every child shares.
+ *   The spare: a probe is on an upload's critical path, so the zygote
+ *   keeps one probe child forked ahead ("vidq-spare"). The spare probes
+ *   the same built-in clip in its own memory, with malloc told to keep
+ *   what it frees, so the page faults and first-touch costs of a probe
+ *   are paid before any upload arrives; then it blocks on a socket of its
+ *   own. A probe request is forwarded to it whole (arguments and
+ *   descriptors) and it carries on exactly as a freshly forked probe
+ *   child: same descriptors, same sandbox, one upload, then exit. The
+ *   zygote then forks the next spare, after it has answered. The spare
+ *   only ever held the built-in clip's data, so nothing of one upload can
+ *   reach another. It is the server's child (CLONE_PARENT) like the rest,
+ *   so the zygote tells the server each spare's pid (a SPARE message),
+ *   and the server reaps a spare that the zygote's death left unused.
+ *   Messages zygote -> server: struct zmsg {kind, pid}: READY once, then
+ *   one REPLY per request, and a SPARE whenever a new spare exists.
  */
 #define _GNU_SOURCE
 #include "jobs/zygote.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <stddef.h>
+#include <sys/mman.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -50,6 +72,7 @@
 #include "common/log.h"
 #include "jobs/worker.h"
 #include "sandbox/sandbox.h"
+#include "transcode/tc.h"
 
 enum { ARGS_MAX = 4096, REPLY_TIMEOUT_MS = 5000, READY_TIMEOUT_MS = 30000, ZYGOTE_FD = 3 };
 
@@ -59,10 +82,23 @@ struct request {
     char args[ARGS_MAX]; /* argc NUL-terminated strings */
 };
 
+enum { ZMSG_READY = 1, ZMSG_REPLY = 2, ZMSG_SPARE = 3 };
+
+/* One message from the zygote to the server (see DESIGN). */
+struct zmsg {
+    int32_t kind;
+    int32_t pid; /* REPLY: the child's pid, or -errno; SPARE: the spare's pid */
+};
+
+/* The built-in warm-up clip (svc/CMakeLists.txt embeds it). */
+extern const unsigned char warmup_sample_mp4[];
+extern const size_t warmup_sample_mp4_len;
+
 static struct {
     pthread_mutex_t lock; /* sock, and one request at a time */
     int sock;             /* the server's end; -1 while no zygote runs */
     pid_t pid;            /* the zygote */
+    pid_t spare;          /* the zygote's spare probe child, -1 if none known */
     pthread_t keeper;
     int started;
     atomic_int stopping;
@@ -70,7 +106,7 @@ static struct {
     const char *exe;
     char *const *envp;
     unsigned layers;
-} z = {.lock = PTHREAD_MUTEX_INITIALIZER, .sock = -1, .pid = -1};
+} z = {.lock = PTHREAD_MUTEX_INITIALIZER, .sock = -1, .pid = -1, .spare = -1};
 
 /* The zygote's own: the probe children's template namespaces
  * (sandbox_template_create), -1 while there are none. */
@@ -116,6 +152,59 @@ static pid_t spawn_direct(const char *exe, char *const argv[], const int *fds, i
     return rc == 0 ? pid : -rc;
 }
 
+/* Send a request (its first offsetof(args) + args_len bytes) with nfds
+ * descriptors; 0 or -1 with errno. Used by the server towards the zygote
+ * and by the zygote towards its spare. */
+static int send_request(int sock, struct request *rq, size_t args_len, const int *fds,
+                        int nfds)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * ZYGOTE_MAX_FDS)];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    struct iovec iov = {.iov_base = rq, .iov_len = offsetof(struct request, args) + args_len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfds > 0) {
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+    }
+    ssize_t w;
+    while ((w = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    return w < 0 ? -1 : 0;
+}
+
+/* A SPARE message: pid is the zygote's spare now. A previous spare that
+ * no REPLY named was never used and is gone (the zygote makes a new one
+ * only after the last was used or died): reap it. Caller holds z.lock. */
+static void note_spare(pid_t pid)
+{
+    if (z.spare > 0 && z.spare != pid) {
+        kill(z.spare, SIGKILL);
+        while (waitpid(z.spare, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    z.spare = pid;
+}
+
+/* The zygote is gone: read what it sent last (a SPARE may be among it),
+ * then end and reap its unused spare, which is our child. Caller holds
+ * z.lock. */
+static void drop_spare(int sock)
+{
+    struct zmsg m;
+    while (sock >= 0 && recv(sock, &m, sizeof(m), MSG_DONTWAIT) == (ssize_t)sizeof(m))
+        if (m.kind == ZMSG_SPARE)
+            note_spare(m.pid);
+    note_spare(-1);
+}
+
 /* Send one request; the caller holds z.lock and z.sock >= 0. */
 static pid_t ask_zygote(char *const argv[], const int *fds, int nfds)
 {
@@ -131,40 +220,31 @@ static pid_t ask_zygote(char *const argv[], const int *fds, int nfds)
         rq.argc++;
     }
     rq.nfds = nfds;
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * ZYGOTE_MAX_FDS)];
-        struct cmsghdr align;
-    } ctl;
-    memset(&ctl, 0, sizeof(ctl));
-    struct iovec iov = {.iov_base = &rq, .iov_len = offsetof(struct request, args) + off};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (nfds > 0) {
-        msg.msg_control = ctl.buf;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-    }
-    ssize_t w;
-    while ((w = sendmsg(z.sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-        ;
-    if (w < 0)
+    if (send_request(z.sock, &rq, off, fds, nfds) < 0)
         return -errno;
-    struct pollfd pfd = {.fd = z.sock, .events = POLLIN};
-    int32_t reply = 0;
-    int n;
-    while ((n = poll(&pfd, 1, REPLY_TIMEOUT_MS)) < 0 && errno == EINTR)
-        ;
-    if (n == 0)
-        return -ETIMEDOUT;
-    ssize_t k;
-    while ((k = recv(z.sock, &reply, sizeof(reply), 0)) < 0 && errno == EINTR)
-        ;
-    if (k != (ssize_t)sizeof(reply))
-        return -EPIPE;
-    return reply;
+    for (;;) {
+        struct pollfd pfd = {.fd = z.sock, .events = POLLIN};
+        struct zmsg m;
+        int n;
+        while ((n = poll(&pfd, 1, REPLY_TIMEOUT_MS)) < 0 && errno == EINTR)
+            ;
+        if (n == 0)
+            return -ETIMEDOUT;
+        ssize_t k;
+        while ((k = recv(z.sock, &m, sizeof(m), 0)) < 0 && errno == EINTR)
+            ;
+        if (k != (ssize_t)sizeof(m))
+            return -EPIPE;
+        if (m.kind == ZMSG_SPARE) {
+            note_spare(m.pid);
+            continue;
+        }
+        if (m.kind != ZMSG_REPLY)
+            return -EPROTO;
+        if (m.pid > 0 && m.pid == z.spare)
+            z.spare = -1; /* the spare took this request: the caller reaps it */
+        return m.pid;
+    }
 }
 
 pid_t zygote_spawn(const char *exe, char *const argv[], const int *fds, int nfds,
@@ -230,24 +310,26 @@ static void *keeper_main(void *arg)
         } else {
             /* Publish the zygote once it said it is ready (it has loaded
              * everything), so no request waits on its start-up. */
-            int32_t ready = -1;
+            struct zmsg m = {0, 0};
             struct pollfd pfd = {.fd = sock, .events = POLLIN};
-            if (poll(&pfd, 1, READY_TIMEOUT_MS) != 1 ||
-                recv(sock, &ready, sizeof(ready), 0) != (ssize_t)sizeof(ready) || ready != 0) {
+            int ready = poll(&pfd, 1, READY_TIMEOUT_MS) == 1 &&
+                        recv(sock, &m, sizeof(m), 0) == (ssize_t)sizeof(m) && m.kind == ZMSG_READY;
+            if (!ready) {
                 log_warn("the zygote did not start; children are spawned directly meanwhile");
                 kill(pid, SIGKILL);
             }
             pthread_mutex_lock(&z.lock);
             z.pid = pid;
-            z.sock = ready == 0 ? sock : -1;
+            z.sock = ready ? sock : -1;
             pthread_mutex_unlock(&z.lock);
-            if (ready != 0)
+            if (!ready)
                 close(sock);
             log_debug("zygote started pid=%ld", (long)pid);
             int status = 0;
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                 ;
             pthread_mutex_lock(&z.lock);
+            drop_spare(z.sock == sock ? sock : -1);
             if (z.sock == sock)
                 close(z.sock);
             z.sock = -1;
@@ -353,6 +435,121 @@ static void child_run(struct request *rq, int *fds, int nfds)
     _exit(rc);
 }
 
+/* Receive one request and its descriptors (at most ZYGOTE_MAX_FDS, the
+ * rest closed). Returns 1 with a well-formed request (args NUL-ended),
+ * 0 at EOF or on a socket error, -1 for a malformed one (its descriptors
+ * closed). */
+static int recv_request(int sock, struct request *rq, int fds[ZYGOTE_MAX_FDS], int *nfds)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * ZYGOTE_MAX_FDS)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {.iov_base = rq, .iov_len = sizeof(*rq)};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                         .msg_controllen = sizeof(ctl.buf)};
+    ssize_t k;
+    memset(rq, 0, sizeof(*rq));
+    *nfds = 0;
+    while ((k = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    if (k <= 0)
+        return 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + sizeof(int) * (size_t)i, sizeof(int));
+            if (*nfds < ZYGOTE_MAX_FDS)
+                fds[(*nfds)++] = fd;
+            else
+                close(fd);
+        }
+    }
+    if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || *nfds != rq->nfds || rq->argc < 1 ||
+        rq->argc > ZYGOTE_MAX_ARGS) {
+        for (int i = 0; i < *nfds; i++)
+            close(fds[i]);
+        *nfds = 0;
+        return -1;
+    }
+    rq->args[sizeof(rq->args) - 1] = '\0';
+    return 1;
+}
+
+/* Probe the built-in clip, from memory (see DESIGN, Warm-up). */
+static void warm_up_probe(void)
+{
+    int fd = memfd_create("vidq-warmup", MFD_CLOEXEC);
+    if (fd < 0)
+        return;
+    size_t off = 0;
+    while (off < warmup_sample_mp4_len) {
+        ssize_t w = write(fd, warmup_sample_mp4 + off, warmup_sample_mp4_len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    struct tc_media_info info;
+    struct tc_error err;
+    if (off == warmup_sample_mp4_len && tc_probe_fd(fd, &info, &err) < 0)
+        log_warn("zygote: the warm-up clip did not probe: %s", err.message);
+    close(fd);
+}
+
+/* The spare's life (see DESIGN, The spare): warm up, wait for one
+ * request on sock, then be the probe child it asks for. */
+static void spare_main(int sock)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(ZYGOTE_FD);
+    prctl(PR_SET_NAME, "vidq-spare");
+    /* Freed memory stays mapped, so the upload's probe reuses the pages
+     * the warm-up faulted in (a probe's buffers are a few MB). */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    warm_up_probe();
+    struct request rq;
+    int fds[ZYGOTE_MAX_FDS], nfds = 0;
+    if (recv_request(sock, &rq, fds, &nfds) <= 0)
+        _exit(0); /* the zygote is gone, or sent nonsense: never a probe */
+    close(sock);
+    child_run(&rq, fds, nfds);
+}
+
+/* Fork a new spare; 0, or -1 if it could not (probes are then forked on
+ * request, as without a spare). */
+static int make_spare(pid_t *pid_out, int *sock_out)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+    if (pid == 0) {
+        close(sv[0]);
+        spare_main(sv[1]);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return -1;
+    }
+    *pid_out = (pid_t)pid;
+    *sock_out = sv[0];
+    return 0;
+}
+
+static int send_zmsg(int kind, int32_t pid)
+{
+    struct zmsg m = {kind, pid};
+    ssize_t w;
+    while ((w = send(ZYGOTE_FD, &m, sizeof(m), MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    return w == (ssize_t)sizeof(m) ? 0 : -1;
+}
+
 int zygote_main(int argc, char **argv)
 {
     long parent = 0, layers = 0;
@@ -375,60 +572,57 @@ int zygote_main(int argc, char **argv)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    int32_t ready = 0;
-    if (send(ZYGOTE_FD, &ready, sizeof(ready), MSG_NOSIGNAL) != (ssize_t)sizeof(ready))
+    tc_preload();
+    warm_up_probe();
+    if (send_zmsg(ZMSG_READY, 0) < 0)
         return 0;
+    pid_t spare = -1;
+    int spare_sock = -1;
+    int need_spare = 1;
     for (;;) {
-        struct request rq;
-        union {
-            char buf[CMSG_SPACE(sizeof(int) * ZYGOTE_MAX_FDS)];
-            struct cmsghdr align;
-        } ctl;
-        struct iovec iov = {.iov_base = &rq, .iov_len = sizeof(rq)};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                             .msg_controllen = sizeof(ctl.buf)};
-        memset(&rq, 0, sizeof(rq));
-        ssize_t k = recvmsg(ZYGOTE_FD, &msg, MSG_CMSG_CLOEXEC);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return 0; /* the server is gone */
-        int fds[ZYGOTE_MAX_FDS];
-        int nfds = 0;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                continue;
-            int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-            for (int i = 0; i < n; i++) {
-                int fd;
-                memcpy(&fd, CMSG_DATA(c) + sizeof(int) * (size_t)i, sizeof(int));
-                if (nfds < ZYGOTE_MAX_FDS)
-                    fds[nfds++] = fd;
-                else
-                    close(fd);
-            }
+        if (need_spare) {
+            need_spare = 0;
+            if (make_spare(&spare, &spare_sock) == 0 && send_zmsg(ZMSG_SPARE, spare) < 0)
+                return 0;
         }
-        int32_t reply;
-        if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || nfds != rq.nfds || rq.argc < 1 ||
-            rq.argc > ZYGOTE_MAX_ARGS) {
-            reply = -EINVAL;
-        } else {
-            rq.args[sizeof(rq.args) - 1] = '\0';
+        struct request rq;
+        int fds[ZYGOTE_MAX_FDS], nfds = 0;
+        int got = recv_request(ZYGOTE_FD, &rq, fds, &nfds);
+        if (got == 0)
+            return 0; /* the server is gone; the spare sees EOF and ends */
+        int32_t reply = -EINVAL;
+        int handed = 0;
+        if (got > 0 && spare_sock >= 0 && rq.argc > 1 &&
+            strcmp(rq.args + strlen(rq.args) + 1, "--probe") == 0) {
+            /* Hand the probe to the spare, whole. If it is gone (it
+             * should not be), fork one as below. */
+            size_t len = 0;
+            for (int i = 0; i < rq.argc; i++)
+                len += strlen(rq.args + len) + 1;
+            if (send_request(spare_sock, &rq, len, fds, nfds) == 0) {
+                reply = spare;
+                handed = 1;
+            }
+            close(spare_sock);
+            spare_sock = -1;
+            spare = -1;
+            need_spare = 1;
+        }
+        if (got > 0 && !handed) {
             /* CLONE_PARENT: the child belongs to the server, which waits
              * for it; the zygote never has a child to reap. */
             long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
             if (pid == 0) {
                 close(ZYGOTE_FD);
+                if (spare_sock >= 0)
+                    close(spare_sock);
                 child_run(&rq, fds, nfds);
             }
             reply = pid < 0 ? -errno : (int32_t)pid;
         }
         for (int i = 0; i < nfds; i++)
             close(fds[i]);
-        ssize_t w;
-        while ((w = send(ZYGOTE_FD, &reply, sizeof(reply), MSG_NOSIGNAL)) < 0 && errno == EINTR)
-            ;
-        if (w < 0)
+        if (send_zmsg(ZMSG_REPLY, reply) < 0)
             return 0;
     }
 }

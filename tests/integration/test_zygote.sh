@@ -3,9 +3,13 @@
 #   - in process isolation the server runs one `vidq-zygote` child, and
 #     probes and jobs are forked by it (vidq_zygote_forks_total grows), as
 #     direct children of the server, one per probe and per job;
+#   - the zygote keeps one warmed probe child ahead, `vidq-spare`, also a
+#     direct child of the server; each upload's probe takes the spare and
+#     a new one replaces it (never reused); a spare killed by hand is
+#     replaced and reaped, and the next upload is still answered;
 #   - kill -9 of the zygote: uploads keep getting 202 at once (direct
 #     spawn meanwhile), a new zygote is running within 3 s, and it forks
-#     again;
+#     again; the old zygote's spare is gone, not left a zombie;
 #   - a probe child that crashes (VIDQ_FAULT_PROBE=segv) is a 415 for that
 #     upload alone: the zygote lives on;
 #   - kill -9 of the server mid-job: neither the zygote nor the job's child
@@ -33,6 +37,21 @@ zygote_pid() { # the server's vidq-zygote child, waiting up to 3 s for it to hav
   done
   echo "$z"
 }
+spare_pid() { # the server's vidq-spare child (not a zombie), waiting up to 3 s for one other than $1
+  local p=
+  for _ in $(seq 30); do
+    p=$(ps -o pid= -o stat= -o comm= --ppid "$PID" | awk -v not="${1:-}" '$3 == "vidq-spare" && $2 !~ /^Z/ && $1 != not { print $1 }')
+    [ -n "$p" ] && break
+    sleep 0.1
+  done
+  echo "$p"
+}
+zombies() { ps -o pid= -o stat= --ppid "$PID" | awk '$2 ~ /^Z/ { print $1 }' | tr '\n' ' '; }
+alive() { # PID: running (not a zombie, not gone)
+  local st
+  st=$(ps -o stat= -p "$1" 2>/dev/null || true)
+  [ -n "$st" ] && [[ "$st" != Z* ]]
+}
 forks() { curl -s "$BASE/metrics" | awk '/^vidq_zygote_forks_total/ { print $2 }'; }
 upload() { # FILE PRESET [ENV...]: HTTP code in CODE, body in $W/up.json
   CODE=$(curl -s -o "$W/up.json" -w '%{http_code}' -F "file=@$1" -F "preset=$2" "$BASE/v1/jobs")
@@ -53,7 +72,29 @@ f1=$(forks)
 wpid=$(grep -o "id=$id worker_pid=[0-9]*" "$W/server.log" | head -n 1 | cut -d= -f3)
 grep -q "\[$wpid\] info worker running pid=$wpid" "$W/server.log" || fail "the job's child did not log that it runs"
 
+note "the spare: one warmed probe child ahead, used once, replaced"
+s1=$(spare_pid)
+[ -n "$s1" ] || fail "no vidq-spare child of the server: $(ps -o pid,stat,comm --ppid "$PID" | tr '\n' ' ')"
+[ "$(spare_pid | wc -w)" -le 1 ] || fail "more than one spare"
+upload "$in" thumbnail
+[ "$CODE" = 202 ] || fail "upload with a spare: HTTP $CODE $(head -c 300 "$W/up.json")"
+s2=$(spare_pid "$s1")
+[ -n "$s2" ] && [ "$s2" != "$s1" ] || fail "no new spare after an upload (was $s1, now '$s2')"
+alive "$s1" && fail "the spare $s1 still runs after its upload: it must serve one upload only"
+kill -9 "$s2"
+upload "$in" thumbnail
+[ "$CODE" = 202 ] || fail "upload after the spare was killed: HTTP $CODE $(head -c 300 "$W/up.json")"
+s3=$(spare_pid "$s2")
+[ -n "$s3" ] || fail "no spare after the last one was killed"
+upload "$in" thumbnail # reaps what the last probe left
+[ "$CODE" = 202 ] || fail "upload: HTTP $CODE"
+z=$(zombies)
+for p in $z; do [ "$p" = "$s2" ] && fail "the killed spare $s2 was never reaped"; done
+id=$(jq -r .id "$W/up.json")
+[ "$(wait_job "$BASE" "$id" "$W/job.json" 60)" = succeeded ] || fail "job after the spare churn: $(jq -c .error "$W/job.json")"
+
 note "kill -9 of the zygote: uploads go on, a new zygote comes"
+sz=$(spare_pid)
 kill -9 "$z1"
 upload "$in" thumbnail
 [ "$CODE" = 202 ] || fail "upload right after the zygote died: HTTP $CODE $(head -c 300 "$W/up.json")"
@@ -61,6 +102,10 @@ z2=
 for _ in $(seq 10); do z2=$(zygote_pid); [ -n "$z2" ] && [ "$z2" != "$z1" ] && break; sleep 0.1; done
 [ -n "$z2" ] && [ "$z2" != "$z1" ] || fail "no new zygote within 3 s (old $z1, now '$z2')"
 grep -q 'the zygote ended' "$W/server.log" || fail "the zygote's death was not logged"
+if [ -n "$sz" ]; then
+  for _ in $(seq 30); do ps -p "$sz" >/dev/null 2>&1 || break; sleep 0.1; done
+  ps -p "$sz" >/dev/null 2>&1 && fail "the dead zygote's spare $sz is still there ($(ps -o stat= -p "$sz"))"
+fi
 f2=$(forks)
 upload "$in" thumbnail
 [ "$CODE" = 202 ] || fail "upload with the new zygote: HTTP $CODE"
@@ -79,6 +124,7 @@ jq -e '.error.code == "unsupported_media" and (.error.message | test("SIGSEGV"))
 note "kill -9 of the server mid-job: no zygote and no child outlive it"
 serve -- --max-concurrent 1 || finish
 z4=$(zygote_pid)
+s4=$(spare_pid)
 upload "$slow_in" av1-720p
 id=$(jq -r .id "$W/up.json")
 wpid=
@@ -94,6 +140,8 @@ for _ in $(seq 50); do
 done
 [ -n "$z4" ] && kill -0 "$z4" 2>/dev/null && fail "the zygote $z4 outlived the server"
 [ -n "$wpid" ] && kill -0 "$wpid" 2>/dev/null && fail "the job's child $wpid outlived the server"
+for _ in $(seq 30); do { [ -n "$s4" ] && kill -0 "$s4" 2>/dev/null; } || break; sleep 0.1; done
+[ -n "$s4" ] && kill -0 "$s4" 2>/dev/null && fail "the spare $s4 outlived the server"
 
 note "thread isolation: no zygote"
 serve -- --isolation thread || finish

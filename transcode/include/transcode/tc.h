@@ -120,6 +120,13 @@ int tc_probe(const char *path, struct tc_media_info *info,
  * TC_EINVAL if fd < 0. */
 int tc_probe_fd(int fd, struct tc_media_info *info, struct tc_error *err);
 
+/* Run libav*'s once-per-process initialisation now: every codec's static
+ * data (its tables, the external libraries' capability queries), the
+ * codec, parser, format and filter lists. A process that forks children
+ * for media work calls it once, so each child inherits the result instead
+ * of redoing it. Thread-safe (libav's own once-guards); idempotent. */
+void tc_preload(void);
+
 /* The API's "input" object for info; filename may be NULL (omitted).
  * Returns a new reference, NULL only on out-of-memory. */
 json_t *tc_media_info_to_json(const struct tc_media_info *info,
