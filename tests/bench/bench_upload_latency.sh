@@ -85,4 +85,13 @@ c=$(wc -l <"$work/claim.txt")
 echo "claim -> worker running ($c jobs): p50 $(sort -n "$work/claim.txt" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }') ms, p99 $(sort -n "$work/claim.txt" | awk '{ v[NR] = $1 } END { i = int(NR * 0.99 + 0.999); print v[i] }') ms"
 forks=$(curl -s "http://127.0.0.1:$(cat "$work/port")/metrics" | awk '/^vidq_zygote_forks_total/ { print $2 }')
 zpid=$(ps -o pid= -o comm= --ppid "${pids[0]}" | awk '$2 == "vidq-zygote" { print $1 }')
-echo "children forked by the zygote: $forks; zygote RSS: $(awk '/VmRSS/ { print $2, $3 }' "/proc/$zpid/status" 2>/dev/null || echo '?') (server: $(awk '/VmRSS/ { print $2, $3 }' "/proc/${pids[0]}/status"))"
+spid=$(ps -o pid= -o stat= -o comm= --ppid "${pids[0]}" | awk '$3 == "vidq-spare" && $2 !~ /^Z/ { print $1 }' | head -n 1)
+# mem PID: RSS, PSS (shared pages divided among their users) and private
+# (dirty + clean) memory, from smaps_rollup, in MB.
+mem() {
+  awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } /^Private_(Clean|Dirty):/ { v += $2 }
+       END { printf "RSS %.1f MB, PSS %.1f MB, private %.1f MB", r / 1024, p / 1024, v / 1024 }' \
+    "/proc/$1/smaps_rollup" 2>/dev/null || echo '?'
+}
+echo "children forked by the zygote: $forks"
+echo "memory: server $(mem "${pids[0]}"); zygote $(mem "$zpid"); spare ${spid:-none} $( [ -n "$spid" ] && mem "$spid")"
