@@ -190,7 +190,7 @@ int worker_child_main(int argc, char **argv)
         .out_dir_fd = FD_OUTPUT_DIR,
         .max_fd = FD_OUTPUT_DIR,
         .max_file_size = max_fsize,
-        .ns_fd_base = -1,
+        .ns_fd_base = (int)ns_base,
     };
     if (sandbox_enter(&policy, why, sizeof(why)) < 0) {
         ret = reply_error("internal_error", why);

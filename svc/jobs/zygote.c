@@ -23,7 +23,8 @@
  *   namespaces for probes (sandbox_template_create) and hands each probe
  *   child their descriptors (after its own, with --ns-base N), so a probe
  *   joins them with setns instead of paying for new ones on the upload's
- *   critical path. Jobs make their own (each needs its own folder).
+ *   critical path. A job joins the user, network and IPC ones too, and
+ *   makes only its mount namespace (its own folder at /out).
  *   Warm-up: before it says ready, the zygote runs libav*'s one-time
  *   set-up (tc_preload) and probes a 5 KB clip compiled into the binary
  *   (svc/jobs/warmup/sample.mp4), so codec tables are built once, in pages
@@ -108,9 +109,10 @@ static struct {
     unsigned layers;
 } z = {.lock = PTHREAD_MUTEX_INITIALIZER, .sock = -1, .pid = -1, .spare = -1};
 
-/* The zygote's own: the probe children's template namespaces
- * (sandbox_template_create), -1 while there are none. */
-static int probe_ns[4] = {-1, -1, -1, -1};
+/* The zygote's own: the template namespaces its children join
+ * (sandbox_template_create; all four for probes, all but the mount
+ * namespace for jobs), -1 while there are none. */
+static int template_ns[4] = {-1, -1, -1, -1};
 
 unsigned long zygote_forks(void)
 {
@@ -401,19 +403,24 @@ static void child_run(struct request *rq, int *fds, int nfds)
         off += strlen(rq->args + off) + 1;
     }
     int probe = argc > 1 && strcmp(argv[1], "--probe") == 0;
-    int high[ZYGOTE_MAX_FDS];
-    for (int i = 0; i < nfds; i++)
-        if ((high[i] = fcntl(fds[i], F_DUPFD, 64 + ZYGOTE_MAX_FDS)) < 0)
+    /* Every source goes up high first, so no dup2 below overwrites one
+     * still to be placed (a job's 6 descriptors reach the template's). */
+    int high[ZYGOTE_MAX_FDS + 4];
+    int nt = template_ns[0] >= 0 ? 4 : 0;
+    for (int i = 0; i < nfds + nt; i++)
+        if ((high[i] = fcntl(i < nfds ? fds[i] : template_ns[i - nfds], F_DUPFD,
+                             64 + ZYGOTE_MAX_FDS + 4)) < 0)
             _exit(120);
     for (int i = 0; i < nfds; i++)
         if (dup2(high[i], i) < 0)
             _exit(120);
     int keep = nfds;
-    /* A probe joins the template namespaces, handed over right after its
-     * own descriptors. */
-    if (probe && probe_ns[0] >= 0) {
+    /* The template namespaces are handed over right after the child's own
+     * descriptors: a probe joins all four, a job all but the mount
+     * namespace (sandbox.h, ns_fd_base). */
+    if (nt) {
         for (int i = 0; i < 4; i++)
-            if (dup2(probe_ns[i], nfds + i) < 0)
+            if (dup2(high[nfds + i], nfds + i) < 0)
                 _exit(120);
         keep = nfds + 4;
         snprintf(base, sizeof(base), "%d", nfds);
@@ -423,7 +430,7 @@ static void child_run(struct request *rq, int *fds, int nfds)
     argv[argc] = NULL;
     syscall(SYS_close_range, (unsigned)keep, ~0U, 0);
     /* ps and top show what the child is, not the zygote it came from. */
-    prctl(PR_SET_NAME, argc > 1 && strcmp(argv[1], "--probe") == 0 ? "vidq-probe" : "vidq-worker");
+    prctl(PR_SET_NAME, probe ? "vidq-probe" : "vidq-worker");
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -560,13 +567,13 @@ int zygote_main(int argc, char **argv)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (parent <= 0 || getppid() != (pid_t)parent)
         return 1;
-    /* Probes join namespaces made once here; without them each probe
-     * makes its own (slower, the same sandbox). */
+    /* Children join namespaces made once here; without them each makes
+     * its own (slower, the same sandbox). */
     int rc = (layers & (SANDBOX_USERNS | SANDBOX_MOUNTNS | SANDBOX_NETNS | SANDBOX_IPCNS))
-                 ? sandbox_template_create((unsigned)layers, probe_ns)
+                 ? sandbox_template_create((unsigned)layers, template_ns)
                  : -EOPNOTSUPP;
     if (rc < 0 && rc != -EOPNOTSUPP)
-        log_warn("zygote: no shared probe namespaces (%s); each probe makes its own",
+        log_warn("zygote: no shared sandbox namespaces (%s); each child makes its own",
                  strerror(-rc));
     prctl(PR_SET_NAME, "vidq-zygote");
     sigset_t none;

@@ -260,18 +260,18 @@ static int set_limits(const struct sandbox_policy *p)
 
 enum { NAMESPACES = SANDBOX_USERNS | SANDBOX_NETNS | SANDBOX_IPCNS | SANDBOX_MOUNTNS };
 
-/* Join a template's namespaces (user first: it gives the rights to join
- * the others), then close their descriptors. */
-static int join_template(int base)
+/* Join the first n of a template's namespaces (user first: it gives the
+ * rights to join or make the others), then close all four descriptors. */
+static int join_template(int base, int n)
 {
     static const int types[4] = {CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWNS};
     int rc = 0;
-    for (int i = 0; i < 4 && rc == 0; i++)
+    for (int i = 0; i < n && rc == 0; i++)
         if (setns(base + i, types[i]) < 0)
             rc = -errno;
     for (int i = 0; i < 4; i++)
         close(base + i);
-    if (rc == 0 && chdir("/") < 0)
+    if (rc == 0 && n == 4 && chdir("/") < 0)
         rc = -errno;
     return rc;
 }
@@ -346,7 +346,7 @@ static int enter(const struct sandbox_policy *p, int best_effort, unsigned *appl
     int rc;
     *applied = 0;
     /* Descriptors above max_fd go, but a template's first: joined below. */
-    int templ = p->kind == SANDBOX_PROBE && p->ns_fd_base > p->max_fd;
+    int templ = p->ns_fd_base > p->max_fd;
     if ((!templ || p->ns_fd_base > p->max_fd + 1) &&
         syscall(SYS_close_range, (unsigned)p->max_fd + 1,
                 templ ? (unsigned)p->ns_fd_base - 1 : ~0U, 0) < 0)
@@ -360,10 +360,18 @@ static int enter(const struct sandbox_policy *p, int best_effort, unsigned *appl
         else if (!best_effort)                                                                     \
             return failf(err, cap, rc, "sandbox %s", what);                                        \
     }
-    if (p->kind == SANDBOX_PROBE && p->ns_fd_base >= 0) {
-        if ((rc = join_template(p->ns_fd_base)) < 0)
+    if (templ && p->kind == SANDBOX_PROBE) {
+        if ((rc = join_template(p->ns_fd_base, 4)) < 0)
             return failf(err, cap, rc, "sandbox: joining the probe namespaces");
         *applied |= p->layers & NAMESPACES;
+    } else if (templ) {
+        /* A job shares what gives it nothing (no socket, no IPC call, no
+         * signal out: seccomp and Landlock) and skips building a network
+         * namespace; its mount namespace is its own. */
+        if ((rc = join_template(p->ns_fd_base, 3)) < 0)
+            return failf(err, cap, rc, "sandbox: joining the shared namespaces");
+        *applied |= p->layers & (SANDBOX_USERNS | SANDBOX_NETNS | SANDBOX_IPCNS);
+        LAYER(SANDBOX_MOUNTNS, enter_empty_root(p), "mount namespace")
     } else {
         LAYER(SANDBOX_USERNS, enter_userns(), "user namespace")
         LAYER(SANDBOX_NETNS, unshare(CLONE_NEWNET) < 0 ? -errno : 0, "network namespace")

@@ -52,10 +52,12 @@ struct sandbox_policy {
                             * becomes the working directory */
     int max_fd;            /* descriptors above this are closed first */
     int64_t max_file_size; /* RLIMIT_FSIZE; 0 = none */
-    int ns_fd_base;        /* SANDBOX_PROBE: >= 0 when descriptors ns_fd_base..+3
-                            * hold a template's user, net, IPC and mount
-                            * namespaces (sandbox_template_create): joined
-                            * instead of made, and closed; -1: none */
+    int ns_fd_base;        /* >= 0 when descriptors ns_fd_base..+3 hold a
+                            * template's user, net, IPC and mount namespaces
+                            * (sandbox_template_create): joined instead of
+                            * made, and closed. A probe joins all four; a job
+                            * joins user, net and IPC and still makes its own
+                            * mount namespace (its folder at /out); -1: none */
 };
 
 /* A probe's namespaces, made once: user, net, IPC and a mount namespace
