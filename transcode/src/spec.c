@@ -70,7 +70,7 @@ static int parse_video(const json_t *obj, struct tc_video_spec *vs, struct tc_er
 {
     const char *key;
     json_t *v;
-    int64_t x;
+    int64_t x = 0; /* set by get_int on success; -O3 cannot see that */
     int ret;
     json_object_foreach(unconst(obj), key, v) {
         if (strcmp(key, "codec") == 0) {
@@ -116,7 +116,7 @@ static int parse_audio(const json_t *obj, struct tc_audio_spec *as, struct tc_er
 {
     const char *key;
     json_t *v;
-    int64_t x;
+    int64_t x = 0; /* set by get_int on success; -O3 cannot see that */
     int ret;
     json_object_foreach(unconst(obj), key, v) {
         if (strcmp(key, "codec") == 0) {
@@ -152,7 +152,7 @@ static int parse_sprite(const json_t *obj, struct tc_sprite_spec *ss, struct tc_
 {
     const char *key;
     json_t *v;
-    int64_t x;
+    int64_t x = 0; /* set by get_int on success; -O3 cannot see that */
     int ret;
     json_object_foreach(unconst(obj), key, v) {
         if (strcmp(key, "interval_s") == 0) {
@@ -359,7 +359,7 @@ int tc_spec_parse(const json_t *obj, struct tc_output_spec *spec, struct tc_erro
                 return ret;
             saw_container = 1;
         } else if (strcmp(key, "threads") == 0) {
-            int64_t x;
+            int64_t x = 0; /* set by get_int on success; -O3 cannot see that */
             if ((ret = get_int(v, "threads", 1, 64, &x, err)) < 0)
                 return ret;
             s.threads = (int)x;
