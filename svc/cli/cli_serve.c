@@ -4,7 +4,7 @@
  * serve: parse the config, prepare the data dir, open the store, drop
  * leftovers of interrupted uploads, requeue the jobs a previous run left
  * running (deleting their partial outputs; a shared store: only those of
- * nodes that are gone),
+ * nodes that are gone, and their files stay for the next attempt),
  * start the webhook sender, the scheduler and the HTTP server, wait for
  * SIGTERM/SIGINT, then stop in reverse: refuse uploads, let running jobs
  * finish for the grace period (the rest go back to the queue), stop HTTP,
@@ -90,11 +90,21 @@ static void clean_tmp(const char *dir, int shared)
         closedir(d);
 }
 
+struct requeue_ctx {
+    const char *data_dir;
+    int shared;
+};
+
 static void on_requeued(void *opaque, const char *id)
 {
-    const char *data_dir = opaque;
+    const struct requeue_ctx *rc = opaque;
     log_info("job requeued after restart id=%s", id);
-    job_remove_outputs(data_dir, id);
+    /* On a shared store another node may claim the job again at once, so
+     * its files stay: the next attempt writes a folder of its own and
+     * removes the older ones (job.h), as sched_nodes.c does for jobs of
+     * dead nodes. Alone on SQLite nothing can claim it yet. */
+    if (!rc->shared)
+        job_remove_outputs(rc->data_dir, id);
 }
 
 /* Uploads renamed into inputs/ whose job was never committed (a crash
@@ -243,7 +253,8 @@ int cli_serve(int argc, char **argv)
     store_set_retention(st, cfg.retention);
     upload_set_max_ttl(cfg.max_retention);
     clean_tmp(cfg.data_dir, store_is_shared(st));
-    if (store_requeue_running(st, on_requeued, cfg.data_dir) != STORE_OK) {
+    struct requeue_ctx requeue = {cfg.data_dir, store_is_shared(st)};
+    if (store_requeue_running(st, on_requeued, &requeue) != STORE_OK) {
         fprintf(stderr, "vidq serve: cannot requeue interrupted jobs\n");
         goto out;
     }
