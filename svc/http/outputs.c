@@ -49,24 +49,6 @@ static int safe_relpath(const char *p)
     }
 }
 
-static const char *mime_of_file(const char *path)
-{
-    static const struct {
-        const char *ext, *mime;
-    } types[] = {
-        {".m3u8", "application/vnd.apple.mpegurl"}, {".ts", "video/mp2t"},
-        {".m4s", "video/iso.segment"},              {".mp4", "video/mp4"},
-        {".m4a", "audio/mp4"},                      {".aac", "audio/aac"},
-        {".vtt", "text/vtt"},                       {".jpg", "image/jpeg"},
-        {".webm", "video/webm"},
-    };
-    const char *dot = strrchr(path, '.');
-    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
-        if (strcmp(dot, types[i].ext) == 0)
-            return types[i].mime;
-    return "application/octet-stream";
-}
-
 /* See range.h. */
 int http_range_parse(const char *h, int64_t size, int64_t *from, int64_t *to)
 {
@@ -168,7 +150,7 @@ enum MHD_Result outputs_handle(struct http_server *h, struct MHD_Connection *con
             goto out;
         }
         snprintf(path, sizeof(path), "%s/%s", base, rel);
-        mime = mime_of_file(rel);
+        mime = tc_file_mime(rel);
     } else {
         if (rq->tail[0]) {
             ret = http_fail(conn, "not_found", "output '%s' is a single file", name);

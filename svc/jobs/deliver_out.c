@@ -47,25 +47,6 @@ int deliver_out_wanted(const char *outputs_json)
     return yes;
 }
 
-/* The Content-Type of a file in a folder output (as GET serves it). */
-static const char *mime_of_file(const char *path)
-{
-    static const struct {
-        const char *ext, *mime;
-    } types[] = {
-        {".m3u8", "application/vnd.apple.mpegurl"}, {".ts", "video/mp2t"},
-        {".m4s", "video/iso.segment"},              {".mp4", "video/mp4"},
-        {".m4a", "audio/mp4"},                      {".aac", "audio/aac"},
-        {".vtt", "text/vtt"},                       {".jpg", "image/jpeg"},
-        {".webm", "video/webm"},
-    };
-    const char *dot = strrchr(path, '.');
-    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
-        if (strcmp(dot, types[i].ext) == 0)
-            return types[i].mime;
-    return "application/octet-stream";
-}
-
 static void plan_free(struct plan *pl)
 {
     for (size_t i = 0; i < pl->n; i++) {
@@ -164,7 +145,7 @@ static int walk(struct plan *pl, const char *dir, const char *rel, const char *p
         }
         if (!S_ISREG(st.st_mode))
             continue;
-        const char *mime = mime_of_file(sub);
+        const char *mime = tc_file_mime(sub);
         int index = strcmp(mime, "application/vnd.apple.mpegurl") == 0 ||
                     strcmp(mime, "text/vtt") == 0;
         char *url = join_url(prefix, sub);

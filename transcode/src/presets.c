@@ -145,6 +145,27 @@ const char *tc_container_mime(const char *container)
     return c ? c->mime : "application/octet-stream";
 }
 
+const char *tc_file_mime(const char *path)
+{
+    /* Every file an output may hold: a container's main file and the
+     * pieces of folder outputs (playlists, segments, init files, sprite
+     * sheets and their WebVTT index). */
+    static const struct {
+        const char *ext, *mime;
+    } types[] = {
+        {".m3u8", "application/vnd.apple.mpegurl"}, {".ts", "video/mp2t"},
+        {".m4s", "video/iso.segment"},              {".mp4", "video/mp4"},
+        {".m4a", "audio/mp4"},                      {".aac", "audio/aac"},
+        {".vtt", "text/vtt"},                       {".jpg", "image/jpeg"},
+        {".webm", "video/webm"},
+    };
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].mime;
+    return "application/octet-stream";
+}
+
 const char *tc_container_ext(const char *container)
 {
     const struct container *c = container_find(container);

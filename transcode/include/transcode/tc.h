@@ -240,6 +240,11 @@ json_t *tc_presets_to_json(void);
  * "application/vnd.apple.mpegurl" for hls). Never NULL. */
 const char *tc_container_mime(const char *container);
 
+/* The MIME type of an output file by its extension (a folder output's
+ * playlist, segment or sheet too), "application/octet-stream" for any
+ * other. Never NULL. */
+const char *tc_file_mime(const char *path);
+
 /* The file extension of a container, without the dot ("mp4"). For "hls"
  * the output is a directory and this gives "m3u8" (its master playlist). */
 const char *tc_container_ext(const char *container);
