@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "net/easy.h"
 
 #ifndef VIDQ_VERSION
 #define VIDQ_VERSION "dev"
@@ -176,18 +177,7 @@ int net_fetch(const struct net_fetch_params *p, struct net_fetch_result *res)
         goto out;
     }
     headers = curl_slist_append(NULL, "Accept-Encoding: identity");
-    if (p->resolve && *p->resolve) {
-        char entry[512];
-        for (const char *r = p->resolve; *r;) {
-            size_t len = strcspn(r, ",");
-            snprintf(entry, sizeof(entry), "%.*s", (int)len, r);
-            struct curl_slist *l = curl_slist_append(resolve, entry);
-            if (!l)
-                break;
-            resolve = l;
-            r += len + (r[len] == ',');
-        }
-    }
+    resolve = net_resolve_list(p->resolve);
     a.easy = curl_easy_init();
     if (!headers || !a.easy) {
         snprintf(res->error, sizeof(res->error), "out of memory");
@@ -198,32 +188,27 @@ int net_fetch(const struct net_fetch_params *p, struct net_fetch_result *res)
     for (;;) {
         CURL *e = a.easy;
         CURLcode rc = CURLE_OK;
-        curl_easy_reset(e);
         a.start = a.have;
         a.checked = 0;
         a.bad_status = 0;
         a.too_large = a.io_error = 0;
-        errbuf[0] = '\0';
-        if (net_guard_attach(e, &guard) != 0)
-            rc = CURLE_BAD_FUNCTION_ARGUMENT;
-        rc |= curl_easy_setopt(e, CURLOPT_URL, p->url);
-        rc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        struct net_easy_opts o = {
+            .url = p->url,
+            .user_agent = "vidq-fetch/" VIDQ_VERSION,
+            .headers = headers,
+            .resolve = resolve,
+            .connect_timeout_s = p->connect_timeout_s,
+            .stall_timeout_s = p->stall_timeout_s,
+            .on_progress = on_xfer,
+            .progress_data = &a,
+            .errbuf = errbuf,
+        };
+        rc = net_easy_setup(e, &guard, &o);
         rc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
         rc |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)NET_FETCH_MAX_REDIRECTS);
-        rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-        if (resolve)
-            rc |= curl_easy_setopt(e, CURLOPT_RESOLVE, resolve);
-        rc |= curl_easy_setopt(e, CURLOPT_USERAGENT, "vidq-fetch/" VIDQ_VERSION);
-        rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, p->connect_timeout_s > 0 ? p->connect_timeout_s : 10L);
-        rc |= curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        rc |= curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, p->stall_timeout_s > 0 ? p->stall_timeout_s : 30L);
         rc |= curl_easy_setopt(e, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)a.start);
         rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
         rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, &a);
-        rc |= curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-        rc |= curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_xfer);
-        rc |= curl_easy_setopt(e, CURLOPT_XFERINFODATA, &a);
-        rc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
         if (rc != CURLE_OK) {
             snprintf(res->error, sizeof(res->error), "cannot set up the download");
             ret = NET_FETCH_IO;

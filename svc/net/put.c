@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "net/easy.h"
 
 #ifndef VIDQ_VERSION
 #define VIDQ_VERSION "dev"
@@ -109,22 +110,6 @@ static int retryable(CURLcode rc, long status)
     }
 }
 
-static struct curl_slist *resolve_list(const char *spec)
-{
-    struct curl_slist *list = NULL;
-    char entry[512];
-    for (const char *r = spec; r && *r;) {
-        size_t len = strcspn(r, ",");
-        snprintf(entry, sizeof(entry), "%.*s", (int)len, r);
-        struct curl_slist *l = curl_slist_append(list, entry);
-        if (!l)
-            break;
-        list = l;
-        r += len + (r[len] == ',');
-    }
-    return list;
-}
-
 int net_put(const struct net_put_params *p, struct net_put_result *res)
 {
     struct send s = {.p = p, .fd = -1};
@@ -159,7 +144,7 @@ int net_put(const struct net_put_params *p, struct net_put_result *res)
         struct curl_slist *l = curl_slist_append(headers, "Expect:");
         headers = l ? l : headers;
     }
-    resolve = resolve_list(p->resolve);
+    resolve = net_resolve_list(p->resolve);
     e = curl_easy_init();
     if (!headers || !e) {
         snprintf(res->error, sizeof(res->error), "out of memory");
@@ -170,8 +155,6 @@ int net_put(const struct net_put_params *p, struct net_put_result *res)
     for (;;) {
         CURLcode rc = CURLE_OK;
         long status = 0;
-        curl_easy_reset(e);
-        errbuf[0] = '\0';
         s.sent = 0;
         s.io_error = 0;
         if (lseek(s.fd, 0, SEEK_SET) < 0) {
@@ -179,10 +162,18 @@ int net_put(const struct net_put_params *p, struct net_put_result *res)
             ret = NET_PUT_IO;
             goto out;
         }
-        if (net_guard_attach(e, &guard) != 0)
-            rc = CURLE_BAD_FUNCTION_ARGUMENT;
-        rc |= curl_easy_setopt(e, CURLOPT_URL, p->url);
-        rc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        struct net_easy_opts o = {
+            .url = p->url,
+            .user_agent = "vidq-deliver/" VIDQ_VERSION,
+            .headers = headers,
+            .resolve = resolve,
+            .connect_timeout_s = p->connect_timeout_s,
+            .stall_timeout_s = p->stall_timeout_s,
+            .on_progress = on_xfer,
+            .progress_data = &s,
+            .errbuf = errbuf,
+        };
+        rc = net_easy_setup(e, &guard, &o);
         rc |= curl_easy_setopt(e, CURLOPT_UPLOAD, 1L); /* PUT */
         rc |= curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)s.size);
         rc |= curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
@@ -191,19 +182,6 @@ int net_put(const struct net_put_params *p, struct net_put_result *res)
         rc |= curl_easy_setopt(e, CURLOPT_SEEKDATA, &s);
         rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
         rc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-        rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-        if (resolve)
-            rc |= curl_easy_setopt(e, CURLOPT_RESOLVE, resolve);
-        rc |= curl_easy_setopt(e, CURLOPT_USERAGENT, "vidq-deliver/" VIDQ_VERSION);
-        rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT,
-                               p->connect_timeout_s > 0 ? p->connect_timeout_s : 10L);
-        rc |= curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        rc |= curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
-                               p->stall_timeout_s > 0 ? p->stall_timeout_s : 30L);
-        rc |= curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-        rc |= curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_xfer);
-        rc |= curl_easy_setopt(e, CURLOPT_XFERINFODATA, &s);
-        rc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
         if (rc != CURLE_OK) {
             snprintf(res->error, sizeof(res->error), "cannot set up the delivery");
             ret = NET_PUT_IO;
