@@ -140,8 +140,6 @@ int worker_child_main(int argc, char **argv)
     sigset_t set;
     sigemptyset(&set);
     pthread_sigmask(SIG_SETMASK, &set, NULL);
-    if (nice_v > 0)
-        setpriority(PRIO_PROCESS, 0, (int)nice_v);
 #ifndef VIDQ_SANITIZE /* ASan reserves terabytes of address space */
     if (max_mem > 0) {
         struct rlimit rl = {(rlim_t)max_mem, (rlim_t)max_mem};
@@ -191,6 +189,7 @@ int worker_child_main(int argc, char **argv)
         .max_fd = FD_OUTPUT_DIR,
         .max_file_size = max_fsize,
         .ns_fd_base = (int)ns_base,
+        .nice = (int)nice_v, /* taken last: the set-up is on the claim's path */
     };
     if (sandbox_enter(&policy, why, sizeof(why)) < 0) {
         ret = reply_error("internal_error", why);

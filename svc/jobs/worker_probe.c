@@ -210,8 +210,6 @@ int worker_probe_child_main(pid_t parent, long long max_memory, int nice_v, unsi
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    if (nice_v > 0)
-        setpriority(PRIO_PROCESS, 0, nice_v);
 #ifndef VIDQ_SANITIZE /* ASan reserves terabytes of address space */
     if (max_memory > 0) {
         struct rlimit rl = {(rlim_t)max_memory, (rlim_t)max_memory};
@@ -223,7 +221,8 @@ int worker_probe_child_main(pid_t parent, long long max_memory, int nice_v, unsi
     struct probe_reply reply;
     memset(&reply, 0, sizeof(reply));
     struct sandbox_policy policy = {
-        .kind = SANDBOX_PROBE, .layers = layers, .max_fd = FD_INPUT, .ns_fd_base = ns_fd_base};
+        .kind = SANDBOX_PROBE, .layers = layers, .max_fd = FD_INPUT, .ns_fd_base = ns_fd_base,
+        .nice = nice_v}; /* taken last: the set-up is on the upload's path */
     if (sandbox_enter(&policy, reply.err.message, sizeof(reply.err.message)) < 0) {
         reply.rc = TC_EINTERNAL;
     } else {

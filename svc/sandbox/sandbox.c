@@ -385,6 +385,13 @@ static int enter(const struct sandbox_policy *p, int best_effort, unsigned *appl
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return failf(err, cap, -errno, "sandbox no_new_privs");
     LAYER(SANDBOX_LANDLOCK, enter_landlock(p), "landlock")
+    /* Only ever lower the priority (a server started under `nice` keeps
+     * its children at least as nice); the filter below refuses
+     * setpriority from here on. */
+    errno = 0;
+    int now = getpriority(PRIO_PROCESS, 0);
+    if (p->nice > 0 && errno == 0 && now < p->nice && setpriority(PRIO_PROCESS, 0, p->nice) < 0)
+        return failf(err, cap, -errno, "sandbox: niceness");
     LAYER(SANDBOX_SECCOMP, sandbox_seccomp_load(p->kind), "seccomp")
 #undef LAYER
     return 0;

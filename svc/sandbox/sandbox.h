@@ -58,6 +58,10 @@ struct sandbox_policy {
                             * made, and closed. A probe joins all four; a job
                             * joins user, net and IPC and still makes its own
                             * mount namespace (its folder at /out); -1: none */
+    int nice;              /* > 0: the niceness taken last, just before the
+                            * seccomp filter, so the set-up before it (on a
+                            * claim's or an upload's critical path) is not
+                            * starved by busy cores; the media work is */
 };
 
 /* A probe's namespaces, made once: user, net, IPC and a mount namespace

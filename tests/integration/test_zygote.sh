@@ -12,6 +12,8 @@
 #     again; the old zygote's spare is gone, not left a zombie;
 #   - a probe child that crashes (VIDQ_FAULT_PROBE=segv) is a 415 for that
 #     upload alone: the zygote lives on;
+#   - a job's child runs at --worker-nice once it runs (taken at the end
+#     of its set-up);
 #   - kill -9 of the server mid-job: neither the zygote nor the job's child
 #     outlives it;
 #   - --isolation thread runs no zygote and still serves.
@@ -122,7 +124,7 @@ jq -e '.error.code == "unsupported_media" and (.error.message | test("SIGSEGV"))
 [ "$(zygote_pid)" = "$z3" ] || fail "the zygote did not survive a crashing child"
 
 note "kill -9 of the server mid-job: no zygote and no child outlive it"
-serve -- --max-concurrent 1 || finish
+serve -- --max-concurrent 1 --worker-nice 7 || finish
 z4=$(zygote_pid)
 s4=$(spare_pid)
 upload "$slow_in" av1-720p
@@ -133,6 +135,13 @@ for _ in $(seq 100); do
   [ -n "$wpid" ] && break; sleep 0.1
 done
 [ -n "$wpid" ] || fail "the job's child never started"
+# Its niceness is taken last in its set-up (README, Upload latency): by
+# the time it says it runs, it has it.
+for _ in $(seq 100); do grep -q "\[$wpid\] info worker running" "$W/server.log" && break; sleep 0.1; done
+ni=$(ps -o ni= -p "$wpid" | tr -d ' ')
+want=$(ps -o ni= -p "$PID" | tr -d ' ') # under `nice`, a child is at least as nice as the server
+[ "$want" -ge 7 ] || want=7
+[ "$ni" = "$want" ] || fail "the job's child runs at niceness '$ni', want $want (--worker-nice 7)"
 kill -9 "$PID"; wait "$PID" 2>/dev/null || true; PID=
 for _ in $(seq 50); do
   { [ -n "$z4" ] && kill -0 "$z4" 2>/dev/null; } || { [ -n "$wpid" ] && kill -0 "$wpid" 2>/dev/null; } || break
