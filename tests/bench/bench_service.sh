@@ -139,12 +139,15 @@ stop_server
 ;; esac
 
 case " $phases " in *" 4 "*)
-echo "== 4. slot hand-off: finished_at of a job -> started_at of the next (--max-concurrent 1, 8 jobs)"
+echo "== 4. slot hand-off: finished_at of a job -> started_at of the next (--max-concurrent 1, 1 long + 8 short jobs queued)"
 short=$work/short.mp4
 ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=320x240:rate=25:duration=1 \
   -f lavfi -i sine=duration=1 -c:v libx264 -preset ultrafast -c:a aac -shortest "$short"
 start_server process --max-concurrent 1
-ids=()
+# A longer job first holds the slot while the 8 short ones are uploaded,
+# so every hand-off has a queued job waiting (else a gap measures the
+# next upload's arrival, not the hand-off).
+ids=("$(upload "$src" "preset=mp4-720p")")
 for _ in $(seq 8); do ids+=("$(upload "$short" "preset=audio-m4a")"); done
 for id in "${ids[@]}"; do wait_done "$id"; done
 # Seconds with milliseconds from the ISO times, sorted by start.
