@@ -581,6 +581,9 @@ int zygote_main(int argc, char **argv)
     sigprocmask(SIG_SETMASK, &none, NULL);
     tc_preload();
     warm_up_probe();
+    /* The first log line's time stamp (gmtime_r) reads /etc/localtime:
+     * once here, not in every child on its way to running. */
+    tzset();
     if (send_zmsg(ZMSG_READY, 0) < 0)
         return 0;
     pid_t spare = -1;
