@@ -9,7 +9,8 @@
 # 416 and the tus ones) validate against its schemas (ajv), through
 # tests/support/openapi_check.js; so do the bodies of the webhooks of
 # every event type (job.started/progress/succeeded/failed/canceled) the run
-# sends to tests/support/webhook_receiver.js. Other methods on it are 405 and the
+# sends to tests/support/webhook_receiver.js, and a degraded node's /healthz
+# and 507. Other methods on it are 405 and the
 # server goes on serving.
 # ctest-labels: integration
 # ctest-timeout: 240
@@ -156,6 +157,18 @@ done < <(jq -c 'select(.path=="/all") | .body | fromjson' "$W/hooks.log" 2>/dev/
 types=$(jq -r 'select(.path=="/all") | .body | fromjson | .type' "$W/hooks.log" 2>/dev/null | sort -u | tr '\n' ' ')
 [ "$types" = "job.canceled job.failed job.progress job.started job.succeeded " ] || fail "webhook events received: '$types'"
 jq -s -e 'map(select(.path=="/all")) | all(.verified)' "$W/hooks.log" >/dev/null || fail "a webhook's signature did not verify"
+# a degraded node (the disk guard's threshold above any disk): its health
+# answer and its refusal of an upload validate too
+"$VIDQ_BIN" serve --listen 127.0.0.1:0 --data-dir "$W/data2" --port-file "$W/port2" \
+  --min-free-bytes 1000000000000000 >/dev/null 2>"$W/server2.log" &
+P2=$!
+for _ in $(seq 100); do [ -s "$W/port2" ] && break; sleep 0.1; done
+B2=http://127.0.0.1:$(cat "$W/port2")
+grab healthz 200 "$B2/healthz"
+jq -e '.status == "degraded" and .checks.disk == "low"' "$S/healthz.200.$n.json" >/dev/null ||
+  fail "degraded healthz: $(cat "$S/healthz.200.$n.json")"
+grab createJob 507 "$B2/v1/jobs" -F "file=@$M/h264_aac_640x360.mp4"
+kill "$P2"; wait "$P2" 2>/dev/null || true
 note "$(ls "$S" | wc -l) samples"
 node "$SUPPORT/openapi_check.js" "$W/doc.json" "$VIDQ_SRC/svc/http/routes.c" "$S" > "$W/check.txt" 2>&1 || true
 cat "$W/check.txt"

@@ -67,7 +67,31 @@ async function main() {
   const ajv = new Ajv2020({ strict: false, allErrors: true });
   addFormats(ajv);
   const base = 'https://vidq.invalid/openapi.json';
-  ajv.addSchema({ $id: base, components: doc.components });
+  // Strict about fields: an object schema with properties accepts no
+  // field it does not document (unevaluatedProperties: false), so an
+  // answer that grew a field the document lacks fails here. Schemas that
+  // are parts of an allOf/oneOf/anyOf are left open (the keyword would
+  // not see the other parts' properties).
+  const components = JSON.parse(JSON.stringify(doc.components));
+  const composed = new Set();
+  const walk = (x, inComposition) => {
+    if (!x || typeof x !== 'object') return;
+    if (Array.isArray(x)) { x.forEach((y) => walk(y, inComposition)); return; }
+    if (x.$ref && inComposition) composed.add(x.$ref.split('/').pop());
+    const comp = ['allOf', 'oneOf', 'anyOf'].some((k) => x[k]);
+    for (const [k, v] of Object.entries(x)) walk(v, ['allOf', 'oneOf', 'anyOf'].includes(k));
+    if (inComposition || comp) x['x-open'] = true;
+  };
+  walk(components, false);
+  const close = (x, name) => {
+    if (!x || typeof x !== 'object') return;
+    if (Array.isArray(x)) { x.forEach((y) => close(y)); return; }
+    for (const v of Object.values(x)) close(v);
+    if (x.properties && x.additionalProperties === undefined && !x['x-open'] && !(name && composed.has(name)))
+      x.unevaluatedProperties = false;
+  };
+  for (const [name, sch] of Object.entries(components.schemas || {})) close(sch, name);
+  ajv.addSchema({ $id: base, components });
   const byId = {};
   for (const o of ops) if (o.op.operationId) byId[o.op.operationId] = o.op;
   const resolve = (x) => {
