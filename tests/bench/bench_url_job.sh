@@ -16,7 +16,7 @@
 # PRESET (default thumbnail: the transfer dominates; use mp4-480p to see
 # it against a real encode). Prints each round, the medians, url/curl, and
 # the load average before and after.
-# usage: [PRESET=thumbnail] [SIZE_MB=200] [CLIP_S=20] tests/bench/bench_url_job.sh [BUILD_DIR] [ROUNDS]
+# usage: [PRESET=thumbnail] [SIZE_MB=200] [CLIP_S=20] [PAIR=1] tests/bench/bench_url_job.sh [BUILD_DIR] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
@@ -87,6 +87,34 @@ run_curl() {
   rm -f "$work/dl.mp4"
   echo "$(now) - $t0" | bc
 }
+
+# PAIR=1: no rounds here; write the two clients as scripts (each one job,
+# following its event stream to the end), print them and keep the server
+# and the origin up until interrupted, so an outside timer can run them in
+# turn as whole processes.
+if [ "${PAIR:-0}" = 1 ]; then
+  cat >"$work/url.sh" <<EOT
+#!/bin/bash
+id=\$(curl -s -H 'Content-Type: application/json' -d '{"input_url": "$origin", "preset": ["$preset"]}' "$base/v1/jobs" | jq -r .id)
+curl -sfN "$base/v1/jobs/\$id/events" >/dev/null
+[ "\$(curl -s "$base/v1/jobs/\$id" | jq -r .status)" = succeeded ]
+EOT
+  cat >"$work/curl.sh" <<EOT
+#!/bin/bash
+f=\$(mktemp -p "$work" dl.XXXXXX)
+curl -s -o "\$f" "$origin"
+id=\$(curl -s -X POST -H 'Content-Type: video/mp4' -T "\$f" "$base/v1/jobs?preset=$preset" | jq -r .id)
+rm -f "\$f"
+curl -sfN "$base/v1/jobs/\$id/events" >/dev/null
+[ "\$(curl -s "$base/v1/jobs/\$id" | jq -r .status)" = succeeded ]
+EOT
+  chmod +x "$work/url.sh" "$work/curl.sh"
+  echo "url client:  bash $work/url.sh"
+  echo "curl client: bash $work/curl.sh"
+  echo "(server and origin up; interrupt to stop)"
+  trap 'exit 0' INT TERM # through the EXIT trap: nginx, server, files
+  while :; do sleep 3600 & wait $!; done
+fi
 
 : >"$work/url.txt"
 : >"$work/curl.txt"
