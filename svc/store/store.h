@@ -92,6 +92,10 @@ int store_job_finish_attempt(struct store *st, const char *id, int attempt,
                              enum job_status status, const char *error_code,
                              const char *error_message, const char *results_json);
 
+/* SQLite: the size in bytes its write-ahead log is cut back to after a
+ * long read let it grow past it (PRAGMA journal_size_limit). */
+#define STORE_SQLITE_WAL_LIMIT (64L << 20)
+
 /* Cancel a job that is still queued, in one transaction. STORE_ECONFLICT
  * if it is not queued (already claimed or ended). */
 int store_job_cancel_queued(struct store *st, const char *id);
