@@ -10,6 +10,8 @@
 # the server's log: "job started" (claimed) to the child's "worker running"
 # (forked, sandboxed, about to read its input). Jobs are thumbnails at
 # --worker-nice 19 so they disturb the uploads as little as possible.
+# Then claim -> running once more on a fresh server with nothing else
+# going on: a longer job holds the one slot while 30 short jobs queue.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${VIDQ_BIN:-$here/../../build/vidq}
@@ -36,6 +38,21 @@ sink=http://127.0.0.1:$(cat "$work/sinkport")/upload?preset=thumbnail
 
 pct() { # P: the P-th percentile of the numbers on stdin (nearest rank)
   sort -n | awk -v p="$1" '{ v[NR] = $1 } END { i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; printf "%.1f", v[i] * 1000 }'
+}
+# claim_stats LOG WHAT: claim ("job started") -> the child's "worker
+# running" for every job in LOG (ms timestamps), p50 and p99.
+claim_stats() {
+  awk '
+    function ms(ts) { split(substr(ts, 12, 12), t, ":"); return (t[1] * 3600 + t[2] * 60 + t[3]) * 1000 }
+    / job started id=/ { match($0, /id=[^ ]+/); id = substr($0, RSTART + 3, RLENGTH - 3); started[id] = ms($1) }
+    / job worker started id=/ { match($0, /id=[^ ]+/); id = substr($0, RSTART + 3, RLENGTH - 3)
+                               match($0, /worker_pid=[0-9]+/); pidof[substr($0, RSTART + 11, RLENGTH - 11)] = id }
+    / worker running pid=/ { match($0, /pid=[0-9]+/); p = substr($0, RSTART + 4, RLENGTH - 4)
+                            if (p in pidof && pidof[p] in started) print ms($1) - started[pidof[p]] }
+  ' "$1" >"$work/claim.txt"
+  local c
+  c=$(wc -l <"$work/claim.txt")
+  echo "claim -> worker running, $2 ($c jobs): p50 $(sort -n "$work/claim.txt" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }') ms, p99 $(sort -n "$work/claim.txt" | awk '{ v[NR] = $1 } END { i = int(NR * 0.99 + 0.999); print v[i] }') ms"
 }
 # batch URL FILE PARALLEL: n uploads of FILE, time_total of each, one a line.
 batch() {
@@ -73,16 +90,7 @@ for _ in $(seq 300); do
   [ "$(grep -c 'worker running' "$work/server.log")" -ge 30 ] && break
   sleep 0.2
 done
-awk '
-  function ms(ts) { split(substr(ts, 12, 12), t, ":"); return (t[1] * 3600 + t[2] * 60 + t[3]) * 1000 }
-  / job started id=/ { match($0, /id=[^ ]+/); id = substr($0, RSTART + 3, RLENGTH - 3); started[id] = ms($1) }
-  / job worker started id=/ { match($0, /id=[^ ]+/); id = substr($0, RSTART + 3, RLENGTH - 3)
-                             match($0, /worker_pid=[0-9]+/); pidof[substr($0, RSTART + 11, RLENGTH - 11)] = id }
-  / worker running pid=/ { match($0, /pid=[0-9]+/); p = substr($0, RSTART + 4, RLENGTH - 4)
-                          if (p in pidof && pidof[p] in started) print ms($1) - started[pidof[p]] }
-' "$work/server.log" >"$work/claim.txt"
-c=$(wc -l <"$work/claim.txt")
-echo "claim -> worker running ($c jobs): p50 $(sort -n "$work/claim.txt" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }') ms, p99 $(sort -n "$work/claim.txt" | awk '{ v[NR] = $1 } END { i = int(NR * 0.99 + 0.999); print v[i] }') ms"
+claim_stats "$work/server.log" "alongside the uploads, --worker-nice 19"
 forks=$(curl -s "http://127.0.0.1:$(cat "$work/port")/metrics" | awk '/^vidq_zygote_forks_total/ { print $2 }')
 zpid=$(ps -o pid= -o comm= --ppid "${pids[0]}" | awk '$2 == "vidq-zygote" { print $1 }')
 spid=$(ps -o pid= -o stat= -o comm= --ppid "${pids[0]}" | awk '$3 == "vidq-spare" && $2 !~ /^Z/ { print $1 }' | head -n 1)
@@ -95,3 +103,19 @@ mem() {
 }
 echo "children forked by the zygote: $forks"
 echo "memory: server $(mem "${pids[0]}"); zygote $(mem "$zpid"); spare ${spid:-none} $( [ -n "$spid" ] && mem "$spid")"
+
+# Claim -> running with nothing else going on: a fresh server, one slot,
+# a longer job holding it while 30 short ones queue behind it (so each
+# claim happens at a hand-off, with no upload being probed meanwhile),
+# default --worker-nice.
+"$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data2" --port-file "$work/port2" \
+  --max-concurrent 1 "$@" >/dev/null 2>"$work/server2.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/port2" ] && break; sleep 0.1; done
+base2=http://127.0.0.1:$(cat "$work/port2")
+ids=("$(curl -s -X POST -H 'Content-Type: video/mp4' --data-binary "@$work/large.mp4" "$base2/upload?preset=mp4-720p" | jq -r .id)")
+for _ in $(seq 30); do
+  ids+=("$(curl -s -X POST -H 'Content-Type: video/mp4' --data-binary "@$work/small.mp4" "$base2/upload?preset=thumbnail" | jq -r .id)")
+done
+for id in "${ids[@]}"; do curl -sfN "$base2/v1/jobs/$id/events" >/dev/null || true; done
+claim_stats "$work/server2.log" "a queue and nothing else"
