@@ -27,13 +27,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "test_support.h"
+#include "ts_nodes.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 /* A few seconds on the 10 s clip: long enough to freeze it mid-job. */
-static const char MEDIUM[] = "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":"
-                             "\"h264\",\"speed\":\"medium\"},\"audio\":{\"codec\":\"aac\"}}]";
+static const char MEDIUM[] = TS_OUTPUTS_MEDIUM;
 /* The same plus a folder output. */
 static const char WITH_HLS[] =
     "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"speed\":"
@@ -41,86 +40,7 @@ static const char WITH_HLS[] =
 
 static char *submit(struct ts_server *s, const char *outputs)
 {
-    char path[2048];
-    char *esc = curl_easy_escape(NULL, outputs, 0);
-    snprintf(path, sizeof(path), "/upload?outputs=%s", esc);
-    curl_free(esc);
-    struct ts_http r;
-    ts_http_upload_raw(s, &r, path, ts_media("h264_aac_640x360_10s.mp4"), "video/mp4", NULL);
-    TS_CHECK(r.status == 202, "upload to %s: %ld %s", s->base, r.status, r.body);
-    json_t *j = ts_http_json(&r);
-    char *id = strdup(json_string_value(json_object_get(j, "id")) ?: "");
-    json_decref(j);
-    ts_http_free(&r);
-    return id;
-}
-
-static const char *status_of(json_t *j) { return json_string_value(json_object_get(j, "status")); }
-static long attempts_of(json_t *j) { return (long)json_integer_value(json_object_get(j, "attempts")); }
-
-static int log_count(const struct ts_server *s, const char *needle)
-{
-    char *log = ts_server_log(s);
-    int n = 0;
-    for (char *p = log; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    free(log);
-    return n;
-}
-
-/* Which of the two runs attempt 1 of id (waits until one says it started). */
-static int runner_of(struct ts_server *n[2], const char *id)
-{
-    char needle[128];
-    snprintf(needle, sizeof(needle), "job started id=%s ", id);
-    double deadline = ts_now() + 30;
-    while (ts_now() < deadline) {
-        for (int k = 0; k < 2; k++)
-            if (log_count(n[k], needle) > 0)
-                return k;
-        ts_sleep_ms(50);
-    }
-    TS_CHECK(0, "no node started %s", id);
-    return 0;
-}
-
-static pid_t worker_pid(const struct ts_server *s, const char *id)
-{
-    char needle[128];
-    snprintf(needle, sizeof(needle), "id=%s worker_pid=", id);
-    double deadline = ts_now() + 20;
-    while (ts_now() < deadline) {
-        char *log = ts_server_log(s);
-        char *p = strstr(log, needle);
-        pid_t pid = p ? (pid_t)strtol(p + strlen(needle), NULL, 10) : 0;
-        free(log);
-        if (pid > 0)
-            return pid;
-        ts_sleep_ms(20);
-    }
-    TS_CHECK(0, "no worker_pid logged for %s", id);
-    return 0;
-}
-
-/* Wait until job id (read through s) is running with progress > 0. */
-static void wait_progress(const struct ts_server *s, const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "/v1/jobs/%s", id);
-    double deadline = ts_now() + 30;
-    while (ts_now() < deadline) {
-        struct ts_http r;
-        ts_http(s, &r, "GET", path, NULL, NULL, 0);
-        json_t *j = ts_http_json(&r);
-        ts_http_free(&r);
-        double pct = json_number_value(json_object_get(json_object_get(j, "progress"), "percent"));
-        int running = j && status_of(j) && strcmp(status_of(j), "running") == 0;
-        json_decref(j);
-        if (running && pct > 0)
-            return;
-        ts_sleep_ms(50);
-    }
-    TS_CHECK(0, "job %s never showed progress", id);
+    return ts_submit_outputs(s, "h264_aac_640x360_10s.mp4", outputs, NULL, 202, NULL);
 }
 
 /* SHA-256 (hex) of a file into out (empty when it cannot be read). */
@@ -159,27 +79,6 @@ static void list_outputs(const char *data, const char *id, char *out, size_t cap
     ts_run(out, cap, "ls -A '%s/outputs/%s' 2>/dev/null | tr '\\n' ' '", data, id);
 }
 
-/* The receiver's verified requests for job id's event type. */
-static int deliveries(const char *log, const char *id, const char *type)
-{
-    json_t *all = ts_receiver_log(log);
-    int n = 0;
-    size_t i;
-    json_t *req;
-    json_array_foreach(all, i, req) {
-        json_t *body = json_loads(json_string_value(json_object_get(req, "body")) ?: "", 0, NULL);
-        const char *t = json_string_value(json_object_get(body, "type"));
-        const char *jid = json_string_value(json_object_get(json_object_get(body, "data"), "id"));
-        if (t && jid && strcmp(t, type) == 0 && strcmp(jid, id) == 0) {
-            TS_CHECK(json_is_true(json_object_get(req, "verified")), "unverified delivery");
-            n++;
-        }
-        json_decref(body);
-    }
-    json_decref(all);
-    return n;
-}
-
 static void write_junk(const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -204,22 +103,14 @@ static void kill_leftovers(void)
 
 int main(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    const char *pg = getenv("VIDQ_TEST_PG_HOST");
-    if (!pg || !*pg) {
-        fprintf(stderr, "test_pg_fence runs under tests/support/with_pg.sh only\n");
-        return 1;
-    }
-    char *dir = ts_mkdtemp("pg-fence");
+    ts_pg_only("test_pg_fence");
     char url[4400], flags[5000], log[4400], path[4600], listing[1024];
-    snprintf(url, sizeof(url), "%s", ts_store_url(dir));
+    char *dir = ts_mkdtemp_store("pg-fence", url, sizeof(url));
     snprintf(flags, sizeof(flags),
              "--db %s --node-lease 2 --max-concurrent 1 --isolation process "
-             "--webhook-secret " SECRET " --webhook-retry-min 0.2 --webhook-targets any",
-             url);
-    snprintf(log, sizeof(log), "%s/receiver.jsonl", dir);
+             TS_WEBHOOK_FLAGS(SECRET), url);
     int rport = 0;
-    int rpid = ts_receiver_start(SECRET, log, NULL, &rport);
+    int rpid = ts_hooks_start(dir, SECRET, log, sizeof(log), &rport);
 
     struct ts_server a, b;
     struct ts_server *nodes[2] = {&a, &b};
@@ -229,28 +120,23 @@ int main(void)
     live[1] = b.pid;
     atexit(kill_leftovers);
 
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"url\":\"http://127.0.0.1:%d/all\",\"events\":[\"job.succeeded\"]}", rport);
+    ts_hooks_register(&a, rport, "[\"job.succeeded\"]");
     struct ts_http r;
-    ts_http(&a, &r, "POST", "/v1/webhooks", NULL, body, strlen(body));
-    TS_CHECK(r.status == 201, "register webhook: %ld %s", r.status, r.body);
-    ts_http_free(&r);
 
     /* ---- a node hangs mid-job past its lease, then comes back */
     double t0 = ts_now();
     char *id = submit(&a, MEDIUM);
-    int k = runner_of(nodes, id);
+    int k = ts_runner_of(nodes, 2, id, 30);
     struct ts_server *hung = nodes[k], *taker = nodes[1 - k];
-    pid_t child = worker_pid(hung, id);
+    pid_t child = ts_worker_pid(hung, id, 20);
     live[2] = child;
-    wait_progress(taker, id);
+    ts_wait_progress(taker, id, 0, 30);
     snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-1", dir, id);
     TS_CHECK(is_dir(path), "attempt 1 writes in its own folder %s", path);
     /* The whole node freezes (a paused VM): server and job child. */
     TS_CHECK(kill(hung->pid, SIGSTOP) == 0 && kill(child, SIGSTOP) == 0, "SIGSTOP");
     json_t *j = ts_wait_job(taker, id, 90);
-    TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0 && attempts_of(j) == 2,
+    TS_CHECK(j && strcmp(ts_job_status(j), "succeeded") == 0 && ts_job_attempts(j) == 2,
              "taken over and finished by the other node: %s", j ? json_dumps(j, 0) : "none");
     json_decref(j);
     char want[65], got[65], disk[65];
@@ -267,9 +153,9 @@ int main(void)
     char needle[128];
     snprintf(needle, sizeof(needle), "stale attempt discarded id=%s attempt=1", id);
     double deadline = ts_now() + 20;
-    while (ts_now() < deadline && log_count(hung, needle) == 0)
+    while (ts_now() < deadline && ts_log_count(hung, needle) == 0)
         ts_sleep_ms(50);
-    TS_CHECK(log_count(hung, needle) == 1, "the resumed node did not discard its attempt");
+    TS_CHECK(ts_log_count(hung, needle) == 1, "the resumed node did not discard its attempt");
     ts_sleep_ms(1500); /* a late write or a duplicate delivery would come by now */
     for (int n = 0; n < 2; n++) {
         download_sha(nodes[n], id, "med", dir, got);
@@ -278,7 +164,7 @@ int main(void)
         ts_http(nodes[n], &r, "GET", path, NULL, NULL, 0);
         j = ts_http_json(&r);
         ts_http_free(&r);
-        TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0 && attempts_of(j) == 2 &&
+        TS_CHECK(j && strcmp(ts_job_status(j), "succeeded") == 0 && ts_job_attempts(j) == 2 &&
                      json_number_value(json_object_get(json_object_get(j, "progress"),
                                                        "percent")) == 100,
                  "the job through node %c after the resume: %s", 'A' + n,
@@ -291,11 +177,9 @@ int main(void)
     list_outputs(dir, id, listing, sizeof(listing));
     TS_CHECK(strcmp(listing, ".attempt-2 ") == 0, "outputs/%s holds: %s", id, listing);
     TS_CHECK(kill(child, 0) != 0, "the stale job child %d still runs", (int)child);
-    deadline = ts_now() + 10;
-    while (ts_now() < deadline && deliveries(log, id, "job.succeeded") == 0)
-        ts_sleep_ms(100);
-    TS_CHECK(deliveries(log, id, "job.succeeded") == 1, "job.succeeded delivered %d times",
-             deliveries(log, id, "job.succeeded"));
+    ts_wait_delivered(log, id, "job.succeeded", 10);
+    TS_CHECK(ts_deliveries(log, id, "job.succeeded") == 1, "job.succeeded delivered %d times",
+             ts_deliveries(log, id, "job.succeeded"));
     printf("hung node resumed: outputs unchanged, one job.succeeded (%.1f s in all)\n",
            ts_now() - t0);
 
@@ -303,15 +187,15 @@ int main(void)
      * stale attempt or the old layout would put them */
     t0 = ts_now();
     char *kid = submit(&b, WITH_HLS);
-    k = runner_of(nodes, kid);
+    k = ts_runner_of(nodes, 2, kid, 30);
     struct ts_server *victim = nodes[k], *survivor = nodes[1 - k];
-    wait_progress(survivor, kid);
+    ts_wait_progress(survivor, kid, 0, 30);
     TS_CHECK(ts_server_stop(victim, SIGKILL, 10) == 128 + SIGKILL, "kill -9");
     live[k] = 0;
     snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-1", dir, kid);
     TS_CHECK(is_dir(path), "the killed attempt left no folder (%s)", path);
     j = ts_wait_job(survivor, kid, 90);
-    TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0 && attempts_of(j) == 2,
+    TS_CHECK(j && strcmp(ts_job_status(j), "succeeded") == 0 && ts_job_attempts(j) == 2,
              "the killed node's job, finished by the other: %s", j ? json_dumps(j, 0) : "none");
     json_decref(j);
     TS_CHECK(!is_dir(path), "the killed attempt's folder remains");
@@ -353,22 +237,11 @@ int main(void)
     printf("killed attempt: its folder removed, planted files never served (%.1f s)\n",
            ts_now() - t0);
 
-    /* The server keeps serving. */
-    ts_http(survivor, &r, "GET", "/healthz", NULL, NULL, 0);
-    TS_CHECK(r.status == 200, "healthz after all: %ld", r.status);
-    ts_http_free(&r);
-
-    TS_CHECK(ts_server_stop(survivor, SIGTERM, 30) == 0, "the survivor stops cleanly");
+    /* The server keeps serving, then stops cleanly. */
+    ts_serving_then_stop(survivor, 30);
     live[0] = live[1] = 0;
     ts_stop(rpid);
     free(id);
     free(kid);
-    free(dir);
-    curl_global_cleanup();
-    if (ts_failures) {
-        fprintf(stderr, "%d check(s) failed\n", ts_failures);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
+    return ts_finish(dir, 0);
 }

@@ -38,7 +38,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "test_support.h"
 #include "ts_lb.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -78,34 +77,13 @@ static char *id_of_answer(struct ts_http *r, const char *what)
 
 static char *submit(const char *clip, const char *outputs)
 {
-    char path[2048];
-    char *esc = curl_easy_escape(NULL, outputs, 0);
-    snprintf(path, sizeof(path), "/upload?outputs=%s", esc);
-    curl_free(esc);
-    struct ts_http r;
-    ts_http_upload_raw(LB, &r, path, ts_media(clip), "video/mp4", NULL);
-    return id_of_answer(&r, "upload");
-}
-
-static const char *status_of(json_t *j) { return json_string_value(json_object_get(j, "status")); }
-static long attempts_of(json_t *j) { return (long)json_integer_value(json_object_get(j, "attempts")); }
-
-static json_t *get_job(const char *id)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "/status/%s", id);
-    struct ts_http r;
-    ts_http(LB, &r, "GET", path, NULL, NULL, 0);
-    TS_CHECK(r.status == 200, "GET %s: %ld %s", path, r.status, r.body);
-    json_t *j = ts_http_json(&r);
-    ts_http_free(&r);
-    return j;
+    return ts_submit_outputs(LB, clip, outputs, NULL, 202, NULL);
 }
 
 static json_t *wait_final(const char *id, double timeout_s)
 {
     json_t *j = ts_wait_job(LB, id, timeout_s);
-    TS_CHECK(j && status_of(j), "no final status for %s", id);
+    TS_CHECK(j && ts_job_status(j), "no final status for %s", id);
     return j;
 }
 
@@ -113,44 +91,10 @@ static void expect_succeeded(const char *id, long attempts, const char *what)
 {
     json_t *j = wait_final(id, 60);
     char *dump = json_dumps(j, JSON_COMPACT);
-    TS_EXPECT(strcmp(status_of(j), "succeeded") == 0 && (!attempts || attempts_of(j) == attempts),
+    TS_EXPECT(strcmp(ts_job_status(j), "succeeded") == 0 && (!attempts || ts_job_attempts(j) == attempts),
               "%s: %s", what, dump);
     free(dump);
     json_decref(j);
-}
-
-/* Times node k's log says "job started id=<id> ". */
-static int started_on(int k, const char *id)
-{
-    char needle[128];
-    snprintf(needle, sizeof(needle), "job started id=%s ", id);
-    char *log = ts_server_log(&C.node[k]);
-    int n = 0;
-    for (char *p = log; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    free(log);
-    return n;
-}
-
-static int started_anywhere(const char *id)
-{
-    int n = 0;
-    for (int k = 0; k < C.n; k++)
-        n += started_on(k, id);
-    return n;
-}
-
-static int runner_of(const char *id, double timeout_s)
-{
-    double deadline = ts_now() + timeout_s;
-    while (ts_now() < deadline) {
-        for (int k = 0; k < C.n; k++)
-            if (started_on(k, id) > 0)
-                return k;
-        ts_sleep_ms(30);
-    }
-    TS_CHECK(0, "no node started %s", id);
-    return -1;
 }
 
 static long file_size(const char *path)
@@ -175,35 +119,6 @@ static char *read_all(const char *path, long *len)
 }
 
 /* ------------------------------------------------------------ webhooks */
-
-static int deliveries(const char *log, const char *id, const char *type)
-{
-    json_t *all = ts_receiver_log(log);
-    int n = 0;
-    size_t i;
-    json_t *req;
-    json_array_foreach(all, i, req) {
-        json_t *body = json_loads(json_string_value(json_object_get(req, "body")) ?: "", 0, NULL);
-        const char *t = json_string_value(json_object_get(body, "type"));
-        const char *jid = json_string_value(json_object_get(json_object_get(body, "data"), "id"));
-        if (t && jid && strcmp(t, type) == 0 && strcmp(jid, id) == 0) {
-            TS_EXPECT(json_is_true(json_object_get(req, "verified")),
-                      "unverified delivery of %s %s", type, id);
-            n++;
-        }
-        json_decref(body);
-    }
-    json_decref(all);
-    return n;
-}
-
-static void wait_delivered(const char *log, const char *id, const char *type)
-{
-    double deadline = ts_now() + 20;
-    while (ts_now() < deadline && deliveries(log, id, type) == 0)
-        ts_sleep_ms(100);
-    TS_EXPECT(deliveries(log, id, type) > 0, "%s of %s never delivered", type, id);
-}
 
 /* ------------------------------------------------------------ the event stream */
 
@@ -265,7 +180,7 @@ static double check_events(const char *dir, const char *id)
         if (!first_t)
             first_t = t;
         last_t = t;
-        const char *st = status_of(j);
+        const char *st = ts_job_status(j);
         int r = -1;
         for (int i = 0; i < 3; i++)
             if (st && strcmp(st, order[i]) == 0)
@@ -359,37 +274,23 @@ static void check_download(const char *dir, const char *id, const char *name, do
 
 int main(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    const char *pg = getenv("VIDQ_TEST_PG_HOST");
-    if (!pg || !*pg) {
-        fprintf(stderr, "test_pg_lb runs under tests/support/with_pg.sh only\n");
-        return 1;
-    }
+    ts_pg_only("test_pg_lb");
     double t_start = ts_now();
-    char *dir = ts_mkdtemp("pg-lb");
     char url[4400], flags[5000], log[4400];
-    snprintf(url, sizeof(url), "%s", ts_store_url(dir));
+    char *dir = ts_mkdtemp_store("pg-lb", url, sizeof(url));
     snprintf(flags, sizeof(flags),
              "--db %s --node-lease 3 --max-concurrent 1 --isolation process "
-             "--webhook-secret " SECRET " --webhook-retry-min 0.2 --webhook-targets any",
-             url);
-    snprintf(log, sizeof(log), "%s/receiver.jsonl", dir);
+             TS_WEBHOOK_FLAGS(SECRET), url);
     int rport = 0;
-    int rpid = ts_receiver_start(SECRET, log, NULL, &rport);
+    int rpid = ts_hooks_start(dir, SECRET, log, sizeof(log), &rport);
     ts_lb_start(&C, dir, 3, flags);
     LB = &C.lb;
     printf("3 nodes and nginx up in %.2f s (balancer %s)\n", ts_now() - t_start, LB->base);
 
     /* ---- a global webhook, registered through one node, seen by all */
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"url\":\"http://127.0.0.1:%d/all\",\"events\":[\"job.started\","
-             "\"job.succeeded\",\"job.failed\",\"job.canceled\"]}",
-             rport);
+    ts_hooks_register(LB, rport,
+                      "[\"job.started\",\"job.succeeded\",\"job.failed\",\"job.canceled\"]");
     struct ts_http r;
-    ts_http(LB, &r, "POST", "/v1/webhooks", NULL, body, strlen(body));
-    TS_CHECK(r.status == 201, "register webhook: %ld %s", r.status, r.body);
-    ts_http_free(&r);
     for (int i = 0; i < C.n; i++) {
         ts_http(LB, &r, "GET", "/v1/webhooks", NULL, NULL, 0);
         TS_EXPECT(r.status == 200 && strstr(r.body, "/all"), "webhook list %d: %s", i, r.body);
@@ -434,17 +335,17 @@ int main(void)
     for (int i = 0; i < 3; i++) {
         json_t *j = wait_final(ok_jobs[i], 60);
         char *dump = json_dumps(j, JSON_COMPACT);
-        TS_EXPECT(strcmp(status_of(j), "succeeded") == 0 && attempts_of(j) == 1, "job %d: %s",
+        TS_EXPECT(strcmp(ts_job_status(j), "succeeded") == 0 && ts_job_attempts(j) == 1, "job %d: %s",
                   i, dump);
         long want = file_size(ts_media(i == 0 ? LONG : CLIP));
         long got = (long)json_integer_value(json_object_get(json_object_get(j, "input"), "size"));
         TS_EXPECT(got == want, "job %d: input size %ld, sent %ld", i, got, want);
         free(dump);
         json_decref(j);
-        TS_EXPECT(started_anywhere(ok_jobs[i]) == 1, "job %d started %d times", i,
-                  started_anywhere(ok_jobs[i]));
+        TS_EXPECT(ts_lb_started(&C, ok_jobs[i]) == 1, "job %d started %d times", i,
+                  ts_lb_started(&C, ok_jobs[i]));
     }
-    json_t *j = get_job(j1);
+    json_t *j = ts_job_must(LB, j1);
     TS_EXPECT(json_is_object(json_object_get(j, "metadata")) &&
                   strcmp(json_string_value(json_object_get(json_object_get(j, "metadata"), "via"))
                              ?: "",
@@ -460,8 +361,8 @@ int main(void)
                   "list %d: %ld %s", i, r.status, r.body);
         ts_http_free(&r);
         for (int k = 0; k < 3; k++) {
-            j = get_job(ok_jobs[k]);
-            TS_EXPECT(strcmp(status_of(j), "succeeded") == 0, "status of job %d, read %d", k, i);
+            j = ts_job_must(LB, ok_jobs[k]);
+            TS_EXPECT(strcmp(ts_job_status(j), "succeeded") == 0, "status of job %d, read %d", k, i);
             json_decref(j);
         }
     }
@@ -483,12 +384,12 @@ int main(void)
         slow[i] = submit(LONG, SLOW);
     int busy[3] = {0, 0, 0};
     for (int i = 0; i < 3; i++)
-        busy[runner_of(slow[i], 20)]++;
+        busy[ts_lb_runner_of(&C, slow[i], 20)]++;
     TS_EXPECT(busy[0] == 1 && busy[1] == 1 && busy[2] == 1, "slow jobs per node: %d %d %d",
               busy[0], busy[1], busy[2]);
     char *queued = submit(CLIP, FAST);
-    j = get_job(queued);
-    TS_EXPECT(strcmp(status_of(j), "queued") == 0 &&
+    j = ts_job_must(LB, queued);
+    TS_EXPECT(strcmp(ts_job_status(j), "queued") == 0 &&
                   json_integer_value(json_object_get(j, "queue_position")) == 1,
               "the fourth job waits first in line: %s", json_dumps(j, JSON_COMPACT));
     json_decref(j);
@@ -506,12 +407,12 @@ int main(void)
     }
     for (int i = 0; i < 3; i++) {
         j = wait_final(slow[i], 20);
-        TS_EXPECT(strcmp(status_of(j), "canceled") == 0, "slow %d: %s", i, status_of(j));
+        TS_EXPECT(strcmp(ts_job_status(j), "canceled") == 0, "slow %d: %s", i, ts_job_status(j));
         json_decref(j);
     }
     printf("three running jobs canceled through nginx in %.2f s\n", ts_now() - t0);
     j = wait_final(queued, 5);
-    TS_EXPECT(strcmp(status_of(j), "canceled") == 0 && json_is_null(json_object_get(j, "started_at")),
+    TS_EXPECT(strcmp(ts_job_status(j), "canceled") == 0 && json_is_null(json_object_get(j, "started_at")),
               "queued job: %s", json_dumps(j, JSON_COMPACT));
     json_decref(j);
     snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", queued);
@@ -530,7 +431,7 @@ int main(void)
 
     /* ---- kill -9 of the node running a job, uploads coming all along */
     char *k1 = submit(LONG, MED_SLOWER);
-    int victim = runner_of(k1, 20);
+    int victim = ts_lb_runner_of(&C, k1, 20);
     char ulog[4400];
     snprintf(ulog, sizeof(ulog), "%s/uploads.txt", dir);
     /* the loop runs in the background: a child shell */
@@ -555,8 +456,8 @@ int main(void)
     double deadline = ts_now() + 20;
     while (ts_now() < deadline && ts_count_files(tmpdir) <= 0 && file_size(ulog) <= 0)
         ts_sleep_ms(10);
-    j = get_job(k1);
-    TS_CHECK(strcmp(status_of(j), "running") == 0, "k1 not running at the kill: %s",
+    j = ts_job_must(LB, k1);
+    TS_CHECK(strcmp(ts_job_status(j), "running") == 0, "k1 not running at the kill: %s",
              json_dumps(j, JSON_COMPACT));
     json_decref(j);
     int st = ts_lb_stop_node(&C, victim, SIGKILL, 10);
@@ -564,7 +465,7 @@ int main(void)
     double t_kill = ts_now();
     /* reads keep answering: nginx passes them to the others */
     for (int i = 0; i < 6; i++) {
-        j = get_job(k1);
+        j = ts_job_must(LB, k1);
         json_decref(j);
     }
     int wst;
@@ -573,8 +474,8 @@ int main(void)
     expect_succeeded(k1, 2, "the killed node's job");
     printf("kill -9 of node %d: its job finished elsewhere %.1f s later\n", victim + 1,
            ts_now() - t_kill);
-    TS_EXPECT(started_on(victim, k1) == 1 && started_anywhere(k1) == 2, "k1 started %d times",
-              started_anywhere(k1));
+    TS_EXPECT(ts_started_count(&C.node[victim], k1) == 1 && ts_lb_started(&C, k1) == 2, "k1 started %d times",
+              ts_lb_started(&C, k1));
     check_download(dir, k1, "med", 9, 11);
     char *loop_ids[6];
     int acked = 0;
@@ -608,42 +509,42 @@ int main(void)
             continue;
         j = wait_final(loop_ids[i], 60);
         long got = (long)json_integer_value(json_object_get(json_object_get(j, "input"), "size"));
-        TS_EXPECT(strcmp(status_of(j), "succeeded") == 0 && got == file_size(ts_media(CLIP)),
-                  "acknowledged upload %d: %s, input %ld bytes", i + 1, status_of(j), got);
+        TS_EXPECT(strcmp(ts_job_status(j), "succeeded") == 0 && got == file_size(ts_media(CLIP)),
+                  "acknowledged upload %d: %s, input %ld bytes", i + 1, ts_job_status(j), got);
         json_decref(j);
     }
     printf("uploads across the kill: %d of 6 acknowledged, all completed\n", acked);
 
     /* ---- webhooks: one delivery per event, signed */
     for (int i = 0; i < 3; i++)
-        wait_delivered(log, ok_jobs[i], "job.succeeded");
+        ts_wait_delivered(log, ok_jobs[i], "job.succeeded", 20);
     for (int i = 0; i < 3; i++)
-        wait_delivered(log, slow[i], "job.canceled");
-    wait_delivered(log, queued, "job.canceled");
-    wait_delivered(log, k1, "job.succeeded");
+        ts_wait_delivered(log, slow[i], "job.canceled", 20);
+    ts_wait_delivered(log, queued, "job.canceled", 20);
+    ts_wait_delivered(log, k1, "job.succeeded", 20);
     for (int i = 0; i < 6; i++)
         if (loop_ids[i])
-            wait_delivered(log, loop_ids[i], "job.succeeded");
+            ts_wait_delivered(log, loop_ids[i], "job.succeeded", 20);
     ts_sleep_ms(1000); /* a duplicate would come by now (the senders poll every 200 ms) */
     for (int i = 0; i < 3; i++) {
-        TS_EXPECT(deliveries(log, ok_jobs[i], "job.succeeded") == 1, "job %d: %d deliveries", i,
-                  deliveries(log, ok_jobs[i], "job.succeeded"));
-        TS_EXPECT(deliveries(log, ok_jobs[i], "job.started") == 1, "job %d: %d job.started", i,
-                  deliveries(log, ok_jobs[i], "job.started"));
-        TS_EXPECT(deliveries(log, slow[i], "job.canceled") == 1, "slow %d: %d deliveries", i,
-                  deliveries(log, slow[i], "job.canceled"));
+        TS_EXPECT(ts_deliveries(log, ok_jobs[i], "job.succeeded") == 1, "job %d: %d deliveries", i,
+                  ts_deliveries(log, ok_jobs[i], "job.succeeded"));
+        TS_EXPECT(ts_deliveries(log, ok_jobs[i], "job.started") == 1, "job %d: %d job.started", i,
+                  ts_deliveries(log, ok_jobs[i], "job.started"));
+        TS_EXPECT(ts_deliveries(log, slow[i], "job.canceled") == 1, "slow %d: %d deliveries", i,
+                  ts_deliveries(log, slow[i], "job.canceled"));
     }
-    TS_EXPECT(deliveries(log, queued, "job.canceled") == 1 &&
-                  deliveries(log, queued, "job.started") == 0,
-              "queued job: %d canceled, %d started", deliveries(log, queued, "job.canceled"),
-              deliveries(log, queued, "job.started"));
-    TS_EXPECT(deliveries(log, k1, "job.succeeded") == 1, "k1: %d deliveries",
-              deliveries(log, k1, "job.succeeded"));
+    TS_EXPECT(ts_deliveries(log, queued, "job.canceled") == 1 &&
+                  ts_deliveries(log, queued, "job.started") == 0,
+              "queued job: %d canceled, %d started", ts_deliveries(log, queued, "job.canceled"),
+              ts_deliveries(log, queued, "job.started"));
+    TS_EXPECT(ts_deliveries(log, k1, "job.succeeded") == 1, "k1: %d deliveries",
+              ts_deliveries(log, k1, "job.succeeded"));
     for (int i = 0; i < 6; i++)
         if (loop_ids[i])
-            TS_EXPECT(deliveries(log, loop_ids[i], "job.succeeded") == 1,
+            TS_EXPECT(ts_deliveries(log, loop_ids[i], "job.succeeded") == 1,
                       "upload %d: %d deliveries", i + 1,
-                      deliveries(log, loop_ids[i], "job.succeeded"));
+                      ts_deliveries(log, loop_ids[i], "job.succeeded"));
 
     /* ---- nginx streamed every body (never spooled one to its disk) */
     char *nlog = ts_server_log(&C.lb);
@@ -651,13 +552,7 @@ int main(void)
     free(nlog);
 
     /* ---- the survivors stop cleanly */
-    for (int k = 0; k < C.n; k++) {
-        if (k == victim)
-            continue;
-        st = ts_lb_stop_node(&C, k, SIGTERM, 30);
-        TS_EXPECT(st == 0, "node %d stopped with %d", k + 1, st);
-    }
-    ts_lb_stop(&C);
+    ts_lb_stop_all(&C, victim, 30);
     ts_stop(rpid);
     printf("whole test: %.1f s\n", ts_now() - t_start);
     for (int i = 0; i < 3; i++) {
@@ -668,14 +563,5 @@ int main(void)
         free(loop_ids[i]);
     free(queued);
     free(k1);
-    curl_global_cleanup();
-    if (ts_failures) {
-        fprintf(stderr, "%d check(s) failed (logs kept in %s)\n", ts_failures, dir);
-        free(dir);
-        return 1;
-    }
-    ts_run(NULL, 0, "rm -rf '%s'", dir); /* inputs and outputs of a dozen jobs */
-    free(dir);
-    printf("ok\n");
-    return 0;
+    return ts_finish(dir, 1); /* removes the inputs and outputs of a dozen jobs */
 }

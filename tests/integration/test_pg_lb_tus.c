@@ -31,7 +31,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "test_support.h"
 #include "ts_lb.h"
 
 #define CLIP "h264_aac_640x360.mp4" /* 2 s */
@@ -70,16 +69,9 @@ static long client_run(const char *dir, int run, long stop_after)
 /* Upload-Offset from a HEAD through the balancer, or -status on an error. */
 static long head_offset(const char *path)
 {
-    const char *h[] = {"Tus-Resumable: 1.0.0", NULL};
-    struct ts_http r;
-    ts_http(LB, &r, "HEAD", path, h, NULL, 0);
-    long out = -r.status;
-    char *v = ts_http_header(&r, "Upload-Offset");
-    if (r.status == 200 && v)
-        out = strtol(v, NULL, 10);
-    free(v);
-    ts_http_free(&r);
-    return out;
+    long long off = -1;
+    long st = ts_tus_head(LB, path, &off);
+    return st == 200 && off >= 0 ? (long)off : -st;
 }
 
 /* The upstream that answered the last PATCH of the upload, as a node index. */
@@ -134,20 +126,14 @@ static int patch_connections(const char *id, int *patches)
 
 int main(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    const char *pg = getenv("VIDQ_TEST_PG_HOST");
-    if (!pg || !*pg) {
-        fprintf(stderr, "test_pg_lb_tus runs under tests/support/with_pg.sh only\n");
-        return 1;
-    }
+    ts_pg_only("test_pg_lb_tus");
     char mods[4400];
     snprintf(mods, sizeof(mods), "%s/tests/support/node_modules/tus-js-client", ts_env("VIDQ_SRC"));
     struct stat sb;
     TS_CHECK(stat(mods, &sb) == 0, "tus-js-client missing: run tests/support/setup.sh");
     double t_start = ts_now();
-    char *dir = ts_mkdtemp("pg-lb-tus");
     char url[4400], flags[5000];
-    snprintf(url, sizeof(url), "%s", ts_store_url(dir));
+    char *dir = ts_mkdtemp_store("pg-lb-tus", url, sizeof(url));
     snprintf(flags, sizeof(flags), "--db %s --node-lease 3 --max-concurrent 1 --isolation process",
              url);
     ts_lb_start(&C, dir, 3, flags);
@@ -182,12 +168,8 @@ int main(void)
     }
 
     /* ---- a PATCH at the wrong offset: 409, nothing written */
-    const char *bad[] = {"Tus-Resumable: 1.0.0", "Content-Type: application/offset+octet-stream",
-                         "Upload-Offset: 1", NULL};
-    struct ts_http r;
-    ts_http(LB, &r, "PATCH", path, bad, "xxxx", 4);
-    TS_EXPECT(r.status == 409, "PATCH at a wrong offset: %ld %s", r.status, r.body);
-    ts_http_free(&r);
+    long bad = ts_tus_patch(LB, path, 1, "xxxx", 4, NULL);
+    TS_EXPECT(bad == 409, "PATCH at a wrong offset: %ld", bad);
     TS_EXPECT(head_offset(path) == acked, "a refused PATCH moved the offset");
     TS_EXPECT(head_offset("/v1/uploads/AAAAAAAAAAAAAAAAAAAAAA") == -404, "HEAD of an unknown upload");
 
@@ -242,22 +224,7 @@ int main(void)
     TS_EXPECT(pr && json_array_size(json_object_get(pr, "streams")) == 2, "ffprobe output");
     json_decref(pr);
 
-    for (int k = 0; k < C.n; k++) {
-        if (k == victim)
-            continue;
-        int s = ts_lb_stop_node(&C, k, SIGTERM, 30);
-        TS_EXPECT(s == 0, "node %d stopped with %d", k + 1, s);
-    }
-    ts_lb_stop(&C);
+    ts_lb_stop_all(&C, victim, 30);
     printf("whole test: %.1f s\n", ts_now() - t_start);
-    curl_global_cleanup();
-    if (ts_failures) {
-        fprintf(stderr, "%d check(s) failed (logs kept in %s)\n", ts_failures, dir);
-        free(dir);
-        return 1;
-    }
-    ts_run(NULL, 0, "rm -rf '%s'", dir); /* inputs and outputs of a dozen jobs */
-    free(dir);
-    printf("ok\n");
-    return 0;
+    return ts_finish(dir, 1);
 }

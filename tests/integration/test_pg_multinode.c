@@ -26,69 +26,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "test_support.h"
+#include "ts_nodes.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-/* A few seconds: the 10 s clip with a medium x264 preset. */
-static const char MEDIUM[] = "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":"
-                             "\"h264\",\"speed\":\"medium\"},\"audio\":{\"codec\":\"aac\"}}]";
-static const char SLOW[] = "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":{\"codec\":"
-                           "\"h264\",\"speed\":\"veryslow\"},\"audio\":{\"codec\":\"aac\"}}]";
+#define CLIP10 "h264_aac_640x360_10s.mp4"
 
-static char *submit(struct ts_server *s, const char *clip, const char *outputs)
+static char *submit(struct ts_server *s, const char *outputs)
 {
-    char path[2048];
-    char *esc = curl_easy_escape(NULL, outputs, 0);
-    snprintf(path, sizeof(path), "/upload?outputs=%s", esc);
-    curl_free(esc);
-    struct ts_http r;
-    ts_http_upload_raw(s, &r, path, ts_media(clip), "video/mp4", NULL);
-    TS_CHECK(r.status == 202, "upload to %s: %ld %s", s->base, r.status, r.body);
-    json_t *j = ts_http_json(&r);
-    char *id = strdup(json_string_value(json_object_get(j, "id")));
-    json_decref(j);
-    ts_http_free(&r);
-    return id;
-}
-
-static const char *status_of(json_t *j) { return json_string_value(json_object_get(j, "status")); }
-static long attempts_of(json_t *j) { return (long)json_integer_value(json_object_get(j, "attempts")); }
-
-/* Times the server's log says "job started id=<id>". */
-static int started_in(const struct ts_server *s, const char *id)
-{
-    char needle[128];
-    snprintf(needle, sizeof(needle), "job started id=%s ", id);
-    char *log = ts_server_log(s);
-    int n = 0;
-    for (char *p = log; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    free(log);
-    return n;
-}
-
-static int log_has(const struct ts_server *s, const char *what)
-{
-    char *log = ts_server_log(s);
-    int has = strstr(log, what) != NULL;
-    free(log);
-    return has;
+    return ts_submit_outputs(s, CLIP10, outputs, NULL, 202, NULL);
 }
 
 /* Which of the two runs id (waits until one says it started). */
-static int runner_of(struct ts_server *n[2], const char *id)
-{
-    double deadline = ts_now() + 30;
-    while (ts_now() < deadline) {
-        for (int k = 0; k < 2; k++)
-            if (started_in(n[k], id) > 0)
-                return k;
-        ts_sleep_ms(50);
-    }
-    TS_CHECK(0, "no node started %s", id);
-    return -1;
-}
+static int runner_of(struct ts_server *n[2], const char *id) { return ts_runner_of(n, 2, id, 30); }
 
 static void check_output(const struct ts_server *s, const char *id, const char *name,
                          const char *dir)
@@ -108,58 +58,16 @@ static void check_output(const struct ts_server *s, const char *id, const char *
     unlink(file);
 }
 
-/* The receiver's requests for job id's event type. */
-static int deliveries(const char *log, const char *id, const char *type, char *msg_id,
-                      size_t cap)
-{
-    json_t *all = ts_receiver_log(log);
-    int n = 0;
-    size_t i;
-    json_t *req;
-    json_array_foreach(all, i, req) {
-        json_t *body = json_loads(json_string_value(json_object_get(req, "body")) ?: "", 0, NULL);
-        const char *t = json_string_value(json_object_get(body, "type"));
-        const char *jid = json_string_value(json_object_get(json_object_get(body, "data"), "id"));
-        if (t && jid && strcmp(t, type) == 0 && strcmp(jid, id) == 0) {
-            TS_CHECK(json_is_true(json_object_get(req, "verified")), "unverified delivery");
-            const char *m = json_string_value(json_object_get(json_object_get(req, "headers"),
-                                                              "webhook-id"));
-            if (msg_id && m)
-                snprintf(msg_id, cap, "%s", m);
-            n++;
-        }
-        json_decref(body);
-    }
-    json_decref(all);
-    return n;
-}
-
-static void wait_delivered(const char *log, const char *id, const char *type)
-{
-    double deadline = ts_now() + 20;
-    while (ts_now() < deadline && deliveries(log, id, type, NULL, 0) == 0)
-        ts_sleep_ms(100);
-    TS_CHECK(deliveries(log, id, type, NULL, 0) > 0, "%s of %s never delivered", type, id);
-}
-
 int main(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    const char *pg = getenv("VIDQ_TEST_PG_HOST");
-    if (!pg || !*pg) {
-        fprintf(stderr, "test_pg_multinode runs under tests/support/with_pg.sh only\n");
-        return 1;
-    }
-    char *dir = ts_mkdtemp("pg-multinode");
+    ts_pg_only("test_pg_multinode");
     char url[4400], flags[5000], log[4400];
-    snprintf(url, sizeof(url), "%s", ts_store_url(dir));
+    char *dir = ts_mkdtemp_store("pg-multinode", url, sizeof(url));
     snprintf(flags, sizeof(flags),
              "--db %s --node-lease 3 --max-concurrent 1 --isolation process "
-             "--webhook-secret " SECRET " --webhook-retry-min 0.2 --webhook-targets any",
-             url);
-    snprintf(log, sizeof(log), "%s/receiver.jsonl", dir);
+             TS_WEBHOOK_FLAGS(SECRET), url);
     int rport = 0;
-    int rpid = ts_receiver_start(SECRET, log, NULL, &rport);
+    int rpid = ts_hooks_start(dir, SECRET, log, sizeof(log), &rport);
 
     struct ts_server a, b, c;
     struct ts_server *nodes[2] = {&a, &b};
@@ -168,23 +76,17 @@ int main(void)
     TS_CHECK(a.port != b.port, "two ports");
 
     /* One global webhook, registered on A, seen by both. */
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"url\":\"http://127.0.0.1:%d/all\",\"events\":[\"job.started\","
-             "\"job.succeeded\",\"job.failed\",\"job.canceled\"]}",
-             rport);
+    ts_hooks_register(&a, rport,
+                      "[\"job.started\",\"job.succeeded\",\"job.failed\",\"job.canceled\"]");
     struct ts_http r;
-    ts_http(&a, &r, "POST", "/v1/webhooks", NULL, body, strlen(body));
-    TS_CHECK(r.status == 201, "register webhook: %ld %s", r.status, r.body);
-    ts_http_free(&r);
     ts_http(&b, &r, "GET", "/v1/webhooks", NULL, NULL, 0);
     TS_CHECK(r.status == 200 && strstr(r.body, "/all"), "B lists A's webhook: %s", r.body);
     ts_http_free(&r);
 
     /* ---- a job uploaded to A, followed and downloaded through B */
-    char *j1 = submit(&a, "h264_aac_640x360_10s.mp4", MEDIUM);
+    char *j1 = submit(&a, TS_OUTPUTS_MEDIUM);
     json_t *j = ts_wait_job(&b, j1, 120);
-    TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0 && attempts_of(j) == 1,
+    TS_CHECK(j && strcmp(ts_job_status(j), "succeeded") == 0 && ts_job_attempts(j) == 1,
              "j1 through B: %s", j ? json_dumps(j, 0) : "none");
     json_decref(j);
     check_output(&b, j1, "med", dir);
@@ -197,7 +99,7 @@ int main(void)
     enum { N = 4 };
     char *q[N];
     for (int i = 0; i < N; i++)
-        q[i] = submit(&a, "h264_aac_640x360_10s.mp4", MEDIUM);
+        q[i] = submit(&a, TS_OUTPUTS_MEDIUM);
     int first = runner_of(nodes, q[0]);
     /* The event stream of the last one, through the node that does not
      * run it, follows it to its end. */
@@ -210,10 +112,10 @@ int main(void)
     int ran[2] = {0, 0};
     for (int i = 0; i < N; i++) {
         j = ts_wait_job(i % 2 ? &a : &b, q[i], 180);
-        TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0 && attempts_of(j) == 1,
+        TS_CHECK(j && strcmp(ts_job_status(j), "succeeded") == 0 && ts_job_attempts(j) == 1,
                  "queued job %d: %s", i, j ? json_dumps(j, 0) : "none");
         json_decref(j);
-        int sa = started_in(&a, q[i]), sb = started_in(&b, q[i]);
+        int sa = ts_started_count(&a, q[i]), sb = ts_started_count(&b, q[i]);
         TS_CHECK(sa + sb == 1, "job %d started %d+%d times", i, sa, sb);
         ran[0] += sa;
         ran[1] += sb;
@@ -223,17 +125,17 @@ int main(void)
     TS_CHECK(ran[0] > 0 && ran[1] > 0, "both nodes take jobs: A %d, B %d", ran[0], ran[1]);
 
     /* ---- cancel through the node that does not run the job */
-    char *slow = submit(&b, "h264_aac_640x360_10s.mp4", SLOW);
+    char *slow = submit(&b, TS_OUTPUTS_SLOW);
     int owner = runner_of(nodes, slow);
     struct ts_server *other = nodes[1 - owner];
     /* A node that starts now (its start-up requeue) leaves it alone. */
     ts_server_start(&c, dir, flags);
     ts_sleep_ms(1500); /* a tick of its scheduler */
     j = ts_wait_status(&c, slow, "running", 5);
-    TS_CHECK(j && strcmp(status_of(j), "running") == 0 && attempts_of(j) == 1,
+    TS_CHECK(j && strcmp(ts_job_status(j), "running") == 0 && ts_job_attempts(j) == 1,
              "a new node took over a live job: %s", j ? json_dumps(j, 0) : "none");
     json_decref(j);
-    TS_CHECK(!log_has(&c, "requeued"), "a new node requeued a live node's job");
+    TS_CHECK(!ts_log_has(&c, "requeued"), "a new node requeued a live node's job");
     TS_CHECK(ts_server_stop(&c, SIGTERM, 20) == 0, "the third node stops");
     char path[256];
     snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", slow);
@@ -243,13 +145,13 @@ int main(void)
     ts_http_free(&r);
     j = ts_wait_job(other, slow, 20);
     double took = ts_now() - t0;
-    TS_CHECK(j && strcmp(status_of(j), "canceled") == 0, "canceled: %s",
+    TS_CHECK(j && strcmp(ts_job_status(j), "canceled") == 0, "canceled: %s",
              j ? json_dumps(j, 0) : "none");
     json_decref(j);
     printf("cancel through the other node took %.2f s\n", took);
     TS_CHECK(took < 5, "cancel took %.2f s", took);
-    TS_CHECK(log_has(nodes[owner], "cancel requested id=") &&
-                 log_has(nodes[owner], "through the store"),
+    TS_CHECK(ts_log_has(nodes[owner], "cancel requested id=") &&
+                 ts_log_has(nodes[owner], "through the store"),
              "the owner did not hear of the cancel through the store");
     char outdir[4400];
     snprintf(outdir, sizeof(outdir), "%s/outputs/%s", dir, slow);
@@ -263,39 +165,39 @@ int main(void)
     ts_http_free(&r);
 
     /* ---- webhooks: each final event exactly once across both senders */
-    wait_delivered(log, j1, "job.succeeded");
+    ts_wait_delivered(log, j1, "job.succeeded", 20);
     for (int i = 0; i < N; i++)
-        wait_delivered(log, q[i], "job.succeeded");
-    wait_delivered(log, slow, "job.canceled");
+        ts_wait_delivered(log, q[i], "job.succeeded", 20);
+    ts_wait_delivered(log, slow, "job.canceled", 20);
     ts_sleep_ms(1500); /* a duplicate would come by now (both poll every 200 ms) */
-    TS_EXPECT(deliveries(log, j1, "job.succeeded", NULL, 0) == 1, "j1 delivered %d times",
-              deliveries(log, j1, "job.succeeded", NULL, 0));
+    TS_EXPECT(ts_deliveries(log, j1, "job.succeeded") == 1, "j1 delivered %d times",
+              ts_deliveries(log, j1, "job.succeeded"));
     for (int i = 0; i < N; i++)
-        TS_EXPECT(deliveries(log, q[i], "job.succeeded", NULL, 0) == 1,
-                  "job %d delivered %d times", i, deliveries(log, q[i], "job.succeeded", NULL, 0));
-    TS_EXPECT(deliveries(log, slow, "job.canceled", NULL, 0) == 1, "cancel delivered %d times",
-              deliveries(log, slow, "job.canceled", NULL, 0));
+        TS_EXPECT(ts_deliveries(log, q[i], "job.succeeded") == 1,
+                  "job %d delivered %d times", i, ts_deliveries(log, q[i], "job.succeeded"));
+    TS_EXPECT(ts_deliveries(log, slow, "job.canceled") == 1, "cancel delivered %d times",
+              ts_deliveries(log, slow, "job.canceled"));
     for (int i = 0; i < N; i++)
-        TS_EXPECT(deliveries(log, q[i], "job.started", NULL, 0) == 1,
-                  "job.started of job %d: %d", i, deliveries(log, q[i], "job.started", NULL, 0));
+        TS_EXPECT(ts_deliveries(log, q[i], "job.started") == 1,
+                  "job.started of job %d: %d", i, ts_deliveries(log, q[i], "job.started"));
 
     /* ---- kill -9 of the node running a job: the other one finishes it */
-    char *k = submit(&a, "h264_aac_640x360_10s.mp4", MEDIUM);
+    char *k = submit(&a, TS_OUTPUTS_MEDIUM);
     int victim = runner_of(nodes, k);
     struct ts_server *survivor = nodes[1 - victim];
     ts_sleep_ms(700);
     TS_CHECK(ts_server_stop(nodes[victim], SIGKILL, 10) == 128 + SIGKILL, "kill -9");
     t0 = ts_now();
     j = ts_wait_job(survivor, k, 120);
-    TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0 && attempts_of(j) == 2,
+    TS_CHECK(j && strcmp(ts_job_status(j), "succeeded") == 0 && ts_job_attempts(j) == 2,
              "the killed node's job, finished by the other: %s", j ? json_dumps(j, 0) : "none");
     json_decref(j);
     char want[128];
     snprintf(want, sizeof(want), "job requeued id=%s (its node is gone)", k);
-    TS_CHECK(log_has(survivor, want), "the survivor did not requeue %s", k);
-    TS_CHECK(started_in(survivor, k) == 1, "the survivor started it once");
+    TS_CHECK(ts_log_has(survivor, want), "the survivor did not requeue %s", k);
+    TS_CHECK(ts_started_count(survivor, k) == 1, "the survivor started it once");
     check_output(survivor, k, "med", dir);
-    wait_delivered(log, k, "job.succeeded");
+    ts_wait_delivered(log, k, "job.succeeded", 20);
     printf("kill -9: requeued and finished by the other node in %.1f s\n", ts_now() - t0);
 
     TS_CHECK(ts_server_stop(survivor, SIGTERM, 30) == 0, "the survivor stops cleanly");
@@ -305,12 +207,5 @@ int main(void)
         free(q[i]);
     free(slow);
     free(k);
-    free(dir);
-    curl_global_cleanup();
-    if (ts_failures) {
-        fprintf(stderr, "%d check(s) failed\n", ts_failures);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
+    return ts_finish(dir, 0);
 }

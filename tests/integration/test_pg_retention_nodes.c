@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "test_support.h"
+#include "ts_nodes.h"
 
 /* A few seconds of encoding: the 10 s clip with a slow x264 preset. */
 static const char SLOW[] = "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":{\"codec\":"
@@ -34,18 +34,10 @@ static const char SLOW[] = "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":
 
 static char *submit(struct ts_server *s, const char *query)
 {
-    struct ts_http r;
-    ts_http_upload_raw(s, &r, query, ts_media("h264_aac_640x360.mp4"), "video/mp4", NULL);
-    TS_CHECK(r.status == 202, "upload to %s: %ld %s", s->base, r.status, r.body);
-    json_t *j = ts_http_json(&r);
-    const char *id = json_string_value(json_object_get(j, "id"));
-    char *out = strdup(id ? id : "");
-    json_decref(j);
-    ts_http_free(&r);
-    return out;
+    return ts_submit(s, "h264_aac_640x360.mp4", query, 202, NULL);
 }
 
-static const char *str(json_t *j, const char *k) { return json_string_value(json_object_get(j, k)); }
+static const char *str(json_t *j, const char *k) { return ts_jstr(j, k); }
 
 /* GET path through s: the status, and the body's "expired" (-1 absent)
  * and error code (into code, "" if none). */
@@ -76,21 +68,6 @@ static long del_files(struct ts_server *s, const char *id, char *body, size_t ca
     long st = r.status;
     ts_http_free(&r);
     return st;
-}
-
-/* Which node ran id: the one whose log says it started it. */
-static int runner_of(struct ts_server *n[2], const char *id)
-{
-    char needle[128];
-    snprintf(needle, sizeof(needle), "job started id=%s ", id);
-    for (int k = 0; k < 2; k++) {
-        char *log = ts_server_log(n[k]);
-        int has = strstr(log, needle) != NULL;
-        free(log);
-        if (has)
-            return k;
-    }
-    return -1;
 }
 
 static int exists(const char *dir, const char *kind, const char *id)
@@ -146,15 +123,9 @@ static void check_deleted_via(struct ts_server *via, const char *id, const char 
 
 int main(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    const char *pg = getenv("VIDQ_TEST_PG_HOST");
-    if (!pg || !*pg) {
-        fprintf(stderr, "test_pg_retention_nodes runs under tests/support/with_pg.sh only\n");
-        return 1;
-    }
-    char *dir = ts_mkdtemp("pg-retention-nodes");
+    ts_pg_only("test_pg_retention_nodes");
     char url[4400], flags[5000];
-    snprintf(url, sizeof(url), "%s", ts_store_url(dir));
+    char *dir = ts_mkdtemp_store("pg-retention-nodes", url, sizeof(url));
     snprintf(flags, sizeof(flags),
              "--db %s --node-lease 3 --max-concurrent 1 --isolation thread --max-retention 86400",
              url);
@@ -180,7 +151,7 @@ int main(void)
             long st = get(nodes[n], path, NULL, NULL, 0);
             TS_CHECK(st == 200, "job %d's thumbnail through %s: %ld", k, names[n], st);
         }
-        ran[k] = runner_of(nodes, id[k]);
+        ran[k] = ts_runner_of(nodes, 2, id[k], 0);
         TS_CHECK(ran[k] >= 0, "no node says it ran job %d", k);
         if (ran[k] < 0)
             ran[k] = 0;
@@ -225,7 +196,7 @@ int main(void)
     TS_CHECK(j && strcmp(str(j, "status") ?: "", "running") == 0, "the slow job runs: %s",
              j ? json_dumps(j, 0) : "none");
     json_decref(j);
-    int r = runner_of(nodes, busy);
+    int r = ts_runner_of(nodes, 2, busy, 0);
     TS_CHECK(r >= 0, "no node says it runs the slow job");
     struct ts_server *not_runner = nodes[r == 0 ? 1 : 0];
     st = del_files(not_runner, busy, body, sizeof(body));
@@ -237,11 +208,7 @@ int main(void)
                  json_is_false(json_object_get(j, "expired")),
              "the running job after the 409: %s", j ? json_dumps(j, 0) : "none");
     json_decref(j);
-    char path[256];
-    snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", busy);
-    struct ts_http h;
-    ts_http(not_runner, &h, "POST", path, NULL, NULL, 0);
-    ts_http_free(&h);
+    ts_job_cancel(not_runner, busy, 1);
     j = ts_wait_job(nodes[r < 0 ? 0 : r], busy, 20);
     TS_CHECK(j && strcmp(str(j, "status") ?: "", "canceled") == 0, "the slow job canceled: %s",
              j ? json_dumps(j, 0) : "none");
@@ -252,12 +219,5 @@ int main(void)
     for (int k = 0; k < 2; k++)
         free(id[k]);
     free(busy);
-    free(dir);
-    curl_global_cleanup();
-    if (ts_failures) {
-        fprintf(stderr, "%d check(s) failed\n", ts_failures);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
+    return ts_finish(dir, 0);
 }

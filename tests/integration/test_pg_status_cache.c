@@ -33,55 +33,30 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test_support.h"
-
-/* Long enough to hold a node's one slot (canceled at the end). */
-static const char SLOW[] = "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":{\"codec\":"
-                           "\"h264\",\"speed\":\"veryslow\"},\"audio\":{\"codec\":\"aac\"}}]";
+#include "ts_nodes.h"
 
 static char db_url[4400];
 
 static char *submit(struct ts_server *s, const char *clip, const char *query)
 {
-    struct ts_http r;
-    ts_http_upload_raw(s, &r, query, ts_media(clip), "video/mp4", NULL);
-    TS_CHECK(r.status == 202, "upload to %s: %ld %s", s->base, r.status, r.body);
-    json_t *j = ts_http_json(&r);
-    char *id = strdup(json_string_value(json_object_get(j, "id")));
-    json_decref(j);
-    ts_http_free(&r);
-    return id;
+    return ts_submit(s, clip, query, 202, NULL);
 }
 
+/* Long enough to hold a node's one slot (canceled at the end). */
 static char *submit_slow(struct ts_server *s, int priority)
 {
-    char q[1024];
-    char *esc = curl_easy_escape(NULL, SLOW, 0);
-    snprintf(q, sizeof(q), "/upload?priority=%d&outputs=%s", priority, esc);
-    curl_free(esc);
-    return submit(s, "h264_aac_640x360_10s.mp4", q);
+    char extra[32];
+    snprintf(extra, sizeof(extra), "&priority=%d", priority);
+    return ts_submit_outputs(s, "h264_aac_640x360_10s.mp4", TS_OUTPUTS_SLOW, extra, 202, NULL);
 }
 
-/* The job object through s (new reference), or NULL for a 404. */
-static json_t *get_job(struct ts_server *s, const char *id, long *status)
-{
-    char path[256];
-    struct ts_http r;
-    snprintf(path, sizeof(path), "/status/%s", id);
-    ts_http(s, &r, "GET", path, NULL, NULL, 0);
-    *status = r.status;
-    json_t *j = r.status == 200 ? ts_http_json(&r) : NULL;
-    ts_http_free(&r);
-    return j;
-}
-
-static const char *str(json_t *j, const char *k) { return json_string_value(json_object_get(j, k)); }
+static const char *str(json_t *j, const char *k) { return ts_jstr(j, k); }
 
 /* What a node shows: the status, "expired", or "gone" (404). */
 static void state_of(struct ts_server *s, const char *id, char *out, size_t cap)
 {
     long code = 0;
-    json_t *j = get_job(s, id, &code);
+    json_t *j = ts_job_get(s, id, &code);
     if (code == 404)
         snprintf(out, cap, "gone");
     else if (j && json_is_true(json_object_get(j, "expired")))
@@ -91,43 +66,11 @@ static void state_of(struct ts_server *s, const char *id, char *out, size_t cap)
     json_decref(j);
 }
 
-static void cancel(struct ts_server *s, const char *id)
-{
-    char path[256];
-    struct ts_http r;
-    snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", id);
-    ts_http(s, &r, "POST", path, NULL, NULL, 0);
-    TS_CHECK(r.status == 200 || r.status == 202 || r.status == 409, "cancel %s: %ld %s", id,
-             r.status, r.body);
-    ts_http_free(&r);
-}
-
-static long position_in_status(struct ts_server *s, const char *id)
-{
-    long code = 0;
-    json_t *j = get_job(s, id, &code);
-    json_t *p = json_object_get(j, "queue_position");
-    long pos = json_is_integer(p) ? (long)json_integer_value(p) : -1;
-    json_decref(j);
-    return pos;
-}
-
+/* Queued jobs only: -1 when not (or no longer) queued. */
 static long position_in_list(struct ts_server *s, const char *id)
 {
-    struct ts_http r;
-    ts_http(s, &r, "GET", "/v1/jobs?status=queued&limit=100", NULL, NULL, 0);
-    json_t *body = ts_http_json(&r);
-    ts_http_free(&r);
-    long pos = -1;
-    size_t i;
-    json_t *o;
-    json_array_foreach(json_object_get(body, "jobs"), i, o)
-        if (str(o, "id") && strcmp(str(o, "id"), id) == 0) {
-            json_t *p = json_object_get(o, "queue_position");
-            pos = json_is_integer(p) ? (long)json_integer_value(p) : -1;
-        }
-    json_decref(body);
-    return pos;
+    long pos = ts_list_position(s, "/v1/jobs?status=queued&limit=100", id);
+    return pos == -2 ? -1 : pos;
 }
 
 /* Every node shows the positions want[] (0: not queued) of ids[] in both
@@ -141,7 +84,7 @@ static int positions_are(struct ts_server *n[2], char *ids[], const long want[],
         for (int x = 0; x < 2 && ok; x++)
             for (int i = 0; i < k && ok; i++) {
                 long w = want[i] ? want[i] : -1;
-                long st = position_in_status(n[x], ids[i]);
+                long st = ts_queue_position(n[x], ids[i]);
                 ok = (want[i] ? st == w : st <= 0) && position_in_list(n[x], ids[i]) == w;
             }
         if (ok)
@@ -150,22 +93,12 @@ static int positions_are(struct ts_server *n[2], char *ids[], const long want[],
             for (int x = 0; x < 2; x++)
                 for (int i = 0; i < k; i++)
                     fprintf(stderr, "node %d job %d: status %ld list %ld want %ld\n", x, i,
-                            position_in_status(n[x], ids[i]), position_in_list(n[x], ids[i]),
+                            ts_queue_position(n[x], ids[i]), position_in_list(n[x], ids[i]),
                             want[i]);
             return 0;
         }
         ts_sleep_ms(50);
     }
-}
-
-static int log_count(const struct ts_server *s, const char *what)
-{
-    char *log = ts_server_log(s);
-    int n = 0;
-    for (char *p = log; (p = strstr(p, what)) != NULL; p += strlen(what))
-        n++;
-    free(log);
-    return n;
 }
 
 static int psql(char *out, size_t cap, const char *sql)
@@ -189,15 +122,9 @@ static void wait_state(struct ts_server *s, const char *id, const char *want, do
 
 int main(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    const char *pg = getenv("VIDQ_TEST_PG_HOST");
-    if (!pg || !*pg) {
-        fprintf(stderr, "test_pg_status_cache runs under tests/support/with_pg.sh only\n");
-        return 1;
-    }
-    char *dir = ts_mkdtemp("pg-status-cache");
+    ts_pg_only("test_pg_status_cache");
     char flags[5000];
-    snprintf(db_url, sizeof(db_url), "%s", ts_store_url(dir));
+    char *dir = ts_mkdtemp_store("pg-status-cache", db_url, sizeof(db_url));
     snprintf(flags, sizeof(flags),
              "--db %s --node-lease 3 --max-concurrent 1 --isolation process "
              "--retention 3600 --retention-records 1",
@@ -236,7 +163,7 @@ int main(void)
                      "x on node %d: %s", k, st);
         }
         if (!canceled && first[0][0] > 0 && first[1][0] > 0 && ts_now() - first[0][0] > 0.5) {
-            cancel(&a, r[0]); /* frees a slot: x runs next */
+            ts_job_cancel(&a, r[0], 1); /* frees a slot: x runs next */
             canceled = 1;
         }
         ts_sleep_ms(20);
@@ -273,7 +200,7 @@ int main(void)
     q[3] = submit_slow(&b, 10);
     const long want1[4] = {3, 2, 4, 1};
     TS_EXPECT(positions_are(n, q, want1, 4, 1.5), "positions 3 2 4 1");
-    TS_EXPECT(log_count(&b, "status cache: more than 4 active jobs") == 1,
+    TS_EXPECT(ts_log_count(&b, "status cache: more than 4 active jobs") == 1,
               "B's cache (4 jobs at most) turned off");
 
     /* ---- reads of queued jobs from memory, with jobs locked: they all
@@ -296,7 +223,7 @@ int main(void)
     TS_CHECK(atoi(locked) == 1, "jobs not locked: %s", locked);
     double t0 = ts_now();
     for (int i = 0; i < 20; i++) /* A: B's cache is off */
-        TS_EXPECT(position_in_status(&a, q[i % 4]) == want1[i % 4], "read under the lock");
+        TS_EXPECT(ts_queue_position(&a, q[i % 4]) == want1[i % 4], "read under the lock");
     double took = ts_now() - t0;
     int still_locked = waitpid(lockpid, NULL, WNOHANG) == 0;
     fprintf(stderr, "20 reads with jobs locked: %.3f s\n", took);
@@ -305,7 +232,7 @@ int main(void)
         waitpid(lockpid, NULL, 0);
 
     /* ---- a cancel through A, seen on B within 1 s */
-    cancel(&a, q[1]);
+    ts_job_cancel(&a, q[1], 1);
     wait_state(&b, q[1], "canceled", 1.0);
     const long want2[4] = {2, 0, 3, 1};
     TS_EXPECT(positions_are(n, q, want2, 4, 1.0), "positions 2 - 3 1");
@@ -316,36 +243,36 @@ int main(void)
          "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
          "WHERE application_name = 'vidq-watch'");
     TS_CHECK(atoi(out) == 2, "two watch connections terminated: %s", out);
-    cancel(&a, q[2]);
+    ts_job_cancel(&a, q[2], 1);
     wait_state(&b, q[2], "canceled", 1.0);
     wait_state(&a, q[2], "canceled", 1.0);
     for (double t = ts_now() + 5; ts_now() < t;) {
-        if (log_count(&a, "listening for job changes") >= 2 &&
-            log_count(&b, "listening for job changes") >= 2)
+        if (ts_log_count(&a, "listening for job changes") >= 2 &&
+            ts_log_count(&b, "listening for job changes") >= 2)
             break;
         ts_sleep_ms(50);
     }
-    TS_EXPECT(log_count(&a, "watch connection broke") >= 1 &&
-                  log_count(&b, "watch connection broke") >= 1,
+    TS_EXPECT(ts_log_count(&a, "watch connection broke") >= 1 &&
+                  ts_log_count(&b, "watch connection broke") >= 1,
               "the broken watch was noticed");
-    TS_EXPECT(log_count(&a, "listening for job changes") >= 2 &&
-                  log_count(&b, "listening for job changes") >= 2,
+    TS_EXPECT(ts_log_count(&a, "listening for job changes") >= 2 &&
+                  ts_log_count(&b, "listening for job changes") >= 2,
               "both nodes listen again");
     const long want3[4] = {2, 0, 0, 1};
     TS_EXPECT(positions_are(n, q, want3, 4, 1.0), "positions 2 - - 1");
-    cancel(&b, q[0]);
+    ts_job_cancel(&b, q[0], 1);
     wait_state(&a, q[0], "canceled", 1.0);
 
     /* ---- kill -9 A (it runs r[1] or r[2]): B requeues its job */
     char needle[128];
     snprintf(needle, sizeof(needle), "job started id=%s ", r[1]);
-    const char *orphan = log_count(&a, needle) > 0 ? r[1] : r[2];
+    const char *orphan = ts_log_count(&a, needle) > 0 ? r[1] : r[2];
     struct ts_server *live = &b;
     ts_server_stop(&a, SIGKILL, 5);
     wait_state(live, orphan, "queued", 15);
     for (int i = 0; i < 3; i++)
-        cancel(live, r[i]);
-    cancel(live, q[3]);
+        ts_job_cancel(live, r[i], 1);
+    ts_job_cancel(live, q[3], 1);
     for (int i = 0; i < 3; i++)
         wait_state(live, r[i], "canceled", 10);
     wait_state(live, q[3], "canceled", 2);
@@ -382,9 +309,9 @@ int main(void)
             ts_sleep_ms(200);
     }
     TS_EXPECT(metrics_ok, "/metrics counts match");
-    for (double t = ts_now() + 5; ts_now() < t && !log_count(&b, "status cache: back on");)
+    for (double t = ts_now() + 5; ts_now() < t && !ts_log_count(&b, "status cache: back on");)
         ts_sleep_ms(100);
-    TS_EXPECT(log_count(&b, "status cache: back on") == 1, "B's cache back on, no job left");
+    TS_EXPECT(ts_log_count(&b, "status cache: back on") == 1, "B's cache back on, no job left");
 
     ts_server_stop(live, SIGTERM, 10);
     for (int i = 0; i < 3; i++)
@@ -392,9 +319,5 @@ int main(void)
     for (int i = 0; i < 4; i++)
         free(q[i]);
     free(x);
-    free(dir);
-    curl_global_cleanup();
-    if (ts_failures)
-        fprintf(stderr, "%d check(s) failed\n", ts_failures);
-    return ts_failures ? 1 : 0;
+    return ts_finish(dir, 0);
 }

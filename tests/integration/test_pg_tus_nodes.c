@@ -38,45 +38,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "test_support.h"
+#include "ts_nodes.h"
 
 static unsigned char *src;
 static size_t src_len;
 
-static void b64(const char *in, char *out, size_t cap)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = strlen(in), o = 0;
-    for (size_t i = 0; i < n && o + 5 < cap; i += 3) {
-        unsigned v = (unsigned char)in[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned char)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)in[i + 2];
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? tbl[v & 63] : '=';
-    }
-    out[o] = '\0';
-}
-
 /* POST /v1/uploads/ on s: the upload's id (malloc'd). */
 static char *create(const struct ts_server *s)
 {
-    char meta[256], f[64], p[64], len_h[64];
-    b64("clip.mp4", f, sizeof(f));
-    b64("mp4-480p", p, sizeof(p));
-    snprintf(meta, sizeof(meta), "Upload-Metadata: filename %s,preset %s", f, p);
-    snprintf(len_h, sizeof(len_h), "Upload-Length: %zu", src_len);
-    const char *hdrs[] = {"Tus-Resumable: 1.0.0", len_h, meta, NULL};
-    struct ts_http r;
-    ts_http(s, &r, "POST", "/v1/uploads/", hdrs, NULL, 0);
-    char *loc = ts_http_header(&r, "Location");
-    TS_CHECK(r.status == 201 && loc, "create on %s: %ld %s", s->base, r.status, r.body);
+    static const char *const kv[] = {"filename", "clip.mp4", "preset", "mp4-480p", NULL};
+    char *loc = ts_tus_create(s, (long long)src_len, kv);
     char *id = strdup(strrchr(loc, '/') + 1);
     free(loc);
-    ts_http_free(&r);
     return id;
 }
 
@@ -85,20 +58,9 @@ static char *create(const struct ts_server *s)
 static long patch(const struct ts_server *s, const char *id, size_t off, size_t len,
                   long long *new_off)
 {
-    char off_h[64], path[128];
-    snprintf(off_h, sizeof(off_h), "Upload-Offset: %zu", off);
+    char path[128];
     snprintf(path, sizeof(path), "/v1/uploads/%s", id);
-    const char *hdrs[] = {"Tus-Resumable: 1.0.0", "Content-Type: application/offset+octet-stream",
-                          off_h, NULL};
-    struct ts_http r;
-    ts_http(s, &r, "PATCH", path, hdrs, (const char *)src + off, len);
-    char *o = ts_http_header(&r, "Upload-Offset");
-    if (new_off)
-        *new_off = o ? atoll(o) : -1;
-    free(o);
-    long st = r.status;
-    ts_http_free(&r);
-    return st;
+    return ts_tus_patch(s, path, (long long)off, src + off, len, new_off);
 }
 
 /* HEAD on s: the status, *off the Upload-Offset. */
@@ -106,15 +68,7 @@ static long head(const struct ts_server *s, const char *id, long long *off)
 {
     char path[128];
     snprintf(path, sizeof(path), "/v1/uploads/%s", id);
-    const char *hdrs[] = {"Tus-Resumable: 1.0.0", NULL};
-    struct ts_http r;
-    ts_http(s, &r, "HEAD", path, hdrs, NULL, 0);
-    char *o = ts_http_header(&r, "Upload-Offset");
-    *off = o ? atoll(o) : -1;
-    free(o);
-    long st = r.status;
-    ts_http_free(&r);
-    return st;
+    return ts_tus_head(s, path, off);
 }
 
 static int file_equals_src(const char *path)
@@ -227,24 +181,9 @@ static void *race(void *arg)
     return NULL;
 }
 
-static int log_count(const struct ts_server *s, const char *what)
-{
-    char *log = ts_server_log(s);
-    int n = 0;
-    for (char *p = log; (p = strstr(p, what)) != NULL; p += strlen(what))
-        n++;
-    free(log);
-    return n;
-}
-
 int main(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    const char *pg = getenv("VIDQ_TEST_PG_HOST");
-    if (!pg || !*pg) {
-        fprintf(stderr, "test_pg_tus_nodes runs under tests/support/with_pg.sh only\n");
-        return 1;
-    }
+    ts_pg_only("test_pg_tus_nodes");
     FILE *f = fopen(ts_media("h264_aac_640x360.mp4"), "rb");
     TS_CHECK(f, "media");
     src = malloc(1 << 21);
@@ -252,9 +191,8 @@ int main(void)
     fclose(f);
     TS_CHECK(src_len > 100000 && src_len < (1 << 21), "media size %zu", src_len);
 
-    char *dir = ts_mkdtemp("pg-tus-nodes");
     char url[4400], flags[5000];
-    snprintf(url, sizeof(url), "%s", ts_store_url(dir));
+    char *dir = ts_mkdtemp_store("pg-tus-nodes", url, sizeof(url));
     snprintf(flags, sizeof(flags),
              "--db %s --node-lease 3 --max-concurrent 2 --isolation process", url);
     struct ts_server a, b;
@@ -305,7 +243,7 @@ int main(void)
     check_job(&a, &b, id3, dir);
     char made[128];
     snprintf(made, sizeof(made), "tus: upload %s complete", id3);
-    TS_EXPECT(log_count(&a, made) + log_count(&b, made) == 1, "the job of %s made once", id3);
+    TS_EXPECT(ts_log_count(&a, made) + ts_log_count(&b, made) == 1, "the job of %s made once", id3);
 
     /* ---- 4. A frozen (SIGSTOP) in the middle of a PATCH, past its lease:
      * B gets 423 until the lease lapses, then takes the upload over and
@@ -371,15 +309,10 @@ int main(void)
     TS_EXPECT(gone, "D removed C's expired upload");
     TS_EXPECT(data_size(dir, id5) == -1, "its bytes are gone");
     TS_EXPECT(patch(&d, id5, 1000, 1000, NULL) == 404, "PATCH after expiry: 404");
-    TS_EXPECT(log_count(&d, "expired (1000 of") == 1, "D's log names the expiry");
+    TS_EXPECT(ts_log_count(&d, "expired (1000 of") == 1, "D's log names the expiry");
 
     /* the node kept serving */
-    struct ts_http r;
-    ts_http(&d, &r, "GET", "/healthz", NULL, NULL, 0);
-    TS_EXPECT(r.status == 200, "healthz %ld", r.status);
-    ts_http_free(&r);
-    code = ts_server_stop(&d, SIGTERM, 20);
-    TS_EXPECT(code == 0, "server exit %d", code);
+    ts_serving_then_stop(&d, 20);
     free(id1);
     free(id2);
     free(id3);
@@ -387,10 +320,5 @@ int main(void)
     free(id5);
     free(id6);
     free(src);
-    free(dir);
-    curl_global_cleanup();
-    if (ts_failures)
-        return 1;
-    printf("ok\n");
-    return 0;
+    return ts_finish(dir, 0);
 }

@@ -21,70 +21,27 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "test_support.h"
-
-static const char SLOW[] = "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":{\"codec\":"
-                           "\"h264\",\"speed\":\"veryslow\"},\"audio\":{\"codec\":\"aac\"}}]";
-
-static char *submit(struct ts_server *s, const char *clip, const char *query)
-{
-    struct ts_http r;
-    ts_http_upload_raw(s, &r, query, ts_media(clip), "video/mp4", NULL);
-    TS_CHECK(r.status == 202, "upload: %ld %s", r.status, r.body);
-    json_t *j = ts_http_json(&r);
-    char *id = strdup(json_string_value(json_object_get(j, "id")));
-    json_decref(j);
-    ts_http_free(&r);
-    return id;
-}
+#include "ts_nodes.h"
 
 static char *submit_slow(struct ts_server *s, int priority)
 {
-    char q[1024];
-    char *esc = curl_easy_escape(NULL, SLOW, 0);
-    snprintf(q, sizeof(q), "/upload?priority=%d&outputs=%s", priority, esc);
-    curl_free(esc);
-    return submit(s, "h264_aac_640x360_10s.mp4", q);
+    char extra[32];
+    snprintf(extra, sizeof(extra), "&priority=%d", priority);
+    return ts_submit_outputs(s, "h264_aac_640x360_10s.mp4", TS_OUTPUTS_SLOW, extra, 202, NULL);
 }
 
-static const char *str(json_t *j, const char *k) { return json_string_value(json_object_get(j, k)); }
+static const char *str(json_t *j, const char *k) { return ts_jstr(j, k); }
 
-static long position_in_status(struct ts_server *s, const char *id)
-{
-    char path[256];
-    struct ts_http r;
-    snprintf(path, sizeof(path), "/status/%s", id);
-    ts_http(s, &r, "GET", path, NULL, NULL, 0);
-    json_t *j = ts_http_json(&r);
-    ts_http_free(&r);
-    json_t *p = json_object_get(j, "queue_position");
-    long pos = json_is_integer(p) ? (long)json_integer_value(p) : -1;
-    json_decref(j);
-    return pos;
-}
-
+/* -2: not listed. */
 static long position_in_list(struct ts_server *s, const char *id)
 {
-    struct ts_http r;
-    ts_http(s, &r, "GET", "/v1/jobs?limit=100", NULL, NULL, 0);
-    json_t *body = ts_http_json(&r);
-    ts_http_free(&r);
-    long pos = -2; /* not listed */
-    size_t i;
-    json_t *o;
-    json_array_foreach(json_object_get(body, "jobs"), i, o)
-        if (str(o, "id") && strcmp(str(o, "id"), id) == 0) {
-            json_t *p = json_object_get(o, "queue_position");
-            pos = json_is_integer(p) ? (long)json_integer_value(p) : -1;
-        }
-    json_decref(body);
-    return pos;
+    return ts_list_position(s, "/v1/jobs?limit=100", id);
 }
 
 static void check_positions(struct ts_server *s, char *ids[], const long want[], int k)
 {
     for (int i = 0; i < k; i++) {
-        long st = position_in_status(s, ids[i]), li = position_in_list(s, ids[i]);
+        long st = ts_queue_position(s, ids[i]), li = position_in_list(s, ids[i]);
         if (want[i])
             TS_EXPECT(st == want[i] && li == want[i], "job %d: status %ld list %ld want %ld", i,
                       st, li, want[i]);
@@ -102,16 +59,6 @@ static void wait_status(struct ts_server *s, const char *id, const char *want, d
     json_decref(j);
 }
 
-static void cancel(struct ts_server *s, const char *id)
-{
-    char path[256];
-    struct ts_http r;
-    snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", id);
-    ts_http(s, &r, "POST", path, NULL, NULL, 0);
-    TS_CHECK(r.status == 200 || r.status == 202, "cancel %s: %ld %s", id, r.status, r.body);
-    ts_http_free(&r);
-}
-
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -125,16 +72,11 @@ int main(void)
     ts_server_start(&s, dir, flags);
 
     /* ---- a job that succeeds, expires (ttl_s 1) and is purged */
-    char *x = submit(&s, "h264_aac_640x360.mp4", "/upload?preset=mp4-480p&ttl_s=1");
+    char *x = ts_submit(&s, "h264_aac_640x360.mp4", "/upload?preset=mp4-480p&ttl_s=1", 202, NULL);
     wait_status(&s, x, "succeeded", 60);
     long gone = 0;
     for (double t = ts_now() + 10; ts_now() < t && gone != 404;) {
-        struct ts_http r;
-        char path[256];
-        snprintf(path, sizeof(path), "/status/%s", x);
-        ts_http(&s, &r, "GET", path, NULL, NULL, 0);
-        gone = r.status;
-        ts_http_free(&r);
+        json_decref(ts_job_get(&s, x, &gone));
         ts_sleep_ms(100);
     }
     TS_EXPECT(gone == 404, "x purged: %ld", gone);
@@ -156,7 +98,7 @@ int main(void)
               r.body);
     ts_http_free(&r);
     check_positions(&s, q, want1, 4);
-    cancel(&s, q[1]);
+    ts_job_cancel(&s, q[1], 0);
     const long want2[4] = {2, 0, 3, 1};
     check_positions(&s, q, want2, 4);
 
@@ -168,10 +110,10 @@ int main(void)
     char *ids[5] = {r0, q[0], q[1], q[2], q[3]};
     const long want3[5] = {1, 2, 0, 3, 0};
     check_positions(&s, ids, want3, 5);
-    cancel(&s, r0);
+    ts_job_cancel(&s, r0, 0);
     for (int i = 0; i < 4; i++)
         if (i != 1)
-            cancel(&s, q[i]);
+            ts_job_cancel(&s, q[i], 0);
     wait_status(&s, r0, "canceled", 10);
     for (int i = 0; i < 4; i++)
         wait_status(&s, q[i], "canceled", 10);
@@ -202,7 +144,5 @@ int main(void)
     for (int i = 0; i < 4; i++)
         free(q[i]);
     free(x);
-    free(dir);
-    curl_global_cleanup();
-    return ts_failures ? 1 : 0;
+    return ts_finish(dir, 0);
 }

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "test_support.h"
+#include "ts_nodes.h"
 
 /* Much longer than the --job-timeout below: two slow outputs. */
 static const char SLOW2[] =
@@ -30,76 +30,13 @@ static const char SLOW2[] =
 /* ~5 s on a quiet machine (the 10 s clip, x264 veryslow): long enough that
  * SIGTERM's 1 s grace cannot let it finish (with "medium" it took 1.3 s and
  * sometimes ended within the grace instead of being requeued). */
-static const char SLOW[] = "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":{\"codec\":"
-                           "\"h264\",\"speed\":\"veryslow\"},\"audio\":{\"codec\":\"aac\"}}]";
+static const char SLOW[] = TS_OUTPUTS_SLOW;
 
+/* outputs NULL: the mp4-480p preset. */
 static char *submit(struct ts_server *s, const char *clip, const char *outputs, long want)
 {
-    char path[2048];
-    char *esc = curl_easy_escape(NULL, outputs ? outputs : "", 0);
-    snprintf(path, sizeof(path), "/upload?outputs=%s", esc);
-    curl_free(esc);
-    struct ts_http r;
-    ts_http_upload_raw(s, &r, outputs ? path : "/upload?preset=mp4-480p", ts_media(clip),
-                       "video/mp4", NULL);
-    TS_CHECK(r.status == want, "upload: want %ld, got %ld %s", want, r.status, r.body);
-    char *id = NULL;
-    if (r.status == 202) {
-        json_t *j = ts_http_json(&r);
-        id = strdup(json_string_value(json_object_get(j, "id")));
-        json_decref(j);
-    }
-    ts_http_free(&r);
-    return id;
-}
-
-static const char *status_of(json_t *j) { return json_string_value(json_object_get(j, "status")); }
-
-static json_t *get_job(struct ts_server *s, const char *id)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "/status/%s", id);
-    struct ts_http r;
-    ts_http(s, &r, "GET", path, NULL, NULL, 0);
-    json_t *j = ts_http_json(&r);
-    ts_http_free(&r);
-    TS_CHECK(j, "status of %s: %ld", id, r.status);
-    return j;
-}
-
-/* Wait until the job runs and made some progress. */
-static void wait_progress(struct ts_server *s, const char *id, double min_pct)
-{
-    double deadline = ts_now() + 30;
-    while (ts_now() < deadline) {
-        json_t *j = get_job(s, id);
-        double pct = json_real_value(json_object_get(json_object_get(j, "progress"), "percent"));
-        int running = strcmp(status_of(j), "running") == 0;
-        json_decref(j);
-        if (running && pct >= min_pct)
-            return;
-        ts_sleep_ms(20);
-    }
-    TS_CHECK(0, "job %s made no progress", id);
-}
-
-/* The worker pid the server logged for a job (process mode). */
-static pid_t worker_pid(struct ts_server *s, const char *id)
-{
-    char needle[128];
-    snprintf(needle, sizeof(needle), "id=%s worker_pid=", id);
-    double deadline = ts_now() + 10;
-    while (ts_now() < deadline) {
-        char *log = ts_server_log(s);
-        char *p = strstr(log, needle);
-        pid_t pid = p ? (pid_t)strtol(p + strlen(needle), NULL, 10) : 0;
-        free(log);
-        if (pid > 0)
-            return pid;
-        ts_sleep_ms(20);
-    }
-    TS_CHECK(0, "no worker_pid logged for %s", id);
-    return 0;
+    return outputs ? ts_submit_outputs(s, clip, outputs, NULL, want, NULL)
+                   : ts_submit(s, clip, "/upload?preset=mp4-480p", want, NULL);
 }
 
 static void check_output(struct ts_server *s, json_t *job, double want_dur)
@@ -123,22 +60,18 @@ static void check_output(struct ts_server *s, json_t *job, double want_dur)
 
 static void segv_and_timeout(const char *isolation)
 {
-    char tag[64], flags[256];
-    snprintf(tag, sizeof(tag), "svc-crash1-%s", isolation);
-    char *dir = ts_mkdtemp(tag);
-    snprintf(flags, sizeof(flags), "--isolation %s --job-timeout 8", isolation);
     struct ts_server s;
-    ts_server_start(&s, dir, flags);
+    char *dir = ts_start_isolated(&s, "svc-crash1", isolation, "--job-timeout 8");
 
     if (strcmp(isolation, "process") == 0) {
         char *a = submit(&s, "h264_aac_640x360_10s.mp4", SLOW, 202);
-        wait_progress(&s, a, 1);
-        pid_t pid = worker_pid(&s, a);
+        ts_wait_progress(&s, a, 1, 30);
+        pid_t pid = ts_worker_pid(&s, a, 10);
         TS_CHECK(kill(pid, SIGSEGV) == 0, "kill -SEGV %d", (int)pid);
         json_t *j = ts_wait_job(&s, a, 10);
         json_t *err = json_object_get(j, "error");
         const char *msg = json_string_value(json_object_get(err, "message"));
-        TS_CHECK(strcmp(status_of(j), "failed") == 0 &&
+        TS_CHECK(strcmp(ts_job_status(j), "failed") == 0 &&
                      strcmp(json_string_value(json_object_get(err, "code")), "worker_crashed") ==
                          0 &&
                      msg && strstr(msg, "SIGSEGV"),
@@ -155,7 +88,7 @@ static void segv_and_timeout(const char *isolation)
     /* The wall clock: a job longer than --job-timeout fails `timeout`. */
     char *t = submit(&s, "h264_aac_640x360_10s.mp4", SLOW2, 202);
     json_t *j = ts_wait_job(&s, t, 20);
-    TS_CHECK(j && strcmp(status_of(j), "failed") == 0 &&
+    TS_CHECK(j && strcmp(ts_job_status(j), "failed") == 0 &&
                  strcmp(json_string_value(
                             json_object_get(json_object_get(j, "error"), "code")),
                         "timeout") == 0,
@@ -173,7 +106,7 @@ static void segv_and_timeout(const char *isolation)
     json_decref(acc);
     ts_http_free(&r);
     j = ts_wait_job(&s, ok, 30);
-    TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0, "a job after the crash: %s",
+    TS_CHECK(j && strcmp(ts_job_status(j), "succeeded") == 0, "a job after the crash: %s",
              j ? json_dumps(j, 0) : "none");
     json_t *out0 = json_array_get(json_object_get(j, "outputs"), 0);
     char file[4400];
@@ -236,11 +169,11 @@ static void kill9_and_sigterm(const char *isolation)
     snprintf(flags, sizeof(flags), "--isolation %s --max-concurrent 1 --shutdown-grace 1",
              isolation);
     struct ts_server s;
-    ts_server_start(&s, dir, flags);
+    ts_server_start(&s, dir, flags); /* and again after the kill -9 */
     char *a = submit(&s, "h264_aac_640x360_10s.mp4", SLOW, 202);
     char *b = submit(&s, "h264_aac_640x360.mp4", NULL, 202);
-    wait_progress(&s, a, 5);
-    pid_t child = strcmp(isolation, "process") == 0 ? worker_pid(&s, a) : 0;
+    ts_wait_progress(&s, a, 5, 30);
+    pid_t child = strcmp(isolation, "process") == 0 ? ts_worker_pid(&s, a, 10) : 0;
 
     /* kill -9 mid-job: nothing accepted is lost. */
     TS_CHECK(ts_server_stop(&s, SIGKILL, 10) == 128 + SIGKILL, "kill -9");
@@ -264,16 +197,16 @@ static void kill9_and_sigterm(const char *isolation)
     ts_server_start(&s, dir, flags);
     TS_CHECK(access(orphan, F_OK) != 0, "an orphan upload survived the restart");
     json_t *j = ts_wait_status(&s, a, "running", 20);
-    TS_CHECK(j && strcmp(status_of(j), "running") == 0 &&
+    TS_CHECK(j && strcmp(ts_job_status(j), "running") == 0 &&
                  json_integer_value(json_object_get(j, "attempts")) == 2,
              "requeued and restarted: %s", j ? json_dumps(j, 0) : "none");
     json_decref(j);
-    j = get_job(&s, b);
-    TS_CHECK(strcmp(status_of(j), "queued") == 0 &&
+    j = ts_job_must(&s, b);
+    TS_CHECK(strcmp(ts_job_status(j), "queued") == 0 &&
                  json_integer_value(json_object_get(j, "queue_position")) == 1,
              "the queued job survived: %s", json_dumps(j, 0));
     json_decref(j);
-    wait_progress(&s, a, 5);
+    ts_wait_progress(&s, a, 5, 30);
 
     /* SIGTERM: uploads refused during the grace period, exit 0, requeued. */
     kill(s.pid, SIGTERM);
@@ -287,13 +220,13 @@ static void kill9_and_sigterm(const char *isolation)
 
     ts_server_start(&s, dir, flags);
     j = ts_wait_job(&s, a, 60);
-    TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0 &&
+    TS_CHECK(j && strcmp(ts_job_status(j), "succeeded") == 0 &&
                  json_integer_value(json_object_get(j, "attempts")) == 3,
              "a completes after two restarts: %s", j ? json_dumps(j, 0) : "none");
     check_output(&s, j, 10.0);
     json_decref(j);
     j = ts_wait_job(&s, b, 30);
-    TS_CHECK(j && strcmp(status_of(j), "succeeded") == 0, "b completes");
+    TS_CHECK(j && strcmp(ts_job_status(j), "succeeded") == 0, "b completes");
     json_decref(j);
     char tmpdir[4200];
     snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", dir);

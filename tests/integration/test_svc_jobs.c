@@ -17,40 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "test_support.h"
+#include "ts_nodes.h"
 
-/* A job of a few seconds: the 10 s clip with a slow x264 preset. */
 /* A few seconds: the 10 s clip with a medium x264 preset. */
-static const char MEDIUM[] = "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":"
-                             "\"h264\",\"speed\":\"medium\"},\"audio\":{\"codec\":\"aac\"}}]";
-static const char SLOW[] = "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":{\"codec\":"
-                           "\"h264\",\"speed\":\"veryslow\"},\"audio\":{\"codec\":\"aac\"}}]";
+static const char MEDIUM[] = TS_OUTPUTS_MEDIUM;
+/* Longer: the 10 s clip with x264 veryslow. */
+static const char SLOW[] = TS_OUTPUTS_SLOW;
 /* About a second: the 2 s clip, slow preset. */
 static const char MED[] = "[{\"name\":\"m\",\"container\":\"mp4\",\"video\":{\"codec\":"
                           "\"h264\",\"speed\":\"slow\"},\"audio\":{\"codec\":\"aac\"}}]";
-
-static char *submit(struct ts_server *s, const char *clip, const char *outputs,
-                    const char *extra, long want_status, json_t **job_out)
-{
-    char path[2048];
-    char *esc = curl_easy_escape(NULL, outputs, 0);
-    snprintf(path, sizeof(path), "/upload?outputs=%s%s", esc, extra ? extra : "");
-    curl_free(esc);
-    struct ts_http r;
-    ts_http_upload_raw(s, &r, path, ts_media(clip), "video/mp4", NULL);
-    TS_CHECK(r.status == want_status, "upload: want %ld, got %ld %s", want_status, r.status,
-             r.body);
-    char *id = NULL;
-    json_t *j = ts_http_json(&r);
-    if (r.status == 202)
-        id = strdup(json_string_value(json_object_get(j, "id")));
-    if (job_out)
-        *job_out = j;
-    else
-        json_decref(j);
-    ts_http_free(&r);
-    return id;
-}
 
 static double rfc3339(json_t *v)
 {
@@ -68,23 +43,9 @@ static double rfc3339(json_t *v)
     return (double)timegm(&tm) + ms / 1000.0;
 }
 
-static json_t *get_job(struct ts_server *s, const char *id)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "/status/%s", id);
-    struct ts_http r;
-    ts_http(s, &r, "GET", path, NULL, NULL, 0);
-    json_t *j = ts_http_json(&r);
-    ts_http_free(&r);
-    TS_CHECK(j, "status of %s", id);
-    return j;
-}
-
-static const char *status_of(json_t *j) { return json_string_value(json_object_get(j, "status")); }
-
 static void progress_stream(struct ts_server *s)
 {
-    char *id = submit(s, "h264_aac_640x360_10s.mp4", MEDIUM, NULL, 202, NULL);
+    char *id = ts_submit_outputs(s, "h264_aac_640x360_10s.mp4", MEDIUM, NULL, 202, NULL);
     char path[256];
     snprintf(path, sizeof(path), "/v1/jobs/%s/events", id);
     struct ts_http r;
@@ -110,10 +71,10 @@ static void progress_stream(struct ts_server *s)
             n_progress++;
         else
             TS_CHECK(0, "unknown event %s", last_event);
-        if (strcmp(status_of(j), "running") == 0)
+        if (strcmp(ts_job_status(j), "running") == 0)
             saw_running = 1;
         double pct = json_real_value(json_object_get(json_object_get(j, "progress"), "percent"));
-        if (strcmp(status_of(j), "running") == 0) {
+        if (strcmp(ts_job_status(j), "running") == 0) {
             TS_CHECK(pct >= last, "percent went down: %f after %f", pct, last);
             if (pct > last && pct > 0 && pct < 100)
                 distinct++;
@@ -122,7 +83,7 @@ static void progress_stream(struct ts_server *s)
         json_decref(final);
         final = j;
     }
-    TS_CHECK(final && strcmp(status_of(final), "succeeded") == 0 &&
+    TS_CHECK(final && strcmp(ts_job_status(final), "succeeded") == 0 &&
                  json_real_value(json_object_get(json_object_get(final, "progress"),
                                                  "percent")) == 100 &&
                  strcmp(last_event, "status") == 0,
@@ -145,13 +106,13 @@ static void concurrency_and_queue(struct ts_server *s)
         /* The first two hold both slots for a few seconds, so the queue
          * checks below hold even on a loaded machine. */
         if (i < 2)
-            ids[i] = submit(s, "h264_aac_640x360_10s.mp4", MEDIUM, NULL, 202, &j);
+            ids[i] = ts_submit_outputs(s, "h264_aac_640x360_10s.mp4", MEDIUM, NULL, 202, &j);
         else
-            ids[i] = submit(s, "h264_aac_640x360.mp4", MED, NULL, 202, &j);
+            ids[i] = ts_submit_outputs(s, "h264_aac_640x360.mp4", MED, NULL, 202, &j);
         if (i == 1) { /* both slots taken before the queue fills */
             for (int k = 0; k < 2; k++) {
                 json_t *w = ts_wait_status(s, ids[k], "running", 30);
-                TS_CHECK(w && strcmp(status_of(w), "running") == 0, "job %d runs", k);
+                TS_CHECK(w && strcmp(ts_job_status(w), "running") == 0, "job %d runs", k);
                 json_decref(w);
             }
         }
@@ -165,19 +126,19 @@ static void concurrency_and_queue(struct ts_server *s)
     }
     json_decref(first);
     /* 2 running + 4 queued: the queue is full. */
-    submit(s, "h264_aac_640x360.mp4", MED, NULL, 429, NULL);
+    ts_submit_outputs(s, "h264_aac_640x360.mp4", MED, NULL, 429, NULL);
     /* Cancel a queued one (DELETE form); a higher priority job goes first. */
     char path[256];
     snprintf(path, sizeof(path), "/v1/jobs/%s", ids[4]);
     struct ts_http r;
     ts_http(s, &r, "DELETE", path, NULL, NULL, 0);
     json_t *c = ts_http_json(&r);
-    TS_CHECK(r.status == 202 && strcmp(status_of(c), "canceled") == 0, "cancel queued: %s",
+    TS_CHECK(r.status == 202 && strcmp(ts_job_status(c), "canceled") == 0, "cancel queued: %s",
              r.body);
     json_decref(c);
     ts_http_free(&r);
     json_t *pj = NULL;
-    ids[N] = submit(s, "h264_aac_640x360.mp4", MED, "&priority=5", 202, &pj);
+    ids[N] = ts_submit_outputs(s, "h264_aac_640x360.mp4", MED, "&priority=5", 202, &pj);
     TS_CHECK(json_integer_value(json_object_get(pj, "queue_position")) == 1,
              "priority job is next: %s", json_dumps(pj, 0));
     json_decref(pj);
@@ -200,8 +161,8 @@ static void concurrency_and_queue(struct ts_server *s)
         ts_http_free(&r);
         done = 1;
         for (int i = 0; i <= N; i++) {
-            json_t *j = get_job(s, ids[i]);
-            const char *st = status_of(j);
+            json_t *j = ts_job_must(s, ids[i]);
+            const char *st = ts_job_status(j);
             if (strcmp(st, "queued") == 0 || strcmp(st, "running") == 0)
                 done = 0;
             json_decref(j);
@@ -214,15 +175,15 @@ static void concurrency_and_queue(struct ts_server *s)
     /* From the records: intervals never overlap more than 2 deep. */
     double start[N + 1], end[N + 1];
     for (int i = 0; i <= N; i++) {
-        json_t *j = get_job(s, ids[i]);
+        json_t *j = ts_job_must(s, ids[i]);
         if (i == 4) {
-            TS_CHECK(strcmp(status_of(j), "canceled") == 0 &&
+            TS_CHECK(strcmp(ts_job_status(j), "canceled") == 0 &&
                          json_is_null(json_object_get(j, "started_at")) &&
                          json_integer_value(json_object_get(j, "attempts")) == 0,
                      "a canceled queued job never starts: %s", json_dumps(j, 0));
             start[i] = end[i] = 0;
         } else {
-            TS_CHECK(strcmp(status_of(j), "succeeded") == 0, "job %d: %s", i, json_dumps(j, 0));
+            TS_CHECK(strcmp(ts_job_status(j), "succeeded") == 0, "job %d: %s", i, json_dumps(j, 0));
             start[i] = rfc3339(json_object_get(j, "started_at"));
             end[i] = rfc3339(json_object_get(j, "finished_at"));
             TS_CHECK(start[i] > 0 && end[i] >= start[i], "times of job %d", i);
@@ -246,17 +207,17 @@ static void concurrency_and_queue(struct ts_server *s)
 
 static void cancel_running(struct ts_server *s, double max_cancel_s)
 {
-    char *a = submit(s, "h264_aac_640x360_10s.mp4", SLOW, NULL, 202, NULL);
-    char *b = submit(s, "h264_aac_640x360_10s.mp4", SLOW, NULL, 202, NULL);
-    char *q = submit(s, "h264_aac_640x360_10s.mp4", SLOW, NULL, 202, NULL);
+    char *a = ts_submit_outputs(s, "h264_aac_640x360_10s.mp4", SLOW, NULL, 202, NULL);
+    char *b = ts_submit_outputs(s, "h264_aac_640x360_10s.mp4", SLOW, NULL, 202, NULL);
+    char *q = ts_submit_outputs(s, "h264_aac_640x360_10s.mp4", SLOW, NULL, 202, NULL);
     char outdir[4400];
     json_t *j = ts_wait_status(s, a, "running", 20);
-    TS_CHECK(j && strcmp(status_of(j), "running") == 0, "a runs");
+    TS_CHECK(j && strcmp(ts_job_status(j), "running") == 0, "a runs");
     json_decref(j);
     /* Let it write some output first. */
     double until = ts_now() + 10;
     while (ts_now() < until) {
-        j = get_job(s, a);
+        j = ts_job_must(s, a);
         double pct = json_real_value(json_object_get(json_object_get(j, "progress"), "percent"));
         json_decref(j);
         if (pct > 5)
@@ -279,7 +240,7 @@ static void cancel_running(struct ts_server *s, double max_cancel_s)
     ts_http_free(&r);
     j = ts_wait_job(s, a, 15);
     double took = ts_now() - t0;
-    TS_CHECK(j && strcmp(status_of(j), "canceled") == 0, "canceled: %s", json_dumps(j, 0));
+    TS_CHECK(j && strcmp(ts_job_status(j), "canceled") == 0, "canceled: %s", json_dumps(j, 0));
     TS_CHECK(took < max_cancel_s, "cancel took %.2f s", took);
     printf("cancel of a running job took %.3f s\n", took);
     json_decref(j);
@@ -291,11 +252,11 @@ static void cancel_running(struct ts_server *s, double max_cancel_s)
     TS_CHECK(r.status == 202, "cancel b");
     ts_http_free(&r);
     j = ts_wait_job(s, b, 15);
-    TS_CHECK(j && strcmp(status_of(j), "canceled") == 0, "b canceled");
+    TS_CHECK(j && strcmp(ts_job_status(j), "canceled") == 0, "b canceled");
     json_decref(j);
     ts_sleep_ms(300);
-    j = get_job(s, q);
-    TS_CHECK(strcmp(status_of(j), "canceled") == 0 && json_is_null(json_object_get(j, "started_at")),
+    j = ts_job_must(s, q);
+    TS_CHECK(strcmp(ts_job_status(j), "canceled") == 0 && json_is_null(json_object_get(j, "started_at")),
              "the canceled queued job never started: %s", json_dumps(j, 0));
     json_decref(j);
     free(a);
@@ -305,12 +266,8 @@ static void cancel_running(struct ts_server *s, double max_cancel_s)
 
 static void run(const char *isolation)
 {
-    char tag[64], flags[4400];
-    snprintf(tag, sizeof(tag), "svc-jobs-%s", isolation);
-    char *dir = ts_mkdtemp(tag);
-    snprintf(flags, sizeof(flags), "--isolation %s --max-concurrent 2 --max-queued 4", isolation);
     struct ts_server s;
-    ts_server_start(&s, dir, flags);
+    char *dir = ts_start_isolated(&s, "svc-jobs", isolation, "--max-concurrent 2 --max-queued 4");
     progress_stream(&s);
     concurrency_and_queue(&s);
     /* A child is killed at once; a thread stops when the library next

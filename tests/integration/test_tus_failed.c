@@ -33,58 +33,12 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 
-#include "test_support.h"
+#include "ts_nodes.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 static char log_path[4300], rbase[64];
-
-static void b64(const char *s, char *out, size_t cap)
-{
-    TS_CHECK(cap > 4 * (strlen(s) / 3 + 2), "b64 buffer");
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s, (int)strlen(s));
-}
-
-/* Create an upload of length bytes with the metadata pairs (key, value,
- * ..., NULL); returns its path (malloc'd). */
-static char *create(const struct ts_server *s, long long length, const char *const *kv)
-{
-    char meta[4096] = "Upload-Metadata: ", len_h[64], enc[1024];
-    for (int i = 0; kv[i] && kv[i + 1]; i += 2) {
-        b64(kv[i + 1], enc, sizeof(enc));
-        size_t n = strlen(meta);
-        snprintf(meta + n, sizeof(meta) - n, "%s%s %s", i ? "," : "", kv[i], enc);
-    }
-    snprintf(len_h, sizeof(len_h), "Upload-Length: %lld", length);
-    const char *hdrs[] = {"Tus-Resumable: 1.0.0", len_h, meta, NULL};
-    struct ts_http r;
-    ts_http(s, &r, "POST", "/v1/uploads/", hdrs, NULL, 0);
-    char *loc = ts_http_header(&r, "Location");
-    TS_CHECK(r.status == 201 && loc, "create: %ld %s", r.status, r.body);
-    ts_http_free(&r);
-    return loc;
-}
-
-/* PATCH len bytes at off; returns the status, *new_off the Upload-Offset. */
-static long patch(const struct ts_server *s, const char *loc, long long off, const void *body,
-                  size_t len, long long *new_off)
-{
-    char off_h[64];
-    snprintf(off_h, sizeof(off_h), "Upload-Offset: %lld", off);
-    const char *hdrs[] = {"Tus-Resumable: 1.0.0", "Content-Type: application/offset+octet-stream",
-                          off_h, NULL};
-    struct ts_http r;
-    ts_http(s, &r, "PATCH", loc, hdrs, body, len);
-    char *v = ts_http_header(&r, "Upload-Offset");
-    if (new_off)
-        *new_off = v ? atoll(v) : -1;
-    free(v);
-    long st = r.status;
-    ts_http_free(&r);
-    return st;
-}
 
 /* The whole file (malloc'd); *size its length. */
 static char *slurp(const char *file, long *size)
@@ -105,10 +59,10 @@ static char *upload_file(const struct ts_server *s, const char *file, const char
 {
     long size = 0;
     char *buf = slurp(file, &size);
-    char *loc = create(s, size, kv);
+    char *loc = ts_tus_create(s, size, kv);
     long long off = -1;
     long half = size / 2;
-    TS_CHECK(patch(s, loc, 0, buf, (size_t)half, &off) == 204 && off == half, "first PATCH");
+    TS_CHECK(ts_tus_patch(s, loc, 0, buf, (size_t)half, &off) == 204 && off == half, "first PATCH");
     /* incomplete: no job yet; /status says how far it got */
     char path[256], want[128];
     snprintf(path, sizeof(path), "/status/%s", loc + strlen("/v1/uploads/"));
@@ -123,7 +77,7 @@ static char *upload_file(const struct ts_server *s, const char *file, const char
               "an incomplete upload is listed: %s", r.body);
     ts_http_free(&r);
     /* the last PATCH answers 204 with the full offset, refused or not */
-    TS_CHECK(patch(s, loc, half, buf + half, (size_t)(size - half), &off) == 204 && off == size,
+    TS_CHECK(ts_tus_patch(s, loc, half, buf + half, (size_t)(size - half), &off) == 204 && off == size,
              "last PATCH: offset %lld of %ld", off, size);
     free(buf);
     char *id = strdup(loc + strlen("/v1/uploads/"));
@@ -242,9 +196,9 @@ static void accepted_despite_full_queue(const char *dir)
     long size = 0;
     char *buf = slurp(file, &size);
     const char *kv[] = {"filename", "late.mp4", "preset", "audio-m4a", NULL};
-    char *loc = create(&s, size, kv);
+    char *loc = ts_tus_create(&s, size, kv);
     long long off = -1;
-    TS_CHECK(patch(&s, loc, 0, buf, (size_t)(size / 2), &off) == 204, "first PATCH");
+    TS_CHECK(ts_tus_patch(&s, loc, 0, buf, (size_t)(size / 2), &off) == 204, "first PATCH");
 
     /* Fill the queue: one job runs (a slow one: x265 veryslow, so that it
      * still runs at the last PATCH), one waits; a third is 429. */
@@ -270,7 +224,7 @@ static void accepted_despite_full_queue(const char *dir)
     TS_CHECK(r.status == 429, "the queue is not full: %ld %s", r.status, r.body);
     ts_http_free(&r);
 
-    TS_CHECK(patch(&s, loc, size / 2, buf + size / 2, (size_t)(size - size / 2), &off) == 204 &&
+    TS_CHECK(ts_tus_patch(&s, loc, size / 2, buf + size / 2, (size_t)(size - size / 2), &off) == 204 &&
                  off == size,
              "last PATCH with the queue full: offset %lld", off);
     char path[256];
@@ -346,7 +300,7 @@ int main(void)
               off ? off : "-");
     free(off);
     ts_http_free(&r);
-    TS_EXPECT(patch(&s, loc, 150000, "x", 1, NULL) == 409, "PATCH after the end");
+    TS_EXPECT(ts_tus_patch(&s, loc, 150000, "x", 1, NULL) == 409, "PATCH after the end");
     ts_http(&s, &r, "GET", "/metrics", NULL, NULL, 0);
     TS_EXPECT(strstr(r.body, "vidq_jobs{status=\"failed\"} 1\n"), "metrics: failed not counted");
     ts_http_free(&r);
@@ -372,7 +326,7 @@ int main(void)
     TS_CHECK(f, "write %s", rec);
     double now = (double)time(NULL);
     char fn[64];
-    b64("crash.bin", fn, sizeof(fn));
+    ts_b64("crash.bin", fn, sizeof(fn));
     fprintf(f,
             "{\"id\":\"%s\",\"offset\":9,\"length\":9,\"created_at\":%.0f,\"expires_at\":%.0f,"
             "\"finished_at\":%.0f,\"phase\":\"failed\",\"metadata\":\"filename %s\","
@@ -398,19 +352,10 @@ int main(void)
     TS_EXPECT(failed_events("/global", rid, "unsupported_media", 2, 1) == 1, "recovery ran twice");
 
     /* the server kept serving */
-    ts_http(&s, &r, "GET", "/healthz", NULL, NULL, 0);
-    TS_EXPECT(r.status == 200, "healthz %ld", r.status);
-    ts_http_free(&r);
-    st = ts_server_stop(&s, SIGTERM, 20);
-    TS_CHECK(st == 0, "server exit %d", st);
+    ts_serving_then_stop(&s, 20);
     ts_stop(rpid);
     accepted_despite_full_queue(dir);
     free(id);
     free(id2);
-    free(dir);
-    curl_global_cleanup();
-    if (ts_failures)
-        return 1;
-    printf("ok\n");
-    return 0;
+    return ts_finish(dir, 0);
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "test_support.h"
+#include "ts_nodes.h"
 
 enum { TS_LB_MAX_NODES = 8 };
 
@@ -155,6 +156,37 @@ static inline int ts_lb_stop_node(struct ts_lb *c, int k, int sig, double timeou
         ts_sleep_ms(20);
     s->pid = 0;
     return st;
+}
+
+/* SIGTERM every node but skip (-1: none), counting a failure unless each
+ * exits 0 within timeout_s; then ts_lb_stop (nginx and the script). */
+static inline void ts_lb_stop_all(struct ts_lb *c, int skip, double timeout_s)
+{
+    for (int k = 0; k < c->n; k++) {
+        if (k == skip)
+            continue;
+        int st = ts_lb_stop_node(c, k, SIGTERM, timeout_s);
+        TS_EXPECT(st == 0, "node %d stopped with %d", k + 1, st);
+    }
+    ts_lb_stop(c);
+}
+
+/* Which node (0-based) started job id: ts_runner_of over the nodes. */
+static inline int ts_lb_runner_of(struct ts_lb *c, const char *id, double timeout_s)
+{
+    struct ts_server *nodes[TS_LB_MAX_NODES];
+    for (int k = 0; k < c->n; k++)
+        nodes[k] = &c->node[k];
+    return ts_runner_of(nodes, c->n, id, timeout_s);
+}
+
+/* How many times the nodes' logs, all together, say job id started. */
+static inline int ts_lb_started(const struct ts_lb *c, const char *id)
+{
+    int n = 0;
+    for (int k = 0; k < c->n; k++)
+        n += ts_started_count(&c->node[k], id);
+    return n;
 }
 
 /* Lines of the balancer's access log whose text contains every one of
