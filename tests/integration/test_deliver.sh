@@ -31,52 +31,11 @@ ensure_media
 command -v nginx >/dev/null || { echo "nginx not installed (deploy/packages.txt)"; exit 77; }
 trap 'nginx_stop_all; lib_cleanup' EXIT
 
-IN=$VIDQ_MEDIA/h264_aac_640x360.mp4
-
-# receiver NAME ARGS...: start put_receiver.py with its root in $T/NAME;
-# sets RPORT.
-receiver() {
-  local name=$1
-  shift
-  mkdir -p "$T/$name"
-  python3 "$VIDQ_SRC/tests/support/put_receiver.py" --root "$T/$name/www" --log "$T/$name/log" \
-    "$@" >"$T/$name/port" &
-  CLEANUP_PIDS+=($!)
-  for _ in $(seq 50); do [ -s "$T/$name/port" ] && break; sleep 0.1; done
-  RPORT=$(head -n 1 "$T/$name/port")
-  touch "$T/$name/log"
-}
-
-# submit JSON_OUTPUTS: a job of $IN with these outputs; ID, or fail.
-submit() {
-  local code
-  code=$(curl -s -o "$T/up.json" -w '%{http_code}' -F "file=@$IN" -F "outputs=$1" "$BASE/v1/jobs")
-  ID=$(jq -r '.id // empty' "$T/up.json")
-  [ "$code" = 202 ] || fail "submit $1: HTTP $code $(head -c 300 "$T/up.json")"
-}
-
-# same_file CONTEXT URL_PATH FILE: vidq's copy (downloaded) has FILE's sha256.
-same_file() {
-  curl -s -o "$T/dl" "$BASE$2"
-  [ "$(sha256sum <"$T/dl")" = "$(sha256sum <"$3")" ] || fail "$1: $3 differs from $2"
-}
+source "$(dirname "$0")/lib_deliver.sh" # receiver, submit, same_file, webdav_start
 
 # -------------------------------------------------------------- WebDAV
 note "nginx WebDAV: an MP4 and an HLS output arrive byte-identical"
-nginx_start "$T/nginx" '
-  log_format put "$request_method $uri $status $content_type $content_length";
-  server {
-    listen 127.0.0.1:@PORT@;
-    access_log '"$T"'/nginx/put.log put;
-    client_max_body_size 0;
-    location /dav/ {
-      root '"$T"'/nginx/www;
-      dav_methods PUT;
-      create_full_put_path on;
-      dav_access user:rw group:r all:r;
-    }
-  }' || { fail "nginx did not start: $(tail -c 300 "$T/nginx/error.log")"; finish; }
-DAV=http://127.0.0.1:$NGINX_PORT/dav
+webdav_start || finish # sets DAV
 start_server "$T" "$T/data" --fetch-targets public+loopback
 submit '[{"preset":"mp4-480p","name":"small","upload_url":"'"$DAV"'/j1/small.mp4"},
          {"preset":"hls","name":"ladder","upload_url":"'"$DAV"'/j1/ladder/"},

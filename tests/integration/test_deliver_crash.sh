@@ -16,26 +16,7 @@ source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built
 ensure_media
 
-IN=$VIDQ_MEDIA/h264_aac_640x360.mp4
-
-receiver() {
-  local name=$1
-  shift
-  mkdir -p "$T/$name"
-  python3 "$VIDQ_SRC/tests/support/put_receiver.py" --root "$T/$name/www" --log "$T/$name/log" \
-    "$@" >"$T/$name/port" &
-  CLEANUP_PIDS+=($!)
-  for _ in $(seq 50); do [ -s "$T/$name/port" ] && break; sleep 0.1; done
-  RPORT=$(head -n 1 "$T/$name/port")
-  touch "$T/$name/log"
-}
-
-submit() {
-  local code
-  code=$(curl -s -o "$T/up.json" -w '%{http_code}' -F "file=@$IN" -F "outputs=$1" "$BASE/v1/jobs")
-  ID=$(jq -r '.id // empty' "$T/up.json")
-  [ "$code" = 202 ] || fail "submit: HTTP $code $(head -c 300 "$T/up.json")"
-}
+source "$(dirname "$0")/lib_deliver.sh" # receiver, submit
 
 # wait_delivering: poll the job until it is delivering with bytes sent;
 # the job object in $T/job.json. Returns 1 if that never happened.

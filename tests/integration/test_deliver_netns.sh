@@ -28,7 +28,7 @@ ip addr add $PUB/32 dev lo
 source "$(dirname "$0")/lib_cli.sh"
 skip_if_not_built
 ensure_media
-IN=$VIDQ_MEDIA/h264_aac_640x360.mp4
+source "$(dirname "$0")/lib_deliver.sh" # IN, receiver NAME --host HOST ...
 mkdir -p "$T/files"
 cp "$IN" "$T/files/in.mp4"
 printf '127.0.0.1 localhost\n127.0.0.1 media.internal.test\n%s media.public.test\n' "$PUB" >"$T/hosts"
@@ -42,18 +42,6 @@ origin() {
   OPORT=$(cut -d' ' -f2 "$T/$1.port")
   touch "$T/$1.log"
 }
-# receiver NAME HOST ARGS...: put_receiver.py on HOST; sets RPORT.
-receiver() {
-  local name=$1 host=$2
-  shift 2
-  mkdir -p "$T/$name"
-  python3 "$VIDQ_SRC/tests/support/put_receiver.py" --host "$host" --root "$T/$name/www" \
-    --log "$T/$name/log" "$@" >"$T/$name/port" &
-  CLEANUP_PIDS+=($!)
-  for _ in $(seq 50); do [ -s "$T/$name/port" ] && break; sleep 0.1; done
-  RPORT=$(head -n 1 "$T/$name/port")
-  touch "$T/$name/log"
-}
 # job JSON: POST it as a URL job and wait for its end into $T/job.json.
 job() {
   local code
@@ -64,7 +52,7 @@ job() {
 
 origin pub $PUB;  PUBO=$OPORT
 origin lo 127.0.0.1; LOO=$OPORT
-receiver loput 127.0.0.1; LOPUT=$RPORT
+receiver loput --host 127.0.0.1; LOPUT=$RPORT
 start_server "$T" "$T/data"   # --fetch-targets public (the default)
 
 note "input_url on a public host: allowed"
@@ -89,12 +77,12 @@ jq -e '.status == "failed" and .error.code == "output_undeliverable" and (.error
 [ ! -s "$T/loput/log" ] || fail "the loopback receiver was reached by name"
 
 note "upload_url on a public host: delivered; its redirect to loopback: not followed"
-receiver pubput $PUB
+receiver pubput --host $PUB
 job '{"input_url":"http://media.public.test:'$PUBO'/file/in.mp4","outputs":[{"preset":"thumbnail","name":"p","upload_url":"http://media.public.test:'$RPORT'/out/p.jpg"}]}'
 jq -e '.status == "succeeded" and (.outputs[0].delivered_to | endswith("/out/p.jpg"))' "$T/job.json" >/dev/null ||
   fail "public receiver: $(jq -c '{status, error}' "$T/job.json")"
 [ -s "$T/pubput/www/out/p.jpg" ] || fail "nothing arrived at the public receiver"
-receiver pubredir $PUB --redirect "http://127.0.0.1:$LOPUT/p.jpg"
+receiver pubredir --host $PUB --redirect "http://127.0.0.1:$LOPUT/p.jpg"
 job '{"input_url":"http://'$PUB:$PUBO'/file/in.mp4","outputs":[{"preset":"thumbnail","name":"p","upload_url":"http://'$PUB:$RPORT'/p.jpg"}]}'
 jq -e '.error.code == "output_undeliverable" and (.error.message | test("redirect"))' "$T/job.json" >/dev/null ||
   fail "public receiver redirecting: $(jq -c .error "$T/job.json")"

@@ -6,20 +6,9 @@
 # A plain OPTIONS (tus discovery) needs none.
 # ctest-timeout: 120
 set -euo pipefail
-: "${VIDQ_BIN:?}" "${VIDQ_SRC:?}" "${VIDQ_MEDIA:?}" "${VIDQ_TEST_TMP:?}"
-[ -x "$VIDQ_BIN" ] || { echo "vidq not built"; exit 77; }
-[ -d "$VIDQ_SRC/tests/support/node_modules/tus-js-client" ] || {
-  echo "tus-js-client missing: run tests/support/setup.sh"; exit 1; }
-SRC=$VIDQ_MEDIA/h264_aac_640x360.mp4
-[ -s "$SRC" ] || { echo "missing $SRC"; exit 1; }
-CLIENT=$VIDQ_SRC/tests/support/tus_upload.js
-W=$(mktemp -d "$VIDQ_TEST_TMP/tus-auth-XXXXXX")
-D=$W/data
+source "$(dirname "$0")/lib_tus.sh"
+tus_setup tus-auth # SRC, CLIENT, W, D, fail
 KEY=k3y-$RANDOM$RANDOM
-source "$(dirname "$0")/lib_serve.sh"
-cleanup() { stop_server; wait 2>/dev/null || true; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; echo "--- server log"; tail -n 30 "$W/server.log" || true; exit 1; }
 
 start_server "$W" "$D" --api-key "$KEY"
 
@@ -49,12 +38,8 @@ ID=$(sed -n 's/.*"event":"success","url":"[^"]*\/\([^"/]*\)".*/\1/p' "$W/key.jso
 st=$(curl -s -o "$W/nostatus.json" -w '%{http_code}' "$BASE/status/$ID")
 [ "$st" = 401 ] && grep -q '"code":"unauthorized"' "$W/nostatus.json" ||
   fail "status without the key: $st $(cat "$W/nostatus.json")"
-for _ in $(seq 300); do
-  curl -s -H "Authorization: Bearer $KEY" "$BASE/status/$ID" >"$W/job.json"
-  grep -q '"status":"\(succeeded\|failed\|canceled\)"' "$W/job.json" && break
-  sleep 0.1
-done
+tus_wait_job "$ID" "$W/job.json" -H "Authorization: Bearer $KEY"
 grep -q '"status":"succeeded"' "$W/job.json" || fail "job: $(cat "$W/job.json")"
 
-kill -TERM "$PID"; wait "$PID" || fail "server exit status $?"; PID=
+tus_stop_clean
 echo "ok: tus with --api-key (401 without, works with the key)"

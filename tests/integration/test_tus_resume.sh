@@ -9,19 +9,8 @@
 # failed job (unsupported_media) with its bytes removed.
 # ctest-timeout: 120
 set -euo pipefail
-: "${VIDQ_BIN:?}" "${VIDQ_SRC:?}" "${VIDQ_MEDIA:?}" "${VIDQ_TEST_TMP:?}"
-[ -x "$VIDQ_BIN" ] || { echo "vidq not built"; exit 77; }
-[ -d "$VIDQ_SRC/tests/support/node_modules/tus-js-client" ] || {
-  echo "tus-js-client missing: run tests/support/setup.sh"; exit 1; }
-SRC=$VIDQ_MEDIA/h264_aac_640x360.mp4
-[ -s "$SRC" ] || { echo "missing $SRC"; exit 1; }
-CLIENT=$VIDQ_SRC/tests/support/tus_upload.js
-W=$(mktemp -d "$VIDQ_TEST_TMP/tus-resume-XXXXXX")
-D=$W/data
-source "$(dirname "$0")/lib_serve.sh"
-cleanup() { stop_server; wait 2>/dev/null || true; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; echo "--- server log"; tail -n 30 "$W"/server*.log || true; exit 1; }
+source "$(dirname "$0")/lib_tus.sh"
+tus_setup tus-resume # SRC, CLIENT, W, D, fail
 
 start() { # start the server on the data dir; sets PID, PORT, BASE
   SERVER_LOG=$W/server$RUN.log start_server "$W" "$D" --max-concurrent 1 "$@"
@@ -63,11 +52,7 @@ first_chunk=$(grep -m1 '"event":"chunk"' "$W/second.jsonl" | sed 's/.*"offset":\
   fail "resume did not start at $acked (first chunk ended at $first_chunk)"
 
 # 4. the job: succeeded, the same id; output probed by ffprobe
-for _ in $(seq 300); do
-  curl -s "$BASE/status/$ID" >"$W/job.json"
-  grep -q '"status":"\(succeeded\|failed\|canceled\)"' "$W/job.json" && break
-  sleep 0.1
-done
+tus_wait_job "$ID" "$W/job.json"
 grep -q '"status":"succeeded"' "$W/job.json" || fail "job: $(cat "$W/job.json")"
 grep -q '"filename":"clip.mp4"' "$W/job.json" || fail "filename lost: $(cat "$W/job.json")"
 grep -q '"user":"u1"' "$W/job.json" || fail "metadata lost: $(cat "$W/job.json")"
@@ -129,7 +114,7 @@ grep -q '"status":"failed"' "$W/noise.json" && grep -q '"code":"unsupported_medi
 
 # 7. a crash after the last byte was stored but before the job was made: the
 # next start makes the job (state written by hand as the server would leave it)
-kill -TERM "$PID"; wait "$PID" || fail "server exit status $?"; PID=
+tus_stop_clean
 RID=recoverAAAAAAAAAAAAAAA
 cp "$SRC" "$D/uploads/$RID.bin"
 now=$(date +%s)
@@ -137,14 +122,10 @@ meta="filename $(printf r.mp4 | base64),preset $(printf mp4-480p | base64)"
 printf '{"id":"%s","offset":%s,"length":%s,"created_at":%s,"expires_at":%s,"finished_at":0,"phase":"complete","metadata":"%s","error_code":"","error_message":""}' \
   "$RID" "$size" "$size" "$now" $((now + 3600)) "$meta" >"$D/uploads/$RID.json"
 RUN=3; start
-for _ in $(seq 300); do
-  curl -s "$BASE/status/$RID" >"$W/rjob.json"
-  grep -q '"status":"\(succeeded\|failed\|canceled\)"' "$W/rjob.json" && break
-  sleep 0.1
-done
+tus_wait_job "$RID" "$W/rjob.json"
 grep -q '"status":"succeeded"' "$W/rjob.json" || fail "recovered upload: $(cat "$W/rjob.json")"
 grep -q '"filename":"r.mp4"' "$W/rjob.json" || fail "recovered metadata: $(cat "$W/rjob.json")"
 [ ! -e "$D/uploads/$RID.bin" ] || fail "recovered upload's bytes left in uploads/"
 
-kill -TERM "$PID"; wait "$PID" || fail "server exit status $?"; PID=
+tus_stop_clean
 echo "ok: tus resume across kill -9 ($acked of $size bytes acknowledged before the crash)"
