@@ -24,7 +24,8 @@
 
 /* The outputs most job tests use, as JSON text for ?outputs=. MEDIUM: a few
  * seconds on the 10 s clip (x264 medium, "med"); SLOW: x264 veryslow
- * ("slow"), long enough to hold a slot until canceled. */
+ * ("slow"), about 9 s on the 10 s clip on 2 cores: a test that must hold a
+ * slot for longer needs a slower job (test_pg_status_cache: x265). */
 #define TS_OUTPUTS_MEDIUM                                                                 \
     "[{\"name\":\"med\",\"container\":\"mp4\",\"video\":{\"codec\":\"h264\",\"speed\":"    \
     "\"medium\"},\"audio\":{\"codec\":\"aac\"}}]"
