@@ -97,14 +97,7 @@ static void segv_and_timeout(const char *isolation)
     free(t);
     /* And the server still serves and runs jobs (a poster: quick even on a
      * loaded machine, well inside the 8 s limit). */
-    struct ts_http r;
-    ts_http_upload_raw(&s, &r, "/upload?preset=thumbnail", ts_media("h264_aac_640x360.mp4"),
-                       "video/mp4", NULL);
-    TS_CHECK(r.status == 202, "upload after the crash: %ld", r.status);
-    json_t *acc = ts_http_json(&r);
-    char *ok = strdup(json_string_value(json_object_get(acc, "id")));
-    json_decref(acc);
-    ts_http_free(&r);
+    char *ok = ts_submit(&s, "h264_aac_640x360.mp4", "/upload?preset=thumbnail", 202, NULL);
     j = ts_wait_job(&s, ok, 30);
     TS_CHECK(j && strcmp(ts_job_status(j), "succeeded") == 0, "a job after the crash: %s",
              j ? json_dumps(j, 0) : "none");

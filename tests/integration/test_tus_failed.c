@@ -203,23 +203,13 @@ static void accepted_despite_full_queue(const char *dir)
     /* Fill the queue: one job runs (a slow one: x265 veryslow, so that it
      * still runs at the last PATCH), one waits; a third is 429. */
     struct ts_http r;
-    char *slow = curl_easy_escape(NULL,
-                                  "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":"
-                                  "{\"codec\":\"hevc\",\"speed\":\"veryslow\"},\"audio\":null}]",
-                                  0);
-    char slow_path[512];
-    snprintf(slow_path, sizeof(slow_path), "/upload?outputs=%s", slow);
-    curl_free(slow);
-    ts_http_upload_raw(&s, &r, slow_path, ts_media("h264_aac_640x360_10s.mp4"), "video/mp4", NULL);
-    TS_CHECK(r.status == 202, "running job: %ld %s", r.status, r.body);
-    json_t *first = ts_http_json(&r);
-    ts_http_free(&r);
-    json_decref(ts_wait_status(&s, jstr(first, "id", NULL), "running", 30));
-    json_decref(first);
-    ts_http_upload_raw(&s, &r, "/upload?preset=hevc-1080p", ts_media("h264_aac_640x360_10s.mp4"),
-                       "video/mp4", NULL);
-    TS_CHECK(r.status == 202, "queued job: %ld %s", r.status, r.body);
-    ts_http_free(&r);
+    char *running = ts_submit_outputs(&s, "h264_aac_640x360_10s.mp4",
+                                      "[{\"name\":\"slow\",\"container\":\"mp4\",\"video\":"
+                                      "{\"codec\":\"hevc\",\"speed\":\"veryslow\"},\"audio\":null}]",
+                                      NULL, 202, NULL);
+    json_decref(ts_wait_status(&s, running, "running", 30));
+    free(running);
+    free(ts_submit(&s, "h264_aac_640x360_10s.mp4", "/upload?preset=hevc-1080p", 202, NULL));
     ts_http_upload_raw(&s, &r, "/upload?preset=audio-m4a", file, "video/mp4", NULL);
     TS_CHECK(r.status == 429, "the queue is not full: %ld %s", r.status, r.body);
     ts_http_free(&r);
