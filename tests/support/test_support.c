@@ -153,6 +153,46 @@ const char *ts_store_url(const char *data_dir)
     return url;
 }
 
+/* The servers and helpers a test started and has not stopped yet: a failed
+ * TS_CHECK exits, and they must not outlive the test (a node of a
+ * PostgreSQL test would go on running against a removed cluster). */
+enum { TS_MAX_CHILDREN = 64 };
+static pid_t ts_children[TS_MAX_CHILDREN];
+
+static void kill_children(void)
+{
+    for (int i = 0; i < TS_MAX_CHILDREN; i++) {
+        pid_t pid = ts_children[i];
+        ts_children[i] = 0;
+        /* Only a child of ours not reaped yet (its pid cannot have been
+         * reused); in a forked copy of the test these are not its
+         * children and waitpid says so. */
+        if (pid > 0 && waitpid(pid, NULL, WNOHANG) == 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+        }
+    }
+}
+
+static void track_child(pid_t pid)
+{
+    static int registered;
+    if (!registered && atexit(kill_children) == 0)
+        registered = 1;
+    for (int i = 0; i < TS_MAX_CHILDREN; i++)
+        if (ts_children[i] <= 0) {
+            ts_children[i] = pid;
+            return;
+        }
+}
+
+static void untrack_child(pid_t pid)
+{
+    for (int i = 0; i < TS_MAX_CHILDREN; i++)
+        if (ts_children[i] == pid)
+            ts_children[i] = 0;
+}
+
 void ts_server_start(struct ts_server *s, const char *data_dir, const char *flags)
 {
     static int counter;
@@ -207,6 +247,7 @@ void ts_server_start(struct ts_server *s, const char *data_dir, const char *flag
     free(bin);
     free(db);
     s->pid = pid;
+    track_child(pid);
     double deadline = ts_now() + 20;
     while (ts_now() < deadline) {
         char *out = read_file(s->out_path);
@@ -236,6 +277,7 @@ int ts_server_stop(struct ts_server *s, int sig, double timeout_s)
 {
     if (s->pid <= 0)
         return -1;
+    untrack_child(s->pid);
     kill(s->pid, sig);
     double deadline = ts_now() + timeout_s;
     int st = 0;
@@ -569,6 +611,7 @@ int ts_spawn_line(char *const argv[], char *line, size_t cap, int timeout_s)
         _exit(127);
     }
     close(fds[1]);
+    track_child(pid);
     size_t n = 0;
     int got_line = 0;
     time_t end = time(NULL) + timeout_s;
@@ -599,6 +642,7 @@ void ts_stop(int pid)
 {
     if (pid <= 0)
         return;
+    untrack_child(pid);
     kill(pid, SIGTERM);
     for (int i = 0; i < 40; i++) {
         if (waitpid(pid, NULL, WNOHANG) == pid)

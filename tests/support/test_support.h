@@ -26,7 +26,8 @@ int ts_run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(pr
 /* Start argv[0] (searched in PATH) with argv, stdin from /dev/null, stderr
  * inherited; read the first line it prints on stdout into line (newline
  * removed), waiting at most timeout_s. Its later stdout is dropped. Returns
- * the child's pid, or -1 (the child is killed) if no line came. */
+ * the child's pid, or -1 (the child is killed) if no line came. A child
+ * still running when the test exits (a failed TS_CHECK) is killed then. */
 int ts_spawn_line(char *const argv[], char *line, size_t cap, int timeout_s);
 
 /* SIGTERM then, after up to 2 s, SIGKILL a child from ts_spawn_line, and
@@ -77,7 +78,8 @@ const char *ts_store_url(const char *data_dir);
  * space-separated string, may be NULL); under with_pg.sh and without --db
  * in flags it gets --db ts_store_url(data_dir) --node-lease 3. Environment
  * from the caller.
- * Aborts the test if it does not listen within 20 s. */
+ * Aborts the test if it does not listen within 20 s. A server not stopped
+ * when the test exits (a failed TS_CHECK) is killed (SIGKILL) then. */
 void ts_server_start(struct ts_server *s, const char *data_dir, const char *flags);
 
 /* Send sig and wait (up to timeout_s, then SIGKILL); returns the exit
