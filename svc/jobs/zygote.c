@@ -8,7 +8,8 @@
  *   zygote sent READY, and waits for the zygote to die; then
  *   it starts another (after 100 ms), until zygote_stop. zygote_spawn sends one request under a mutex:
  *     struct request {argc, nfds, args "a\0b\0..."} + SCM_RIGHTS(nfds fds)
- *   and reads one int32 reply: the child's pid, or -errno. No reply
+ *   and reads one REPLY (struct zmsg below): the child's pid, or -errno,
+ *   noting any SPARE message that comes before it. No reply
  *   within 2 s, or a dead socket, and the request falls back to
  *   posix_spawn (the same argv, fds placed by file actions).
  *   Zygote side: one thread, one loop: receive a request, clone with
