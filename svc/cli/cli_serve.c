@@ -97,14 +97,14 @@ struct requeue_ctx {
 
 static void on_requeued(void *opaque, const char *id)
 {
-    const struct requeue_ctx *rc = opaque;
+    const struct requeue_ctx *ctx = opaque;
     log_info("job requeued after restart id=%s", id);
     /* On a shared store another node may claim the job again at once, so
      * its files stay: the next attempt writes a folder of its own and
      * removes the older ones (job.h), as sched_nodes.c does for jobs of
      * dead nodes. Alone on SQLite nothing can claim it yet. */
-    if (!rc->shared)
-        job_remove_outputs(rc->data_dir, id);
+    if (!ctx->shared)
+        job_remove_outputs(ctx->data_dir, id);
 }
 
 /* Uploads renamed into inputs/ whose job was never committed (a crash

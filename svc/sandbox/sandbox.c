@@ -388,10 +388,12 @@ static int enter(const struct sandbox_policy *p, int best_effort, unsigned *appl
     /* Only ever lower the priority (a server started under `nice` keeps
      * its children at least as nice); the filter below refuses
      * setpriority from here on. */
-    errno = 0;
-    int now = getpriority(PRIO_PROCESS, 0);
-    if (p->nice > 0 && errno == 0 && now < p->nice && setpriority(PRIO_PROCESS, 0, p->nice) < 0)
-        return failf(err, cap, -errno, "sandbox: niceness");
+    if (p->nice > 0) {
+        errno = 0;
+        int now = getpriority(PRIO_PROCESS, 0);
+        if (errno == 0 && now < p->nice && setpriority(PRIO_PROCESS, 0, p->nice) < 0)
+            return failf(err, cap, -errno, "sandbox: niceness");
+    }
     LAYER(SANDBOX_SECCOMP, sandbox_seccomp_load(p->kind), "seccomp")
 #undef LAYER
     return 0;

@@ -60,8 +60,9 @@ struct sandbox_policy {
                             * mount namespace (its folder at /out); -1: none */
     int nice;              /* > 0: the niceness taken last, just before the
                             * seccomp filter, so the set-up before it (on a
-                            * claim's or an upload's critical path) is not
-                            * starved by busy cores; the media work is */
+                            * claim's or an upload's critical path) runs at
+                            * the caller's priority and only the media work
+                            * after it is niced */
 };
 
 /* A probe's namespaces, made once: user, net, IPC and a mount namespace
