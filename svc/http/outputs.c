@@ -88,6 +88,18 @@ int http_range_parse(const char *h, int64_t size, int64_t *from, int64_t *to)
     return 1;
 }
 
+/* 410 expired, saying when. */
+static enum MHD_Result fail_expired(struct MHD_Connection *conn, const struct job *job)
+{
+    char when[40] = "";
+    time_t t = (time_t)job_expires_at(job);
+    struct tm tm;
+    if (t > 0 && gmtime_r(&t, &tm))
+        strftime(when, sizeof(when), " at %Y-%m-%dT%H:%M:%SZ", &tm);
+    return http_fail(conn, "expired", "the outputs of job %s expired%s and were deleted",
+                     job->id, when);
+}
+
 enum MHD_Result outputs_handle(struct http_server *h, struct MHD_Connection *conn,
                                struct request *rq, const char *d, size_t *ds)
 {
@@ -123,13 +135,7 @@ enum MHD_Result outputs_handle(struct http_server *h, struct MHD_Connection *con
         goto out;
     }
     if (job_is_expired(job, job_now())) {
-        char when[40] = "";
-        time_t t = (time_t)job_expires_at(job);
-        struct tm tm;
-        if (t > 0 && gmtime_r(&t, &tm))
-            strftime(when, sizeof(when), " at %Y-%m-%dT%H:%M:%SZ", &tm);
-        ret = http_fail(conn, "expired", "the outputs of job %s expired%s and were deleted", id,
-                        when);
+        ret = fail_expired(conn, job);
         goto out;
     }
     int is_folder = tc_container_is_folder(container);
@@ -161,6 +167,19 @@ enum MHD_Result outputs_handle(struct http_server *h, struct MHD_Connection *con
     }
     struct stat st;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT) {
+        /* Gone since the job was read: deleted (DELETE .../files, the
+         * sweeper) on another node, which this node's copy of the job
+         * hears of only within a second. The store says whether. */
+        struct job *stored = NULL;
+        if (sched_job_get_stored(h->sched, id, &stored) == SCHED_OK &&
+            job_is_expired(stored, job_now())) {
+            ret = fail_expired(conn, stored);
+            job_free(&stored);
+            goto out;
+        }
+        job_free(&stored);
+    }
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         ret = http_fail(conn, "not_found", "no such file in output '%s'", name);
         goto out;

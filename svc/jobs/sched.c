@@ -1380,6 +1380,13 @@ int sched_job_get(struct sched *s, const char *id, struct job **out)
 {
     pthread_mutex_lock(&s->lock);
     struct sjob *j = find_unexpired(s, id);
+    /* A cached copy of a job another node runs may be up to a second
+     * behind the store: right for a status read, wrong for a caller that
+     * acts on the state (a download right after the job succeeded there
+     * would get "not ready"; a DELETE of its files a 409). Those read the
+     * store; a final state never changes, so a final copy is kept. */
+    if (j && j->cached && !job_status_is_final(j->job.status))
+        j = NULL;
     if (j) {
         struct job *copy = calloc(1, sizeof(*copy));
         int ok = copy && job_copy(copy, &j->job) == 0;
@@ -1392,6 +1399,11 @@ int sched_job_get(struct sched *s, const char *id, struct job **out)
         return SCHED_OK;
     }
     pthread_mutex_unlock(&s->lock);
+    return sched_from_store(store_job_get(s->st, id, out));
+}
+
+int sched_job_get_stored(struct sched *s, const char *id, struct job **out)
+{
     return sched_from_store(store_job_get(s->st, id, out));
 }
 

@@ -99,8 +99,15 @@ int sched_job_json(struct sched *s, const char *id, char **json, size_t *json_le
 int sched_job_json_status(struct sched *s, const char *id, char **json, size_t *json_len,
                           enum job_status *status);
 
-/* A copy of a job's record (job_free), from memory or the store. */
+/* A copy of a job's record (job_free), from memory or the store: current,
+ * unlike a status read, which may serve the status cache's copy of
+ * another node's job (up to a second old). */
 int sched_job_get(struct sched *s, const char *id, struct job **out);
+
+/* The store's record of id, never memory's: for a caller that found the
+ * job's files gone and must know whether another node expired them (this
+ * node's copy of a finished job hears of that within a second). */
+int sched_job_get_stored(struct sched *s, const char *id, struct job **out);
 
 /* Cancel: a queued job never starts, a running one is stopped (within a
  * second) and its partial outputs removed. SCHED_ECONFLICT if it already
