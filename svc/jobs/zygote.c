@@ -43,8 +43,18 @@
  *   reach another. It is the server's child (CLONE_PARENT) like the rest,
  *   so the zygote tells the server each spare's pid (a SPARE message),
  *   and the server reaps a spare that the zygote's death left unused.
+ *   The job spare: a job's child is on its claim's path, so the zygote
+ *   also keeps one bare child forked ahead for the next job
+ *   ("vidq-job-spare"): no warm-up (a job's work is its own; private
+ *   memory ~20 KB while it waits), the same hand-over of the request,
+ *   whole, and one job only. The fork that replaces it waits until the
+ *   zygote has had no request for JOB_SPARE_IDLE_MS, so it never
+ *   competes with the set-up of the job that just took the last one, nor
+ *   delays an upload's probe; a job that finds no spare is forked on
+ *   request as before. The server hears of it by a JOB_SPARE message.
  *   Messages zygote -> server: struct zmsg {kind, pid}: READY once, then
- *   one REPLY per request, and a SPARE whenever a new spare exists.
+ *   one REPLY per request, and a SPARE or JOB_SPARE whenever a new spare
+ *   of that kind exists.
  */
 #define _GNU_SOURCE
 #include "jobs/zygote.h"
@@ -84,12 +94,18 @@ struct request {
     char args[ARGS_MAX]; /* argc NUL-terminated strings */
 };
 
-enum { ZMSG_READY = 1, ZMSG_REPLY = 2, ZMSG_SPARE = 3 };
+enum { ZMSG_READY = 1, ZMSG_REPLY = 2, ZMSG_SPARE = 3, ZMSG_JOB_SPARE = 4 };
+
+/* How long the zygote must have had no request before it forks a job
+ * spare (see DESIGN, The job spare): long enough that the fork does not
+ * compete with the set-up of the job child that took the last one, or
+ * with an upload's probe. */
+enum { JOB_SPARE_IDLE_MS = 20 };
 
 /* One message from the zygote to the server (see DESIGN). */
 struct zmsg {
     int32_t kind;
-    int32_t pid; /* REPLY: the child's pid, or -errno; SPARE: the spare's pid */
+    int32_t pid; /* REPLY: the child's pid, or -errno; SPARE, JOB_SPARE: the spare's */
 };
 
 /* The built-in warm-up clip (svc/CMakeLists.txt embeds it). */
@@ -101,6 +117,7 @@ static struct {
     int sock;             /* the server's end; -1 while no zygote runs */
     pid_t pid;            /* the zygote */
     pid_t spare;          /* the zygote's spare probe child, -1 if none known */
+    pid_t job_spare;      /* its spare job child, -1 if none known */
     pthread_t keeper;
     int started;
     atomic_int stopping;
@@ -108,7 +125,7 @@ static struct {
     const char *exe;
     char *const *envp;
     unsigned layers;
-} z = {.lock = PTHREAD_MUTEX_INITIALIZER, .sock = -1, .pid = -1, .spare = -1};
+} z = {.lock = PTHREAD_MUTEX_INITIALIZER, .sock = -1, .pid = -1, .spare = -1, .job_spare = -1};
 
 /* The zygote's own: the template namespaces its children join
  * (sandbox_template_create; all four for probes, all but the mount
@@ -183,29 +200,43 @@ static int send_request(int sock, struct request *rq, size_t args_len, const int
     return w < 0 ? -1 : 0;
 }
 
-/* A SPARE message: pid is the zygote's spare now. A previous spare that
- * no REPLY named was never used and is gone (the zygote makes a new one
- * only after the last was used or died): reap it. Caller holds z.lock. */
-static void note_spare(pid_t pid)
+/* A SPARE (or JOB_SPARE) message: pid is the zygote's spare of that kind
+ * now (*slot is z.spare or z.job_spare). A previous spare of the kind
+ * that no REPLY named was never used and is gone (the zygote makes a new
+ * one only after the last was used or died): reap it. Caller holds
+ * z.lock. */
+static void note_spare(pid_t *slot, pid_t pid)
 {
-    if (z.spare > 0 && z.spare != pid) {
-        kill(z.spare, SIGKILL);
-        while (waitpid(z.spare, NULL, 0) < 0 && errno == EINTR)
+    if (*slot > 0 && *slot != pid) {
+        kill(*slot, SIGKILL);
+        while (waitpid(*slot, NULL, 0) < 0 && errno == EINTR)
             ;
     }
-    z.spare = pid;
+    *slot = pid;
+}
+
+/* Note a SPARE or JOB_SPARE message; 0, or -1 if m is neither. */
+static int note_spare_msg(const struct zmsg *m)
+{
+    if (m->kind == ZMSG_SPARE)
+        note_spare(&z.spare, m->pid);
+    else if (m->kind == ZMSG_JOB_SPARE)
+        note_spare(&z.job_spare, m->pid);
+    else
+        return -1;
+    return 0;
 }
 
 /* The zygote is gone: read what it sent last (a SPARE may be among it),
- * then end and reap its unused spare, which is our child. Caller holds
- * z.lock. */
-static void drop_spare(int sock)
+ * then end and reap its unused spares, which are our children. Caller
+ * holds z.lock. */
+static void drop_spares(int sock)
 {
     struct zmsg m;
     while (sock >= 0 && recv(sock, &m, sizeof(m), MSG_DONTWAIT) == (ssize_t)sizeof(m))
-        if (m.kind == ZMSG_SPARE)
-            note_spare(m.pid);
-    note_spare(-1);
+        note_spare_msg(&m);
+    note_spare(&z.spare, -1);
+    note_spare(&z.job_spare, -1);
 }
 
 /* Send one request; the caller holds z.lock and z.sock >= 0. */
@@ -238,14 +269,15 @@ static pid_t ask_zygote(char *const argv[], const int *fds, int nfds)
             ;
         if (k != (ssize_t)sizeof(m))
             return -EPIPE;
-        if (m.kind == ZMSG_SPARE) {
-            note_spare(m.pid);
+        if (note_spare_msg(&m) == 0)
             continue;
-        }
         if (m.kind != ZMSG_REPLY)
             return -EPROTO;
+        /* A spare took this request: the caller reaps it. */
         if (m.pid > 0 && m.pid == z.spare)
-            z.spare = -1; /* the spare took this request: the caller reaps it */
+            z.spare = -1;
+        if (m.pid > 0 && m.pid == z.job_spare)
+            z.job_spare = -1;
         return m.pid;
     }
 }
@@ -332,7 +364,7 @@ static void *keeper_main(void *arg)
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                 ;
             pthread_mutex_lock(&z.lock);
-            drop_spare(z.sock == sock ? sock : -1);
+            drop_spares(z.sock == sock ? sock : -1);
             if (z.sock == sock)
                 close(z.sock);
             z.sock = -1;
@@ -507,29 +539,33 @@ static void warm_up_probe(void)
     close(fd);
 }
 
-/* The spare's life (see DESIGN, The spare): warm up, wait for one
- * request on sock, then be the probe child it asks for. */
-static void spare_main(int sock)
+/* A spare's life (see DESIGN, The spare and The job spare): a probe
+ * spare warms up; then either waits for one request on sock and becomes
+ * the child it asks for. */
+static void spare_main(int sock, int probe)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     close(ZYGOTE_FD);
-    prctl(PR_SET_NAME, "vidq-spare");
-    /* Freed memory stays mapped, so the upload's probe reuses the pages
-     * the warm-up faulted in (a probe's buffers are a few MB). */
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
-    warm_up_probe();
+    prctl(PR_SET_NAME, probe ? "vidq-spare" : "vidq-job-spare");
+    if (probe) {
+        /* Freed memory stays mapped, so the upload's probe reuses the
+         * pages the warm-up faulted in (a probe's buffers are a few MB). */
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 64 << 20);
+        warm_up_probe();
+    }
     struct request rq;
     int fds[ZYGOTE_MAX_FDS], nfds = 0;
     if (recv_request(sock, &rq, fds, &nfds) <= 0)
-        _exit(0); /* the zygote is gone, or sent nonsense: never a probe */
+        _exit(0); /* the zygote is gone, or sent nonsense: never a child */
     close(sock);
     child_run(&rq, fds, nfds);
 }
 
-/* Fork a new spare; 0, or -1 if it could not (probes are then forked on
- * request, as without a spare). */
-static int make_spare(pid_t *pid_out, int *sock_out)
+/* Fork a new spare (a probe one if probe, else a job one); 0, or -1 if it
+ * could not (children of that kind are then forked on request, as without
+ * a spare). */
+static int make_spare(int probe, int other_sock, pid_t *pid_out, int *sock_out)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -537,7 +573,9 @@ static int make_spare(pid_t *pid_out, int *sock_out)
     long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
     if (pid == 0) {
         close(sv[0]);
-        spare_main(sv[1]);
+        if (other_sock >= 0)
+            close(other_sock); /* the other spare's: only the zygote talks to it */
+        spare_main(sv[1], probe);
     }
     close(sv[1]);
     if (pid < 0) {
@@ -587,46 +625,63 @@ int zygote_main(int argc, char **argv)
     tzset();
     if (send_zmsg(ZMSG_READY, 0) < 0)
         return 0;
-    pid_t spare = -1;
-    int spare_sock = -1;
-    int need_spare = 1;
+    /* [0]: the probe spare, [1]: the job spare. */
+    pid_t spare[2] = {-1, -1};
+    int spare_sock[2] = {-1, -1};
+    int need_spare[2] = {1, 1};
     for (;;) {
-        if (need_spare) {
-            need_spare = 0;
-            if (make_spare(&spare, &spare_sock) == 0 && send_zmsg(ZMSG_SPARE, spare) < 0)
+        if (need_spare[0]) {
+            need_spare[0] = 0;
+            if (make_spare(1, spare_sock[1], &spare[0], &spare_sock[0]) == 0 &&
+                send_zmsg(ZMSG_SPARE, spare[0]) < 0)
                 return 0;
+        }
+        if (need_spare[1]) {
+            /* Only after JOB_SPARE_IDLE_MS without a request (DESIGN). */
+            struct pollfd pfd = {.fd = ZYGOTE_FD, .events = POLLIN};
+            int n = poll(&pfd, 1, JOB_SPARE_IDLE_MS);
+            if (n == 0) {
+                need_spare[1] = 0;
+                if (make_spare(0, spare_sock[0], &spare[1], &spare_sock[1]) == 0 &&
+                    send_zmsg(ZMSG_JOB_SPARE, spare[1]) < 0)
+                    return 0;
+            }
         }
         struct request rq;
         int fds[ZYGOTE_MAX_FDS], nfds = 0;
         int got = recv_request(ZYGOTE_FD, &rq, fds, &nfds);
         if (got == 0)
-            return 0; /* the server is gone; the spare sees EOF and ends */
+            return 0; /* the server is gone; the spares see EOF and end */
         int32_t reply = -EINVAL;
         int handed = 0;
-        if (got > 0 && spare_sock >= 0 && rq.argc > 1 &&
-            strcmp(rq.args + strlen(rq.args) + 1, "--probe") == 0) {
-            /* Hand the probe to the spare, whole. If it is gone (it
-             * should not be), fork one as below. */
+        int kind = got > 0 && rq.argc > 1 && strcmp(rq.args + strlen(rq.args) + 1, "--probe") == 0
+                       ? 0
+                       : 1;
+        if (got > 0 && spare_sock[kind] >= 0) {
+            /* Hand the request to the spare of its kind, whole. If it is
+             * gone (it should not be), fork one as below. */
             size_t len = 0;
             for (int i = 0; i < rq.argc; i++)
                 len += strlen(rq.args + len) + 1;
-            if (send_request(spare_sock, &rq, len, fds, nfds) == 0) {
-                reply = spare;
+            if (send_request(spare_sock[kind], &rq, len, fds, nfds) == 0) {
+                reply = spare[kind];
                 handed = 1;
             }
-            close(spare_sock);
-            spare_sock = -1;
-            spare = -1;
-            need_spare = 1;
+            close(spare_sock[kind]);
+            spare_sock[kind] = -1;
+            spare[kind] = -1;
         }
+        if (got > 0)
+            need_spare[kind] = 1;
         if (got > 0 && !handed) {
             /* CLONE_PARENT: the child belongs to the server, which waits
              * for it; the zygote never has a child to reap. */
             long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
             if (pid == 0) {
                 close(ZYGOTE_FD);
-                if (spare_sock >= 0)
-                    close(spare_sock);
+                for (int k = 0; k < 2; k++)
+                    if (spare_sock[k] >= 0)
+                        close(spare_sock[k]);
                 child_run(&rq, fds, nfds);
             }
             reply = pid < 0 ? -errno : (int32_t)pid;

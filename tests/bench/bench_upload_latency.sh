@@ -94,6 +94,7 @@ claim_stats "$work/server.log" "alongside the uploads, --worker-nice 19"
 forks=$(curl -s "http://127.0.0.1:$(cat "$work/port")/metrics" | awk '/^vidq_zygote_forks_total/ { print $2 }')
 zpid=$(ps -o pid= -o comm= --ppid "${pids[0]}" | awk '$2 == "vidq-zygote" { print $1 }')
 spid=$(ps -o pid= -o stat= -o comm= --ppid "${pids[0]}" | awk '$3 == "vidq-spare" && $2 !~ /^Z/ { print $1 }' | head -n 1)
+jpid=$(ps -o pid= -o stat= -o comm= --ppid "${pids[0]}" | awk '$3 == "vidq-job-spare" && $2 !~ /^Z/ { print $1 }' | head -n 1)
 # mem PID: RSS, PSS (shared pages divided among their users) and private
 # (dirty + clean) memory, from smaps_rollup, in MB.
 mem() {
@@ -102,7 +103,7 @@ mem() {
     "/proc/$1/smaps_rollup" 2>/dev/null || echo '?'
 }
 echo "children forked by the zygote: $forks"
-echo "memory: server $(mem "${pids[0]}"); zygote $(mem "$zpid"); spare ${spid:-none} $( [ -n "$spid" ] && mem "$spid")"
+echo "memory: server $(mem "${pids[0]}"); zygote $(mem "$zpid"); spare ${spid:-none} $( [ -n "$spid" ] && mem "$spid"); job spare ${jpid:-none} $( [ -n "$jpid" ] && mem "$jpid")"
 
 # Claim -> running with nothing else going on: a fresh server, one slot,
 # a longer job holding it while 30 short ones queue behind it (so each
@@ -117,5 +118,8 @@ ids=("$(curl -s -X POST -H 'Content-Type: video/mp4' --data-binary "@$work/large
 for _ in $(seq 30); do
   ids+=("$(curl -s -X POST -H 'Content-Type: video/mp4' --data-binary "@$work/small.mp4" "$base2/upload?preset=thumbnail" | jq -r .id)")
 done
-for id in "${ids[@]}"; do curl -sfN "$base2/v1/jobs/$id/events" >/dev/null || true; done
+# One client waits, on the last job (they run in order): a curl started
+# per job would start exactly at each hand-off and take the CPU the next
+# job's child needs (it doubled this figure before 2026-12-03).
+curl -sfN "$base2/v1/jobs/${ids[-1]}/events" >/dev/null || true
 claim_stats "$work/server2.log" "a queue and nothing else"

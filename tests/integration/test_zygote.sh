@@ -7,15 +7,19 @@
 #     direct child of the server; each upload's probe takes the spare and
 #     a new one replaces it (never reused); a spare killed by hand is
 #     replaced and reaped, and the next upload is still answered;
+#   - it keeps one bare job child ahead too, `vidq-job-spare`: the next
+#     job runs in it (its worker_pid is the spare's) and a new one
+#     replaces it; a job spare killed by hand is replaced and reaped, and
+#     the next job, forked on request, still succeeds;
 #   - kill -9 of the zygote: uploads keep getting 202 at once (direct
 #     spawn meanwhile), a new zygote is running within 3 s, and it forks
-#     again; the old zygote's spare is gone, not left a zombie;
+#     again; the old zygote's spares are gone, not left zombies;
 #   - a probe child that crashes (VIDQ_FAULT_PROBE=segv) is a 415 for that
 #     upload alone: the zygote lives on;
 #   - a job's child runs at --worker-nice once it runs (taken at the end
 #     of its set-up);
-#   - kill -9 of the server mid-job: neither the zygote nor the job's child
-#     outlives it;
+#   - kill -9 of the server mid-job: neither the zygote, nor its spares,
+#     nor the job's child outlives it;
 #   - --isolation thread runs no zygote and still serves.
 # ctest-labels: sandbox
 # ctest-timeout: 240
@@ -39,15 +43,18 @@ zygote_pid() { # the server's vidq-zygote child, waiting up to 3 s for it to hav
   done
   echo "$z"
 }
-spare_pid() { # the server's vidq-spare child (not a zombie), waiting up to 3 s for one other than $1
+child_named() { # NAME [NOT]: the server's child called NAME (not a zombie), waiting up to 3 s for one other than NOT
   local p=
   for _ in $(seq 30); do
-    p=$(ps -o pid= -o stat= -o comm= --ppid "$PID" | awk -v not="${1:-}" '$3 == "vidq-spare" && $2 !~ /^Z/ && $1 != not { print $1 }')
+    p=$(ps -o pid= -o stat= -o comm= --ppid "$PID" | awk -v n="$1" -v not="${2:-}" '$3 == n && $2 !~ /^Z/ && $1 != not { print $1 }')
     [ -n "$p" ] && break
     sleep 0.1
   done
   echo "$p"
 }
+spare_pid() { child_named vidq-spare "${1:-}"; }
+job_spare_pid() { child_named vidq-job-spare "${1:-}"; }
+worker_pid_of() { grep -o "id=$1 worker_pid=[0-9]*" "$W/server.log" | head -n 1 | cut -d= -f3; }
 zombies() { ps -o pid= -o stat= --ppid "$PID" | awk '$2 ~ /^Z/ { print $1 }' | tr '\n' ' '; }
 alive() { # PID: running (not a zombie, not gone)
   local st
@@ -95,8 +102,32 @@ for p in $z; do [ "$p" = "$s2" ] && fail "the killed spare $s2 was never reaped"
 id=$(jq -r .id "$W/up.json")
 [ "$(wait_job "$BASE" "$id" "$W/job.json" 60)" = succeeded ] || fail "job after the spare churn: $(jq -c .error "$W/job.json")"
 
+note "the job spare: one bare job child ahead, taken by the next job, replaced"
+j1=$(job_spare_pid)
+[ -n "$j1" ] || fail "no vidq-job-spare child of the server: $(ps -o pid,stat,comm --ppid "$PID" | tr '\n' ' ')"
+[ "$(job_spare_pid | wc -w)" -le 1 ] || fail "more than one job spare"
+upload "$in" thumbnail
+id=$(jq -r .id "$W/up.json")
+[ "$(wait_job "$BASE" "$id" "$W/job.json" 60)" = succeeded ] || fail "job in the job spare: $(jq -c .error "$W/job.json")"
+[ "$(worker_pid_of "$id")" = "$j1" ] || fail "the job ran in $(worker_pid_of "$id"), not in the job spare $j1"
+j2=$(job_spare_pid "$j1")
+[ -n "$j2" ] && [ "$j2" != "$j1" ] || fail "no new job spare after a job (was $j1, now '$j2')"
+alive "$j1" && fail "the job spare $j1 still runs after its job: it must serve one job only"
+kill -9 "$j2"
+upload "$in" thumbnail
+id=$(jq -r .id "$W/up.json")
+[ "$(wait_job "$BASE" "$id" "$W/job.json" 60)" = succeeded ] || fail "job after the job spare was killed: $(jq -c .error "$W/job.json")"
+w=$(worker_pid_of "$id")
+[ -n "$w" ] && [ "$w" != "$j2" ] || fail "the job after the kill names the dead spare ($w)"
+j3=$(job_spare_pid "$j2")
+[ -n "$j3" ] || fail "no job spare after the last one was killed"
+upload "$in" thumbnail # the server hears of the new spare, and reaps the killed one
+[ "$CODE" = 202 ] || fail "upload: HTTP $CODE"
+for p in $(zombies); do [ "$p" = "$j2" ] && fail "the killed job spare $j2 was never reaped"; done
+
 note "kill -9 of the zygote: uploads go on, a new zygote comes"
 sz=$(spare_pid)
+sj=$(job_spare_pid)
 kill -9 "$z1"
 upload "$in" thumbnail
 [ "$CODE" = 202 ] || fail "upload right after the zygote died: HTTP $CODE $(head -c 300 "$W/up.json")"
@@ -107,6 +138,10 @@ grep -q 'the zygote ended' "$W/server.log" || fail "the zygote's death was not l
 if [ -n "$sz" ]; then
   for _ in $(seq 30); do ps -p "$sz" >/dev/null 2>&1 || break; sleep 0.1; done
   ps -p "$sz" >/dev/null 2>&1 && fail "the dead zygote's spare $sz is still there ($(ps -o stat= -p "$sz"))"
+fi
+if [ -n "$sj" ]; then
+  for _ in $(seq 30); do ps -p "$sj" >/dev/null 2>&1 || break; sleep 0.1; done
+  ps -p "$sj" >/dev/null 2>&1 && fail "the dead zygote's job spare $sj is still there ($(ps -o stat= -p "$sj"))"
 fi
 f2=$(forks)
 upload "$in" thumbnail
@@ -127,6 +162,7 @@ note "kill -9 of the server mid-job: no zygote and no child outlive it"
 serve -- --max-concurrent 1 --worker-nice 7 || finish
 z4=$(zygote_pid)
 s4=$(spare_pid)
+j4=$(job_spare_pid)
 upload "$slow_in" av1-720p
 id=$(jq -r .id "$W/up.json")
 wpid=
@@ -151,6 +187,9 @@ done
 [ -n "$wpid" ] && kill -0 "$wpid" 2>/dev/null && fail "the job's child $wpid outlived the server"
 for _ in $(seq 30); do { [ -n "$s4" ] && kill -0 "$s4" 2>/dev/null; } || break; sleep 0.1; done
 [ -n "$s4" ] && kill -0 "$s4" 2>/dev/null && fail "the spare $s4 outlived the server"
+# The job may have taken the job spare j4 (then it is wpid, checked above).
+for _ in $(seq 30); do { [ -n "$j4" ] && kill -0 "$j4" 2>/dev/null; } || break; sleep 0.1; done
+[ -n "$j4" ] && kill -0 "$j4" 2>/dev/null && fail "the job spare $j4 outlived the server"
 
 note "thread isolation: no zygote"
 serve -- --isolation thread || finish
