@@ -30,19 +30,23 @@
  *   set-up (tc_preload) and probes a 5 KB clip compiled into the binary
  *   (svc/jobs/warmup/sample.mp4), so codec tables are built once, in pages
  *   every child shares.
- *   The spare: a probe is on an upload's critical path, so the zygote
- *   keeps one probe child forked ahead ("vidq-spare"). The spare probes
- *   the same built-in clip in its own memory, with malloc told to keep
- *   what it frees, so the page faults and first-touch costs of a probe
- *   are paid before any upload arrives; then it blocks on a socket of its
- *   own. A probe request is forwarded to it whole (arguments and
- *   descriptors) and it carries on exactly as a freshly forked probe
- *   child: same descriptors, same sandbox, one upload, then exit. The
- *   zygote then forks the next spare, after it has answered. The spare
- *   only ever held the built-in clip's data, so nothing of one upload can
- *   reach another. It is the server's child (CLONE_PARENT) like the rest,
- *   so the zygote tells the server each spare's pid (a SPARE message),
- *   and the server reaps a spare that the zygote's death left unused.
+ *   The spares: a probe is on an upload's critical path, so the zygote
+ *   keeps PROBE_SPARES (2) probe children forked ahead ("vidq-spare").
+ *   Each probes the same built-in clip in its own memory, with malloc
+ *   told to keep what it frees, so the page faults and first-touch costs
+ *   of a probe (~730 faults, 10-20 ms of CPU on a VM where a fault is
+ *   slow) are paid before an upload arrives; then it blocks on a socket
+ *   of its own. A probe request is forwarded, whole (arguments and
+ *   descriptors), to the oldest spare, the likeliest to have finished its
+ *   warm-up (if it has not, the request waits for the rest of it: still
+ *   less than a fresh fork's cold probe), and the spare carries on
+ *   exactly as a freshly forked probe child: same descriptors, same
+ *   sandbox, one upload, then exit. The zygote forks a replacement once
+ *   it has answered. Two, not one: uploads back to back come faster than
+ *   one warm-up, and the second spare had the previous upload's time to
+ *   warm (p50 16-19 -> 14-15 ms; README, Upload latency). A spare only
+ *   ever held the built-in clip's data, so nothing of one upload can
+ *   reach another.
  *   The job spare: a job's child is on its claim's path, so the zygote
  *   also keeps one bare child forked ahead for the next job
  *   ("vidq-job-spare"): no warm-up (a job's work is its own; private
@@ -51,10 +55,15 @@
  *   zygote has had no request for JOB_SPARE_IDLE_MS, so it never
  *   competes with the set-up of the job that just took the last one, nor
  *   delays an upload's probe; a job that finds no spare is forked on
- *   request as before. The server hears of it by a JOB_SPARE message.
+ *   request as before.
+ *   Spares are the server's children (CLONE_PARENT) like the rest, so the
+ *   zygote tells the server each one's pid (a SPARE message); a REPLY
+ *   naming it hands it to the caller, a spare the zygote found dead is
+ *   named by a SPARE_GONE (the server reaps it), and those the zygote's
+ *   death left unused are reaped by the keeper.
  *   Messages zygote -> server: struct zmsg {kind, pid}: READY once, then
- *   one REPLY per request, and a SPARE or JOB_SPARE whenever a new spare
- *   of that kind exists.
+ *   one REPLY per request, a SPARE whenever a new spare exists and a
+ *   SPARE_GONE for a dead one.
  */
 #define _GNU_SOURCE
 #include "jobs/zygote.h"
@@ -94,7 +103,11 @@ struct request {
     char args[ARGS_MAX]; /* argc NUL-terminated strings */
 };
 
-enum { ZMSG_READY = 1, ZMSG_REPLY = 2, ZMSG_SPARE = 3, ZMSG_JOB_SPARE = 4 };
+enum { ZMSG_READY = 1, ZMSG_REPLY = 2, ZMSG_SPARE = 3, ZMSG_SPARE_GONE = 4 };
+
+/* Probe spares kept warm (see DESIGN, The spares), and the most spares
+ * the server keeps track of (those, the job spare, and room to spare). */
+enum { PROBE_SPARES = 2, SPARES_MAX = 8 };
 
 /* How long the zygote must have had no request before it forks a job
  * spare (see DESIGN, The job spare): long enough that the fork does not
@@ -105,7 +118,7 @@ enum { JOB_SPARE_IDLE_MS = 20 };
 /* One message from the zygote to the server (see DESIGN). */
 struct zmsg {
     int32_t kind;
-    int32_t pid; /* REPLY: the child's pid, or -errno; SPARE, JOB_SPARE: the spare's */
+    int32_t pid; /* REPLY: the child's pid, or -errno; SPARE, SPARE_GONE: the spare's */
 };
 
 /* The built-in warm-up clip (svc/CMakeLists.txt embeds it). */
@@ -116,8 +129,7 @@ static struct {
     pthread_mutex_t lock; /* sock, and one request at a time */
     int sock;             /* the server's end; -1 while no zygote runs */
     pid_t pid;            /* the zygote */
-    pid_t spare;          /* the zygote's spare probe child, -1 if none known */
-    pid_t job_spare;      /* its spare job child, -1 if none known */
+    pid_t spares[SPARES_MAX]; /* the zygote's spares (our children), unused: 0 */
     pthread_t keeper;
     int started;
     atomic_int stopping;
@@ -125,7 +137,7 @@ static struct {
     const char *exe;
     char *const *envp;
     unsigned layers;
-} z = {.lock = PTHREAD_MUTEX_INITIALIZER, .sock = -1, .pid = -1, .spare = -1, .job_spare = -1};
+} z = {.lock = PTHREAD_MUTEX_INITIALIZER, .sock = -1, .pid = -1};
 
 /* The zygote's own: the template namespaces its children join
  * (sandbox_template_create; all four for probes, all but the mount
@@ -200,31 +212,47 @@ static int send_request(int sock, struct request *rq, size_t args_len, const int
     return w < 0 ? -1 : 0;
 }
 
-/* A SPARE (or JOB_SPARE) message: pid is the zygote's spare of that kind
- * now (*slot is z.spare or z.job_spare). A previous spare of the kind
- * that no REPLY named was never used and is gone (the zygote makes a new
- * one only after the last was used or died): reap it. Caller holds
- * z.lock. */
-static void note_spare(pid_t *slot, pid_t pid)
+/* Forget spare pid (a REPLY named it: the caller reaps it now); 1 if it
+ * was one. Caller holds z.lock. */
+static int spare_forget(pid_t pid)
 {
-    if (*slot > 0 && *slot != pid) {
-        kill(*slot, SIGKILL);
-        while (waitpid(*slot, NULL, 0) < 0 && errno == EINTR)
-            ;
-    }
-    *slot = pid;
+    for (int i = 0; i < SPARES_MAX; i++)
+        if (pid > 0 && z.spares[i] == pid) {
+            z.spares[i] = 0;
+            return 1;
+        }
+    return 0;
 }
 
-/* Note a SPARE or JOB_SPARE message; 0, or -1 if m is neither. */
+/* End and reap spare pid, our child that no request will use. */
+static void spare_reap(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* Note a SPARE (a new spare: ours to reap if it is never used) or a
+ * SPARE_GONE (the zygote found it dead and let it go: reap it) message;
+ * 0, or -1 if m is neither. Caller holds z.lock. */
 static int note_spare_msg(const struct zmsg *m)
 {
-    if (m->kind == ZMSG_SPARE)
-        note_spare(&z.spare, m->pid);
-    else if (m->kind == ZMSG_JOB_SPARE)
-        note_spare(&z.job_spare, m->pid);
-    else
-        return -1;
-    return 0;
+    if (m->kind == ZMSG_SPARE) {
+        for (int i = 0; i < SPARES_MAX; i++)
+            if (z.spares[i] == 0) {
+                z.spares[i] = m->pid;
+                return 0;
+            }
+        log_warn("the zygote has more than %d spares; pid %d is not reaped unless a request "
+                 "takes it", SPARES_MAX, (int)m->pid);
+        return 0;
+    }
+    if (m->kind == ZMSG_SPARE_GONE) {
+        if (spare_forget(m->pid))
+            spare_reap(m->pid);
+        return 0;
+    }
+    return -1;
 }
 
 /* The zygote is gone: read what it sent last (a SPARE may be among it),
@@ -235,8 +263,11 @@ static void drop_spares(int sock)
     struct zmsg m;
     while (sock >= 0 && recv(sock, &m, sizeof(m), MSG_DONTWAIT) == (ssize_t)sizeof(m))
         note_spare_msg(&m);
-    note_spare(&z.spare, -1);
-    note_spare(&z.job_spare, -1);
+    for (int i = 0; i < SPARES_MAX; i++)
+        if (z.spares[i] > 0) {
+            spare_reap(z.spares[i]);
+            z.spares[i] = 0;
+        }
 }
 
 /* Send one request; the caller holds z.lock and z.sock >= 0. */
@@ -273,11 +304,7 @@ static pid_t ask_zygote(char *const argv[], const int *fds, int nfds)
             continue;
         if (m.kind != ZMSG_REPLY)
             return -EPROTO;
-        /* A spare took this request: the caller reaps it. */
-        if (m.pid > 0 && m.pid == z.spare)
-            z.spare = -1;
-        if (m.pid > 0 && m.pid == z.job_spare)
-            z.job_spare = -1;
+        spare_forget(m.pid); /* a spare took this request: the caller reaps it */
         return m.pid;
     }
 }
@@ -539,9 +566,29 @@ static void warm_up_probe(void)
     close(fd);
 }
 
+/* The zygote's spares (zygote side): the probe spares in the order they
+ * were forked (the oldest, the warmest, is used first) and the job spare;
+ * sock -1: none. */
+struct spare {
+    pid_t pid;
+    int sock;
+};
+static struct spare probe_spares[PROBE_SPARES];
+static int n_probe_spares;
+static struct spare job_spare = {-1, -1};
+
+/* In a child of the zygote: only the zygote talks to its spares. */
+static void close_spare_socks(void)
+{
+    for (int i = 0; i < n_probe_spares; i++)
+        close(probe_spares[i].sock);
+    if (job_spare.sock >= 0)
+        close(job_spare.sock);
+}
+
 /* A spare's life (see DESIGN, The spare and The job spare): a probe
- * spare warms up; then either waits for one request on sock and becomes
- * the child it asks for. */
+ * spare warms up; then it waits for one request on sock and becomes the
+ * child it asks for. */
 static void spare_main(int sock, int probe)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -565,7 +612,7 @@ static void spare_main(int sock, int probe)
 /* Fork a new spare (a probe one if probe, else a job one); 0, or -1 if it
  * could not (children of that kind are then forked on request, as without
  * a spare). */
-static int make_spare(int probe, int other_sock, pid_t *pid_out, int *sock_out)
+static int make_spare(int probe, struct spare *out)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -573,8 +620,7 @@ static int make_spare(int probe, int other_sock, pid_t *pid_out, int *sock_out)
     long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
     if (pid == 0) {
         close(sv[0]);
-        if (other_sock >= 0)
-            close(other_sock); /* the other spare's: only the zygote talks to it */
+        close_spare_socks();
         spare_main(sv[1], probe);
     }
     close(sv[1]);
@@ -582,8 +628,8 @@ static int make_spare(int probe, int other_sock, pid_t *pid_out, int *sock_out)
         close(sv[0]);
         return -1;
     }
-    *pid_out = (pid_t)pid;
-    *sock_out = sv[0];
+    out->pid = (pid_t)pid;
+    out->sock = sv[0];
     return 0;
 }
 
@@ -625,25 +671,22 @@ int zygote_main(int argc, char **argv)
     tzset();
     if (send_zmsg(ZMSG_READY, 0) < 0)
         return 0;
-    /* [0]: the probe spare, [1]: the job spare. */
-    pid_t spare[2] = {-1, -1};
-    int spare_sock[2] = {-1, -1};
-    int need_spare[2] = {1, 1};
+    int need_job_spare = 1;
     for (;;) {
-        if (need_spare[0]) {
-            need_spare[0] = 0;
-            if (make_spare(1, spare_sock[1], &spare[0], &spare_sock[0]) == 0 &&
-                send_zmsg(ZMSG_SPARE, spare[0]) < 0)
+        while (n_probe_spares < PROBE_SPARES) {
+            struct spare sp;
+            if (make_spare(1, &sp) < 0)
+                break; /* probes are forked on request meanwhile */
+            probe_spares[n_probe_spares++] = sp;
+            if (send_zmsg(ZMSG_SPARE, sp.pid) < 0)
                 return 0;
         }
-        if (need_spare[1]) {
+        if (need_job_spare) {
             /* Only after JOB_SPARE_IDLE_MS without a request (DESIGN). */
             struct pollfd pfd = {.fd = ZYGOTE_FD, .events = POLLIN};
-            int n = poll(&pfd, 1, JOB_SPARE_IDLE_MS);
-            if (n == 0) {
-                need_spare[1] = 0;
-                if (make_spare(0, spare_sock[0], &spare[1], &spare_sock[1]) == 0 &&
-                    send_zmsg(ZMSG_JOB_SPARE, spare[1]) < 0)
+            if (poll(&pfd, 1, JOB_SPARE_IDLE_MS) == 0) {
+                need_job_spare = 0;
+                if (make_spare(0, &job_spare) == 0 && send_zmsg(ZMSG_SPARE, job_spare.pid) < 0)
                     return 0;
             }
         }
@@ -654,34 +697,39 @@ int zygote_main(int argc, char **argv)
             return 0; /* the server is gone; the spares see EOF and end */
         int32_t reply = -EINVAL;
         int handed = 0;
-        int kind = got > 0 && rq.argc > 1 && strcmp(rq.args + strlen(rq.args) + 1, "--probe") == 0
-                       ? 0
-                       : 1;
-        if (got > 0 && spare_sock[kind] >= 0) {
-            /* Hand the request to the spare of its kind, whole. If it is
-             * gone (it should not be), fork one as below. */
-            size_t len = 0;
-            for (int i = 0; i < rq.argc; i++)
-                len += strlen(rq.args + len) + 1;
-            if (send_request(spare_sock[kind], &rq, len, fds, nfds) == 0) {
-                reply = spare[kind];
-                handed = 1;
+        int probe = got > 0 && rq.argc > 1 && strcmp(rq.args + strlen(rq.args) + 1, "--probe") == 0;
+        size_t len = 0;
+        for (int i = 0; got > 0 && i < rq.argc; i++)
+            len += strlen(rq.args + len) + 1;
+        /* Hand the request, whole, to a spare of its kind (the oldest
+         * probe spare: the likeliest to have finished its warm-up). One
+         * found dead (it should not be) is let go: the server reaps it. */
+        while (got > 0 && !handed && (probe ? n_probe_spares > 0 : job_spare.sock >= 0)) {
+            struct spare sp = probe ? probe_spares[0] : job_spare;
+            if (probe) {
+                memmove(&probe_spares[0], &probe_spares[1],
+                        sizeof(probe_spares[0]) * (size_t)--n_probe_spares);
+            } else {
+                job_spare.pid = job_spare.sock = -1;
+                need_job_spare = 1;
             }
-            close(spare_sock[kind]);
-            spare_sock[kind] = -1;
-            spare[kind] = -1;
+            if (send_request(sp.sock, &rq, len, fds, nfds) == 0) {
+                reply = sp.pid;
+                handed = 1;
+            } else if (send_zmsg(ZMSG_SPARE_GONE, sp.pid) < 0) {
+                return 0;
+            }
+            close(sp.sock);
         }
-        if (got > 0)
-            need_spare[kind] = 1;
+        if (got > 0 && !probe && job_spare.sock < 0)
+            need_job_spare = 1;
         if (got > 0 && !handed) {
             /* CLONE_PARENT: the child belongs to the server, which waits
              * for it; the zygote never has a child to reap. */
             long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
             if (pid == 0) {
                 close(ZYGOTE_FD);
-                for (int k = 0; k < 2; k++)
-                    if (spare_sock[k] >= 0)
-                        close(spare_sock[k]);
+                close_spare_socks();
                 child_run(&rq, fds, nfds);
             }
             reply = pid < 0 ? -errno : (int32_t)pid;

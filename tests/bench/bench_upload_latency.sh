@@ -91,7 +91,15 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 claim_stats "$work/server.log" "alongside the uploads, --worker-nice 19"
-forks=$(curl -s "http://127.0.0.1:$(cat "$work/port")/metrics" | awk '/^vidq_zygote_forks_total/ { print $2 }')
+# The memory of an idle server: once every job ran (a spare caught while
+# it becomes a job's child would be measured as that child).
+metrics() { curl -s "http://127.0.0.1:$(cat "$work/port")/metrics"; }
+for _ in $(seq 600); do
+  metrics | awk '/^vidq_jobs\{status="(queued|running)"\}/ { n += $2 } END { exit n > 0 }' && break
+  sleep 0.2
+done
+sleep 0.5 # the job spare is forked after 20 ms without a request
+forks=$(metrics | awk '/^vidq_zygote_forks_total/ { print $2 }')
 zpid=$(ps -o pid= -o comm= --ppid "${pids[0]}" | awk '$2 == "vidq-zygote" { print $1 }')
 spid=$(ps -o pid= -o stat= -o comm= --ppid "${pids[0]}" | awk '$3 == "vidq-spare" && $2 !~ /^Z/ { print $1 }' | head -n 1)
 jpid=$(ps -o pid= -o stat= -o comm= --ppid "${pids[0]}" | awk '$3 == "vidq-job-spare" && $2 !~ /^Z/ { print $1 }' | head -n 1)
@@ -103,7 +111,7 @@ mem() {
     "/proc/$1/smaps_rollup" 2>/dev/null || echo '?'
 }
 echo "children forked by the zygote: $forks"
-echo "memory: server $(mem "${pids[0]}"); zygote $(mem "$zpid"); spare ${spid:-none} $( [ -n "$spid" ] && mem "$spid"); job spare ${jpid:-none} $( [ -n "$jpid" ] && mem "$jpid")"
+echo "memory: server $(mem "${pids[0]}"); zygote $(mem "$zpid"); a probe spare ${spid:-none} $( [ -n "$spid" ] && mem "$spid"); job spare ${jpid:-none} $( [ -n "$jpid" ] && mem "$jpid")"
 
 # Claim -> running with nothing else going on: a fresh server, one slot,
 # a longer job holding it while 30 short ones queue behind it (so each

@@ -3,10 +3,10 @@
 #   - in process isolation the server runs one `vidq-zygote` child, and
 #     probes and jobs are forked by it (vidq_zygote_forks_total grows), as
 #     direct children of the server, one per probe and per job;
-#   - the zygote keeps one warmed probe child ahead, `vidq-spare`, also a
-#     direct child of the server; each upload's probe takes the spare and
-#     a new one replaces it (never reused); a spare killed by hand is
-#     replaced and reaped, and the next upload is still answered;
+#   - the zygote keeps two warmed probe children ahead, `vidq-spare`, also
+#     direct children of the server; each upload's probe takes the oldest
+#     and a new one replaces it (never reused); a spare killed by hand is
+#     replaced and reaped, and the next uploads are still answered;
 #   - it keeps one bare job child ahead too, `vidq-job-spare`: the next
 #     job runs in it (its worker_pid is the spare's) and a new one
 #     replaces it; a job spare killed by hand is replaced and reaped, and
@@ -81,24 +81,34 @@ f1=$(forks)
 wpid=$(grep -o "id=$id worker_pid=[0-9]*" "$W/server.log" | head -n 1 | cut -d= -f3)
 grep -q "\[$wpid\] info worker running pid=$wpid" "$W/server.log" || fail "the job's child did not log that it runs"
 
-note "the spare: one warmed probe child ahead, used once, replaced"
-s1=$(spare_pid)
-[ -n "$s1" ] || fail "no vidq-spare child of the server: $(ps -o pid,stat,comm --ppid "$PID" | tr '\n' ' ')"
-[ "$(spare_pid | wc -w)" -le 1 ] || fail "more than one spare"
+note "the spares: two warmed probe children ahead, each used once, replaced"
+spares() { # the live vidq-spare children, oldest (lowest pid) first, waiting up to 3 s for two
+  local l=
+  for _ in $(seq 30); do
+    l=$(ps -o pid= -o stat= -o comm= --ppid "$PID" | awk '$3 == "vidq-spare" && $2 !~ /^Z/ { print $1 }' | sort -n | tr '\n' ' ')
+    [ "$(wc -w <<<"$l")" -ge 2 ] && break
+    sleep 0.1
+  done
+  echo "$l"
+}
+read -r s1 s2 rest <<<"$(spares)"
+[ -n "$s1" ] && [ -n "$s2" ] && [ -z "$rest" ] ||
+  fail "want two vidq-spare children of the server: $(ps -o pid,stat,comm --ppid "$PID" | tr '\n' ' ')"
 upload "$in" thumbnail
 [ "$CODE" = 202 ] || fail "upload with a spare: HTTP $CODE $(head -c 300 "$W/up.json")"
-s2=$(spare_pid "$s1")
-[ -n "$s2" ] && [ "$s2" != "$s1" ] || fail "no new spare after an upload (was $s1, now '$s2')"
+read -r t1 t2 rest <<<"$(spares)"
+[ "$t1" = "$s2" ] && [ -n "$t2" ] && [ "$t2" != "$s1" ] && [ -z "$rest" ] ||
+  fail "the oldest spare should have taken the upload and a new one come: was '$s1 $s2', now '$t1 $t2 $rest'"
 alive "$s1" && fail "the spare $s1 still runs after its upload: it must serve one upload only"
-kill -9 "$s2"
+kill -9 "$t1" # the next upload's spare, dead: the zygote finds it so, and uses the other
 upload "$in" thumbnail
 [ "$CODE" = 202 ] || fail "upload after the spare was killed: HTTP $CODE $(head -c 300 "$W/up.json")"
-s3=$(spare_pid "$s2")
-[ -n "$s3" ] || fail "no spare after the last one was killed"
-upload "$in" thumbnail # reaps what the last probe left
-[ "$CODE" = 202 ] || fail "upload: HTTP $CODE"
-z=$(zombies)
-for p in $z; do [ "$p" = "$s2" ] && fail "the killed spare $s2 was never reaped"; done
+read -r u1 u2 rest <<<"$(spares)"
+[ -n "$u1" ] && [ -n "$u2" ] && [ -z "$rest" ] || fail "not two spares after one was killed: '$u1 $u2 $rest'"
+alive "$t2" && fail "the spare $t2 did not take the upload after $t1 was killed"
+for _ in $(seq 30); do [[ " $(zombies) " == *" $t1 "* ]] || break; sleep 0.1; done
+[[ " $(zombies) " == *" $t1 "* ]] && fail "the killed spare $t1 was never reaped"
+ps -p "$t1" >/dev/null 2>&1 && fail "the killed spare $t1 is still there ($(ps -o stat= -p "$t1"))"
 id=$(jq -r .id "$W/up.json")
 [ "$(wait_job "$BASE" "$id" "$W/job.json" 60)" = succeeded ] || fail "job after the spare churn: $(jq -c .error "$W/job.json")"
 
