@@ -586,7 +586,7 @@ static void close_spare_socks(void)
         close(job_spare.sock);
 }
 
-/* A spare's life (see DESIGN, The spare and The job spare): a probe
+/* A spare's life (see DESIGN, The spares and The job spare): a probe
  * spare warms up; then it waits for one request on sock and becomes the
  * child it asks for. */
 static void spare_main(int sock, int probe)
@@ -711,7 +711,6 @@ int zygote_main(int argc, char **argv)
                         sizeof(probe_spares[0]) * (size_t)--n_probe_spares);
             } else {
                 job_spare.pid = job_spare.sock = -1;
-                need_job_spare = 1;
             }
             if (send_request(sp.sock, &rq, len, fds, nfds) == 0) {
                 reply = sp.pid;

@@ -82,10 +82,10 @@ wpid=$(grep -o "id=$id worker_pid=[0-9]*" "$W/server.log" | head -n 1 | cut -d= 
 grep -q "\[$wpid\] info worker running pid=$wpid" "$W/server.log" || fail "the job's child did not log that it runs"
 
 note "the spares: two warmed probe children ahead, each used once, replaced"
-spares() { # the live vidq-spare children, oldest (lowest pid) first, waiting up to 3 s for two
+spares() { # the live vidq-spare children (in no order), waiting up to 3 s for two
   local l=
   for _ in $(seq 30); do
-    l=$(ps -o pid= -o stat= -o comm= --ppid "$PID" | awk '$3 == "vidq-spare" && $2 !~ /^Z/ { print $1 }' | sort -n | tr '\n' ' ')
+    l=$(ps -o pid= -o stat= -o comm= --ppid "$PID" | awk '$3 == "vidq-spare" && $2 !~ /^Z/ { print $1 }' | tr '\n' ' ')
     [ "$(wc -w <<<"$l")" -ge 2 ] && break
     sleep 0.1
   done
@@ -94,12 +94,24 @@ spares() { # the live vidq-spare children, oldest (lowest pid) first, waiting up
 read -r s1 s2 rest <<<"$(spares)"
 [ -n "$s1" ] && [ -n "$s2" ] && [ -z "$rest" ] ||
   fail "want two vidq-spare children of the server: $(ps -o pid,stat,comm --ppid "$PID" | tr '\n' ' ')"
+# Which is older: the start time in clock ticks (pids wrap, so their order
+# says nothing); the two first spares may share a tick.
+started() { awk '{ print $22 }' "/proc/$1/stat" 2>/dev/null; }
+a1=$(started "$s1"); a2=$(started "$s2")
 upload "$in" thumbnail
 [ "$CODE" = 202 ] || fail "upload with a spare: HTTP $CODE $(head -c 300 "$W/up.json")"
-read -r t1 t2 rest <<<"$(spares)"
-[ "$t1" = "$s2" ] && [ -n "$t2" ] && [ "$t2" != "$s1" ] && [ -z "$rest" ] ||
-  fail "the oldest spare should have taken the upload and a new one come: was '$s1 $s2', now '$t1 $t2 $rest'"
-alive "$s1" && fail "the spare $s1 still runs after its upload: it must serve one upload only"
+read -r v1 v2 rest <<<"$(spares)"
+[ -n "$v1" ] && [ -n "$v2" ] && [ -z "$rest" ] || fail "not two spares after an upload: '$v1 $v2 $rest'"
+t1= t2= # t1: the first spare that is left, t2: the new one
+for v in $v1 $v2; do
+  if [ "$v" = "$s1" ] || [ "$v" = "$s2" ]; then t1=$v; else t2=$v; fi
+done
+[ -n "$t1" ] && [ -n "$t2" ] ||
+  fail "one spare should have taken the upload and a new one come: was '$s1 $s2', now '$v1 $v2'"
+used=$s1; [ "$t1" = "$s1" ] && used=$s2
+[ -n "$a1" ] && [ -n "$a2" ] && [ "$a1" != "$a2" ] && { [ "$a1" -lt "$a2" ] && want=$s1 || want=$s2; } || want=$used
+[ "$used" = "$want" ] || fail "the upload took the newer spare $used, not the oldest $want"
+alive "$used" && fail "the spare $used still runs after its upload: it must serve one upload only"
 kill -9 "$t1" # the next upload's spare, dead: the zygote finds it so, and uses the other
 upload "$in" thumbnail
 [ "$CODE" = 202 ] || fail "upload after the spare was killed: HTTP $CODE $(head -c 300 "$W/up.json")"
