@@ -811,7 +811,20 @@ static void *runner_main(void *arg)
 decided:;
     pthread_mutex_lock(&s->lock);
     int lost = j->lost;
+    /* A cancel answered 202 wins over an end the worker reached in the
+     * meantime (the client was told the job ends canceled); from here on
+     * the outcome is decided and a cancel is answered 409. */
+    if (j->cancel_requested && !requeue && final != JOB_CANCELED) {
+        final = JOB_CANCELED;
+        code = message = NULL;
+        keep_outputs = 0;
+    }
+    j->ending = 1;
     pthread_mutex_unlock(&s->lock);
+    if (final == JOB_CANCELED) {
+        free(results);
+        results = NULL;
+    }
     int rc;
     if (lost) {
         rc = STORE_ECONFLICT; /* not ours: forget it (below) */
@@ -822,7 +835,17 @@ decided:;
          * stale attempt can never replace them. Files are touched only if
          * the job was still ours: else the job's folder belongs to the
          * attempt that has it now, maybe on another node. */
-        rc = store_job_finish_attempt(s->st, r->id, attempt, final, code, message, results);
+        enum job_status ended = final;
+        rc = store_job_finish_attempt(s->st, r->id, attempt, final, code, message, results,
+                                      &ended);
+        if (rc == STORE_OK && ended != final) {
+            /* Canceled through the store (another node, or this one before
+             * the job reached memory) after the worker's end: the store's
+             * word is final. */
+            final = ended;
+            code = message = NULL;
+            keep_outputs = 0;
+        }
         if (rc == STORE_OK && final != JOB_SUCCEEDED && !keep_outputs)
             job_remove_outputs(s->data_dir, r->id);
         else if (rc == STORE_OK)
@@ -866,6 +889,7 @@ decided:;
             log_warn("job end refused id=%s: another node has it now", r->id);
         sched_count_move(s, JOB_RUNNING, -1);
     } else if (requeue) {
+        j->ending = 0;
         j->job.status = JOB_QUEUED;
         j->job.started_at = 0;
         memset(&j->job.progress, 0, sizeof(j->job.progress));
@@ -1427,7 +1451,7 @@ int sched_cancel(struct sched *s, const char *id, char **json, size_t *json_len)
         job_free(&job);
         return ret;
     }
-    if (job_status_is_final(j->job.status)) {
+    if (job_status_is_final(j->job.status) || j->ending) {
         ret = copy_json(s, j, json, json_len);
         pthread_mutex_unlock(&s->lock);
         return ret < 0 ? ret : SCHED_ECONFLICT;

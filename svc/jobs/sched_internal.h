@@ -28,6 +28,8 @@ struct sjob {
     int cancel_pending;            /* a cancel of this queued job is in the store */
     int cancel_requested;          /* stop it as soon as it runs */
     int requeue;                   /* stopping for shutdown, not cancel */
+    int ending;                    /* its runner decided the outcome: a
+                                    * cancel now is too late (409) */
     int lost;                      /* shared store: another node has it now */
     atomic_int stop;               /* read by the worker's supervisor */
     int wake_fd;                   /* eventfd that wakes the supervisor; -1 */

@@ -402,7 +402,12 @@ int sched_nodes_cancel(struct sched *s, const char *id, char **json, size_t *jso
         log_info("job canceled id=%s (queued)", id);
         sched_notify(s, id, 1);
     } else if (rc == STORE_OK) {
-        log_info("job cancel requested id=%s (running on another node)", id);
+        /* Claimed by this node between the lookup and the request: stop
+         * it now rather than at the next tick. Claimed here but not yet
+         * in memory: the tick stops it, or its end is stored canceled
+         * (store_job_finish_attempt). */
+        on_remote_cancel(s, id);
+        log_info("job cancel requested id=%s (running)", id);
     }
     job_free(&job);
     return ret;

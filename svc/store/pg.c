@@ -577,9 +577,14 @@ static const char *const pg_sql[SQL_N] = {
     [SQL_JOB_PROGRESS] = "UPDATE jobs SET p_percent = $1, p_out_time = $2, p_frames = $3, "
                          "p_fps = $4, p_speed = $5, p_eta = $6 "
                          "WHERE id = $7 AND status = 'running' AND node_id = $8",
-    [SQL_JOB_FINISH] = "UPDATE jobs SET status = $1, finished_at = $2, error_code = $3, "
-                       "error_message = $4, results_json = $5, "
-                       "p_percent = CASE WHEN $6::boolean THEN 100 ELSE p_percent END, "
+    /* A cancel requested through the store wins (store.h). */
+    [SQL_JOB_FINISH] = "UPDATE jobs SET status = CASE WHEN cancel_requested THEN 'canceled' "
+                       "ELSE $1 END, finished_at = $2, "
+                       "error_code = CASE WHEN cancel_requested THEN NULL ELSE $3 END, "
+                       "error_message = CASE WHEN cancel_requested THEN NULL ELSE $4 END, "
+                       "results_json = CASE WHEN cancel_requested THEN NULL ELSE $5 END, "
+                       "p_percent = CASE WHEN $6::boolean AND NOT cancel_requested THEN 100 "
+                       "ELSE p_percent END, "
                        "p_eta = -1 WHERE id = $7 AND status = 'running' AND node_id = $8 "
                        "AND ($9::integer = 0 OR attempts = $9::integer)",
     [SQL_JOB_REQUEUE] = "UPDATE jobs SET status = 'queued', started_at = NULL, " PROGRESS_RESET

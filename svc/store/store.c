@@ -579,11 +579,13 @@ static int job_status_of(struct call *k, enum store_sql id, const char *job_id, 
 
 /* After a transition of job_id: if it just ended, its expires_at
  * (finished_at + its ttl_s or the store's default) and its final event. */
-static int after_transition(struct call *k, const char *job_id)
+static int after_transition(struct call *k, const char *job_id, int *ended)
 {
     char *status = NULL;
     int ret = job_status_of(k, SQL_JOB_STATUS, job_id, &status);
     int event = hook_event_for_status(status);
+    if (ended)
+        *ended = job_status_parse(status);
     free(status);
     if (ret != STORE_OK || !event)
         return ret;
@@ -673,7 +675,7 @@ int store_job_create_failed(struct store *st, struct job *job)
     if (ret == STORE_OK)
         ret = insert_job(&k, job, JOB_FAILED, job->error_code, job->error_message);
     if (ret == STORE_OK)
-        ret = after_transition(&k, job->id); /* job.failed, same transaction */
+        ret = after_transition(&k, job->id, NULL); /* job.failed, same transaction */
     return call_end(&k, ret);
 }
 
@@ -720,28 +722,31 @@ int store_job_set_input(struct store *st, const char *id, const char *input_json
     return call_end(&k, ret);
 }
 
-/* One guarded UPDATE of job id and its outbox rows, in one transaction. */
+/* One guarded UPDATE of job id and its outbox rows, in one transaction;
+ * *ended (if not NULL) the status it left, as job_status_parse gives. */
 static int transition(struct store *st, const char *id, enum store_sql sql,
-                      const struct store_params *p)
+                      const struct store_params *p, int *ended)
 {
     struct call k;
     int ret = call_begin(st, &k, SQL_BEGIN);
     if (ret == STORE_OK)
         ret = update_one(&k, sql, p, id);
     if (ret == STORE_OK)
-        ret = after_transition(&k, id); /* same transaction */
+        ret = after_transition(&k, id, ended); /* same transaction */
     return call_end(&k, ret);
 }
 
 int store_job_finish(struct store *st, const char *id, enum job_status status,
                      const char *error_code, const char *error_message, const char *results_json)
 {
-    return store_job_finish_attempt(st, id, 0, status, error_code, error_message, results_json);
+    return store_job_finish_attempt(st, id, 0, status, error_code, error_message, results_json,
+                                    NULL);
 }
 
 int store_job_finish_attempt(struct store *st, const char *id, int attempt,
                              enum job_status status, const char *error_code,
-                             const char *error_message, const char *results_json)
+                             const char *error_message, const char *results_json,
+                             enum job_status *ended)
 {
     if (!job_status_is_final(status) || attempt < 0)
         return STORE_EINVAL;
@@ -749,19 +754,23 @@ int store_job_finish_attempt(struct store *st, const char *id, int attempt,
                               sp_text(error_code), sp_text(error_message), sp_text(results_json),
                               sp_i64(status == JOB_SUCCEEDED), sp_text(id),
                               sp_text(store_node_id(st)), sp_i64(attempt)}};
-    return transition(st, id, SQL_JOB_FINISH, &p);
+    int stored = -1;
+    int ret = transition(st, id, SQL_JOB_FINISH, &p, &stored);
+    if (ended)
+        *ended = ret == STORE_OK && stored >= 0 ? (enum job_status)stored : status;
+    return ret;
 }
 
 int store_job_cancel_queued(struct store *st, const char *id)
 {
     struct store_params p = {{sp_double(job_now()), sp_text(id)}};
-    return transition(st, id, SQL_JOB_CANCEL_QUEUED, &p);
+    return transition(st, id, SQL_JOB_CANCEL_QUEUED, &p, NULL);
 }
 
 int store_job_requeue(struct store *st, const char *id)
 {
     struct store_params p = {{sp_text(id), sp_text(store_node_id(st))}};
-    return transition(st, id, SQL_JOB_REQUEUE, &p);
+    return transition(st, id, SQL_JOB_REQUEUE, &p, NULL);
 }
 
 struct ids {
@@ -993,7 +1002,7 @@ int store_job_cancel_request(struct store *st, const char *id, int *running)
     if (ret == STORE_OK)
         ret = q(&k, SQL_JOB_CANCEL_QUEUED, &p, NULL, NULL, &changed);
     if (ret == STORE_OK && changed == 1) {
-        ret = after_transition(&k, id); /* job.canceled, same transaction */
+        ret = after_transition(&k, id, NULL); /* job.canceled, same transaction */
         return call_end(&k, ret);
     }
     if (ret == STORE_OK) {

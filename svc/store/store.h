@@ -87,10 +87,16 @@ int store_job_finish(struct store *st, const char *id, enum job_status status,
  * job's current attempt can end it, even one this same node claimed again
  * after it was presumed dead. A succeeded job's attempts is then the
  * attempt whose files are its outputs (job_served_dir). SQLite, one node
- * and one attempt at a time, ignores attempt. */
+ * and one attempt at a time, ignores attempt.
+ * On a shared store a job whose cancel was requested through the store
+ * (store_job_cancel_request, which answered the client 202) ends canceled
+ * whatever status is given, without results or error: the request may
+ * have come after the worker's end but before this call. *ended (if not
+ * NULL) is the status stored, so the caller can remove the outputs. */
 int store_job_finish_attempt(struct store *st, const char *id, int attempt,
                              enum job_status status, const char *error_code,
-                             const char *error_message, const char *results_json);
+                             const char *error_message, const char *results_json,
+                             enum job_status *ended);
 
 /* SQLite: the size in bytes its write-ahead log is cut back to after a
  * long read let it grow past it (PRAGMA journal_size_limit). */

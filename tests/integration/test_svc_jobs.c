@@ -2,7 +2,8 @@
  * The service's queue, end to end, in both isolation modes: progress
  * through the event stream (monotonic, several intermediate values), the
  * concurrency cap with 6 jobs and N=2, priority and queue_position,
- * --max-queued (429), cancel of queued and running jobs (both forms).
+ * --max-queued (429), cancel of queued and running jobs (both forms), and
+ * cancels racing a job's end (202 means canceled, else 409 and succeeded).
  * ctest-labels: integration
  * ctest-timeout: 240
  */
@@ -264,6 +265,58 @@ static void cancel_running(struct ts_server *s, double max_cancel_s)
     free(q);
 }
 
+/* A cancel that races the job's end, at many timings: a 202 means the job
+ * ends canceled with no outputs left, a 409 that it had already ended
+ * succeeded; never a 202 and then succeeded. */
+static void cancel_at_the_end(struct ts_server *s)
+{
+    static const char FAST[] = "[{\"name\":\"f\",\"container\":\"mp4\",\"video\":{\"codec\":"
+                               "\"h264\",\"speed\":\"ultrafast\"},\"audio\":{\"codec\":\"aac\"}}]";
+    enum { ROUNDS = 16 };
+    /* How long one job takes here, from submit to its end as seen here. */
+    double t0 = ts_now();
+    char *id = ts_submit_outputs(s, "h264_aac_640x360.mp4", FAST, NULL, 202, NULL);
+    json_t *j = ts_wait_job(s, id, 30);
+    TS_CHECK(j && strcmp(ts_job_status(j), "succeeded") == 0, "the fast job: %s",
+             j ? json_dumps(j, 0) : "none");
+    json_decref(j);
+    free(id);
+    double span = ts_now() - t0;
+    int accepted = 0, late = 0;
+    for (int i = 0; i < ROUNDS; i++) {
+        id = ts_submit_outputs(s, "h264_aac_640x360.mp4", FAST, NULL, 202, NULL);
+        /* Every fourth round at once (the claim), the others spread over
+         * the second half of a job's span (its end). */
+        double wait = i % 4 == 0 ? 0 : span * (0.5 + 0.6 * i / ROUNDS);
+        ts_sleep_ms((int)(wait * 1000));
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", id);
+        struct ts_http r;
+        ts_http(s, &r, "POST", path, NULL, NULL, 0);
+        long answer = r.status;
+        ts_http_free(&r);
+        j = ts_wait_job(s, id, 30);
+        const char *st = j ? ts_job_status(j) : NULL;
+        if (answer == 202) {
+            accepted++;
+            TS_CHECK(st && strcmp(st, "canceled") == 0, "round %d: cancel answered 202, job %s",
+                     i, st ? st : "(none)");
+            char outdir[4400];
+            struct stat sb;
+            snprintf(outdir, sizeof(outdir), "%s/outputs/%s", s->data_dir, id);
+            TS_CHECK(stat(outdir, &sb) != 0, "round %d: outputs of a canceled job remain", i);
+        } else {
+            late++;
+            TS_CHECK(answer == 409 && st && strcmp(st, "succeeded") == 0,
+                     "round %d: cancel answered %ld, job %s", i, answer, st ? st : "(none)");
+        }
+        json_decref(j);
+        free(id);
+    }
+    printf("cancel at the end (job span %.3f s): %d accepted and canceled, %d too late\n", span,
+           accepted, late);
+}
+
 static void run(const char *isolation)
 {
     struct ts_server s;
@@ -273,6 +326,7 @@ static void run(const char *isolation)
     /* A child is killed at once; a thread stops when the library next
      * checks its cancel flag (within 1 s; slack for a loaded machine). */
     cancel_running(&s, strcmp(isolation, "process") == 0 ? 1.0 : 5.0);
+    cancel_at_the_end(&s);
     int st = ts_server_stop(&s, SIGTERM, 30);
     TS_CHECK(st == 0, "exit status %d", st);
     free(dir);

@@ -424,7 +424,18 @@ static void shared_nodes(void **state)
     assert_string_equal(asked, "");
     assert_int_equal(store_cancel_requested(a, one_id, asked), STORE_OK);
     assert_string_equal(asked, p2.id);
-    assert_int_equal(store_job_finish(a, p2.id, JOB_CANCELED, NULL, NULL, NULL), STORE_OK);
+    /* The worker had succeeded before A saw the request: the cancel the
+     * client was answered 202 for still wins, without results. */
+    enum job_status ended = JOB_QUEUED;
+    assert_int_equal(store_job_finish_attempt(a, p2.id, 0, JOB_SUCCEEDED, NULL, NULL,
+                                              "[{\"size\":1}]", &ended),
+                     STORE_OK);
+    assert_int_equal(ended, JOB_CANCELED);
+    assert_int_equal(store_job_get(b, p2.id, &j), STORE_OK);
+    assert_int_equal(j->status, JOB_CANCELED);
+    assert_null(j->results_json);
+    assert_null(j->error_code);
+    job_free(&j);
     assert_int_equal(store_job_cancel_request(b, p2.id, &running), STORE_ECONFLICT);
     assert_int_equal(store_job_cancel_request(b, "nope", &running), STORE_ENOTFOUND);
     /* A queued job is canceled at once, by any node. */
@@ -476,10 +487,11 @@ static void shared_nodes(void **state)
     assert_int_equal(store_job_progress(a, x.id, &pr), STORE_ECONFLICT);
     /* Fenced attempts: an older attempt cannot end the job, even on the
      * node that has it now; the current one can. */
-    assert_int_equal(store_job_finish_attempt(b, x.id, 1, JOB_SUCCEEDED, NULL, NULL, "[]"),
+    assert_int_equal(store_job_finish_attempt(b, x.id, 1, JOB_SUCCEEDED, NULL, NULL, "[]", NULL),
                      STORE_ECONFLICT);
-    assert_int_equal(store_job_finish_attempt(b, x.id, 2, JOB_SUCCEEDED, NULL, NULL, "[]"),
+    assert_int_equal(store_job_finish_attempt(b, x.id, 2, JOB_SUCCEEDED, NULL, NULL, "[]", &ended),
                      STORE_OK);
+    assert_int_equal(ended, JOB_SUCCEEDED);
     assert_int_equal(store_job_get(b, x.id, &j), STORE_OK);
     assert_int_equal(j->status, JOB_SUCCEEDED);
     assert_int_equal(j->attempts, 2);
