@@ -94,6 +94,8 @@ void hook_time_rfc3339(double t, char *out, size_t cap)
     int ms = (int)((t - floor(t)) * 1000.0);
     if (ms > 999)
         ms = 999;
+    if (ms < 0) /* not a number */
+        ms = 0;
     struct tm tm;
     gmtime_r(&secs, &tm);
     snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
