@@ -32,10 +32,13 @@ enum { IO_BUF = 64 * 1024 };
 
 /* The format_whitelist: demuxers an upload may be read with (libavformat
  * short names), the containers people upload video and audio in. Every
- * other demuxer is refused before it reads a byte (415 unsupported_media):
- * that is most of libavformat's ~300, among them the rarely used ones whose
- * parsers keep getting CVEs (dxa, westwood_vqa, caf, dhav...). Adding one
- * here widens what hostile bytes can reach: say why in the commit. */
+ * other demuxer is refused before its header parser runs (415
+ * unsupported_media): that is most of libavformat's ~300, among them the
+ * rarely used ones whose parsers keep getting CVEs (dxa, westwood_vqa,
+ * caf, dhav...). Detection still shows the first bytes to every demuxer's
+ * probe function (signature checks; the public API cannot narrow it).
+ * Adding one here widens what hostile bytes can reach: say why in the
+ * commit. */
 static const char *const allowed[] = {
     /* video containers */
     "mov,mp4,m4a,3gp,3g2,mj2", /* MP4, MOV, M4A, 3GP */
