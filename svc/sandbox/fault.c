@@ -14,6 +14,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int blocked(char *msg, size_t cap, const char *act, int err)
@@ -54,6 +55,15 @@ int fault_escape_from_env(const char *env, char *msg, size_t cap)
     const char *act = getenv(env);
     if (!act || !*act)
         return FAULT_NONE;
+    if (strncmp(act, "spin:", 5) == 0) {
+        double secs = strtod(act + 5, NULL);
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        while ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 < secs);
+        return FAULT_NONE;
+    }
     if (strcmp(act, "segv") == 0) {
         raise(SIGSEGV);
         return blocked(msg, cap, act, EFAULT);

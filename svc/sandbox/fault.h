@@ -16,6 +16,8 @@
  *   kill            send SIGTERM to the parent (the server)
  *   mmap_wx         map memory writable and executable
  *   mprotect_x      make writable memory executable
+ *   spin:SECONDS    use the CPU for SECONDS, then go on as if unset (a
+ *                   decoder stuck on a hostile file, for as long as that)
  * Unset in production; nothing else reads these variables.
  * Threading: the child's single thread, after sandbox_enter.
  */
