@@ -120,6 +120,7 @@ int main(void)
     char sub[4200];
     snprintf(sub, sizeof(sub), "%s/tmp", dir);
     TS_CHECK(ts_count_files(sub) == 0, "a temporary file stayed in tmp/");
+    free(dir);
     curl_global_cleanup();
     printf("ok\n");
     return 0;
