@@ -10,7 +10,6 @@
 #ifndef VIDQ_HTTP_INTERNAL_H
 #define VIDQ_HTTP_INTERNAL_H
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -21,6 +20,7 @@
 
 #include "common/config.h"
 #include "http/http.h"
+#include "http/offload.h"
 #include "jobs/sched.h"
 
 struct events;
@@ -44,15 +44,7 @@ struct http_server {
     struct hook_outbox *hooks;          /* webhooks (borrowed; http_set_hooks) */
     struct disk_guard *disk;            /* --min-free-bytes, disk metrics (disk.c) */
     struct conns *conns;                /* head deadline, slot reserve (conns.c) */
-    /* Uploads being probed and submitted off the HTTP threads (upload.c):
-     * http_destroy waits for them before the daemon stops. */
-    pthread_mutex_t submits_lock;
-    pthread_cond_t submits_done;
-    int submits;
-    /* Of those, how many probe and write at once (at most --http-threads,
-     * as when the HTTP threads did it; the rest wait for a turn). */
-    pthread_cond_t submit_turn;
-    int submits_running;
+    struct offload offload;             /* probes off the HTTP threads (offload.c) */
 };
 
 enum { ROUTE_MAX_PARAMS = 4 };
@@ -153,9 +145,6 @@ enum MHD_Result upload_handle(struct http_server *h, struct MHD_Connection *conn
                               struct request *rq, const char *upload_data,
                               size_t *upload_data_size);
 void upload_free(struct upload **pp);
-/* Wait until no upload is being probed off the HTTP threads (upload.c):
- * before MHD_stop_daemon, which must not find a suspended connection. */
-void upload_wait_submits(struct http_server *h);
 /* DELETE /v1/jobs/<id>/files (retention.c). */
 enum MHD_Result retention_delete_files(struct http_server *h, struct MHD_Connection *conn,
                                        struct request *rq, const char *d, size_t *ds);

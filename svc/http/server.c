@@ -38,9 +38,7 @@ int http_create(const struct config *cfg, struct http_server **out)
     if (!h)
         return -1;
     h->cfg = cfg;
-    pthread_mutex_init(&h->submits_lock, NULL);
-    pthread_cond_init(&h->submits_done, NULL);
-    pthread_cond_init(&h->submit_turn, NULL);
+    offload_init(&h->offload, cfg->http_threads);
     struct net_targets fetch_rule;
     if (net_targets_parse(cfg->fetch_targets, &fetch_rule) == 0)
         upload_set_fetch_targets(&fetch_rule); /* upload_url at submit */
@@ -135,7 +133,7 @@ void http_destroy(struct http_server **pp)
     if (!pp || !*pp)
         return;
     struct http_server *h = *pp;
-    upload_wait_submits(h); /* they resume their connections */
+    offload_wait(&h->offload); /* they resume their connections */
     events_shutdown(h->events);
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
@@ -143,9 +141,7 @@ void http_destroy(struct http_server **pp)
     disk_guard_stop(&h->disk);
     events_free(&h->events);
     tus_close(h);
-    pthread_cond_destroy(&h->submits_done);
-    pthread_cond_destroy(&h->submit_turn);
-    pthread_mutex_destroy(&h->submits_lock);
+    offload_destroy(&h->offload);
     free(h);
     *pp = NULL;
 }

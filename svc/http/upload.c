@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +47,9 @@ struct upload {
     int failed;
     struct api_error err;
     struct upload_options opts;
-    /* The probe and submit, off the HTTP thread (see submit_async): 1
-     * while they run, 2 once their answer waits to be sent. */
+    /* The probe and submit, off the HTTP thread (submit_step): 1 while
+     * they run, 2 once their answer waits to be sent. */
     int submit_state;
-    struct MHD_Connection *conn;
     char submit_path[1200];
     int submit_rc;
     char *answer;
@@ -59,8 +57,6 @@ struct upload {
     char answer_id[JOB_ID_SIZE];
     struct api_error answer_err;
 };
-
-static void submits_add(struct http_server *h, int delta);
 
 void upload_options_clear(struct upload_options *o)
 {
@@ -696,7 +692,7 @@ void upload_free(struct upload **pp)
     free(u->body_text);
     free(u->answer);
     if (u->submit_state) /* its answer was sent, or its client went away */
-        submits_add(u->h, -1);
+        offload_end(&u->h->offload);
     free(u);
     *pp = NULL;
 }
@@ -854,91 +850,17 @@ static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *conn,
     return MHD_YES;
 }
 
-/* The last call: the body is complete. */
-/* ------------------------------------- the probe, off the HTTP thread
- * upload_submit probes the file in a child and waits for it: milliseconds
- * for a real upload, up to PROBE_TIMEOUT_S for a hostile one. An HTTP
- * thread serves many connections, so a few such uploads would stall the
- * whole API (GET /status included). So the request's connection is
- * suspended and a thread of its own runs upload_submit, keeps the answer
- * in the upload and resumes the connection; MHD then calls the handler
- * again, which sends the answer. http_destroy waits until every such
- * request has ended (upload_wait_submits; upload_free counts them), so a
- * probe under way at shutdown still gets its answer out before the daemon
- * stops. */
-
-static void submits_add(struct http_server *h, int delta)
-{
-    pthread_mutex_lock(&h->submits_lock);
-    h->submits += delta;
-    if (h->submits == 0)
-        pthread_cond_broadcast(&h->submits_done);
-    pthread_mutex_unlock(&h->submits_lock);
-}
-
-/* At most --http-threads submits at once, as when the HTTP threads ran
- * them: more at once only compete for the same cores, and on SQLite
- * their overlapping transactions leave no moment for a checkpoint to
- * restart the WAL, which then grows for ever (it_test_retention_soak:
- * 50 MB with 8 at once). */
-static void submit_now(struct upload *u)
-{
-    struct http_server *h = u->h;
-    int limit = h->cfg->http_threads > 0 ? h->cfg->http_threads : 1;
-    pthread_mutex_lock(&h->submits_lock);
-    while (h->submits_running >= limit)
-        pthread_cond_wait(&h->submit_turn, &h->submits_lock);
-    h->submits_running++;
-    pthread_mutex_unlock(&h->submits_lock);
-    u->submit_rc = upload_submit(h, u->submit_path, &u->opts, u->bytes, &u->answer,
-                                 &u->answer_len, u->answer_id, &u->answer_err, NULL);
-    u->submit_state = 2;
-    pthread_mutex_lock(&h->submits_lock);
-    h->submits_running--;
-    pthread_cond_signal(&h->submit_turn);
-    pthread_mutex_unlock(&h->submits_lock);
-}
-
-static void *submit_main(void *arg)
+/* The probe and submit of a complete upload, off the HTTP thread
+ * (offload.h): its answer waits in u until the handler's next call. */
+static void submit_step(void *arg)
 {
     struct upload *u = arg;
-    submit_now(u);
-    /* From here on u is the HTTP thread's again: it sends the answer,
-     * then upload_free counts the submit done. */
-    MHD_resume_connection(u->conn);
-    return NULL;
+    u->submit_rc = upload_submit(u->h, u->submit_path, &u->opts, u->bytes, &u->answer,
+                                 &u->answer_len, u->answer_id, &u->answer_err, NULL);
+    u->submit_state = 2;
 }
 
-/* Suspend conn and run upload_submit in a thread of its own (in this one
- * if no thread can start); the connection is resumed when it is done. */
-static void submit_async(struct http_server *h, struct MHD_Connection *conn, struct upload *u)
-{
-    u->conn = conn;
-    u->submit_state = 1;
-    submits_add(h, 1);
-    MHD_suspend_connection(conn);
-    pthread_attr_t attr;
-    pthread_t th;
-    int started = pthread_attr_init(&attr) == 0 &&
-                  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
-                  pthread_create(&th, &attr, submit_main, u) == 0;
-    pthread_attr_destroy(&attr);
-    if (!started) {
-        log_warn("upload: no thread for the probe (%s); probing in the HTTP thread",
-                 strerror(errno));
-        submit_main(u);
-    }
-}
-
-void upload_wait_submits(struct http_server *h)
-{
-    pthread_mutex_lock(&h->submits_lock);
-    while (h->submits > 0)
-        pthread_cond_wait(&h->submits_done, &h->submits_lock);
-    pthread_mutex_unlock(&h->submits_lock);
-}
-
-/* The answer submit_async kept. */
+/* The answer submit_step kept. */
 static enum MHD_Result send_answer(struct MHD_Connection *conn, struct upload *u)
 {
     if (u->submit_rc < 0)
@@ -950,6 +872,8 @@ static enum MHD_Result send_answer(struct MHD_Connection *conn, struct upload *u
     return http_send_json(conn, MHD_HTTP_ACCEPTED, json, u->answer_len, location);
 }
 
+/* The last call: the body is complete (and, once more, when the
+ * connection is resumed with submit_step's answer). */
 static enum MHD_Result finish(struct http_server *h, struct MHD_Connection *conn,
                               struct upload *u)
 {
@@ -1003,7 +927,8 @@ static enum MHD_Result finish(struct http_server *h, struct MHD_Connection *conn
     /* upload_submit owns the file from here, whatever happens. */
     memcpy(u->submit_path, u->tmp_path, sizeof(u->submit_path));
     u->tmp_path[0] = '\0';
-    submit_async(h, conn, u);
+    u->submit_state = 1;
+    offload_start(&h->offload, conn, submit_step, u);
     return MHD_YES;
 }
 
