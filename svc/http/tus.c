@@ -65,6 +65,7 @@ struct tus_request {
     char fail_code[48];
     char fail_msg[300];
     int capped; /* refused before the body: drop at most DRAIN_MAX */
+    int offloaded; /* the last PATCH's probe (finish_step): 1 running, 2 done */
 };
 
 /* ------------------------------------------------------------- answers */
@@ -613,6 +614,31 @@ static enum MHD_Result do_patch(struct tus_request *t, struct MHD_Connection *co
     return MHD_YES;
 }
 
+/* The success answer of a PATCH or a POST: 201 (created) or 204. */
+static enum MHD_Result answer_stored(struct tus_request *t, struct MHD_Connection *conn)
+{
+    char off[24], len[24], exp[64], loc[96];
+    upload_headers(&t->u, off, len, exp);
+    if (t->creating) {
+        snprintf(loc, sizeof(loc), "/v1/uploads/%s", t->u.id);
+        const char *hdrs[] = {"Location", loc, "Upload-Offset", off, "Upload-Expires", exp, NULL};
+        return answer(conn, MHD_HTTP_CREATED, NULL, NULL, hdrs);
+    }
+    const char *hdrs[] = {"Upload-Offset", off, "Upload-Expires", exp, NULL};
+    return answer(conn, MHD_HTTP_NO_CONTENT, NULL, NULL, hdrs);
+}
+
+/* The job of a complete upload, off the HTTP thread (offload.h): the
+ * probe may take up to its timeout. Answered when the connection is
+ * resumed (tus_handle). */
+static void finish_step(void *arg)
+{
+    struct tus_request *t = arg;
+    finish_upload(t->h, &t->u, &t->lk);
+    release(t);
+    t->offloaded = 2;
+}
+
 /* The last call of a PATCH or a POST: commit and answer. */
 static enum MHD_Result finish(struct tus_request *t, struct MHD_Connection *conn)
 {
@@ -624,8 +650,11 @@ static enum MHD_Result finish(struct tus_request *t, struct MHD_Connection *conn
     }
     if (t->w) {
         int rc = tus_write_commit(&t->w, &t->u, t->has_checksum ? t->want : NULL, t->wlen);
-        if (rc == TUS_OK && t->u.phase == TUS_COMPLETE)
-            finish_upload(t->h, &t->u, &t->lk);
+        if (rc == TUS_OK && t->u.phase == TUS_COMPLETE) {
+            t->offloaded = 1;
+            offload_start(&t->h->offload, conn, finish_step, t);
+            return MHD_YES;
+        }
         release(t);
         if (rc == TUS_ELOCKED)
             return answer(conn, http_status_for("locked"), "locked",
@@ -640,15 +669,7 @@ static enum MHD_Result finish(struct tus_request *t, struct MHD_Connection *conn
                           "cannot store the upload", NULL);
     }
     release(t);
-    char off[24], len[24], exp[64], loc[96];
-    upload_headers(&t->u, off, len, exp);
-    if (t->creating) {
-        snprintf(loc, sizeof(loc), "/v1/uploads/%s", t->u.id);
-        const char *hdrs[] = {"Location", loc, "Upload-Offset", off, "Upload-Expires", exp, NULL};
-        return answer(conn, MHD_HTTP_CREATED, NULL, NULL, hdrs);
-    }
-    const char *hdrs[] = {"Upload-Offset", off, "Upload-Expires", exp, NULL};
-    return answer(conn, MHD_HTTP_NO_CONTENT, NULL, NULL, hdrs);
+    return answer_stored(t, conn);
 }
 
 /* The first call of a request: everything but the body. */
@@ -697,6 +718,10 @@ enum MHD_Result tus_handle(struct http_server *h, struct MHD_Connection *conn, s
         t->h = h;
         rq->tus = t;
         return begin(t, conn, rq);
+    }
+    if (t->offloaded == 2) { /* resumed: finish_step made the job */
+        t->offloaded = 3;
+        return answer_stored(t, conn);
     }
     if (t->answered) { /* drop a body nobody wants */
         *upload_data_size = 0;
@@ -755,6 +780,8 @@ void tus_request_free(struct tus_request **pp)
     }
     tus_store_unlock(t->h->tus, &t->lk);
     tus_upload_clear(&t->u);
+    if (t->offloaded)
+        offload_end(&t->h->offload);
     free(t);
     *pp = NULL;
 }

@@ -2,7 +2,8 @@
  * An upload's probe runs off the HTTP threads. Simulated hostile files
  * (VIDQ_FAULT_PROBE=spin:3: each probe child first uses the CPU for 3 s, as
  * a decoder stuck on a crafted file would) are uploaded 4 at a time,
- * 150 ms apart, to a server with 2 HTTP threads:
+ * 150 ms apart (two with tus, each in one request; two as raw
+ * bodies), to a server with 2 HTTP threads:
  *   - meanwhile GET /healthz and GET /v1/jobs answer quickly (before, the
  *     two HTTP threads waited for the probes and every request with them);
  *   - each of those uploads still gets its 202 and a queued job;
@@ -49,6 +50,34 @@ static void *upload_main(void *arg)
     return NULL;
 }
 
+/* The same as a tus upload in one request (creation-with-upload): its
+ * probe runs when its last byte is in, before the 201. */
+static void *tus_main(void *arg)
+{
+    struct upload_try *t = arg;
+    FILE *f = fopen(clip, "rb");
+    static char data[1 << 20];
+    size_t n = f ? fread(data, 1, sizeof(data), f) : 0;
+    if (f)
+        fclose(f);
+    char length[64];
+    snprintf(length, sizeof(length), "Upload-Length: %zu", n);
+    const char *hdrs[] = {"Tus-Resumable: 1.0.0", length,
+                          "Upload-Metadata: preset dGh1bWJuYWls", /* thumbnail */
+                          "Content-Type: application/offset+octet-stream", NULL};
+    struct ts_http r;
+    ts_http(t->s, &r, "POST", "/v1/uploads/", hdrs, data, n);
+    t->status = r.status == 201 ? 202 : r.status; /* 201: created, job made */
+    t->answered = ts_now();
+    char *loc = ts_http_header(&r, "Location");
+    const char *slash = loc ? strrchr(loc, '/') : NULL;
+    snprintf(t->id, sizeof(t->id), "%s", slash ? slash + 1 : "");
+    t->id[strcspn(t->id, "\r\n ")] = '\0';
+    free(loc);
+    ts_http_free(&r);
+    return NULL;
+}
+
 /* The slowest of n GETs of path, spaced 50 ms apart, in seconds. */
 static double slowest_get(const struct ts_server *s, const char *path, int n)
 {
@@ -84,7 +113,8 @@ int main(void)
      * so new connections went to a free one while there was one. */
     for (int i = 0; i < UPLOADS; i++) {
         tries[i] = (struct upload_try){.s = &s};
-        TS_CHECK(pthread_create(&th[i], NULL, upload_main, &tries[i]) == 0, "thread");
+        TS_CHECK(pthread_create(&th[i], NULL, i < 2 ? tus_main : upload_main, &tries[i]) == 0,
+                 "thread");
         ts_sleep_ms(150);
     }
     double health = slowest_get(&s, "/healthz", 10);
