@@ -114,7 +114,7 @@ static int usable_cores(void)
  * (65-75k req/s, p99 1.0-1.8 ms) and slowest on 4 (43-57k, p99 3.9-8.4 ms):
  * threads beyond the cores only contend. But a handler may block its
  * thread: an upload was probed in the thread that received it (tens of
- * ms, more for a big file; now in a thread of its own, upload.c), a
+ * ms, more for a big file; now in a thread of its own, offload.c), a
  * PostgreSQL read waits on the network, and every other connection of
  * that thread waits meanwhile; with uploads
  * alongside, 1 thread fell to a fifth of 2 threads' req/s (p50 3.5 vs

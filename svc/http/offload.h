@@ -31,8 +31,6 @@
 
 #include <microhttpd.h>
 
-struct http_server;
-
 struct offload {
     pthread_mutex_t lock;
     pthread_cond_t ended;   /* pending reached 0 */

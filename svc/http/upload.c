@@ -2,7 +2,8 @@
  * upload.c - POST /upload and POST /v1/jobs: multipart/form-data (MHD's
  * post processor) or a raw body, streamed into a temporary file in the
  * data dir as it arrives (memory stays flat), then probed and turned into
- * a job by upload_submit, the path tus uploads reuse.
+ * a job by upload_submit, the path tus uploads reuse, in a thread of its
+ * own while the connection waits suspended (offload.h).
  *
  * A request's body is checked while it arrives: over --max-upload-bytes
  * stops writing at once (413), a full disk stops it (507); the rest of the

@@ -2,7 +2,8 @@
  * upload.h - turning a stored upload into a job: the path every way of
  * uploading shares (multipart, raw body, and later tus).
  *
- * Threading: any HTTP thread; each call works on its own upload.
+ * Threading: any thread (upload_submit runs off the HTTP threads, in
+ * offload.h's); each call works on its own upload.
  */
 #ifndef VIDQ_HTTP_UPLOAD_H
 #define VIDQ_HTTP_UPLOAD_H

@@ -86,8 +86,8 @@ static const char counts_sql[] =
  * what no reader still needs, but the log starts again from its beginning
  * only once a checkpoint finished with no reader in the WAL: under
  * overlapping transactions that moment may never come, and the file grows
- * (uploads probed off the HTTP threads, 8 at a time, took it past 18 MB in
- * it.test_retention_soak). So past WAL_RESTART_PAGES a commit asks for a
+ * (it.test_retention_soak's 8 uploads at a time, once their probes ran off
+ * the HTTP threads, took it past 18 MB). So past WAL_RESTART_PAGES a commit asks for a
  * RESTART checkpoint, which waits for the readers of the moment, but for
  * WAL_RESTART_WAIT_MS at most (a long read, such as a sweep of 100,000
  * rows, must not stall every commit): the next write then starts the log
