@@ -241,7 +241,8 @@ int cli_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     /* After the mask: the zygote's keeper thread must not take SIGTERM. */
     int process = cfg.isolation != CONFIG_ISOLATION_THREAD;
-    if (worker_children_start("/proc/self/exe", layers, cfg.max_output_bytes, process) < 0)
+    if (worker_children_start("/proc/self/exe", layers, cfg.max_output_bytes, process,
+                              cfg.spare_idle) < 0)
         log_warn("no warm zygote: every probe and job child is spawned afresh (slower)");
 
     if (store_open(cfg.db, &st, err, sizeof(err)) != STORE_OK) {

@@ -74,6 +74,8 @@ static const struct opt opts[] = {
      "codec threads per job (0 = cores / --max-concurrent, at least 1)"},
     {"worker-nice", OPT_INT, offsetof(struct config, worker_nice), 0, 0, 19,
      "CPU niceness of job children and threads"},
+    {"spare-idle", OPT_DOUBLE, offsetof(struct config, spare_idle), 0, 0, 86400,
+     "seconds without an upload or job after which the warm zygote ends its spare children (0 = never)"},
     {"tus-expiry", OPT_DOUBLE, offsetof(struct config, tus_expiry), 0, 0.1, 1e9,
      "seconds an unfinished resumable (tus) upload is kept after its last write"},
     {"tus-fsync", OPT_INT, offsetof(struct config, tus_fsync), 0, 0, 1,
@@ -154,6 +156,7 @@ static void set_defaults(struct config *cfg)
     cfg->disk_scan_interval = 30;
     cfg->worker_max_memory = (int64_t)8 << 30;
     cfg->worker_nice = 10;
+    cfg->spare_idle = 60; /* README: The warm zygote, Idle */
     cfg->node_lease = 10;
     snprintf(cfg->sandbox, sizeof(cfg->sandbox), "strict");
     cfg->max_output_bytes = (int64_t)64 << 30;

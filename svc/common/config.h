@@ -42,6 +42,7 @@ struct config {
     double disk_scan_interval;   /* --disk-scan-interval S: walk of the data dir for /metrics */
     int64_t worker_max_memory;   /* --worker-max-memory: child RLIMIT_AS bytes */
     int worker_nice;             /* --worker-nice: child CPU niceness */
+    double spare_idle;           /* --spare-idle S: the zygote ends its spares after S idle (0: never) */
     int job_threads;             /* --job-threads: codec threads per job; 0 = auto */
     double tus_expiry;           /* --tus-expiry S: unfinished tus uploads kept after their last byte */
     int tus_fsync;               /* --tus-fsync 0|1: fdatasync each tus chunk before its answer */

@@ -376,12 +376,12 @@ static void build_child_env(unsigned sandbox_layers)
 }
 
 int worker_children_start(const char *exe, unsigned sandbox_layers, int64_t max_output_bytes,
-                          int warm)
+                          int warm, double spare_idle_s)
 {
     child_layers = sandbox_layers;
     child_max_file_size = max_output_bytes;
     build_child_env(sandbox_layers);
-    return warm ? zygote_start(exe, child_env, sandbox_layers) : 0;
+    return warm ? zygote_start(exe, child_env, sandbox_layers, spare_idle_s) : 0;
 }
 
 void worker_children_stop(void)

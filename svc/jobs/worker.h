@@ -72,11 +72,12 @@ int worker_run(const struct worker_params *p, struct worker_result *result);
  * the first job or probe (without it: no sandbox, no zygote, no cap): the
  * sandbox layers each child must apply (SANDBOX_*, 0 = none), the largest
  * file a job child may write (0 = no cap), and with warm set, the zygote
- * that forks them (zygote.h; exe is the vidq binary). Returns 0, or a
- * negative errno if the zygote could not start (children are then
- * spawned directly, slower but the same). */
+ * that forks them (zygote.h; exe is the vidq binary; spare_idle_s its
+ * zygote_start argument). Returns 0, or a negative errno if the zygote
+ * could not start (children are then spawned directly, slower but the
+ * same). */
 int worker_children_start(const char *exe, unsigned sandbox_layers, int64_t max_output_bytes,
-                          int warm);
+                          int warm, double spare_idle_s);
 
 /* Stop the zygote; after every job and probe ended. Main thread. */
 void worker_children_stop(void);

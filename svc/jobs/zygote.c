@@ -58,9 +58,18 @@
  *   request as before.
  *   Spares are the server's children (CLONE_PARENT) like the rest, so the
  *   zygote tells the server each one's pid (a SPARE message); a REPLY
- *   naming it hands it to the caller, a spare the zygote found dead is
- *   named by a SPARE_GONE (the server reaps it), and those the zygote's
- *   death left unused are reaped by the keeper.
+ *   naming it hands it to the caller, a spare the zygote let go is named
+ *   by a SPARE_GONE (the server kills and reaps it), and those the
+ *   zygote's death left unused are reaped by the keeper. The keeper reads
+ *   these messages between requests too, so a spare let go is reaped at
+ *   once, not left a zombie until the next request.
+ *   Idle: while it waits for a request the zygote also watches its
+ *   spares' sockets (a spare never writes: a hang-up means it died; it is
+ *   let go, and replaced at the next request rather than at once, so a
+ *   spare that cannot warm up is not forked in a loop), and after
+ *   --spare-idle without a request it lets every spare go and forks none
+ *   until the next request, which is then forked on request: an idle
+ *   server holds the zygote alone (README, The warm zygote, Idle).
  *   Messages zygote -> server: struct zmsg {kind, pid}: READY once, then
  *   one REPLY per request, a SPARE whenever a new spare exists and a
  *   SPARE_GONE for a dead one.
@@ -115,6 +124,9 @@ enum { PROBE_SPARES = 2, SPARES_MAX = 8 };
  * with an upload's probe. */
 enum { JOB_SPARE_IDLE_MS = 20 };
 
+/* The longest --spare-idle (a day), so a deadline fits poll's int. */
+enum { SPARE_IDLE_MAX_MS = 86400 * 1000 };
+
 /* One message from the zygote to the server (see DESIGN). */
 struct zmsg {
     int32_t kind;
@@ -137,6 +149,7 @@ static struct {
     const char *exe;
     char *const *envp;
     unsigned layers;
+    unsigned spare_idle_ms; /* the zygote's --spare-idle */
 } z = {.lock = PTHREAD_MUTEX_INITIALIZER, .sock = -1, .pid = -1};
 
 /* The zygote's own: the template namespaces its children join
@@ -323,8 +336,7 @@ pid_t zygote_spawn(const char *exe, char *const argv[], const int *fds, int nfds
              * starts a fresh one once this one is gone. */
             log_warn("the zygote did not answer (%s); restarting it", strerror(-pid));
             kill(z.pid, SIGKILL);
-            close(z.sock);
-            z.sock = -1;
+            z.sock = -1; /* the keeper closes it once the zygote is reaped */
         }
     }
     pthread_mutex_unlock(&z.lock);
@@ -340,10 +352,12 @@ static pid_t start_zygote(int *sock_out)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
-    char parent[32], layers[16];
+    char parent[32], layers[16], idle[16];
     snprintf(parent, sizeof(parent), "%ld", (long)getpid());
     snprintf(layers, sizeof(layers), "%u", z.layers);
-    char *argv[] = {(char *)"zygote", (char *)"--parent", parent, (char *)"--sandbox", layers, NULL};
+    snprintf(idle, sizeof(idle), "%u", z.spare_idle_ms);
+    char *argv[] = {(char *)"zygote",     (char *)"--parent", parent, (char *)"--sandbox", layers,
+                    (char *)"--spare-idle", idle,             NULL};
     int fds[4] = {-1, STDOUT_FILENO, STDERR_FILENO, sv[1]};
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     fds[0] = devnull;
@@ -357,6 +371,40 @@ static pid_t start_zygote(int *sock_out)
     }
     *sock_out = sv[0];
     return pid;
+}
+
+/* Wait for the zygote pid to end (its status in *status), reading what
+ * it says between requests meanwhile: a spare it let go (found dead, or
+ * ended for idleness) is reaped at once rather than left a zombie until
+ * the next request. Only SPARE and SPARE_GONE come unasked: no request is
+ * in flight while this holds z.lock. */
+static void watch_zygote(pid_t pid, int sock, int *status)
+{
+    for (;;) {
+        struct pollfd pfd = {.fd = sock, .events = POLLIN};
+        int n = poll(&pfd, 1, 1000);
+        if (waitpid(pid, status, WNOHANG) == pid)
+            return;
+        int gone = n > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL));
+        if (n > 0 && !gone && (pfd.revents & POLLIN)) {
+            pthread_mutex_lock(&z.lock);
+            if (z.sock == sock) {
+                struct zmsg m;
+                ssize_t k;
+                while ((k = recv(sock, &m, sizeof(m), MSG_DONTWAIT)) == (ssize_t)sizeof(m))
+                    note_spare_msg(&m);
+                gone = k == 0;
+            } else {
+                gone = 1; /* zygote_spawn gave up on it and killed it */
+            }
+            pthread_mutex_unlock(&z.lock);
+        }
+        if (gone) {
+            while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+                ;
+            return;
+        }
+    }
 }
 
 static void *keeper_main(void *arg)
@@ -384,17 +432,19 @@ static void *keeper_main(void *arg)
             z.pid = pid;
             z.sock = ready ? sock : -1;
             pthread_mutex_unlock(&z.lock);
-            if (!ready)
-                close(sock);
             log_debug("zygote started pid=%ld", (long)pid);
             int status = 0;
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
+            if (ready) {
+                watch_zygote(pid, sock, &status);
+            } else {
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                    ;
+            }
             pthread_mutex_lock(&z.lock);
-            drop_spares(z.sock == sock ? sock : -1);
+            drop_spares(sock);
+            close(sock);
             if (z.sock == sock)
-                close(z.sock);
-            z.sock = -1;
+                z.sock = -1;
             z.pid = -1;
             pthread_mutex_unlock(&z.lock);
             if (atomic_load(&z.stopping))
@@ -414,8 +464,14 @@ static void *keeper_main(void *arg)
     return NULL;
 }
 
-int zygote_start(const char *exe, char *const envp[], unsigned sandbox_layers)
+int zygote_start(const char *exe, char *const envp[], unsigned sandbox_layers,
+                 double spare_idle_s)
 {
+    z.spare_idle_ms = spare_idle_s <= 0 ? 0
+                      : spare_idle_s * 1000 >= SPARE_IDLE_MAX_MS ? SPARE_IDLE_MAX_MS
+                                                                  : (unsigned)(spare_idle_s * 1000 + 0.5);
+    if (spare_idle_s > 0 && z.spare_idle_ms == 0)
+        z.spare_idle_ms = 1;
     z.exe = exe;
     z.envp = envp;
     z.layers = sandbox_layers;
@@ -642,13 +698,101 @@ static int send_zmsg(int kind, int32_t pid)
     return w == (ssize_t)sizeof(m) ? 0 : -1;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Let a spare go (the server reaps it: SPARE_GONE) and close its socket:
+ * an unused spare that sees EOF exits. -1 if the server is gone. */
+static int let_spare_go(struct spare *sp)
+{
+    int rc = send_zmsg(ZMSG_SPARE_GONE, sp->pid);
+    close(sp->sock);
+    sp->pid = sp->sock = -1;
+    return rc;
+}
+
+/* Wait for the server's next request, keeping the spares meanwhile (see
+ * DESIGN, Idle): a spare that died (its socket hung up: a spare never
+ * writes) is let go, and replaced at the next request rather than at
+ * once, so a spare that cannot warm up is not forked again and again;
+ * once idle_ms (0: never) passed since last_request with no request,
+ * every spare is let go and *dormant set. Returns 1 when a request (or
+ * the server's EOF) is there to read, 0 when the caller should look at
+ * its spares again (the job spare is due, or some were let go), -1 if
+ * the server is gone. */
+static int wait_for_request(int *need_job_spare, int *dormant, int *refill,
+                            int64_t last_request, unsigned idle_ms)
+{
+    struct pollfd pfd[1 + PROBE_SPARES + 1];
+    int n = 0;
+    pfd[n++] = (struct pollfd){.fd = ZYGOTE_FD, .events = POLLIN};
+    for (int i = 0; i < n_probe_spares; i++)
+        pfd[n++] = (struct pollfd){.fd = probe_spares[i].sock, .events = POLLIN};
+    if (job_spare.sock >= 0)
+        pfd[n++] = (struct pollfd){.fd = job_spare.sock, .events = POLLIN};
+    int64_t deadline = -1;
+    if (!*dormant && *refill && *need_job_spare)
+        deadline = last_request + JOB_SPARE_IDLE_MS;
+    else if (!*dormant && idle_ms > 0 && n > 1)
+        deadline = last_request + idle_ms;
+    int64_t wait = deadline < 0 ? -1 : deadline - mono_ms();
+    int r = poll(pfd, (nfds_t)n, wait < 0 ? (deadline < 0 ? -1 : 0) : (int)wait);
+    if (r < 0)
+        return errno == EINTR ? 0 : -1;
+    if (r == 0) {
+        if (!*dormant && *refill && *need_job_spare)
+            return 0; /* the job spare is due */
+        for (int i = 0; i < n_probe_spares; i++)
+            if (let_spare_go(&probe_spares[i]) < 0)
+                return -1;
+        n_probe_spares = 0;
+        if (job_spare.sock >= 0 && let_spare_go(&job_spare) < 0)
+            return -1;
+        *dormant = 1;
+        return 0;
+    }
+    /* A spare's socket stirs only when it died: let it go. Back to front,
+     * so removing one leaves the indexes still to see in place. */
+    int lost = 0;
+    for (int k = n - 1; k >= 1; k--) {
+        if (!pfd[k].revents)
+            continue;
+        lost = 1;
+        if (job_spare.sock == pfd[k].fd) {
+            if (let_spare_go(&job_spare) < 0)
+                return -1;
+            *need_job_spare = 1;
+            continue;
+        }
+        for (int i = 0; i < n_probe_spares; i++)
+            if (probe_spares[i].sock == pfd[k].fd) {
+                if (let_spare_go(&probe_spares[i]) < 0)
+                    return -1;
+                memmove(&probe_spares[i], &probe_spares[i + 1],
+                        sizeof(probe_spares[0]) * (size_t)(n_probe_spares - i - 1));
+                n_probe_spares--;
+                break;
+            }
+    }
+    if (lost)
+        *refill = 0;
+    return pfd[0].revents ? 1 : 0;
+}
+
 int zygote_main(int argc, char **argv)
 {
-    long parent = 0, layers = 0;
+    long parent = 0, layers = 0, idle = 0;
     if (argc >= 3 && strcmp(argv[1], "--parent") == 0)
         parent = strtol(argv[2], NULL, 10);
     if (argc >= 5 && strcmp(argv[3], "--sandbox") == 0)
         layers = strtol(argv[4], NULL, 10);
+    if (argc >= 7 && strcmp(argv[5], "--spare-idle") == 0)
+        idle = strtol(argv[6], NULL, 10);
+    unsigned idle_ms = idle > 0 && idle <= SPARE_IDLE_MAX_MS ? (unsigned)idle : 0;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (parent <= 0 || getppid() != (pid_t)parent)
         return 1;
@@ -672,8 +816,11 @@ int zygote_main(int argc, char **argv)
     if (send_zmsg(ZMSG_READY, 0) < 0)
         return 0;
     int need_job_spare = 1;
+    int dormant = 0;       /* the spares were ended for idleness: none until a request */
+    int refill = 1;        /* 0 after a spare was found dead: replaced at the next request */
+    int64_t last_request = mono_ms();
     for (;;) {
-        while (n_probe_spares < PROBE_SPARES) {
+        while (!dormant && refill && n_probe_spares < PROBE_SPARES) {
             struct spare sp;
             if (make_spare(1, &sp) < 0)
                 break; /* probes are forked on request meanwhile */
@@ -681,20 +828,26 @@ int zygote_main(int argc, char **argv)
             if (send_zmsg(ZMSG_SPARE, sp.pid) < 0)
                 return 0;
         }
-        if (need_job_spare) {
-            /* Only after JOB_SPARE_IDLE_MS without a request (DESIGN). */
-            struct pollfd pfd = {.fd = ZYGOTE_FD, .events = POLLIN};
-            if (poll(&pfd, 1, JOB_SPARE_IDLE_MS) == 0) {
-                need_job_spare = 0;
-                if (make_spare(0, &job_spare) == 0 && send_zmsg(ZMSG_SPARE, job_spare.pid) < 0)
-                    return 0;
-            }
+        /* The job spare only after JOB_SPARE_IDLE_MS without a request
+         * (DESIGN). */
+        if (!dormant && refill && need_job_spare && mono_ms() - last_request >= JOB_SPARE_IDLE_MS) {
+            need_job_spare = 0;
+            if (make_spare(0, &job_spare) == 0 && send_zmsg(ZMSG_SPARE, job_spare.pid) < 0)
+                return 0;
         }
+        int woke = wait_for_request(&need_job_spare, &dormant, &refill, last_request, idle_ms);
+        if (woke < 0)
+            return 0; /* the server is gone */
+        if (woke == 0)
+            continue;
         struct request rq;
         int fds[ZYGOTE_MAX_FDS], nfds = 0;
         int got = recv_request(ZYGOTE_FD, &rq, fds, &nfds);
         if (got == 0)
             return 0; /* the server is gone; the spares see EOF and end */
+        last_request = mono_ms();
+        dormant = 0;
+        refill = 1;
         int32_t reply = -EINVAL;
         int handed = 0;
         int probe = got > 0 && rq.argc > 1 && strcmp(rq.args + strlen(rq.args) + 1, "--probe") == 0;

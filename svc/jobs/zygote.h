@@ -30,9 +30,12 @@ enum { ZYGOTE_MAX_FDS = 8, ZYGOTE_MAX_ARGS = 32 };
 /* Start the zygote and its keeper thread; exe is the vidq binary. envp is
  * the children's environment (borrowed; must outlive zygote_stop);
  * sandbox_layers the children's (the zygote prepares the probes'
- * namespaces). Returns 0, or a negative errno (children are then spawned
- * directly). */
-int zygote_start(const char *exe, char *const envp[], unsigned sandbox_layers);
+ * namespaces); spare_idle_s the seconds without a request after which
+ * the zygote ends the children it keeps forked ahead (0: never; see
+ * zygote.c, DESIGN, Idle). Returns 0, or a negative errno (children are
+ * then spawned directly). */
+int zygote_start(const char *exe, char *const envp[], unsigned sandbox_layers,
+                 double spare_idle_s);
 
 /* Stop the keeper thread and the zygote. Call after every child ended. */
 void zygote_stop(void);

@@ -10,6 +10,8 @@
 # the server's log: "job started" (claimed) to the child's "worker running"
 # (forked, sandboxed, about to read its input). Jobs are thumbnails at
 # --worker-nice 19 so they disturb the uploads as little as possible.
+# The memory of the idle server is taken twice: with the zygote's spares,
+# and after --spare-idle (5 s here) has ended them.
 # Then claim -> running once more on a fresh server with nothing else
 # going on: a longer job holds the one slot while 30 short jobs queue.
 set -euo pipefail
@@ -28,7 +30,7 @@ ffmpeg -nostdin -loglevel error -f lavfi -i "testsrc2=size=640x360:rate=25:durat
   -c:v libx264 -preset veryfast -b:v 2M -pix_fmt yuv420p "$work/large.mp4"
 
 "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" --port-file "$work/port" \
-  --max-queued 100000 --max-concurrent 1 --worker-nice 19 "$@" >/dev/null 2>"$work/server.log" &
+  --max-queued 100000 --max-concurrent 1 --worker-nice 19 --spare-idle 5 "$@" >/dev/null 2>"$work/server.log" &
 pids+=($!)
 python3 "$here/upload_sink.py" "$work/sinkport" &
 pids+=($!)
@@ -112,6 +114,14 @@ mem() {
 }
 echo "children forked by the zygote: $forks"
 echo "memory: server $(mem "${pids[0]}"); zygote $(mem "$zpid"); a probe spare ${spid:-none} $( [ -n "$spid" ] && mem "$spid"); job spare ${jpid:-none} $( [ -n "$jpid" ] && mem "$jpid")"
+# Idle: after --spare-idle (5 s here) without a request the spares end,
+# and the server's only live child is the zygote.
+for _ in $(seq 100); do
+  [ -z "$(ps -o comm= --ppid "${pids[0]}" | grep -E '^vidq-(job-)?spare$')" ] && break
+  sleep 0.1
+done
+echo "idle, after --spare-idle: the server's children: $(ps -o comm= -o stat= --ppid "${pids[0]}" | awk '{ printf "%s%s ", $1, ($2 ~ /^Z/ ? "(zombie)" : "") }')"
+echo "memory idle: server $(mem "${pids[0]}"); zygote $(mem "$zpid")"
 
 # Claim -> running with nothing else going on: a fresh server, one slot,
 # a longer job holding it while 30 short ones queue behind it (so each

@@ -14,6 +14,10 @@
 #   - kill -9 of the zygote: uploads keep getting 202 at once (direct
 #     spawn meanwhile), a new zygote is running within 3 s, and it forks
 #     again; the old zygote's spares are gone, not left zombies;
+#   - idle (--spare-idle): once nothing came for that long the spares end
+#     and are reaped, leaving the zygote alone beside the server; the
+#     next upload (good or bad) is answered as before by a child forked
+#     on request, and the spares come back after it;
 #   - a probe child that crashes (VIDQ_FAULT_PROBE=segv) is a 415 for that
 #     upload alone: the zygote lives on;
 #   - a job's child runs at --worker-nice once it runs (taken at the end
@@ -170,6 +174,38 @@ upload "$in" thumbnail
 [ "$CODE" = 202 ] || fail "upload with the new zygote: HTTP $CODE"
 [ "$(forks)" -gt "$f2" ] || fail "the new zygote forked nothing ($f2 -> $(forks))"
 curl -sf "$BASE/healthz" >/dev/null || fail "the server stopped answering"
+
+note "idle: the spares end after --spare-idle, and come back with the next upload"
+serve -- --spare-idle 1 || finish
+z5=$(zygote_pid)
+read -r s1 s2 rest <<<"$(spares)"
+[ -n "$s1" ] && [ -n "$s2" ] || fail "idle: no spares at start: $(ps -o pid,stat,comm --ppid "$PID" | tr '\n' ' ')"
+j5=$(job_spare_pid)
+[ -n "$j5" ] || fail "idle: no job spare at start"
+# children NAME: the server's children called NAME, zombies included.
+children() { ps -o pid= -o comm= --ppid "$PID" | awk -v n="$1" '$2 == n { print $1 }' | tr '\n' ' '; }
+for _ in $(seq 40); do [ -z "$(children vidq-spare)$(children vidq-job-spare)" ] && break; sleep 0.1; done
+left="$(children vidq-spare)$(children vidq-job-spare)"
+[ -z "$left" ] || fail "idle: spares still there (or not reaped) 4 s after the last request: $left$(ps -o pid,stat,comm --ppid "$PID" | tr '\n' ' ')"
+[ "$(zygote_pid)" = "$z5" ] || fail "idle: the zygote changed ($z5 -> $(zygote_pid))"
+others=$(ps -o pid= -o comm= --ppid "$PID" | awk '$2 != "vidq-zygote"' | tr '\n' ' ')
+[ -z "$others" ] || fail "idle: the server has children besides the zygote: $others"
+upload "$in" thumbnail
+[ "$CODE" = 202 ] || fail "idle: upload after the spares ended: HTTP $CODE $(head -c 300 "$W/up.json")"
+jq -e '.input.video.width == 640 and .input.audio.channels > 0' "$W/up.json" >/dev/null ||
+  fail "idle: the probe without a spare described the input wrongly: $(jq -c .input "$W/up.json")"
+read -r v1 v2 rest <<<"$(spares)"
+[ -n "$v1" ] && [ -n "$v2" ] || fail "idle: the spares did not come back after an upload"
+[ -n "$(job_spare_pid)" ] || fail "idle: the job spare did not come back"
+id=$(jq -r .id "$W/up.json")
+[ "$(wait_job "$BASE" "$id" "$W/job.json" 60)" = succeeded ] || fail "idle: job: $(jq -c .error "$W/job.json")"
+for _ in $(seq 40); do [ -z "$(children vidq-spare)" ] && break; sleep 0.1; done
+[ -z "$(children vidq-spare)" ] || fail "idle: the second round of spares did not end"
+head -c 4096 /dev/urandom >"$W/junk.mp4"
+upload "$W/junk.mp4" thumbnail
+[ "$CODE" = 415 ] || fail "idle: junk upload without a spare: HTTP $CODE, want 415"
+jq -e '.error.code == "unsupported_media"' "$W/up.json" >/dev/null || fail "idle: junk: $(head -c 300 "$W/up.json")"
+curl -sf "$BASE/healthz" >/dev/null || fail "idle: the server stopped answering"
 
 note "a crashing probe child is a 415 for that upload alone"
 serve VIDQ_FAULT_PROBE=segv -- || finish
