@@ -58,6 +58,7 @@ static const struct allowed {
     {"munmap", BOTH, ANY, "malloc"},
     {"mremap", BOTH, ANY, "realloc of large blocks"},
     {"mprotect", BOTH, NO_EXEC, "thread stack guard pages, malloc arenas"},
+    {"mincore", BOTH, ANY, "av_mallocz: which pages of a block are resident (lazy_zero.c)"},
     {"madvise", BOTH, ANY, "malloc returns memory; thread exit"},
     /* threads: codec frame/slice threads only */
     {"clone", BOTH, THREAD, "pthread_create"},
@@ -122,7 +123,6 @@ static const struct allowed {
     {"prlimit64", BOTH, ANY, "sanitizer: stack limits"},
     {"getrlimit", BOTH, ANY, "sanitizer: stack limits"},
     {"readlink", BOTH, ANY, "sanitizer: reports"},
-    {"mincore", BOTH, ANY, "sanitizer: stack unwinding"},
     {"sched_getparam", BOTH, ANY, "sanitizer"},
     {"getppid", BOTH, ANY, "sanitizer: report"},
 #endif
