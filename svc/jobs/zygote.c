@@ -34,7 +34,7 @@
  *   keeps PROBE_SPARES (2) probe children forked ahead ("vidq-spare").
  *   Each probes the same built-in clip in its own memory, with malloc
  *   told to keep what it frees, so the page faults and first-touch costs
- *   of a probe (~730 faults, 10-20 ms of CPU on a VM where a fault is
+ *   of a probe (~270 faults, ~5-7 ms of CPU on a VM where a fault is
  *   slow) are paid before an upload arrives; then it blocks on a socket
  *   of its own. A probe request is forwarded, whole (arguments and
  *   descriptors), to the oldest spare, the likeliest to have finished its
