@@ -116,10 +116,6 @@ struct worker_probe_params {
 int worker_probe(const struct worker_probe_params *p, struct tc_media_info *info,
                  struct tc_error *err);
 
-/* Reap the probe children that answered and have exited since (worker_probe
- * does not wait for them). Any thread. */
-void worker_probe_reap(void);
-
 /* The child side of worker_probe (`vidq worker --probe - ...`): probes
  * descriptor 3 inside the sandbox layers given, joining the zygote's
  * template namespaces at ns_fd_base..+3 when ns_fd_base >= 0. */

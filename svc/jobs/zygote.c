@@ -373,16 +373,54 @@ static pid_t start_zygote(int *sock_out)
     return pid;
 }
 
+/* Children the caller no longer waits for (zygote_reap_later). */
+enum { REAP_MAX = 64 };
+static pthread_mutex_t reap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t reap_pids[REAP_MAX];
+static int reap_n;
+
+/* Reap those that have exited. */
+static void reap_exited(void)
+{
+    pthread_mutex_lock(&reap_lock);
+    for (int i = 0; i < reap_n;) {
+        pid_t r = waitpid(reap_pids[i], NULL, WNOHANG);
+        if (r == 0 || (r < 0 && errno == EINTR)) {
+            i++;
+            continue;
+        }
+        reap_pids[i] = reap_pids[--reap_n]; /* reaped, or not ours any more */
+    }
+    pthread_mutex_unlock(&reap_lock);
+}
+
+void zygote_reap_later(pid_t pid)
+{
+    reap_exited();
+    if (waitpid(pid, NULL, WNOHANG) != 0)
+        return;
+    pthread_mutex_lock(&reap_lock);
+    int queued = reap_n < REAP_MAX;
+    if (queued)
+        reap_pids[reap_n++] = pid;
+    pthread_mutex_unlock(&reap_lock);
+    if (!queued)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+}
+
 /* Wait for the zygote pid to end (its status in *status), reading what
  * it says between requests meanwhile: a spare it let go (found dead, or
  * ended for idleness) is reaped at once rather than left a zombie until
- * the next request. Only SPARE and SPARE_GONE come unasked: no request is
+ * the next request; and every second, the children zygote_reap_later
+ * was given that have exited. Only SPARE and SPARE_GONE come unasked: no request is
  * in flight while this holds z.lock. */
 static void watch_zygote(pid_t pid, int sock, int *status)
 {
     for (;;) {
         struct pollfd pfd = {.fd = sock, .events = POLLIN};
         int n = poll(&pfd, 1, 1000);
+        reap_exited();
         if (waitpid(pid, status, WNOHANG) == pid)
             return;
         int gone = n > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL));
@@ -460,6 +498,7 @@ static void *keeper_main(void *arg)
             struct timespec ts = {0, 20 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
+        reap_exited();
     }
     return NULL;
 }

@@ -47,6 +47,13 @@ void zygote_stop(void);
 pid_t zygote_spawn(const char *exe, char *const argv[], const int *fds, int nfds,
                    char *const envp[]);
 
+/* Reap pid, a child of this process that the caller no longer waits for
+ * (a probe child that already answered): now if it has exited, else
+ * within a second, by the keeper thread (or by a later call), so none is
+ * left a zombie while the server idles. Blocks until pid exits only if
+ * 64 such children are pending already. Any thread. */
+void zygote_reap_later(pid_t pid);
+
 /* The zygote's side (`vidq zygote`, called by main). */
 int zygote_main(int argc, char **argv);
 

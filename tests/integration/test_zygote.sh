@@ -17,7 +17,8 @@
 #   - idle (--spare-idle): once nothing came for that long the spares end
 #     and are reaped, leaving the zygote alone beside the server; the
 #     next upload (good or bad) is answered as before by a child forked
-#     on request, and the spares come back after it;
+#     on request, and the spares come back after it; no zombie is left
+#     while the server idles (an upload's probe child is reaped then);
 #   - a probe child that crashes (VIDQ_FAULT_PROBE=segv) is a 415 for that
 #     upload alone: the zygote lives on;
 #   - a job's child runs at --worker-nice once it runs (taken at the end
@@ -201,6 +202,9 @@ id=$(jq -r .id "$W/up.json")
 [ "$(wait_job "$BASE" "$id" "$W/job.json" 60)" = succeeded ] || fail "idle: job: $(jq -c .error "$W/job.json")"
 for _ in $(seq 40); do [ -z "$(children vidq-spare)" ] && break; sleep 0.1; done
 [ -z "$(children vidq-spare)" ] || fail "idle: the second round of spares did not end"
+# The upload's probe child answered and exited: reaped meanwhile, not
+# left a zombie until the next upload.
+[ -z "$(zombies)" ] || fail "idle: zombie children while idle: $(zombies) ($(ps -o pid,stat,comm --ppid "$PID" | tr '\n' ' '))"
 head -c 4096 /dev/urandom >"$W/junk.mp4"
 upload "$W/junk.mp4" thumbnail
 [ "$CODE" = 415 ] || fail "idle: junk upload without a spare: HTTP $CODE, want 415"
