@@ -113,6 +113,10 @@ mem() {
     "/proc/$1/smaps_rollup" 2>/dev/null || echo '?'
 }
 echo "children forked by the zygote: $forks"
+# A probe spare's warm-up (a probe of the built-in clip in a fresh child,
+# what each upload costs besides its own probe): its CPU so far
+# (schedstat, ns) and its page faults. It has done nothing else yet.
+[ -n "$spid" ] && echo "a probe spare's warm-up: $(awk '{ printf "%.1f ms CPU", $1 / 1e6 }' "/proc/$spid/schedstat"), $(awk '{ print $10 }' "/proc/$spid/stat") page faults"
 echo "memory: server $(mem "${pids[0]}"); zygote $(mem "$zpid"); a probe spare ${spid:-none} $( [ -n "$spid" ] && mem "$spid"); job spare ${jpid:-none} $( [ -n "$jpid" ] && mem "$jpid")"
 # Idle: after --spare-idle (5 s here) without a request the spares end,
 # and the server's only live child is the zygote.
