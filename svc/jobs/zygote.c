@@ -4,15 +4,17 @@
  *
  * DESIGN
  *   Server side: the keeper thread (started by zygote_start from the main
- *   thread) posix_spawns `vidq zygote --parent PID` with one end of a
- *   SOCK_SEQPACKET socketpair as fd 3, publishes the other end once the
- *   zygote sent READY, and waits for the zygote to die; then
- *   it starts another (after 100 ms), until zygote_stop. zygote_spawn sends one request under a mutex:
+ *   thread) posix_spawns `vidq zygote --parent PID --sandbox L
+ *   --spare-idle MS` with one end of a SOCK_SEQPACKET socketpair as fd 3,
+ *   publishes the other end once the zygote sent READY, and watches it
+ *   until it dies (reading the messages it sends between requests); then
+ *   it starts another (after 100 ms), until zygote_stop. zygote_spawn
+ *   sends one request under a mutex:
  *     struct request {argc, nfds, args "a\0b\0..."} + SCM_RIGHTS(nfds fds)
- *   and reads one REPLY (struct zmsg below): the child's pid, or -errno,
- *   noting any SPARE message that comes before it. No reply
- *   within 2 s, or a dead socket, and the request falls back to
- *   posix_spawn (the same argv, fds placed by file actions).
+ *   and reads one REPLY (struct zmsg, zygote_wire.h): the child's pid, or
+ *   -errno, noting any SPARE message that comes before it. No reply
+ *   within REPLY_TIMEOUT_MS, or a dead socket, and the request falls back
+ *   to posix_spawn (the same argv, fds placed by file actions).
  *   Zygote side: one thread, one loop: receive a request, clone with
  *   CLONE_PARENT|SIGCHLD (the child's parent is the server), reply the
  *   pid, close the received descriptors. EOF on the socket (the server is
