@@ -177,7 +177,7 @@ upload "$in" thumbnail
 curl -sf "$BASE/healthz" >/dev/null || fail "the server stopped answering"
 
 note "idle: the spares end after --spare-idle, and come back with the next upload"
-serve -- --spare-idle 1 || finish
+serve -- --spare-idle 2 || finish
 z5=$(zygote_pid)
 read -r s1 s2 rest <<<"$(spares)"
 [ -n "$s1" ] && [ -n "$s2" ] || fail "idle: no spares at start: $(ps -o pid,stat,comm --ppid "$PID" | tr '\n' ' ')"
@@ -185,9 +185,9 @@ j5=$(job_spare_pid)
 [ -n "$j5" ] || fail "idle: no job spare at start"
 # children NAME: the server's children called NAME, zombies included.
 children() { ps -o pid= -o comm= --ppid "$PID" | awk -v n="$1" '$2 == n { print $1 }' | tr '\n' ' '; }
-for _ in $(seq 40); do [ -z "$(children vidq-spare)$(children vidq-job-spare)" ] && break; sleep 0.1; done
+for _ in $(seq 80); do [ -z "$(children vidq-spare)$(children vidq-job-spare)" ] && break; sleep 0.1; done
 left="$(children vidq-spare)$(children vidq-job-spare)"
-[ -z "$left" ] || fail "idle: spares still there (or not reaped) 4 s after the last request: $left$(ps -o pid,stat,comm --ppid "$PID" | tr '\n' ' ')"
+[ -z "$left" ] || fail "idle: spares still there (or not reaped) 8 s after the last request: $left$(ps -o pid,stat,comm --ppid "$PID" | tr '\n' ' ')"
 [ "$(zygote_pid)" = "$z5" ] || fail "idle: the zygote changed ($z5 -> $(zygote_pid))"
 others=$(ps -o pid= -o comm= --ppid "$PID" | awk '$2 != "vidq-zygote"' | tr '\n' ' ')
 [ -z "$others" ] || fail "idle: the server has children besides the zygote: $others"
@@ -200,7 +200,7 @@ read -r v1 v2 rest <<<"$(spares)"
 [ -n "$(job_spare_pid)" ] || fail "idle: the job spare did not come back"
 id=$(jq -r .id "$W/up.json")
 [ "$(wait_job "$BASE" "$id" "$W/job.json" 60)" = succeeded ] || fail "idle: job: $(jq -c .error "$W/job.json")"
-for _ in $(seq 40); do [ -z "$(children vidq-spare)" ] && break; sleep 0.1; done
+for _ in $(seq 80); do [ -z "$(children vidq-spare)" ] && break; sleep 0.1; done
 [ -z "$(children vidq-spare)" ] || fail "idle: the second round of spares did not end"
 # The upload's probe child answered and exited: reaped meanwhile, not
 # left a zombie until the next upload.
