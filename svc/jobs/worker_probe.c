@@ -19,8 +19,8 @@
  * exit (tearing down a forked address space of ~180 libraries costs a few
  * ms). The child is reaped later (zygote_reap_later: within a second,
  * not left a zombie while the server idles); it has nothing left to do
- * but exit, and its exit status no longer matters. Without a whole reply the caller waits, since the status says
- * what went wrong.
+ * but exit, and its exit status no longer matters. Without a whole reply
+ * the caller waits, since the status says what went wrong.
  */
 #define _GNU_SOURCE
 #include "jobs/worker.h"

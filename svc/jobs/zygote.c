@@ -156,8 +156,7 @@ static pid_t spawn_direct(const char *exe, char *const argv[], const int *fds, i
     return rc == 0 ? pid : -rc;
 }
 
-int zygote_send_request(int sock, struct request *rq, size_t args_len, const int *fds,
-                        int nfds)
+int zygote_send_request(int sock, struct request *rq, size_t args_len, const int *fds, int nfds)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int) * ZYGOTE_MAX_FDS)];
@@ -462,11 +461,11 @@ static void *keeper_main(void *arg)
 int zygote_start(const char *exe, char *const envp[], unsigned sandbox_layers,
                  double spare_idle_s)
 {
-    z.spare_idle_ms = spare_idle_s <= 0 ? 0
-                      : spare_idle_s * 1000 >= SPARE_IDLE_MAX_MS ? SPARE_IDLE_MAX_MS
-                                                                  : (unsigned)(spare_idle_s * 1000 + 0.5);
-    if (spare_idle_s > 0 && z.spare_idle_ms == 0)
-        z.spare_idle_ms = 1;
+    double ms = spare_idle_s * 1000; /* 0: never; else at least 1 ms */
+    z.spare_idle_ms = ms <= 0                  ? 0
+                      : ms >= SPARE_IDLE_MAX_MS ? SPARE_IDLE_MAX_MS
+                      : ms < 1                  ? 1
+                                                : (unsigned)(ms + 0.5);
     z.exe = exe;
     z.envp = envp;
     z.layers = sandbox_layers;

@@ -34,8 +34,7 @@ enum { ZYGOTE_MAX_FDS = 8, ZYGOTE_MAX_ARGS = 32 };
  * the zygote ends the children it keeps forked ahead (0: never; see
  * zygote.c, DESIGN, Idle). Returns 0, or a negative errno (children are
  * then spawned directly). */
-int zygote_start(const char *exe, char *const envp[], unsigned sandbox_layers,
-                 double spare_idle_s);
+int zygote_start(const char *exe, char *const envp[], unsigned sandbox_layers, double spare_idle_s);
 
 /* Stop the keeper thread and the zygote. Call after every child ended. */
 void zygote_stop(void);

@@ -103,7 +103,9 @@ static int recv_request(int sock, struct request *rq, int fds[ZYGOTE_MAX_FDS], i
         struct cmsghdr align;
     } ctl;
     struct iovec iov = {.iov_base = rq, .iov_len = sizeof(*rq)};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = ctl.buf,
                          .msg_controllen = sizeof(ctl.buf)};
     ssize_t k;
     memset(rq, 0, sizeof(*rq));
@@ -258,8 +260,8 @@ static int let_spare_go(struct spare *sp)
  * the server's EOF) is there to read, 0 when the caller should look at
  * its spares again (the job spare is due, or some were let go), -1 if
  * the server is gone. */
-static int wait_for_request(int *need_job_spare, int *dormant, int *refill,
-                            int64_t last_request, unsigned idle_ms)
+static int wait_for_request(int *need_job_spare, int *dormant, int *refill, int64_t last_request,
+                            unsigned idle_ms)
 {
     struct pollfd pfd[1 + PROBE_SPARES + 1];
     int n = 0;
@@ -350,8 +352,8 @@ int zygote_main(int argc, char **argv)
     if (send_zmsg(ZMSG_READY, 0) < 0)
         return 0;
     int need_job_spare = 1;
-    int dormant = 0;       /* the spares were ended for idleness: none until a request */
-    int refill = 1;        /* 0 after a spare was found dead: replaced at the next request */
+    int dormant = 0; /* the spares were ended for idleness: none until a request */
+    int refill = 1;  /* 0 after a spare was found dead: replaced at the next request */
     int64_t last_request = mono_ms();
     for (;;) {
         while (!dormant && refill && n_probe_spares < PROBE_SPARES) {
@@ -402,10 +404,10 @@ int zygote_main(int argc, char **argv)
             if (zygote_send_request(sp.sock, &rq, len, fds, nfds) == 0) {
                 reply = sp.pid;
                 handed = 1;
-            } else if (send_zmsg(ZMSG_SPARE_GONE, sp.pid) < 0) {
+                close(sp.sock);
+            } else if (let_spare_go(&sp) < 0) {
                 return 0;
             }
-            close(sp.sock);
         }
         if (got > 0 && !probe && job_spare.sock < 0)
             need_job_spare = 1;

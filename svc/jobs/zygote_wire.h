@@ -43,7 +43,6 @@ struct zmsg {
 /* Send a request (its first offsetof(args) + args_len bytes) with nfds
  * descriptors; 0 or -1 with errno. Used by the server towards the zygote
  * and by the zygote towards its spare. */
-int zygote_send_request(int sock, struct request *rq, size_t args_len, const int *fds,
-                        int nfds);
+int zygote_send_request(int sock, struct request *rq, size_t args_len, const int *fds, int nfds);
 
 #endif

@@ -87,11 +87,11 @@ static const char counts_sql[] =
  * only once a checkpoint finished with no reader in the WAL: under
  * overlapping transactions that moment may never come, and the file grows
  * (it.test_retention_soak's 8 uploads at a time, once their probes ran off
- * the HTTP threads, took it past 18 MB). So past WAL_RESTART_PAGES a commit asks for a
- * RESTART checkpoint, which waits for the readers of the moment, but for
- * WAL_RESTART_WAIT_MS at most (a long read, such as a sweep of 100,000
- * rows, must not stall every commit): the next write then starts the log
- * again at its beginning. */
+ * the HTTP threads, took it past 18 MB). So past WAL_RESTART_PAGES a
+ * commit asks for a RESTART checkpoint, which waits for the readers of
+ * the moment, but for WAL_RESTART_WAIT_MS at most (a long read, such as a
+ * sweep of 100,000 rows, must not stall every commit): the next write
+ * then starts the log again at its beginning. */
 enum { WAL_AUTO_PAGES = 1000, WAL_RESTART_PAGES = 2000, WAL_RESTART_WAIT_MS = 20,
        BUSY_TIMEOUT_MS = 10000 };
 
@@ -119,7 +119,7 @@ static sqlite3 *conn_open(const char *path, char *err, size_t errlen)
                              NULL);
     if (rc != SQLITE_OK) {
         if (err)
-            snprintf(err, errlen, "cannot open %s: %s", path,
+            snprintf(err, errlen, "cannot open %.300s: %s", path,
                      db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);
         return NULL;
@@ -136,7 +136,7 @@ static sqlite3 *conn_open(const char *path, char *err, size_t errlen)
              (long)STORE_SQLITE_WAL_LIMIT);
     if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         if (err)
-            snprintf(err, errlen, "cannot set up %s: %s", path, msg ? msg : "?");
+            snprintf(err, errlen, "cannot set up %.300s: %s", path, msg ? msg : "?");
         sqlite3_free(msg);
         sqlite3_close(db);
         return NULL;

@@ -33,20 +33,9 @@
 
 #include <libavutil/mem.h>
 
-
 /* Below this many bytes a block is zeroed with memset: the two system
  * calls cost more than the few pages they could spare. */
 enum { LAZY_ZERO_MIN = 64 * 1024, PAGES_PER_CALL = 256 };
-
-static size_t page_size(void)
-{
-    static size_t pg;
-    if (!pg) {
-        long v = sysconf(_SC_PAGESIZE);
-        pg = v > 0 ? (size_t)v : 4096;
-    }
-    return pg;
-}
 
 /* Zero the whole pages [start, start + len): resident ones by memset,
  * the others by MADV_DONTNEED. */
@@ -80,7 +69,7 @@ void *av_mallocz(size_t size)
     char *p = av_malloc(size);
     if (!p)
         return NULL;
-    size_t pg = page_size();
+    size_t pg = (size_t)getpagesize();
     uintptr_t first = ((uintptr_t)p + pg - 1) & ~(uintptr_t)(pg - 1);
     uintptr_t end = ((uintptr_t)p + size) & ~(uintptr_t)(pg - 1);
     if (size < LAZY_ZERO_MIN || end <= first) {
