@@ -59,6 +59,16 @@
  *   competes with the set-up of the job that just took the last one, nor
  *   delays an upload's probe; a job that finds no spare is forked on
  *   request as before.
+ *   The hand-off: a spare says it took a request (one byte back on its
+ *   socket) before the zygote replies with its pid. A spare can die
+ *   with the request already queued on its socket (killed, the OOM
+ *   killer: a dying process keeps its sockets open until its memory is
+ *   torn down), and that must not cost the upload a 415 "crashed the
+ *   probe": a hang-up before the word means the request goes to the
+ *   next spare, or to a child forked here. A spare with no word within
+ *   HANDOFF_TIMEOUT_MS (stopped, stuck) is killed and let go the same
+ *   way, so no request is ever acted on twice. The wait is the rest of
+ *   the spare's warm-up at most, which the probe would wait anyway.
  *   Spares are the server's children (CLONE_PARENT) like the rest, so the
  *   zygote tells the server each one's pid (a SPARE message); a REPLY
  *   naming it hands it to the caller, a spare the zygote let go is named
@@ -98,8 +108,8 @@
 #include "common/log.h"
 #include "jobs/zygote_wire.h"
 
-/* How long the server waits for a reply, and for a new zygote's READY. */
-enum { REPLY_TIMEOUT_MS = 5000, READY_TIMEOUT_MS = 30000 };
+/* How long the server waits for a new zygote's READY. */
+enum { READY_TIMEOUT_MS = 30000 };
 
 static struct {
     pthread_mutex_t lock; /* sock, and one request at a time */

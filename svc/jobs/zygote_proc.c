@@ -197,6 +197,12 @@ static void spare_main(int sock, int probe)
     int fds[ZYGOTE_MAX_FDS], nfds = 0;
     if (recv_request(sock, &rq, fds, &nfds) <= 0)
         _exit(0); /* the zygote is gone, or sent nonsense: never a child */
+    /* Say the request is taken: until then the zygote may still give it
+     * to another child (DESIGN, The hand-off); if it no longer listens,
+     * it has (or will) and this spare must not act on it. */
+    char taken = 'T';
+    if (send(sock, &taken, 1, MSG_NOSIGNAL) != 1)
+        _exit(0);
     close(sock);
     child_run(&rq, fds, nfds);
 }
@@ -249,6 +255,33 @@ static int let_spare_go(struct spare *sp)
     close(sp->sock);
     sp->pid = sp->sock = -1;
     return rc;
+}
+
+/* Whether the spare sp took the request just sent to it (see DESIGN, The
+ * hand-off): 1 once it said so; 0 if its socket hung up first (it died,
+ * perhaps while the request was on its way: a kill, the OOM killer), or
+ * if it gave no word by deadline (stuck or stopped: it is killed, so it
+ * never acts on a request the zygote gives to another child). */
+static int spare_took(const struct spare *sp, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        struct pollfd pfd = {.fd = sp->sock, .events = POLLIN};
+        int n = poll(&pfd, 1, left > 0 ? (int)left : 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            kill(sp->pid, SIGKILL);
+            return 0;
+        }
+        char taken;
+        ssize_t k = recv(sp->sock, &taken, 1, MSG_DONTWAIT);
+        if (k == 1)
+            return 1;
+        if (k < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        return 0;
+    }
 }
 
 /* Wait for the server's next request, keeping the spares meanwhile (see
@@ -392,8 +425,12 @@ int zygote_main(int argc, char **argv)
             len += strlen(rq.args + len) + 1;
         /* Hand the request, whole, to a spare of its kind (the oldest
          * probe spare: the likeliest to have finished its warm-up). One
-         * found dead (it should not be) is let go: the server reaps it. */
-        while (got > 0 && !handed && (probe ? n_probe_spares > 0 : job_spare.sock >= 0)) {
+         * that does not take it (dead, or stuck: spare_took) is let go,
+         * the server reaps it, and the next is tried, until
+         * HANDOFF_TIMEOUT_MS; then the child is forked here. */
+        int64_t handoff_deadline = mono_ms() + HANDOFF_TIMEOUT_MS;
+        while (got > 0 && !handed && (probe ? n_probe_spares > 0 : job_spare.sock >= 0) &&
+               mono_ms() < handoff_deadline) {
             struct spare sp = probe ? probe_spares[0] : job_spare;
             if (probe) {
                 memmove(&probe_spares[0], &probe_spares[1],
@@ -401,7 +438,8 @@ int zygote_main(int argc, char **argv)
             } else {
                 job_spare.pid = job_spare.sock = -1;
             }
-            if (zygote_send_request(sp.sock, &rq, len, fds, nfds) == 0) {
+            if (zygote_send_request(sp.sock, &rq, len, fds, nfds) == 0 &&
+                spare_took(&sp, handoff_deadline)) {
                 reply = sp.pid;
                 handed = 1;
                 close(sp.sock);

@@ -31,6 +31,13 @@ enum { PROBE_SPARES = 2, SPARES_MAX = 8 };
  * with an upload's probe. */
 enum { JOB_SPARE_IDLE_MS = 20 };
 
+/* How long the server waits for the zygote's reply to a request before
+ * it gives up on that zygote; and how long the zygote waits for its
+ * spares to take a request (see DESIGN, The hand-off) before it forks
+ * the child itself: well under the server's wait, so a stuck spare costs
+ * an upload two seconds, never its zygote. */
+enum { REPLY_TIMEOUT_MS = 5000, HANDOFF_TIMEOUT_MS = 2000 };
+
 /* The longest --spare-idle (a day), so a deadline fits poll's int. */
 enum { SPARE_IDLE_MAX_MS = 86400 * 1000 };
 

@@ -6,7 +6,10 @@
 #   - the zygote keeps two warmed probe children ahead, `vidq-spare`, also
 #     direct children of the server; each upload's probe takes the oldest
 #     and a new one replaces it (never reused); a spare killed by hand is
-#     replaced and reaped, and the next uploads are still answered;
+#     replaced and reaped, and the next uploads are still answered; one
+#     that dies with the request on its way is passed over for the other
+#     (no 415), and one that never takes it (stopped) is killed after 2 s
+#     and the upload served all the same;
 #   - it keeps one bare job child ahead too, `vidq-job-spare`: the next
 #     job runs in it (its worker_pid is the spare's) and a new one
 #     replaces it; a job spare killed by hand is replaced and reaped, and
@@ -126,8 +129,49 @@ alive "$t2" && fail "the spare $t2 did not take the upload after $t1 was killed"
 for _ in $(seq 30); do [[ " $(zombies) " == *" $t1 "* ]] || break; sleep 0.1; done
 [[ " $(zombies) " == *" $t1 "* ]] && fail "the killed spare $t1 was never reaped"
 ps -p "$t1" >/dev/null 2>&1 && fail "the killed spare $t1 is still there ($(ps -o stat= -p "$t1"))"
-id=$(jq -r .id "$W/up.json")
-[ "$(wait_job "$BASE" "$id" "$W/job.json" 60)" = succeeded ] || fail "job after the spare churn: $(jq -c .error "$W/job.json")"
+if [ "$CODE" = 202 ]; then
+  id=$(jq -r .id "$W/up.json")
+  [ "$(wait_job "$BASE" "$id" "$W/job.json" 60)" = succeeded ] || fail "job after the spare churn: $(jq -c .error "$W/job.json")"
+fi
+
+# A spare that dies with the request already on its socket (a dying
+# process keeps its sockets until its memory is torn down): stopped, the
+# request sent to it, then killed. The zygote sees the hang-up before the
+# spare's word that it took it, and gives the request to the other spare.
+read -r s1 s2 rest <<<"$(spares)"
+a1=$(started "$s1"); a2=$(started "$s2")
+old=$s1 next=$s2
+[ -n "$a1" ] && [ -n "$a2" ] && [ "$a2" -lt "$a1" ] && { old=$s2; next=$s1; }
+if [ -n "$a1" ] && [ -n "$a2" ] && [ "$a1" != "$a2" ]; then
+  kill -STOP "$old"
+  upload "$in" thumbnail &
+  up_pid=$!
+  sleep 0.5
+  kill -9 "$old"
+  wait "$up_pid"
+  CODE=$(jq -r 'if .id then "202" else "error" end' "$W/up.json" 2>/dev/null || echo error)
+  [ "$CODE" = 202 ] || fail "upload handed to a spare that then died: $(head -c 300 "$W/up.json")"
+  [ "$(jq -r .input.video.width "$W/up.json")" = 640 ] || fail "the upload after a dying spare was not probed: $(head -c 300 "$W/up.json")"
+  for _ in $(seq 30); do alive "$next" || break; sleep 0.1; done
+  alive "$next" && fail "the other spare $next did not take the upload its dying sibling $old could not"
+  for _ in $(seq 30); do ps -p "$old" >/dev/null 2>&1 || break; sleep 0.1; done
+  ps -p "$old" >/dev/null 2>&1 && fail "the dead spare $old was not reaped"
+fi
+
+# A spare that never takes the request (stopped: stuck) is killed after
+# the zygote's hand-off wait (2 s), and the upload is served all the same.
+read -r s1 s2 rest <<<"$(spares)"
+a1=$(started "$s1"); a2=$(started "$s2")
+old=$s1
+[ -n "$a1" ] && [ -n "$a2" ] && [ "$a2" -lt "$a1" ] && old=$s2
+kill -STOP "$old"
+upload "$in" thumbnail
+[ "$CODE" = 202 ] || fail "upload with a stuck spare: HTTP $CODE $(head -c 300 "$W/up.json")"
+[ "$(jq -r .input.video.width "$W/up.json")" = 640 ] || fail "the upload past a stuck spare was not probed: $(head -c 300 "$W/up.json")"
+for _ in $(seq 30); do ps -p "$old" >/dev/null 2>&1 || break; sleep 0.1; done
+ps -p "$old" >/dev/null 2>&1 && { fail "the stuck spare $old was not killed and reaped ($(ps -o stat= -p "$old"))"; kill -9 "$old"; }
+read -r u1 u2 rest <<<"$(spares)"
+[ -n "$u1" ] && [ -n "$u2" ] && [ -z "$rest" ] || fail "not two spares after a stuck one: '$u1 $u2 $rest'"
 
 note "the job spare: one bare job child ahead, taken by the next job, replaced"
 j1=$(job_spare_pid)
