@@ -1,8 +1,8 @@
 /*
- * sched_internal.h - what the scheduler's two files share (internal to
+ * sched_internal.h - what the scheduler's three files share (internal to
  * svc/jobs/sched*.c; callers use sched.h): sched.c, the local queue, the
- * dispatcher and the runners; sched_nodes.c, the coordination of several
- * nodes on a shared store. The state and its locking are told in sched.c's
+ * dispatcher and the public calls; sched_runner.c, a running job's thread;
+ * sched_nodes.c, the coordination of several nodes on a shared store. The state and its locking are told in sched.c's
  * DESIGN comment.
  */
 #ifndef VIDQ_SCHED_INTERNAL_H
@@ -107,6 +107,25 @@ void sched_stop_job(struct sjob *j);           /* ask j's runner to stop now */
 void sched_notify(struct sched *s, const char *id, int final);
 void sched_count_move(struct sched *s, int from, int to); /* by_status; -1: none */
 int sched_from_store(int rc);                  /* STORE_E* -> SCHED_E* */
+
+/* Memory, for sched_runner.c (sched.c; caller holds s->lock): take j out
+ * of the id hash, keep it among the finished jobs, free a job no longer
+ * linked anywhere (NULL: nothing), and count a finished run's duration. */
+void sched_hash_remove(struct sched *s, struct sjob *j);
+void sched_finished_add(struct sched *s, struct sjob *j);
+void sched_sjob_free(struct sjob *j);
+void sched_count_duration(struct sched *s, double seconds);
+
+/* sched_runner.c: the thread of one running job, from the dispatcher's
+ * claim to its end in the store and in memory. arg is a malloc'd struct
+ * sched_runner, which it frees; its last act is to free the job's slot
+ * and ask the dispatcher to join it. */
+struct sched_runner {
+    struct sjob *j;
+    struct sched *s;
+    char id[JOB_ID_SIZE];
+};
+void *sched_runner_main(void *arg);
 
 /* The status cache's side of memory (sched.c; caller holds s->lock):
  * apply a row just read from the store (1 if memory changed, observers
