@@ -78,8 +78,11 @@ gaps=$(awk -F'\t' -v t0="$t0" -v t1="$t1" '
 read -r maxgap spread <<<"$gaps"
 note "largest gap between updates ${maxgap} s; updates span $spread of the run"
 fcmp "$maxgap" "<=" 1.0 || fail "progress lines ${maxgap} s apart (want several per second)"
+# Buffered output comes at the end, a span near 0; start-up and the end
+# (libraries, sandbox, the muxer's trailer) take a larger share of the run
+# on a loaded machine (0.498 seen under ASan beside three other tests).
 if fcmp "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" ">" 1.0; then
-  fcmp "$spread" ">=" 0.5 || fail "progress lines came in a burst (span $spread of the run): stdout not flushed per line?"
+  fcmp "$spread" ">=" 0.25 || fail "progress lines came in a burst (span $spread of the run): stdout not flushed per line?"
 fi
 
 # A failing run never says 100.

@@ -221,6 +221,10 @@ upload "$in" thumbnail
 curl -sf "$BASE/healthz" >/dev/null || fail "the server stopped answering"
 
 note "idle: the spares end after --spare-idle, and come back with the next upload"
+# A data folder of its own: the jobs the sections above left queued would
+# start here one after another (each a request to the zygote), and on a
+# loaded machine keep it from ever being idle for 2 s.
+D=$W/data-idle
 serve -- --spare-idle 2 || finish
 z5=$(zygote_pid)
 read -r s1 s2 rest <<<"$(spares)"
