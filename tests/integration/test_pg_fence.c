@@ -43,35 +43,6 @@ static char *submit(struct ts_server *s, const char *outputs)
     return ts_submit_outputs(s, "h264_aac_640x360_10s.mp4", outputs, NULL, 202, NULL);
 }
 
-/* SHA-256 (hex) of a file into out (empty when it cannot be read). */
-static void sha256_of(const char *file, char out[65])
-{
-    char line[256] = "";
-    out[0] = '\0';
-    if (ts_run(line, sizeof(line), "sha256sum '%s' 2>/dev/null", file) == 0 && strlen(line) >= 64)
-        snprintf(out, 65, "%.64s", line);
-}
-
-/* Download an output through s and give its SHA-256. */
-static void download_sha(const struct ts_server *s, const char *id, const char *name,
-                         const char *dir, char out[65])
-{
-    char path[512], file[4400];
-    snprintf(path, sizeof(path), "/v1/jobs/%s/outputs/%s", id, name);
-    snprintf(file, sizeof(file), "%s/dl-%s-%d", dir, id, s->port);
-    long st = ts_http_download(s, path, file);
-    TS_CHECK(st == 200, "download %s through %s: %ld", path, s->base, st);
-    sha256_of(file, out);
-    TS_CHECK(out[0], "no checksum of %s", file);
-    unlink(file);
-}
-
-static int is_dir(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 /* The entries of outputs/<id> (names, space-separated) into out. */
 static void list_outputs(const char *data, const char *id, char *out, size_t cap)
 {
@@ -92,15 +63,6 @@ static void write_junk(const char *path)
 /* A failed check exits: no frozen or running node may outlive the test. */
 static pid_t live[3];
 
-static void kill_leftovers(void)
-{
-    for (int i = 0; i < 3; i++)
-        if (live[i] > 0 && kill(live[i], 0) == 0) {
-            kill(live[i], SIGKILL);
-            kill(live[i], SIGCONT);
-        }
-}
-
 int main(void)
 {
     ts_pg_only("test_pg_fence");
@@ -118,7 +80,7 @@ int main(void)
     ts_server_start(&b, dir, flags);
     live[0] = a.pid;
     live[1] = b.pid;
-    atexit(kill_leftovers);
+    ts_kill_at_exit(live, 3);
 
     ts_hooks_register(&a, rport, "[\"job.succeeded\"]");
     struct ts_http r;
@@ -132,7 +94,7 @@ int main(void)
     live[2] = child;
     ts_wait_progress(taker, id, 0, 30);
     snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-1", dir, id);
-    TS_CHECK(is_dir(path), "attempt 1 writes in its own folder %s", path);
+    TS_CHECK(ts_is_dir(path), "attempt 1 writes in its own folder %s", path);
     /* The whole node freezes (a paused VM): server and job child. */
     TS_CHECK(kill(hung->pid, SIGSTOP) == 0 && kill(child, SIGSTOP) == 0, "SIGSTOP");
     json_t *j = ts_wait_job(taker, id, 90);
@@ -140,12 +102,12 @@ int main(void)
              "taken over and finished by the other node: %s", j ? json_dumps(j, 0) : "none");
     json_decref(j);
     char want[65], got[65], disk[65];
-    download_sha(taker, id, "med", dir, want);
+    ts_download_sha(taker, id, "med", dir, want);
     snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-2/med.mp4", dir, id);
-    sha256_of(path, disk);
+    ts_sha256_file(path, disk);
     TS_CHECK(strcmp(want, disk) == 0, "the download is attempt 2's file (%s vs %s)", want, disk);
     snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-1", dir, id);
-    TS_CHECK(!is_dir(path), "the hung attempt's folder was left after the takeover");
+    TS_CHECK(!ts_is_dir(path), "the hung attempt's folder was left after the takeover");
     printf("hung node: taken over and finished in %.1f s\n", ts_now() - t0);
 
     /* Back to life: its child goes on writing, its runner goes on. */
@@ -158,7 +120,7 @@ int main(void)
     TS_CHECK(ts_log_count(hung, needle) == 1, "the resumed node did not discard its attempt");
     ts_sleep_ms(1500); /* a late write or a duplicate delivery would come by now */
     for (int n = 0; n < 2; n++) {
-        download_sha(nodes[n], id, "med", dir, got);
+        ts_download_sha(nodes[n], id, "med", dir, got);
         TS_CHECK(strcmp(want, got) == 0, "node %c serves other bytes after the resume", 'A' + n);
         snprintf(path, sizeof(path), "/v1/jobs/%s", id);
         ts_http(nodes[n], &r, "GET", path, NULL, NULL, 0);
@@ -172,7 +134,7 @@ int main(void)
         json_decref(j);
     }
     snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-2/med.mp4", dir, id);
-    sha256_of(path, disk);
+    ts_sha256_file(path, disk);
     TS_CHECK(strcmp(want, disk) == 0, "attempt 2's file changed on disk");
     list_outputs(dir, id, listing, sizeof(listing));
     TS_CHECK(strcmp(listing, ".attempt-2 ") == 0, "outputs/%s holds: %s", id, listing);
@@ -193,22 +155,22 @@ int main(void)
     TS_CHECK(ts_server_stop(victim, SIGKILL, 10) == 128 + SIGKILL, "kill -9");
     live[k] = 0;
     snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-1", dir, kid);
-    TS_CHECK(is_dir(path), "the killed attempt left no folder (%s)", path);
+    TS_CHECK(ts_is_dir(path), "the killed attempt left no folder (%s)", path);
     j = ts_wait_job(survivor, kid, 90);
     TS_CHECK(j && strcmp(ts_job_status(j), "succeeded") == 0 && ts_job_attempts(j) == 2,
              "the killed node's job, finished by the other: %s", j ? json_dumps(j, 0) : "none");
     json_decref(j);
-    TS_CHECK(!is_dir(path), "the killed attempt's folder remains");
+    TS_CHECK(!ts_is_dir(path), "the killed attempt's folder remains");
     list_outputs(dir, kid, listing, sizeof(listing));
     TS_CHECK(strcmp(listing, ".attempt-2 ") == 0, "outputs/%s holds: %s", kid, listing);
-    download_sha(survivor, kid, "med", dir, want);
+    ts_download_sha(survivor, kid, "med", dir, want);
     snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-2/med.mp4", dir, kid);
-    sha256_of(path, disk);
+    ts_sha256_file(path, disk);
     TS_CHECK(strcmp(want, disk) == 0, "the download is attempt 2's file");
     char hls_want[65];
-    download_sha(survivor, kid, "h", dir, hls_want);
+    ts_download_sha(survivor, kid, "h", dir, hls_want);
     snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-2/h/master.m3u8", dir, kid);
-    sha256_of(path, disk);
+    ts_sha256_file(path, disk);
     TS_CHECK(strcmp(hls_want, disk) == 0, "the hls master is attempt 2's");
     /* Planted: a stale attempt's folder, and the pre-attempt layout. */
     snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-1", dir, kid);
@@ -221,9 +183,9 @@ int main(void)
     mkdir(path, 0755);
     snprintf(path, sizeof(path), "%s/outputs/%s/h/master.m3u8", dir, kid);
     write_junk(path);
-    download_sha(survivor, kid, "med", dir, got);
+    ts_download_sha(survivor, kid, "med", dir, got);
     TS_CHECK(strcmp(want, got) == 0, "a planted file was served");
-    download_sha(survivor, kid, "h", dir, got);
+    ts_download_sha(survivor, kid, "h", dir, got);
     TS_CHECK(strcmp(hls_want, got) == 0, "a planted hls master was served");
     /* A path that would reach into an attempt folder is refused. */
     snprintf(path, sizeof(path), "/v1/jobs/%s/outputs/h/..%%2F.attempt-1%%2Fmed.mp4", kid);

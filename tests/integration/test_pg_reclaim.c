@@ -24,8 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "ts_nodes.h"
 
@@ -40,32 +38,6 @@ static const char HOLD[] = "[{\"name\":\"hold\",\"container\":\"mp4\",\"video\":
 static char *submit(struct ts_server *s, const char *outputs)
 {
     return ts_submit_outputs(s, "h264_aac_640x360_10s.mp4", outputs, NULL, 202, NULL);
-}
-
-static void sha256_of(const char *file, char out[65])
-{
-    char line[256] = "";
-    out[0] = '\0';
-    if (ts_run(line, sizeof(line), "sha256sum '%s' 2>/dev/null", file) == 0 && strlen(line) >= 64)
-        snprintf(out, 65, "%.64s", line);
-}
-
-static void download_sha(const struct ts_server *s, const char *id, const char *dir, char out[65])
-{
-    char path[512], file[4400];
-    snprintf(path, sizeof(path), "/v1/jobs/%s/outputs/med", id);
-    snprintf(file, sizeof(file), "%s/dl-%s-%d", dir, id, s->port);
-    long st = ts_http_download(s, path, file);
-    TS_CHECK(st == 200, "download %s through %s: %ld", path, s->base, st);
-    sha256_of(file, out);
-    TS_CHECK(out[0], "no checksum of %s", file);
-    unlink(file);
-}
-
-static int is_dir(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
 /* The job's status through s, polled every 50 ms until it is want or
@@ -96,15 +68,6 @@ static int wait_log(const struct ts_server *s, const char *needle, double timeou
 /* A failed check exits: no frozen or running node may outlive the test. */
 static pid_t live[3];
 
-static void kill_leftovers(void)
-{
-    for (int i = 0; i < 3; i++)
-        if (live[i] > 0 && kill(live[i], 0) == 0) {
-            kill(live[i], SIGKILL);
-            kill(live[i], SIGCONT);
-        }
-}
-
 int main(void)
 {
     ts_pg_only("test_pg_reclaim");
@@ -121,7 +84,7 @@ int main(void)
         url);
     int rport = 0;
     int rpid = ts_hooks_start(dir, SECRET, log, sizeof(log), &rport);
-    atexit(kill_leftovers);
+    ts_kill_at_exit(live, 3);
 
     /* B alone first, so it is B that claims the job holding its slot. */
     struct ts_server a, b;
@@ -142,7 +105,7 @@ int main(void)
     live[2] = child;
     ts_wait_progress(&a, id, 0, 30);
     snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-1", dir, id);
-    TS_CHECK(is_dir(path), "attempt 1 writes in its own folder %s", path);
+    TS_CHECK(ts_is_dir(path), "attempt 1 writes in its own folder %s", path);
 
     /* A freezes past its lease; B requeues J and cannot claim it. */
     TS_CHECK(kill(a.pid, SIGSTOP) == 0 && kill(child, SIGSTOP) == 0, "SIGSTOP");
@@ -170,11 +133,11 @@ int main(void)
     ts_sleep_ms(1500); /* a late write or a duplicate delivery would come by now */
     char want[65], got[65];
     snprintf(path, sizeof(path), "%s/outputs/%s/.attempt-2/med.mp4", dir, id);
-    sha256_of(path, want);
+    ts_sha256_file(path, want);
     TS_CHECK(want[0], "no attempt 2 file %s", path);
     struct ts_server *nodes[2] = {&a, &b};
     for (int n = 0; n < 2; n++) {
-        download_sha(nodes[n], id, dir, got);
+        ts_download_sha(nodes[n], id, "med", dir, got);
         TS_EXPECT(strcmp(want, got) == 0, "node %c serves other bytes than attempt 2's", 'A' + n);
         j = ts_job_get(nodes[n], id, NULL);
         TS_EXPECT(j && strcmp(ts_job_status(j), "succeeded") == 0 && ts_job_attempts(j) == 2 &&

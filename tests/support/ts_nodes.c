@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -299,6 +301,54 @@ void ts_wait_delivered(const char *log, const char *id, const char *type, double
     while (ts_now() < deadline && ts_deliveries(log, id, type) == 0)
         ts_sleep_ms(100);
     TS_EXPECT(ts_deliveries(log, id, type) > 0, "%s of %s never delivered", type, id);
+}
+
+/* ------------------------------------------------------------ files */
+
+void ts_sha256_file(const char *file, char out[65])
+{
+    char line[256] = "";
+    out[0] = '\0';
+    if (ts_run(line, sizeof(line), "sha256sum '%s' 2>/dev/null", file) == 0 && strlen(line) >= 64)
+        snprintf(out, 65, "%.64s", line);
+}
+
+void ts_download_sha(const struct ts_server *s, const char *id, const char *name,
+                     const char *dir, char out[65])
+{
+    char path[512], file[4400];
+    snprintf(path, sizeof(path), "/v1/jobs/%s/outputs/%s", id, name);
+    snprintf(file, sizeof(file), "%s/dl-%s-%d", dir, id, s->port);
+    long st = ts_http_download(s, path, file);
+    TS_CHECK(st == 200, "download %s through %s: %ld", path, s->base, st);
+    ts_sha256_file(file, out);
+    TS_CHECK(out[0], "no checksum of %s", file);
+    unlink(file);
+}
+
+int ts_is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static pid_t *exit_pids;
+static int n_exit_pids;
+
+static void kill_exit_pids(void)
+{
+    for (int i = 0; i < n_exit_pids; i++)
+        if (exit_pids[i] > 0 && kill(exit_pids[i], 0) == 0) {
+            kill(exit_pids[i], SIGKILL);
+            kill(exit_pids[i], SIGCONT);
+        }
+}
+
+void ts_kill_at_exit(pid_t *pids, int n)
+{
+    exit_pids = pids;
+    n_exit_pids = n;
+    atexit(kill_exit_pids);
 }
 
 /* ------------------------------------------------------------ tus uploads */

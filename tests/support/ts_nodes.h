@@ -148,6 +148,25 @@ int ts_deliveries(const char *log, const char *id, const char *type);
  * counts a failure if none did. */
 void ts_wait_delivered(const char *log, const char *id, const char *type, double timeout_s);
 
+/* ------------------------------------------------------------ files */
+
+/* SHA-256 (hex) of a file into out (empty when it cannot be read). */
+void ts_sha256_file(const char *file, char out[65]);
+
+/* Download output name of job id through s (into dir, then removed) and
+ * give its SHA-256; aborts unless the answer is a 200 with a body. */
+void ts_download_sha(const struct ts_server *s, const char *id, const char *name,
+                     const char *dir, char out[65]);
+
+/* 1 if path is a folder. */
+int ts_is_dir(const char *path);
+
+/* At exit (a failed TS_CHECK included), SIGKILL then SIGCONT each pid of
+ * pids[0..n-1] that is > 0 and still there: a frozen node or job child
+ * must not outlive the test. The array is the caller's (static); set an
+ * entry to 0 once that process is gone, so a reused pid is never hit. */
+void ts_kill_at_exit(pid_t *pids, int n);
+
 /* ------------------------------------------------------------ tus uploads */
 
 /* Standard base64 of the string in into out (cap bytes; truncated to fit,
