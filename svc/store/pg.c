@@ -181,13 +181,23 @@ static void chomp(char *s)
             *p = ' ';
 }
 
-static PGconn *conn_open(const char *url, char *err, size_t errlen)
+/* Open a connection. lease_s > 0: the server ends this session's
+ * transaction once it sits idle for that long (a node paused mid-
+ * transaction, by SIGSTOP or a frozen VM, would otherwise hold its row
+ * locks for as long as its connection lives, and every other node's
+ * requeue of its jobs would wait on them: found by test_pg_reclaim). A
+ * healthy node's transactions last milliseconds; one stalled past its
+ * lease is presumed dead anyway, its writes refused. */
+static PGconn *conn_open(const char *url, double lease_s, char *err, size_t errlen)
 {
     /* Later keywords override earlier ones: the URL's own settings win
      * over these defaults (a dead host fails in 10 s, not the OS's TCP
      * timeout). */
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {"10", "vidq", url, NULL};
+    char options[80];
+    snprintf(options, sizeof(options), "-c idle_in_transaction_session_timeout=%ld",
+             lease_s > 0 ? (long)(lease_s * 1000) : 0L);
+    const char *const keys[] = {"connect_timeout", "application_name", "options", "dbname", NULL};
+    const char *const vals[] = {"10", "vidq", options, url, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c) {
         snprintf(err, errlen, "cannot connect to PostgreSQL: out of memory");
@@ -208,7 +218,11 @@ static PGconn *conn_open(const char *url, char *err, size_t errlen)
 static void *pg_conn_open(struct store *st)
 {
     char err[512];
-    PGconn *c = conn_open(pg(st)->url, err, sizeof(err));
+    struct pg_store *ps = pg(st);
+    pthread_mutex_lock(&ps->lock);
+    double lease = ps->lease;
+    pthread_mutex_unlock(&ps->lock);
+    PGconn *c = conn_open(ps->url, lease, err, sizeof(err));
     if (!c)
         log_error("store: %s", err);
     return c;
@@ -425,7 +439,7 @@ static int node_renew(PGconn *c, const char *node_id, double lease)
 /* Open the presence connection and take the node's lock on it. */
 static int presence_open(struct pg_store *st, char *err, size_t errlen)
 {
-    st->presence = conn_open(st->url, err, errlen);
+    st->presence = conn_open(st->url, 0, err, errlen);
     if (!st->presence)
         return STORE_EIO;
     struct store_params p = {{sp_text(st->node_id)}};
@@ -525,7 +539,7 @@ static int pg_open(const char *url, struct store **out, char *err, size_t errlen
         goto out;
     }
     ret = STORE_EIO;
-    c = conn_open(url, err, errlen);
+    c = conn_open(url, 0, err, errlen);
     if (!c)
         goto out;
     ret = schema_setup(c, err, errlen);
@@ -541,7 +555,9 @@ static int pg_open(const char *url, struct store **out, char *err, size_t errlen
         ret = STORE_EIO;
         goto out;
     }
-    store_pool_put(&st->base, c);
+    /* Not pooled: the pool's connections are opened with the lease
+     * (conn_open), which store_set_node_lease may change right after. */
+    PQfinish(c);
     c = NULL;
     if (pthread_create(&st->heartbeat, NULL, heartbeat_main, st) != 0) {
         snprintf(err, errlen, "cannot start the store's heartbeat thread");
@@ -625,7 +641,7 @@ static const char *const pg_sql[SQL_N] = {
 static void *pg_watch_open(struct store *base)
 {
     char err[512];
-    PGconn *c = conn_open(pg(base)->url, err, sizeof(err));
+    PGconn *c = conn_open(pg(base)->url, 0, err, sizeof(err));
     if (!c) {
         log_error("store: watch: %s", err);
         return NULL;
